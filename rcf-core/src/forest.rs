@@ -1,0 +1,656 @@
+//! [`RandomCutForest`]: the public face of the crate.
+
+use crate::config::{ForestBuilder, ForestConfig};
+use crate::error::{Error, Result, check_finite, check_len};
+use crate::point_store::PointStore;
+use crate::rng::TreeRng;
+use crate::sampler::{Offer, Sampler, SamplerParams};
+use crate::tree::visit::{complete, normaliser};
+use crate::tree::{NONE, Tree, TreeParams, TreeScratch};
+
+/// Re-base sampler keys once `λ·(t − epoch)` exceeds this (keeps `f32` keys precise).
+const REBASE_AFTER: f64 = 32.0;
+
+/// Points per parallel work item in [`RandomCutForest::score_many`]: small enough that the
+/// chunk's points and accumulators stay in L1 while one tree scores them all.
+const SCORE_CHUNK: usize = 512;
+
+/// A Random Cut Forest over a stream of points (see the [crate docs](crate)).
+///
+/// # Example
+///
+/// ```
+/// use rcf_core::RandomCutForest;
+///
+/// let mut forest = RandomCutForest::builder(1).shingle_size(4).seed(1).build()?;
+/// for t in 0..2_000 {
+///     let x = (t as f32 * 0.1).sin();
+///     forest.update(&[x])?;
+/// }
+/// let typical = forest.score(&[(2_000f32 * 0.1).sin()])?;
+/// let spike = forest.score(&[8.0])?;
+/// assert!(spike > 2.0 * typical);
+/// # Ok::<(), rcf_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RandomCutForest {
+    pub(crate) config: ForestConfig,
+    pub(crate) trees: Vec<Tree>,
+    pub(crate) samplers: Vec<Sampler>,
+    pub(crate) rngs: Vec<TreeRng>,
+    pub(crate) store: PointStore,
+    /// Inputs given to `update`/`process`.
+    pub(crate) entries_seen: u64,
+    /// Shingled points offered to the samplers (the sequence number of the next one).
+    pub(crate) points_seen: u64,
+    /// Sampler key epoch (see `sampler.rs`).
+    pub(crate) epoch: u64,
+    scratch: Scratch,
+}
+
+/// Reusable per-thread buffers for queries, so that [`RandomCutForest::score_with`] allocates
+/// nothing. Make one with [`RandomCutForest::scratch`]; it fits any forest of the same
+/// dimension.
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    tree: TreeScratch,
+    query: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(dims: usize) -> Self {
+        Self {
+            tree: TreeScratch::new(dims),
+            query: vec![0.0; dims],
+        }
+    }
+
+    fn fit(&mut self, dims: usize) {
+        if self.query.len() != dims {
+            *self = Self::new(dims);
+        }
+    }
+}
+
+/// Per-dimension contributions to a score (rcf-reference §6): `high[i]` is the part due to the
+/// point lying above what the forest has seen in dimension `i`, `low[i]` below. The entries sum
+/// to the score.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Attribution {
+    high: Vec<f64>,
+    low: Vec<f64>,
+    input_dims: usize,
+}
+
+impl Attribution {
+    /// Number of dimensions (the forest's, `input_dims * shingle_size`).
+    pub fn dimensions(&self) -> usize {
+        self.high.len()
+    }
+
+    /// Contribution of dimension `i` being high.
+    ///
+    /// # Panics
+    ///
+    /// If `i >= self.dimensions()`.
+    pub fn high(&self, i: usize) -> f64 {
+        self.high[i]
+    }
+
+    /// Contribution of dimension `i` being low.
+    ///
+    /// # Panics
+    ///
+    /// If `i >= self.dimensions()`.
+    pub fn low(&self, i: usize) -> f64 {
+        self.low[i]
+    }
+
+    /// All `high` contributions.
+    pub fn highs(&self) -> &[f64] {
+        &self.high
+    }
+
+    /// All `low` contributions.
+    pub fn lows(&self) -> &[f64] {
+        &self.low
+    }
+
+    /// Sum of all contributions: the score.
+    pub fn total(&self) -> f64 {
+        self.high.iter().sum::<f64>() + self.low.iter().sum::<f64>()
+    }
+
+    /// Folds a shingled attribution onto the inputs: entry `j` sums dimension `j` of every
+    /// shingle slice. With shingle size 1 this is a copy.
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).shingle_size(3).build()?;
+    /// for t in 0..500 { forest.update(&[t as f32 % 7.0, 1.0])?; }
+    /// let a = forest.attribution(&[3.0, 9.0])?;
+    /// let per_input = a.fold_shingle();
+    /// assert_eq!(per_input.dimensions(), 2);
+    /// assert!((per_input.total() - a.total()).abs() < 1e-9);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
+    pub fn fold_shingle(&self) -> Attribution {
+        let n = self.input_dims;
+        let mut high = vec![0.0; n];
+        let mut low = vec![0.0; n];
+        for (i, (h, l)) in self.high.iter().zip(&self.low).enumerate() {
+            high[i % n] += h;
+            low[i % n] += l;
+        }
+        Attribution {
+            high,
+            low,
+            input_dims: n,
+        }
+    }
+}
+
+impl RandomCutForest {
+    /// Starts building a forest over points of `input_dims` values.
+    pub fn builder(input_dims: usize) -> ForestBuilder {
+        ForestBuilder::new(input_dims)
+    }
+
+    pub(crate) fn from_config(config: ForestConfig) -> Self {
+        let n = config.num_trees;
+        let capacity = config.sample_size;
+        Self {
+            trees: (0..n).map(|_| Tree::new(capacity)).collect(),
+            samplers: (0..n).map(|_| Sampler::new(capacity)).collect(),
+            rngs: (0..n).map(|i| TreeRng::for_tree(config.seed, i)).collect(),
+            store: PointStore::new(
+                config.input_dims,
+                config.shingle_size,
+                2 * capacity + config.shingle_size,
+            ),
+            entries_seen: 0,
+            points_seen: 0,
+            epoch: 0,
+            scratch: Scratch::new(config.dimensions),
+            config,
+        }
+    }
+
+    /// The validated parameters.
+    pub fn config(&self) -> &ForestConfig {
+        &self.config
+    }
+
+    /// Dimension of the forest's points (`input_dims * shingle_size`).
+    pub fn dimensions(&self) -> usize {
+        self.config.dimensions
+    }
+
+    /// Values per `update`/`score` call.
+    pub fn input_dims(&self) -> usize {
+        self.config.input_dims
+    }
+
+    /// Inputs given to [`update`](Self::update) / [`process`](Self::process) so far.
+    pub fn entries_seen(&self) -> u64 {
+        self.entries_seen
+    }
+
+    /// Whether scores are being produced: at least `output_after` points have been offered.
+    /// Before that, scores are 0.
+    pub fn is_ready(&self) -> bool {
+        self.points_seen >= self.config.output_after
+    }
+
+    /// New scratch buffers for [`score_with`](Self::score_with).
+    pub fn scratch(&self) -> Scratch {
+        Scratch::new(self.dimensions())
+    }
+
+    pub(crate) fn tree_params(&self) -> TreeParams {
+        TreeParams {
+            dims: self.config.dimensions,
+            capacity: self.config.sample_size,
+            box_min_mass: self.config.box_cache_min_mass,
+        }
+    }
+
+    fn sampler_params(&self) -> SamplerParams {
+        SamplerParams {
+            capacity: self.config.sample_size,
+            time_decay: self.config.time_decay,
+            initial_accept_fraction: self.config.initial_accept_fraction,
+        }
+    }
+
+    /// Writes the forest point for input `x` (the newest `shingle_size - 1` inputs, then `x`)
+    /// into `out`; false if fewer than `shingle_size - 1` inputs have been seen.
+    fn build_query(&self, x: &[f32], out: &mut [f32]) -> bool {
+        let k = self.config.shingle_size;
+        if self.entries_seen + 1 < k as u64 {
+            return false;
+        }
+        let head = self.config.dimensions - x.len();
+        out[..head].copy_from_slice(self.store.tail(k - 1));
+        out[head..].copy_from_slice(x);
+        true
+    }
+
+    /// Adds `x` (the newest `input_dims` values) to the stream: with shingling, the forest point
+    /// is the last `shingle_size` inputs; each tree's sampler decides whether to keep it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] if `x.len()` is not `input_dims`; [`Error::NonFinite`] if a
+    /// value is NaN or infinite. The forest is unchanged on error.
+    pub fn update(&mut self, x: &[f32]) -> Result<()> {
+        self.process_inner(x, false).map(|_| ())
+    }
+
+    /// Scores `x` as [`score`](Self::score) would, then adds it as [`update`](Self::update)
+    /// would, in one pass: trees that admit the point reuse the scoring walk to insert it.
+    /// This is the streaming fast path.
+    ///
+    /// # Errors
+    ///
+    /// As [`update`](Self::update).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(1).shingle_size(8).build()?;
+    /// let mut last = 0.0;
+    /// for t in 0..1_000 {
+    ///     last = forest.process(&[(t as f32 / 10.0).sin()])?;
+    /// }
+    /// assert!(last > 0.0 && last < 3.0);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
+    pub fn process(&mut self, x: &[f32]) -> Result<f64> {
+        self.process_inner(x, true)
+    }
+
+    fn process_inner(&mut self, x: &[f32], want_score: bool) -> Result<f64> {
+        check_len(x, self.config.input_dims)?;
+        check_finite(x)?;
+        let mut sc = std::mem::take(&mut self.scratch);
+        sc.fit(self.config.dimensions);
+        let has_point = self.build_query(x, &mut sc.query);
+        self.store.push_unit(x);
+        self.entries_seen += 1;
+        let mut score = 0.0;
+        if has_point {
+            score = self.offer_point(&mut sc, want_score);
+        }
+        self.maintain();
+        self.scratch = sc;
+        Ok(score)
+    }
+
+    /// Offers the point in `sc.query` (already appended to the store) to every tree, scoring
+    /// it first when asked and ready.
+    fn offer_point(&mut self, sc: &mut Scratch, want_score: bool) -> f64 {
+        let t = self.points_seen;
+        let score_it = want_score && self.is_ready();
+        let start = self.store.newest_point();
+        let params = self.tree_params();
+        let sp = self.sampler_params();
+        let epoch = self.epoch;
+        let Scratch { tree: tsc, query } = sc;
+        let q: &[f32] = query;
+        let mut total = 0.0;
+        for ((tree, sampler), rng) in self.trees.iter_mut().zip(&mut self.samplers).zip(&mut self.rngs)
+        {
+            let offer = sampler.offer(t, epoch, rng, &sp);
+            let admit = offer != Offer::Reject;
+            let mut leaf = NONE;
+            if score_it || admit {
+                let walk = tree.score_walk(q, &self.store, tsc, admit);
+                if score_it {
+                    total += walk.score * normaliser(tree.mass());
+                }
+                leaf = walk.leaf;
+            }
+            if let Offer::Admit { key, evict } = offer {
+                let held = tree.insert_along(q, start, leaf, true, &params, &self.store, rng, tsc);
+                if let Some(gone) = sampler.commit(held, key, evict, t, epoch, rng, &sp) {
+                    tree.delete(gone, &params, &self.store, tsc);
+                }
+            }
+        }
+        self.points_seen += 1;
+        total / self.config.num_trees as f64
+    }
+
+    /// Re-bases sampler keys and compacts the point store when due.
+    fn maintain(&mut self) {
+        let lambda = self.config.time_decay;
+        let shift = lambda * (self.points_seen - self.epoch) as f64;
+        if shift > REBASE_AFTER {
+            for s in &mut self.samplers {
+                s.rebase(shift);
+            }
+            self.epoch = self.points_seen;
+        }
+        if self.store.needs_compaction() {
+            let mut live: Vec<u32> = self.trees.iter().flat_map(Tree::live_points).collect();
+            let remap = self.store.compact(&mut live);
+            for tree in &mut self.trees {
+                tree.remap_points(|p| remap.apply(p));
+            }
+        }
+    }
+
+    /// Scores `x` (the newest `input_dims` values; with shingling, combined with the newest
+    /// `shingle_size - 1` inputs already seen) without changing the forest.
+    ///
+    /// Higher means more anomalous: points like the sample score about 1, points isolated at
+    /// the root up to `log2(1 + sample_size)`. The score is exactly the reference's (expected
+    /// inverse depth with the seen/unseen/damp rules and the `log2(1 + mass)` normaliser,
+    /// rcf-reference §5), averaged over trees. 0 until [`is_ready`](Self::is_ready).
+    ///
+    /// Allocates scratch space per call; [`score_with`](Self::score_with) does not.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] if `x.len()` is not `input_dims`; [`Error::NonFinite`] if
+    /// a value is NaN or infinite.
+    pub fn score(&self, x: &[f32]) -> Result<f64> {
+        self.score_with(&mut self.scratch(), x)
+    }
+
+    /// [`score`](Self::score) with caller-provided scratch buffers (no allocation).
+    ///
+    /// # Errors
+    ///
+    /// As [`score`](Self::score).
+    pub fn score_with(&self, scratch: &mut Scratch, x: &[f32]) -> Result<f64> {
+        check_len(x, self.config.input_dims)?;
+        check_finite(x)?;
+        scratch.fit(self.config.dimensions);
+        if !self.is_ready() || !self.build_query(x, &mut scratch.query) {
+            return Ok(0.0);
+        }
+        let Scratch { tree: tsc, query } = scratch;
+        let mut total = 0.0;
+        for tree in &self.trees {
+            total += tree.score_walk(query, &self.store, tsc, false).score * normaliser(tree.mass());
+        }
+        Ok(total / self.config.num_trees as f64)
+    }
+
+    /// Per-dimension attribution of [`score`](Self::score)`(x)`: its entries sum to the score.
+    ///
+    /// # Errors
+    ///
+    /// As [`score`](Self::score).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(3).seed(2).build()?;
+    /// for t in 0..1_000 {
+    ///     let t = t as f32;
+    ///     forest.update(&[t.sin(), t.cos(), 0.5])?;
+    /// }
+    /// let a = forest.attribution(&[0.0, 0.0, 9.0])?;
+    /// // the third value is far above what the forest has seen
+    /// assert!(a.high(2) > 0.5 * a.total());
+    /// assert!((a.total() - forest.score(&[0.0, 0.0, 9.0])?).abs() < 1e-9);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
+    pub fn attribution(&self, x: &[f32]) -> Result<Attribution> {
+        check_len(x, self.config.input_dims)?;
+        check_finite(x)?;
+        let dims = self.config.dimensions;
+        let mut high = vec![0.0; dims];
+        let mut low = vec![0.0; dims];
+        let mut sc = self.scratch();
+        if self.is_ready() && self.build_query(x, &mut sc.query) {
+            let weight = 1.0 / self.config.num_trees as f64;
+            for tree in &self.trees {
+                tree.attribution_walk(&sc.query, &self.store, &mut sc.tree, weight, &mut high, &mut low);
+            }
+        }
+        Ok(Attribution {
+            high,
+            low,
+            input_dims: self.config.input_dims,
+        })
+    }
+
+    /// Scores a batch of full-dimension points (row-major, `dimensions()` values each) against
+    /// the forest as it is, without changing it. No shingling is applied: each row is a forest
+    /// point. Uses all cores with the `parallel` feature; results are bit-identical with any
+    /// number of threads (each point's tree scores are summed in tree order).
+    ///
+    /// Work is tree-major: one tree scores a chunk of points before the next tree is touched, so
+    /// the tree stays in cache.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyInput`] for an empty batch, [`Error::BatchShape`] if the length is not a
+    /// multiple of `dimensions()`, [`Error::NonFinite`] (with the index into `points`) for NaN
+    /// or infinite values.
+    pub fn score_many(&self, points: &[f32]) -> Result<Vec<f64>> {
+        let dims = self.config.dimensions;
+        if points.is_empty() {
+            return Err(Error::EmptyInput { name: "points" });
+        }
+        if points.len() % dims != 0 {
+            return Err(Error::BatchShape {
+                len: points.len(),
+                dimensions: dims,
+            });
+        }
+        check_finite(points)?;
+        let n = points.len() / dims;
+        let mut out = vec![0.0; n];
+        if !self.is_ready() {
+            return Ok(out);
+        }
+        let run = |sc: &mut TreeScratch, pts: &[f32], acc: &mut [f64]| {
+            for tree in &self.trees {
+                let norm = normaliser(tree.mass());
+                for (p, a) in pts.chunks_exact(dims).zip(acc.iter_mut()) {
+                    *a += tree.score_walk(p, &self.store, sc, false).score * norm;
+                }
+            }
+            let k = self.config.num_trees as f64;
+            acc.iter_mut().for_each(|a| *a /= k);
+        };
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            out.par_chunks_mut(SCORE_CHUNK)
+                .zip(points.par_chunks(SCORE_CHUNK * dims))
+                .for_each_init(|| TreeScratch::new(dims), |sc, (acc, pts)| run(sc, pts, acc));
+        }
+        #[cfg(not(feature = "parallel"))]
+        {
+            let mut sc = TreeScratch::new(dims);
+            for (acc, pts) in out.chunks_mut(SCORE_CHUNK).zip(points.chunks(SCORE_CHUNK * dims)) {
+                run(&mut sc, pts, acc);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fills the NaN values of `x` (the newest `input_dims` values) from the forest, the way
+    /// the reference does (rcf-reference §7): each tree follows both branches of cuts on
+    /// missing values and proposes the completion from the leaf with the lowest score; the
+    /// result is the per-value median over trees. Returns `x` with its NaNs replaced.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] for a wrong length, [`Error::NonFinite`] for an infinite
+    /// value, [`Error::NothingToImpute`] if `x` has no NaN or the forest holds no points yet
+    /// (or too few inputs to complete a shingle).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).seed(3).build()?;
+    /// for t in 0..2_000 {
+    ///     let a = (t % 10) as f32;
+    ///     forest.update(&[a, 2.0 * a])?; // the second value is twice the first
+    /// }
+    /// let filled = forest.impute(&[4.0, f32::NAN])?;
+    /// assert!((filled[1] - 8.0).abs() <= 2.0);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
+    pub fn impute(&self, x: &[f32]) -> Result<Vec<f32>> {
+        check_len(x, self.config.input_dims)?;
+        if let Some(index) = x.iter().position(|v| v.is_infinite()) {
+            return Err(Error::NonFinite {
+                index,
+                value: x[index],
+            });
+        }
+        if !x.iter().any(|v| v.is_nan()) {
+            return Err(Error::NothingToImpute {
+                reason: "the point has no NaN value",
+            });
+        }
+        let mut sc = self.scratch();
+        if self.trees.iter().all(|t| t.mass() == 0) || !self.build_query(x, &mut sc.query) {
+            return Err(Error::NothingToImpute {
+                reason: "the forest holds no complete point yet",
+            });
+        }
+        let dims = self.config.dimensions;
+        let head = dims - x.len();
+        let missing: Vec<usize> = (0..x.len()).filter(|&i| x[i].is_nan()).collect();
+        let mut proposals: Vec<Vec<f32>> = vec![Vec::with_capacity(self.trees.len()); missing.len()];
+        let mut filled = vec![0.0f32; dims];
+        for tree in &self.trees {
+            let leaf = tree.impute_walk(&sc.query, &self.store, &mut sc.tree);
+            if leaf == NONE {
+                continue;
+            }
+            complete(&sc.query, self.store.point(tree.leaf_point(leaf)), &mut filled);
+            for (k, &i) in missing.iter().enumerate() {
+                proposals[k].push(filled[head + i]);
+            }
+        }
+        let mut out = x.to_vec();
+        for (k, &i) in missing.iter().enumerate() {
+            out[i] = median(&mut proposals[k]);
+        }
+        Ok(out)
+    }
+
+    /// Bytes of heap memory this forest holds (capacities, not lengths), plus the struct itself.
+    pub fn memory_usage(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.trees.iter().map(Tree::memory_bytes).sum::<usize>()
+            + self.trees.capacity() * std::mem::size_of::<Tree>()
+            + self.samplers.iter().map(Sampler::memory_bytes).sum::<usize>()
+            + self.samplers.capacity() * std::mem::size_of::<Sampler>()
+            + self.rngs.capacity() * std::mem::size_of::<TreeRng>()
+            + self.store.memory_bytes()
+            + self.config.dimensions * 4 * 8 // scratch
+    }
+
+    /// Points each tree currently holds (with multiplicity), in tree order.
+    pub fn tree_masses(&self) -> Vec<u32> {
+        self.trees.iter().map(Tree::mass).collect()
+    }
+
+    /// Verifies every internal invariant (tree structure, masses, routing, cached boxes,
+    /// sampler/tree agreement, point store bounds). Cheap enough for tests, not for hot loops.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::State`] with [`StateError::Inconsistent`](crate::StateError::Inconsistent)
+    /// describing the first violation; a forest built and updated through this API always
+    /// passes.
+    pub fn check_invariants(&self) -> Result<()> {
+        self.check(true)
+            .map_err(|e| Error::State(crate::StateError::Inconsistent(e)))
+    }
+
+    pub(crate) fn check(&self, check_boxes: bool) -> std::result::Result<(), String> {
+        let c = &self.config;
+        if self.trees.len() != c.num_trees || self.samplers.len() != c.num_trees || self.rngs.len() != c.num_trees {
+            return Err("number of trees, samplers and generators differs from num_trees".into());
+        }
+        self.store.check(c.input_dims, c.shingle_size)?;
+        if self.points_seen > self.entries_seen || self.epoch > self.points_seen {
+            return Err("counters are inconsistent".into());
+        }
+        let expected_points = self.entries_seen.saturating_sub(c.shingle_size as u64 - 1);
+        if self.points_seen != expected_points {
+            return Err("points seen does not match inputs seen and shingle size".into());
+        }
+        if (self.store.len_units() as u64) < self.entries_seen.min(c.shingle_size as u64 - 1) {
+            return Err("point store lost the current shingle".into());
+        }
+        let params = self.tree_params();
+        for (i, (tree, sampler)) in self.trees.iter().zip(&self.samplers).enumerate() {
+            sampler.check(c.sample_size).map_err(|e| format!("tree {i}: {e}"))?;
+            if sampler.len() >= c.sample_size && sampler.next_accept() < self.points_seen {
+                return Err(format!("tree {i}: sampler schedule is in the past"));
+            }
+            tree.check(&params, &self.store, sampler.leaves(), check_boxes)
+                .map_err(|e| format!("tree {i}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds all cached boxes (after restoring a state).
+    pub(crate) fn rebuild_boxes(&mut self) {
+        let params = self.tree_params();
+        let mut sc = TreeScratch::new(params.dims);
+        for tree in &mut self.trees {
+            tree.rebuild_boxes(&params, &self.store, &mut sc);
+        }
+    }
+
+    /// Reassembles a forest from restored parts (scratch is rebuilt).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        config: ForestConfig,
+        trees: Vec<Tree>,
+        samplers: Vec<Sampler>,
+        rngs: Vec<TreeRng>,
+        store: PointStore,
+        entries_seen: u64,
+        points_seen: u64,
+        epoch: u64,
+    ) -> Self {
+        let scratch = Scratch::new(config.dimensions);
+        Self {
+            config,
+            trees,
+            samplers,
+            rngs,
+            store,
+            entries_seen,
+            points_seen,
+            epoch,
+            scratch,
+        }
+    }
+
+    /// Average depth of the sampled points over all trees (a diagnostic).
+    #[cfg(test)]
+    pub(crate) fn average_depth(&self) -> f64 {
+        self.trees.iter().map(Tree::average_depth).sum::<f64>() / self.trees.len() as f64
+    }
+}
+
+/// Median of `v` (mean of the two middle values for an even count); `v` is reordered.
+fn median(v: &mut [f32]) -> f32 {
+    v.sort_by(f32::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        ((f64::from(v[n / 2 - 1]) + f64::from(v[n / 2])) / 2.0) as f32
+    }
+}

@@ -1,0 +1,219 @@
+//! The forest's shared point arena.
+//!
+//! Every input (`input_dims` floats, one *unit*) is appended to one flat `Vec<f32>`. A point of
+//! the forest is `shingle_size` consecutive units, so consecutive shingled points share all but
+//! one unit: a shingle-8 stream stores one float per point instead of eight. Leaves refer to a
+//! point by the index of its first unit (`u32`).
+//!
+//! The arena only grows between compactions. When it reaches its capacity, [`compact`]
+//! keeps the units that some leaf's point covers plus the newest `shingle_size - 1` units (the
+//! start of the next shingle), in order, and rewrites the leaves' indices. Capacity is then set
+//! to 1.5 × what is live (at least a small floor), so compaction cost amortises to a few
+//! operations per update and memory stays within about 1.5 × the live set.
+//!
+//! [`compact`]: PointStore::compact
+
+use serde::{Deserialize, Serialize};
+
+/// Minimum growth room, in units, after a compaction.
+const MIN_HEADROOM_UNITS: usize = 256;
+
+/// Shared, shingle-aware point storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PointStore {
+    /// Floats per unit (`input_dims`).
+    unit: usize,
+    /// Units per point (`shingle_size`).
+    units_per_point: usize,
+    /// The arena.
+    values: Vec<f32>,
+    /// Units appended since the last compaction that may be kept by the next one only if live.
+    /// Compaction is due once `len_units() >= capacity_units`.
+    capacity_units: usize,
+}
+
+impl PointStore {
+    pub(crate) fn new(unit: usize, units_per_point: usize, initial_capacity_units: usize) -> Self {
+        let capacity_units = initial_capacity_units.max(MIN_HEADROOM_UNITS);
+        Self {
+            unit,
+            units_per_point,
+            values: Vec::with_capacity(capacity_units * unit),
+            capacity_units,
+        }
+    }
+
+    /// Number of units stored.
+    #[inline]
+    pub(crate) fn len_units(&self) -> usize {
+        self.values.len() / self.unit
+    }
+
+    /// Dimension of a point.
+    #[inline]
+    pub(crate) fn dimensions(&self) -> usize {
+        self.unit * self.units_per_point
+    }
+
+    /// The point whose first unit is `start`.
+    #[inline]
+    pub(crate) fn point(&self, start: u32) -> &[f32] {
+        let begin = start as usize * self.unit;
+        &self.values[begin..begin + self.dimensions()]
+    }
+
+    /// The newest `n` units, oldest first (fewer if fewer are stored).
+    pub(crate) fn tail(&self, n: usize) -> &[f32] {
+        let n = n.min(self.len_units());
+        &self.values[self.values.len() - n * self.unit..]
+    }
+
+    /// Appends one unit and returns its index.
+    ///
+    /// The caller (the forest) compacts when [`needs_compaction`](Self::needs_compaction) says
+    /// so; until then this may grow the arena past its nominal capacity without harm.
+    pub(crate) fn push_unit(&mut self, unit: &[f32]) -> u32 {
+        debug_assert_eq!(unit.len(), self.unit);
+        let index = self.len_units();
+        self.values.extend_from_slice(unit);
+        index as u32
+    }
+
+    /// Index of the point made of the newest `units_per_point` units.
+    #[inline]
+    pub(crate) fn newest_point(&self) -> u32 {
+        (self.len_units() - self.units_per_point) as u32
+    }
+
+    pub(crate) fn needs_compaction(&self) -> bool {
+        self.len_units() >= self.capacity_units
+    }
+
+    /// Keeps only the units covered by the points in `live_starts` (which it sorts) and the
+    /// newest `units_per_point - 1` units; returns a function mapping an old point index to the
+    /// new one through `remap`, which the caller applies to every leaf.
+    ///
+    /// Allocates two temporary buffers; called rarely (amortised over `capacity / 3` updates).
+    pub(crate) fn compact(&mut self, live_starts: &mut Vec<u32>) -> Remap {
+        let len = self.len_units();
+        let k = self.units_per_point;
+        let mut keep = vec![false; len];
+        for &s in live_starts.iter() {
+            let s = s as usize;
+            keep[s..s + k].iter_mut().for_each(|b| *b = true);
+        }
+        let tail = (k - 1).min(len);
+        keep[len - tail..].iter_mut().for_each(|b| *b = true);
+
+        let mut new_index = Vec::with_capacity(len);
+        let mut next = 0u32;
+        let mut write = 0usize;
+        for (old, &kept) in keep.iter().enumerate() {
+            new_index.push(next);
+            if kept {
+                if write != old {
+                    let (src, dst) = (old * self.unit, write * self.unit);
+                    self.values.copy_within(src..src + self.unit, dst);
+                }
+                write += 1;
+                next += 1;
+            }
+        }
+        self.values.truncate(write * self.unit);
+        let live = write;
+        self.capacity_units = (live + live / 2).max(live + MIN_HEADROOM_UNITS);
+        self.values.shrink_to(self.capacity_units * self.unit);
+        self.values
+            .reserve_exact(self.capacity_units * self.unit - self.values.len());
+        live_starts.clear();
+        Remap { new_index }
+    }
+
+    /// Bytes held (capacity, not length).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.values.capacity() * std::mem::size_of::<f32>()
+    }
+
+    /// Checks the invariants a restored state must satisfy for `point` never to go out of
+    /// bounds.
+    pub(crate) fn check(&self, unit: usize, units_per_point: usize) -> Result<(), String> {
+        if self.unit != unit || self.units_per_point != units_per_point {
+            return Err(format!(
+                "point store shape {}x{} does not match the configuration {}x{}",
+                self.unit, self.units_per_point, unit, units_per_point
+            ));
+        }
+        if self.values.len() % unit != 0 {
+            return Err("point store length is not a whole number of units".into());
+        }
+        if self.values.iter().any(|v| !v.is_finite()) {
+            return Err("point store holds a non-finite value".into());
+        }
+        Ok(())
+    }
+
+    /// Whether `start` names a whole point inside the arena.
+    pub(crate) fn is_valid_start(&self, start: u32) -> bool {
+        (start as usize) + self.units_per_point <= self.len_units()
+    }
+}
+
+/// Old → new point index after a compaction.
+pub(crate) struct Remap {
+    new_index: Vec<u32>,
+}
+
+impl Remap {
+    #[inline]
+    pub(crate) fn apply(&self, start: u32) -> u32 {
+        self.new_index[start as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shingled_points_share_units() {
+        let mut s = PointStore::new(1, 3, 16);
+        for v in 0..5 {
+            s.push_unit(&[v as f32]);
+        }
+        assert_eq!(s.newest_point(), 2);
+        assert_eq!(s.point(2), &[2.0, 3.0, 4.0]);
+        assert_eq!(s.point(0), &[0.0, 1.0, 2.0]);
+        assert_eq!(s.tail(2), &[3.0, 4.0]);
+    }
+
+    #[test]
+    fn compaction_keeps_live_points_and_tail() {
+        let mut s = PointStore::new(2, 2, 4);
+        for v in 0..10 {
+            s.push_unit(&[v as f32, -(v as f32)]);
+        }
+        let before_1 = s.point(1).to_vec();
+        let before_6 = s.point(6).to_vec();
+        let mut live = vec![6, 1];
+        let remap = s.compact(&mut live);
+        // units 1,2 and 6,7 kept, plus the newest unit 9
+        assert_eq!(s.len_units(), 5);
+        assert_eq!(s.point(remap.apply(1)), &before_1[..]);
+        assert_eq!(s.point(remap.apply(6)), &before_6[..]);
+        assert_eq!(s.tail(1), &[9.0, -9.0]);
+        assert!(s.memory_bytes() >= s.len_units() * 2 * 4);
+    }
+
+    #[test]
+    fn overlapping_live_points_are_stored_once() {
+        let mut s = PointStore::new(1, 4, 4);
+        for v in 0..20 {
+            s.push_unit(&[v as f32]);
+        }
+        let mut live = vec![3, 4, 5];
+        let remap = s.compact(&mut live);
+        // units 3..=8 (6 units) + newest 3 units 17..=19
+        assert_eq!(s.len_units(), 9);
+        assert_eq!(s.point(remap.apply(5)), &[5.0, 6.0, 7.0, 8.0]);
+    }
+}

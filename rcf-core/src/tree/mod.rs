@@ -1,0 +1,864 @@
+//! One random cut tree over a sample of points held in the forest's [`PointStore`].
+//!
+//! # Layout
+//!
+//! * Internal nodes are 12-byte records ([`Node`]: cut value, cut dimension, children, mass) in
+//!   one `Vec`, so a descent step touches one record. Children are 16-bit [`NodeRef`]s; the high
+//!   bit marks a leaf. There are no parent pointers: every operation descends from the root and
+//!   records its path in scratch space.
+//! * Leaves are two parallel arrays: the point's index in the store (`u32`) and its mass (the
+//!   number of sampled copies of that point, `u16`).
+//! * Bounding boxes are cached, in one flat `Vec<f32>` of `[min_0..min_d, max_0..max_d]` slots,
+//!   only for internal nodes whose subtree holds at least `box_cache_min_mass` points. A smaller
+//!   box is rebuilt from its leaves when needed. Boxes are not part of the saved state: they are
+//!   a function of the tree and are rebuilt on load.
+//! * Free nodes and leaves are chained through their own fields (`left`, `leaf_point`), so free
+//!   lists cost no memory.
+//!
+//! # Invariants (checked by [`Tree::check`], which restored states must pass)
+//!
+//! 1. Every node reachable from the root is in use; every slot not reachable is on a free list.
+//! 2. An internal node's mass is the sum of its children's masses; a leaf's mass is ≥ 1; the
+//!    tree's mass equals the number of points its sampler holds, and each leaf is referenced by
+//!    exactly `mass` sampler entries.
+//! 3. Descending with a leaf's point (`x[cut_dim] <= cut_value` → left) reaches that leaf. Inserts
+//!    keep this by drawing cuts strictly between the box and the new point, on the right side of
+//!    the `<=` convention.
+//! 4. A cached box is exactly the bounding box of its subtree's points; a node has a cached box
+//!    iff its mass ≥ `box_cache_min_mass`.
+
+pub(crate) mod visit;
+
+use serde::{Deserialize, Serialize};
+
+use crate::kernels::{extend_box, strictly_inside, union_box};
+use crate::point_store::PointStore;
+use crate::rng::TreeRng;
+
+/// Reference to a node: an internal node index, or a leaf index with [`LEAF_BIT`] set.
+pub(crate) type NodeRef = u16;
+/// Marks a [`NodeRef`] as a leaf.
+pub(crate) const LEAF_BIT: u16 = 0x8000;
+/// No node (empty tree, end of a free list, no box slot).
+pub(crate) const NONE: u16 = 0xFFFF;
+
+#[inline]
+pub(crate) fn is_leaf(r: NodeRef) -> bool {
+    r & LEAF_BIT != 0
+}
+
+#[inline]
+pub(crate) fn leaf_index(r: NodeRef) -> usize {
+    (r & !LEAF_BIT) as usize
+}
+
+#[inline]
+fn leaf_ref(index: usize) -> NodeRef {
+    index as u16 | LEAF_BIT
+}
+
+/// An internal node. 12 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Node {
+    pub(crate) cut_value: f32,
+    pub(crate) cut_dim: u16,
+    pub(crate) left: NodeRef,
+    pub(crate) right: NodeRef,
+    /// Points below (0 for a free node).
+    pub(crate) mass: u16,
+}
+
+/// Parameters every tree of a forest shares.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TreeParams {
+    pub(crate) dims: usize,
+    pub(crate) capacity: usize,
+    pub(crate) box_min_mass: u32,
+}
+
+/// Reusable buffers for traversals (one set per thread).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TreeScratch {
+    pub(crate) path: Vec<NodeRef>,
+    pub(crate) probs: Vec<f64>,
+    pub(crate) min: Vec<f32>,
+    pub(crate) max: Vec<f32>,
+    pub(crate) stack: Vec<NodeRef>,
+    pub(crate) high: Vec<f64>,
+    pub(crate) low: Vec<f64>,
+    pub(crate) candidate: Vec<f32>,
+    pub(crate) frames: Vec<(NodeRef, u32, bool)>,
+    pub(crate) results: Vec<(NodeRef, f64)>,
+}
+
+impl TreeScratch {
+    pub(crate) fn new(dims: usize) -> Self {
+        Self {
+            path: Vec::with_capacity(64),
+            probs: Vec::with_capacity(64),
+            min: vec![0.0; dims],
+            max: vec![0.0; dims],
+            stack: Vec::with_capacity(64),
+            high: vec![0.0; dims],
+            low: vec![0.0; dims],
+            candidate: vec![0.0; dims],
+            frames: Vec::new(),
+            results: Vec::new(),
+        }
+    }
+}
+
+/// A random cut tree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Tree {
+    root: NodeRef,
+    nodes: Vec<Node>,
+    free_node: NodeRef,
+    leaf_point: Vec<u32>,
+    leaf_mass: Vec<u16>,
+    free_leaf: NodeRef,
+    #[serde(skip)]
+    box_slot: Vec<u16>,
+    #[serde(skip)]
+    boxes: Vec<f32>,
+    #[serde(skip)]
+    free_boxes: Vec<u16>,
+}
+
+impl Tree {
+    pub(crate) fn new(capacity: usize) -> Self {
+        // capacity + 1 leaves and capacity internal nodes: an admitted point is inserted before
+        // the evicted one is deleted
+        let mut nodes = Vec::new();
+        nodes.reserve_exact(capacity);
+        let mut leaf_point = Vec::new();
+        leaf_point.reserve_exact(capacity + 1);
+        let mut leaf_mass = Vec::new();
+        leaf_mass.reserve_exact(capacity + 1);
+        let mut box_slot = Vec::new();
+        box_slot.reserve_exact(capacity);
+        Self {
+            root: NONE,
+            nodes,
+            free_node: NONE,
+            leaf_point,
+            leaf_mass,
+            free_leaf: NONE,
+            box_slot,
+            boxes: Vec::new(),
+            free_boxes: Vec::new(),
+        }
+    }
+
+    /// Points in the tree (with multiplicity).
+    #[inline]
+    pub(crate) fn mass(&self) -> u32 {
+        if self.root == NONE {
+            0
+        } else {
+            self.mass_of(self.root)
+        }
+    }
+
+    #[inline]
+    pub(crate) fn mass_of(&self, r: NodeRef) -> u32 {
+        if is_leaf(r) {
+            u32::from(self.leaf_mass[leaf_index(r)])
+        } else {
+            u32::from(self.nodes[r as usize].mass)
+        }
+    }
+
+    #[inline]
+    pub(crate) fn root(&self) -> NodeRef {
+        self.root
+    }
+
+    #[inline]
+    pub(crate) fn node(&self, r: NodeRef) -> &Node {
+        &self.nodes[r as usize]
+    }
+
+    /// The store index of a leaf's point.
+    #[inline]
+    pub(crate) fn leaf_point(&self, r: NodeRef) -> u32 {
+        self.leaf_point[leaf_index(r)]
+    }
+
+    #[inline]
+    pub(crate) fn leaf_mass(&self, r: NodeRef) -> u32 {
+        u32::from(self.leaf_mass[leaf_index(r)])
+    }
+
+    /// The cached box of internal node `r`, if it has one.
+    #[inline]
+    pub(crate) fn cached_box(&self, r: NodeRef, dims: usize) -> Option<(&[f32], &[f32])> {
+        let slot = *self.box_slot.get(r as usize)?;
+        if slot == NONE {
+            return None;
+        }
+        let begin = slot as usize * 2 * dims;
+        let b = &self.boxes[begin..begin + 2 * dims];
+        Some(b.split_at(dims))
+    }
+
+    /// Descends to the leaf `point` falls in, recording the internal nodes on the way
+    /// (root first) in `path`. Returns [`NONE`] for an empty tree.
+    #[inline]
+    pub(crate) fn descend(&self, point: &[f32], path: &mut Vec<NodeRef>) -> NodeRef {
+        path.clear();
+        let mut r = self.root;
+        while r != NONE && !is_leaf(r) {
+            path.push(r);
+            let n = &self.nodes[r as usize];
+            r = if point[n.cut_dim as usize] <= n.cut_value {
+                n.left
+            } else {
+                n.right
+            };
+        }
+        r
+    }
+
+    /// Grows `[min, max]` by the bounding box of the subtree at `r`.
+    pub(crate) fn union_subtree_box(
+        &self,
+        r: NodeRef,
+        store: &PointStore,
+        min: &mut [f32],
+        max: &mut [f32],
+        stack: &mut Vec<NodeRef>,
+    ) {
+        let dims = min.len();
+        stack.clear();
+        stack.push(r);
+        while let Some(n) = stack.pop() {
+            if is_leaf(n) {
+                extend_box(min, max, store.point(self.leaf_point(n)));
+            } else if let Some((lo, hi)) = self.cached_box(n, dims) {
+                union_box(min, max, lo, hi);
+            } else {
+                let node = &self.nodes[n as usize];
+                stack.push(node.right);
+                stack.push(node.left);
+            }
+        }
+    }
+
+    /// Sets `[min, max]` to the bounding box of the subtree at `r`.
+    pub(crate) fn subtree_box(
+        &self,
+        r: NodeRef,
+        store: &PointStore,
+        min: &mut [f32],
+        max: &mut [f32],
+        stack: &mut Vec<NodeRef>,
+    ) {
+        if let Some((lo, hi)) = (!is_leaf(r)).then(|| self.cached_box(r, min.len())).flatten() {
+            min.copy_from_slice(lo);
+            max.copy_from_slice(hi);
+            return;
+        }
+        min.fill(f32::INFINITY);
+        max.fill(f32::NEG_INFINITY);
+        self.union_subtree_box(r, store, min, max, stack);
+    }
+
+    fn alloc_node(&mut self, node: Node) -> NodeRef {
+        if self.free_node != NONE {
+            let r = self.free_node;
+            self.free_node = self.nodes[r as usize].left;
+            self.nodes[r as usize] = node;
+            if let Some(s) = self.box_slot.get_mut(r as usize) {
+                *s = NONE;
+            }
+            r
+        } else {
+            self.nodes.push(node);
+            self.box_slot.resize(self.nodes.len(), NONE);
+            (self.nodes.len() - 1) as NodeRef
+        }
+    }
+
+    fn free_node(&mut self, r: NodeRef) {
+        self.release_box(r);
+        let n = &mut self.nodes[r as usize];
+        n.mass = 0;
+        n.left = self.free_node;
+        n.right = NONE;
+        self.free_node = r;
+    }
+
+    fn alloc_leaf(&mut self, point: u32) -> NodeRef {
+        if self.free_leaf != NONE {
+            let i = leaf_index(self.free_leaf);
+            self.free_leaf = self.leaf_point[i] as NodeRef;
+            self.leaf_point[i] = point;
+            self.leaf_mass[i] = 1;
+            leaf_ref(i)
+        } else {
+            self.leaf_point.push(point);
+            self.leaf_mass.push(1);
+            leaf_ref(self.leaf_point.len() - 1)
+        }
+    }
+
+    fn free_leaf(&mut self, r: NodeRef) {
+        let i = leaf_index(r);
+        self.leaf_mass[i] = 0;
+        self.leaf_point[i] = u32::from(self.free_leaf);
+        self.free_leaf = r;
+    }
+
+    /// Gives node `r` a box slot (contents to be filled by the caller).
+    fn acquire_box(&mut self, r: NodeRef, dims: usize) -> usize {
+        if self.box_slot.len() < self.nodes.len() {
+            self.box_slot.resize(self.nodes.len(), NONE);
+        }
+        let slot = match self.free_boxes.pop() {
+            Some(s) => s,
+            None => {
+                let s = (self.boxes.len() / (2 * dims)) as u16;
+                self.boxes.resize(self.boxes.len() + 2 * dims, 0.0);
+                s
+            }
+        };
+        self.box_slot[r as usize] = slot;
+        slot as usize
+    }
+
+    fn release_box(&mut self, r: NodeRef) {
+        if let Some(slot) = self.box_slot.get_mut(r as usize)
+            && *slot != NONE
+        {
+            self.free_boxes.push(*slot);
+            *slot = NONE;
+        }
+    }
+
+    /// Computes and caches the box of internal node `r` from its children.
+    fn fill_box(&mut self, r: NodeRef, store: &PointStore, sc: &mut TreeScratch) {
+        let dims = sc.min.len();
+        let node = self.nodes[r as usize];
+        sc.min.fill(f32::INFINITY);
+        sc.max.fill(f32::NEG_INFINITY);
+        self.union_subtree_box(node.left, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+        self.union_subtree_box(node.right, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+        let slot = match self.box_slot.get(r as usize) {
+            Some(&s) if s != NONE => s as usize,
+            _ => self.acquire_box(r, dims),
+        };
+        let b = &mut self.boxes[slot * 2 * dims..(slot + 1) * 2 * dims];
+        b[..dims].copy_from_slice(&sc.min);
+        b[dims..].copy_from_slice(&sc.max);
+    }
+
+    /// Inserts the point at store index `start` (coordinates `q`), given the descent `path`
+    /// and reached `leaf` of `q`, and the separation probabilities `probs[j]` of `q` against
+    /// the box of `path[j]` (0 where `q` lies inside, as recorded by the scoring walk).
+    ///
+    /// This is the top-down insert of rcf-reference §3: at each node from the root down, a
+    /// random cut of `box ∪ {q}` separates `q` with probability `probs[j]`; the first level
+    /// where it does gets a new parent above it. Reusing the walk's probabilities, the insert
+    /// costs one uniform per level instead of a cut per level. Returns the leaf now holding
+    /// `q`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert_along(
+        &mut self,
+        q: &[f32],
+        start: u32,
+        leaf: NodeRef,
+        probs_valid: bool,
+        params: &TreeParams,
+        store: &PointStore,
+        rng: &mut TreeRng,
+        sc: &mut TreeScratch,
+    ) -> NodeRef {
+        if self.root == NONE {
+            let l = self.alloc_leaf(start);
+            self.root = l;
+            return l;
+        }
+        let depth = sc.path.len();
+        debug_assert!(probs_valid && sc.probs.len() == depth);
+        // duplicate of the reached leaf's point: one more copy
+        if store.point(self.leaf_point(leaf)) == q {
+            self.leaf_mass[leaf_index(leaf)] += 1;
+            self.add_mass_on_path(depth, None, store, sc, params);
+            return leaf;
+        }
+        let mut level = depth; // depth = split at the leaf
+        for j in 0..depth {
+            let p = sc.probs[j];
+            if p > 0.0 && rng.uniform() < p {
+                level = j;
+                break;
+            }
+        }
+        let sibling = if level == depth {
+            leaf
+        } else {
+            sc.path[level]
+        };
+        self.subtree_box(sibling, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+        let (cut_dim, cut_value, q_left) = draw_separating_cut(q, &sc.min, &sc.max, rng);
+        let new_leaf = self.alloc_leaf(start);
+        let mass = self.mass_of(sibling) + 1;
+        let (left, right) = if q_left {
+            (new_leaf, sibling)
+        } else {
+            (sibling, new_leaf)
+        };
+        let u = self.alloc_node(Node {
+            cut_value,
+            cut_dim: cut_dim as u16,
+            left,
+            right,
+            mass: mass as u16,
+        });
+        if level == 0 {
+            self.root = u;
+        } else {
+            let parent = sc.path[level - 1];
+            let pn = &mut self.nodes[parent as usize];
+            if pn.left == sibling {
+                pn.left = u;
+            } else {
+                pn.right = u;
+            }
+        }
+        if mass >= params.box_min_mass {
+            let dims = params.dims;
+            let slot = self.acquire_box(u, dims);
+            extend_box(&mut sc.min, &mut sc.max, q);
+            let b = &mut self.boxes[slot * 2 * dims..(slot + 1) * 2 * dims];
+            b[..dims].copy_from_slice(&sc.min);
+            b[dims..].copy_from_slice(&sc.max);
+        }
+        self.add_mass_on_path(level, Some(q), store, sc, params);
+        new_leaf
+    }
+
+    /// Adds 1 to the masses of `path[..levels]` (nearest first), growing their cached boxes by
+    /// `q` when given and caching boxes of nodes that reach the threshold.
+    fn add_mass_on_path(
+        &mut self,
+        levels: usize,
+        q: Option<&[f32]>,
+        store: &PointStore,
+        sc: &mut TreeScratch,
+        params: &TreeParams,
+    ) {
+        let dims = params.dims;
+        for j in (0..levels).rev() {
+            let r = sc.path[j];
+            let mass = {
+                let n = &mut self.nodes[r as usize];
+                n.mass += 1;
+                u32::from(n.mass)
+            };
+            let slot = self.box_slot.get(r as usize).copied().unwrap_or(NONE);
+            if slot != NONE {
+                if let Some(q) = q {
+                    let b = &mut self.boxes[slot as usize * 2 * dims..(slot as usize + 1) * 2 * dims];
+                    let (lo, hi) = b.split_at_mut(dims);
+                    extend_box(lo, hi, q);
+                }
+            } else if mass >= params.box_min_mass {
+                self.fill_box(r, store, sc);
+            }
+        }
+    }
+
+    /// Removes one copy of the point held by `leaf` (whose coordinates are `point`).
+    pub(crate) fn delete(
+        &mut self,
+        leaf: NodeRef,
+        params: &TreeParams,
+        store: &PointStore,
+        sc: &mut TreeScratch,
+    ) {
+        let point = store.point(self.leaf_point(leaf));
+        let reached = self.descend(point, &mut sc.path);
+        debug_assert_eq!(reached, leaf, "descent by a leaf's point must reach that leaf");
+        let i = leaf_index(leaf);
+        let depth = sc.path.len();
+        if self.leaf_mass[i] > 1 {
+            self.leaf_mass[i] -= 1;
+            // boxes unchanged: another copy of the point stays
+            self.remove_mass_on_path(depth, None, store, sc, params);
+            return;
+        }
+        // copy the coordinates out: the shrink below compares against them
+        sc.candidate.copy_from_slice(point);
+        self.free_leaf(leaf);
+        if depth == 0 {
+            self.root = NONE;
+            return;
+        }
+        let parent = sc.path[depth - 1];
+        let pn = self.nodes[parent as usize];
+        let sibling = if pn.left == leaf { pn.right } else { pn.left };
+        if depth == 1 {
+            self.root = sibling;
+        } else {
+            let grand = sc.path[depth - 2];
+            let gn = &mut self.nodes[grand as usize];
+            if gn.left == parent {
+                gn.left = sibling;
+            } else {
+                gn.right = sibling;
+            }
+        }
+        self.free_node(parent);
+        let removed = std::mem::take(&mut sc.candidate);
+        self.remove_mass_on_path(depth - 1, Some(&removed), store, sc, params);
+        sc.candidate = removed;
+    }
+
+    /// Subtracts 1 from the masses of `path[..levels]` (nearest first), releasing boxes that
+    /// fall below the threshold and shrinking cached boxes the removed point `gone` touched.
+    fn remove_mass_on_path(
+        &mut self,
+        levels: usize,
+        gone: Option<&[f32]>,
+        store: &PointStore,
+        sc: &mut TreeScratch,
+        params: &TreeParams,
+    ) {
+        let dims = params.dims;
+        let mut shrinking = gone.is_some();
+        for j in (0..levels).rev() {
+            let r = sc.path[j];
+            let mass = {
+                let n = &mut self.nodes[r as usize];
+                n.mass -= 1;
+                u32::from(n.mass)
+            };
+            let slot = self.box_slot.get(r as usize).copied().unwrap_or(NONE);
+            if slot == NONE {
+                continue;
+            }
+            if mass < params.box_min_mass {
+                self.release_box(r);
+                continue;
+            }
+            if shrinking {
+                let gone = gone.expect("shrinking implies a removed point");
+                let b = &self.boxes[slot as usize * 2 * dims..(slot as usize + 1) * 2 * dims];
+                let (lo, hi) = b.split_at(dims);
+                if strictly_inside(gone, lo, hi) {
+                    // this box and every box above contain the point strictly: unchanged
+                    shrinking = false;
+                } else {
+                    self.fill_box(r, store, sc);
+                }
+            }
+        }
+    }
+
+    /// Rebuilds every cached box from scratch (after a restore or a parameter change).
+    pub(crate) fn rebuild_boxes(
+        &mut self,
+        params: &TreeParams,
+        store: &PointStore,
+        sc: &mut TreeScratch,
+    ) {
+        self.box_slot.clear();
+        self.box_slot.resize(self.nodes.len(), NONE);
+        self.boxes.clear();
+        self.free_boxes.clear();
+        if self.root == NONE || is_leaf(self.root) {
+            return;
+        }
+        // pre-order list, then children before parents
+        let mut order = Vec::new();
+        let mut stack = vec![self.root];
+        while let Some(r) = stack.pop() {
+            if is_leaf(r) {
+                continue;
+            }
+            order.push(r);
+            let n = &self.nodes[r as usize];
+            stack.push(n.left);
+            stack.push(n.right);
+        }
+        for &r in order.iter().rev() {
+            if u32::from(self.nodes[r as usize].mass) >= params.box_min_mass {
+                self.fill_box(r, store, sc);
+            }
+        }
+        self.boxes.shrink_to_fit();
+    }
+
+    /// Rewrites every leaf's store index (after the store compacted).
+    pub(crate) fn remap_points(&mut self, f: impl Fn(u32) -> u32) {
+        for (p, &m) in self.leaf_point.iter_mut().zip(&self.leaf_mass) {
+            if m > 0 {
+                *p = f(*p);
+            }
+        }
+    }
+
+    /// Store indices of the points held (one per leaf).
+    pub(crate) fn live_points(&self) -> impl Iterator<Item = u32> + '_ {
+        self.leaf_point
+            .iter()
+            .zip(&self.leaf_mass)
+            .filter(|&(_, &m)| m > 0)
+            .map(|(&p, _)| p)
+    }
+
+    /// Bytes held by this tree.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.leaf_point.capacity() * 4
+            + self.leaf_mass.capacity() * 2
+            + self.box_slot.capacity() * 2
+            + self.boxes.capacity() * 4
+            + self.free_boxes.capacity() * 2
+    }
+
+    /// Number of cached boxes.
+    pub(crate) fn cached_boxes(&self) -> usize {
+        self.box_slot.iter().filter(|&&s| s != NONE).count()
+    }
+
+    /// Verifies the invariants in the module docs against `sampler_leaves` (one entry per
+    /// sampled point). `check_boxes` also compares every cached box with its subtree.
+    pub(crate) fn check(
+        &self,
+        params: &TreeParams,
+        store: &PointStore,
+        sampler_leaves: &[u16],
+        check_boxes: bool,
+    ) -> Result<(), String> {
+        let n_nodes = self.nodes.len();
+        let n_leaves = self.leaf_point.len();
+        if n_nodes > params.capacity || n_leaves > params.capacity + 1 {
+            return Err(format!(
+                "tree has {n_nodes} nodes and {n_leaves} leaves for a sample of {}",
+                params.capacity
+            ));
+        }
+        if self.leaf_mass.len() != n_leaves {
+            return Err("leaf arrays differ in length".into());
+        }
+        let mut seen_node = vec![false; n_nodes];
+        let mut seen_leaf = vec![false; n_leaves];
+        let valid_ref = |r: NodeRef| {
+            if is_leaf(r) {
+                r != NONE && leaf_index(r) < n_leaves
+            } else {
+                (r as usize) < n_nodes
+            }
+        };
+        // reachability, masses, cuts
+        if self.root != NONE {
+            if !valid_ref(self.root) {
+                return Err("root reference out of range".into());
+            }
+            let mut stack = vec![self.root];
+            while let Some(r) = stack.pop() {
+                if is_leaf(r) {
+                    let i = leaf_index(r);
+                    if std::mem::replace(&mut seen_leaf[i], true) {
+                        return Err(format!("leaf {i} reached twice"));
+                    }
+                    if self.leaf_mass[i] == 0 {
+                        return Err(format!("reachable leaf {i} has mass 0"));
+                    }
+                    if !store.is_valid_start(self.leaf_point[i]) {
+                        return Err(format!("leaf {i} points outside the point store"));
+                    }
+                    continue;
+                }
+                let i = r as usize;
+                if std::mem::replace(&mut seen_node[i], true) {
+                    return Err(format!("node {i} reached twice"));
+                }
+                let n = &self.nodes[i];
+                if !valid_ref(n.left) || !valid_ref(n.right) {
+                    return Err(format!("node {i} has a child out of range"));
+                }
+                if n.cut_dim as usize >= params.dims || !n.cut_value.is_finite() {
+                    return Err(format!("node {i} has an invalid cut"));
+                }
+                // masses of children must be known: compute recursively via an explicit sum
+                stack.push(n.left);
+                stack.push(n.right);
+            }
+            // mass sums (children were validated above)
+            for (i, n) in self.nodes.iter().enumerate() {
+                if seen_node[i] {
+                    let sum = self.mass_of(n.left) + self.mass_of(n.right);
+                    if u32::from(n.mass) != sum {
+                        return Err(format!(
+                            "node {i} has mass {} but its children hold {sum}",
+                            n.mass
+                        ));
+                    }
+                }
+            }
+            // routing: every leaf's point descends to that leaf
+            let mut path = Vec::new();
+            for (i, _) in seen_leaf.iter().enumerate().filter(|(_, s)| **s) {
+                let point = store.point(self.leaf_point[i]);
+                if self.descend(point, &mut path) != leaf_ref(i) {
+                    return Err(format!("leaf {i}'s point does not descend to it"));
+                }
+            }
+        }
+        // free lists cover exactly the unreached slots
+        let mut r = self.free_node;
+        while r != NONE {
+            let i = r as usize;
+            if i >= n_nodes || seen_node[i] || self.nodes[i].mass != 0 {
+                return Err("node free list is corrupt".into());
+            }
+            seen_node[i] = true;
+            r = self.nodes[i].left;
+        }
+        let mut r = self.free_leaf;
+        while r != NONE {
+            if !is_leaf(r) || leaf_index(r) >= n_leaves || seen_leaf[leaf_index(r)] {
+                return Err("leaf free list is corrupt".into());
+            }
+            seen_leaf[leaf_index(r)] = true;
+            let next = self.leaf_point[leaf_index(r)];
+            if next > u32::from(u16::MAX) {
+                return Err("leaf free list is corrupt".into());
+            }
+            r = next as NodeRef;
+        }
+        if seen_node.iter().any(|s| !s) || seen_leaf.iter().any(|s| !s) {
+            return Err("some tree slots are neither reachable nor free".into());
+        }
+        // sampler ↔ leaves
+        if sampler_leaves.len() != self.mass() as usize {
+            return Err(format!(
+                "sampler holds {} points but the tree {}",
+                sampler_leaves.len(),
+                self.mass()
+            ));
+        }
+        let mut refs = vec![0u32; n_leaves];
+        for &l in sampler_leaves {
+            if !is_leaf(l) || l == NONE || leaf_index(l) >= n_leaves {
+                return Err("sampler refers to a leaf out of range".into());
+            }
+            refs[leaf_index(l)] += 1;
+        }
+        for (i, (&m, &c)) in self.leaf_mass.iter().zip(&refs).enumerate() {
+            if u32::from(m) != c {
+                return Err(format!(
+                    "leaf {i} has mass {m} but the sampler refers to it {c} times"
+                ));
+            }
+        }
+        if check_boxes {
+            self.check_boxes(params, store)?;
+        }
+        Ok(())
+    }
+
+    fn check_boxes(&self, params: &TreeParams, store: &PointStore) -> Result<(), String> {
+        let dims = params.dims;
+        let mut min = vec![0.0; dims];
+        let mut max = vec![0.0; dims];
+        let mut stack = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let cached = self.cached_box(i as NodeRef, dims);
+            if n.mass == 0 {
+                if cached.is_some() {
+                    return Err(format!("free node {i} keeps a box"));
+                }
+                continue;
+            }
+            let should = u32::from(n.mass) >= params.box_min_mass;
+            match (cached, should) {
+                (None, false) => {}
+                (Some(_), false) => return Err(format!("node {i} caches a box below threshold")),
+                (None, true) => return Err(format!("node {i} lacks a cached box")),
+                (Some((lo, hi)), true) => {
+                    // recompute from leaves only, ignoring caches
+                    min.fill(f32::INFINITY);
+                    max.fill(f32::NEG_INFINITY);
+                    stack.clear();
+                    stack.push(i as NodeRef);
+                    while let Some(r) = stack.pop() {
+                        if is_leaf(r) {
+                            extend_box(&mut min, &mut max, store.point(self.leaf_point(r)));
+                        } else {
+                            stack.push(self.nodes[r as usize].left);
+                            stack.push(self.nodes[r as usize].right);
+                        }
+                    }
+                    if lo != &min[..] || hi != &max[..] {
+                        return Err(format!("node {i}'s cached box is not its subtree's box"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Depth of every point (with multiplicity), for diagnostics and tests.
+    #[cfg(test)]
+    pub(crate) fn average_depth(&self) -> f64 {
+        let mut total = 0.0;
+        let mut stack = vec![(self.root, 0u32)];
+        if self.root == NONE {
+            return 0.0;
+        }
+        while let Some((r, d)) = stack.pop() {
+            if is_leaf(r) {
+                total += f64::from(d) * f64::from(self.leaf_mass(r));
+            } else {
+                let n = &self.nodes[r as usize];
+                stack.push((n.left, d + 1));
+                stack.push((n.right, d + 1));
+            }
+        }
+        total / f64::from(self.mass())
+    }
+}
+
+/// Draws a cut of `box ∪ {q}` conditioned on separating `q` from the box: the dimension with
+/// probability proportional to `q`'s distance outside the box in it, the value uniformly in
+/// that gap. Returns `(dimension, value, q goes left)`. The value is kept strictly on the box's
+/// side of `q` so that the `<=` descent rule sends the box's points and `q` apart (f32 rounding
+/// could otherwise land it on `q`; the reference panics in that case).
+fn draw_separating_cut(q: &[f32], min: &[f32], max: &[f32], rng: &mut TreeRng) -> (usize, f32, bool) {
+    let gap_of = |i: usize| {
+        let (x, lo, hi) = (f64::from(q[i]), f64::from(min[i]), f64::from(max[i]));
+        (lo - x).max(0.0) + (x - hi).max(0.0)
+    };
+    let total: f64 = (0..q.len()).map(gap_of).sum();
+    debug_assert!(total > 0.0, "a separating cut needs q outside the box");
+    let mut r = rng.uniform() * total;
+    let mut dim = usize::MAX;
+    for i in 0..q.len() {
+        let g = gap_of(i);
+        if g > 0.0 {
+            dim = i;
+            if r < g {
+                break;
+            }
+            r -= g;
+        }
+    }
+    let u = rng.uniform();
+    let (x, lo, hi) = (q[dim], min[dim], max[dim]);
+    if x > hi {
+        // cut in [hi, x): box left (<= cut), q right
+        let c = (f64::from(hi) + u * (f64::from(x) - f64::from(hi))) as f32;
+        let c = if c >= x || c < hi { hi } else { c };
+        (dim, c, false)
+    } else {
+        // x < lo: cut in [x, lo): q left, box right
+        let c = (f64::from(x) + u * (f64::from(lo) - f64::from(x))) as f32;
+        let c = if c >= lo || c < x { x } else { c };
+        (dim, c, true)
+    }
+}

@@ -1,0 +1,253 @@
+//! Queries on one tree: score, attribution and imputation (rcf-reference §5–§7).
+//!
+//! All three descend to the query's leaf and walk back up the recorded path. At each ancestor
+//! `v` the walk needs the box of `v`; it keeps a running box, starting at the leaf's point, and
+//! either copies `v`'s cached box or grows the running box by the sibling subtree's box. It
+//! stops once the query lies inside the box: every higher box contains it too, so every higher
+//! separation probability is 0.
+
+use crate::kernels::{gap_and_range, separation_probability};
+use crate::point_store::PointStore;
+use crate::tree::{NONE, NodeRef, Tree, TreeScratch, is_leaf};
+
+/// `damp(m, M_T) = 1 − m / (2 M_T)` of rcf-reference §5.
+#[inline]
+fn damp(leaf_mass: f64, tree_mass: f64) -> f64 {
+    1.0 - leaf_mass / (2.0 * tree_mass)
+}
+
+/// `log2(1 + M_T)`: the normaliser that makes inliers score about 1.
+#[inline]
+pub(crate) fn normaliser(tree_mass: u32) -> f64 {
+    (1.0 + f64::from(tree_mass)).log2()
+}
+
+/// The result of a scoring walk.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Walk {
+    /// Unnormalised score `s` (the soft inverse depth).
+    pub(crate) score: f64,
+    /// Leaf reached (NONE for an empty tree).
+    pub(crate) leaf: NodeRef,
+}
+
+impl Tree {
+    /// Sets the running box to the box of `path[j]`, given that it held the box of the child
+    /// on the path, `child`.
+    #[inline]
+    fn grow_to_parent(
+        &self,
+        j: usize,
+        child: NodeRef,
+        store: &PointStore,
+        sc: &mut TreeScratch,
+    ) -> NodeRef {
+        let node = sc.path[j];
+        let dims = sc.min.len();
+        if let Some((lo, hi)) = self.cached_box(node, dims) {
+            sc.min.copy_from_slice(lo);
+            sc.max.copy_from_slice(hi);
+        } else {
+            let n = self.node(node);
+            let sibling = if n.left == child { n.right } else { n.left };
+            let TreeScratch {
+                min, max, stack, ..
+            } = sc;
+            self.union_subtree_box(sibling, store, min, max, stack);
+        }
+        node
+    }
+
+    /// Scores `q` (rcf-reference §5, before the normaliser). With `record`, also leaves in
+    /// `sc.probs[j]` the separation probability of `q` against the box of `sc.path[j]` (0 above
+    /// the convergence level), which [`Tree::insert_along`] consumes.
+    #[inline]
+    pub(crate) fn score_walk(
+        &self,
+        q: &[f32],
+        store: &PointStore,
+        sc: &mut TreeScratch,
+        record: bool,
+    ) -> Walk {
+        let leaf = self.descend(q, &mut sc.path);
+        if leaf == NONE {
+            return Walk { score: 0.0, leaf };
+        }
+        let depth = sc.path.len();
+        if record {
+            sc.probs.clear();
+            sc.probs.resize(depth, 0.0);
+        }
+        let leaf_pt = store.point(self.leaf_point(leaf));
+        if leaf_pt == q {
+            let m = f64::from(self.leaf_mass(leaf));
+            let score = damp(m, f64::from(self.mass())) / (depth as f64 + (1.0 + m).log2());
+            return Walk { score, leaf };
+        }
+        let mut s = 1.0 / (depth as f64 + 1.0);
+        sc.min.copy_from_slice(leaf_pt);
+        sc.max.copy_from_slice(leaf_pt);
+        let mut child = leaf;
+        for j in (0..depth).rev() {
+            child = self.grow_to_parent(j, child, store, sc);
+            let p = separation_probability(q, &sc.min, &sc.max);
+            if p == 0.0 {
+                break;
+            }
+            if record {
+                sc.probs[j] = p;
+            }
+            s = (1.0 - p) * s + p / (j as f64 + 1.0);
+        }
+        Walk { score: s, leaf }
+    }
+
+    /// Attribution of `q` (rcf-reference §6), before the normaliser: adds this tree's
+    /// `high`/`low` vectors, scaled by `weight`, into `high_out`/`low_out`, and returns the
+    /// (unnormalised) score. The tree's vectors sum to its score: if the walk converged at a
+    /// duplicate (no separation anywhere), the score is spread evenly over all 2d entries.
+    pub(crate) fn attribution_walk(
+        &self,
+        q: &[f32],
+        store: &PointStore,
+        sc: &mut TreeScratch,
+        weight: f64,
+        high_out: &mut [f64],
+        low_out: &mut [f64],
+    ) -> f64 {
+        let leaf = self.descend(q, &mut sc.path);
+        if leaf == NONE {
+            return 0.0;
+        }
+        let dims = q.len();
+        let depth = sc.path.len();
+        let leaf_pt = store.point(self.leaf_point(leaf));
+        let s = if leaf_pt == q {
+            let m = f64::from(self.leaf_mass(leaf));
+            sc.high.fill(0.0);
+            sc.low.fill(0.0);
+            damp(m, f64::from(self.mass())) / (depth as f64 + (1.0 + m).log2())
+        } else {
+            // the leaf's share, split by each dimension's part of the separation
+            let base = 1.0 / (depth as f64 + 1.0);
+            let (gap, _) = gap_and_range(q, leaf_pt, leaf_pt);
+            for i in 0..dims {
+                let (x, y) = (f64::from(q[i]), f64::from(leaf_pt[i]));
+                sc.high[i] = (x - y).max(0.0) / gap * base;
+                sc.low[i] = (y - x).max(0.0) / gap * base;
+            }
+            let mut s = base;
+            sc.min.copy_from_slice(leaf_pt);
+            sc.max.copy_from_slice(leaf_pt);
+            let mut child = leaf;
+            for j in (0..depth).rev() {
+                child = self.grow_to_parent(j, child, store, sc);
+                let (gap, range) = gap_and_range(q, &sc.min, &sc.max);
+                if gap <= 0.0 {
+                    break;
+                }
+                let den = range + gap;
+                let p = gap / den;
+                let level = 1.0 / (j as f64 + 1.0);
+                for i in 0..dims {
+                    let (x, lo, hi) = (f64::from(q[i]), f64::from(sc.min[i]), f64::from(sc.max[i]));
+                    sc.high[i] = (1.0 - p) * sc.high[i] + (x - hi).max(0.0) / den * level;
+                    sc.low[i] = (1.0 - p) * sc.low[i] + (lo - x).max(0.0) / den * level;
+                }
+                s = (1.0 - p) * s + p * level;
+            }
+            s
+        };
+        // renormalise so this tree's entries sum to its score exactly (as the reference does)
+        let total: f64 = sc.high.iter().sum::<f64>() + sc.low.iter().sum::<f64>();
+        let norm = normaliser(self.mass()) * weight;
+        if total > 0.0 {
+            let k = s / total * norm;
+            for i in 0..dims {
+                high_out[i] += sc.high[i] * k;
+                low_out[i] += sc.low[i] * k;
+            }
+        } else {
+            let share = s * norm / (2 * dims) as f64;
+            for i in 0..dims {
+                high_out[i] += share;
+                low_out[i] += share;
+            }
+        }
+        s
+    }
+
+    /// Imputation (rcf-reference §7): descends with `q`, whose missing coordinates are NaN,
+    /// following both children wherever a cut is on a missing coordinate. Each leaf reached
+    /// proposes `q` completed with its own values; walking up, each proposal is scored like a
+    /// query, and where two proposals meet the lower-scoring (more typical) one is kept.
+    /// Returns the winning leaf, or NONE for an empty tree.
+    pub(crate) fn impute_walk(&self, q: &[f32], store: &PointStore, sc: &mut TreeScratch) -> NodeRef {
+        if self.root == NONE {
+            return NONE;
+        }
+        let dims = q.len();
+        sc.frames.clear();
+        sc.results.clear();
+        sc.frames.push((self.root, 0, false));
+        while let Some((r, depth, expanded)) = sc.frames.pop() {
+            if is_leaf(r) {
+                complete(q, store.point(self.leaf_point(r)), &mut sc.candidate);
+                let leaf_pt = store.point(self.leaf_point(r));
+                let s = if leaf_pt == &sc.candidate[..] {
+                    let m = f64::from(self.leaf_mass(r));
+                    damp(m, f64::from(self.mass())) / (f64::from(depth) + (1.0 + m).log2())
+                } else {
+                    1.0 / (f64::from(depth) + 1.0)
+                };
+                sc.results.push((r, s));
+                continue;
+            }
+            let n = *self.node(r);
+            let x = q[n.cut_dim as usize];
+            if !expanded {
+                sc.frames.push((r, depth, true));
+                if x.is_nan() {
+                    sc.frames.push((n.right, depth + 1, false));
+                    sc.frames.push((n.left, depth + 1, false));
+                } else if x <= n.cut_value {
+                    sc.frames.push((n.left, depth + 1, false));
+                } else {
+                    sc.frames.push((n.right, depth + 1, false));
+                }
+                continue;
+            }
+            // both children done: pick the lower score (ties: the left one, evaluated first)
+            let (leaf, s) = if x.is_nan() {
+                let b = sc.results.pop().expect("right result");
+                let a = sc.results.pop().expect("left result");
+                if b.1 < a.1 { b } else { a }
+            } else {
+                sc.results.pop().expect("child result")
+            };
+            complete(q, store.point(self.leaf_point(leaf)), &mut sc.candidate);
+            let TreeScratch {
+                min,
+                max,
+                stack,
+                candidate,
+                ..
+            } = sc;
+            self.subtree_box(r, store, min, max, stack);
+            let p = separation_probability(candidate, min, max);
+            let s = (1.0 - p) * s + p / (f64::from(depth) + 1.0);
+            sc.results.push((leaf, s));
+        }
+        debug_assert_eq!(sc.results.len(), 1);
+        let _ = dims;
+        sc.results.pop().map_or(NONE, |(leaf, _)| leaf)
+    }
+}
+
+/// `q` with its NaN coordinates taken from `fill`.
+#[inline]
+pub(crate) fn complete(q: &[f32], fill: &[f32], out: &mut [f32]) {
+    for ((o, &x), &f) in out.iter_mut().zip(q).zip(fill) {
+        *o = if x.is_nan() { f } else { x };
+    }
+}

@@ -1,0 +1,8 @@
+//! rcf-core integration tests: one binary, one module per concern.
+
+mod common;
+mod detection;
+mod determinism;
+mod errors;
+mod invariants;
+mod state;
