@@ -5,7 +5,7 @@ use crate::error::{Error, Result, check_finite, check_len};
 use crate::point_store::PointStore;
 use crate::rng::TreeRng;
 use crate::sampler::{Offer, Sampler, SamplerParams};
-use crate::tree::visit::{complete, normaliser};
+use crate::tree::visit::{LOCKSTEP, LockstepPaths, complete, descend_lockstep};
 use crate::tree::{NONE, Tree, TreeParams, TreeScratch};
 
 /// Re-base sampler keys once `λ·(t − epoch)` exceeds this (keeps `f32` keys precise).
@@ -55,19 +55,24 @@ pub struct RandomCutForest {
 pub struct Scratch {
     tree: TreeScratch,
     query: Vec<f32>,
+    /// Paths of the trees descended in lockstep.
+    paths: LockstepPaths,
+    capacity: usize,
 }
 
 impl Scratch {
-    fn new(dims: usize) -> Self {
+    fn new(dims: usize, capacity: usize) -> Self {
         Self {
             tree: TreeScratch::new(dims),
             query: vec![0.0; dims],
+            paths: LockstepPaths::new(capacity + 1),
+            capacity,
         }
     }
 
-    fn fit(&mut self, dims: usize) {
-        if self.query.len() != dims {
-            *self = Self::new(dims);
+    fn fit(&mut self, dims: usize, capacity: usize) {
+        if self.query.len() != dims || self.capacity < capacity {
+            *self = Self::new(dims, capacity);
         }
     }
 }
@@ -172,7 +177,7 @@ impl RandomCutForest {
             entries_seen: 0,
             points_seen: 0,
             epoch: 0,
-            scratch: Scratch::new(config.dimensions),
+            scratch: Scratch::new(config.dimensions, config.sample_size),
             config,
         }
     }
@@ -205,7 +210,7 @@ impl RandomCutForest {
 
     /// New scratch buffers for [`score_with`](Self::score_with).
     pub fn scratch(&self) -> Scratch {
-        Scratch::new(self.dimensions())
+        Scratch::new(self.dimensions(), self.config.sample_size)
     }
 
     pub(crate) fn tree_params(&self) -> TreeParams {
@@ -276,7 +281,7 @@ impl RandomCutForest {
         check_len(x, self.config.input_dims)?;
         check_finite(x)?;
         let mut sc = std::mem::take(&mut self.scratch);
-        sc.fit(self.config.dimensions);
+        sc.fit(self.config.dimensions, self.config.sample_size);
         let has_point = self.build_query(x, &mut sc.query);
         self.store.push_unit(x);
         self.entries_seen += 1;
@@ -291,6 +296,12 @@ impl RandomCutForest {
 
     /// Offers the point in `sc.query` (already appended to the store) to every tree, scoring
     /// it first when asked and ready.
+    ///
+    /// Trees go in groups of [`LOCKSTEP`]: the group's samplers decide first, then the trees
+    /// that must be walked (all when scoring, else only admitting ones) descend in lockstep,
+    /// then each walks up, scores, and, if admitting, inserts along its walk and deletes the
+    /// evicted point. Trees are independent, so this order gives the same result as one tree
+    /// after another.
     fn offer_point(&mut self, sc: &mut Scratch, want_score: bool) -> f64 {
         let t = self.points_seen;
         let score_it = want_score && self.is_ready();
@@ -298,30 +309,55 @@ impl RandomCutForest {
         let params = self.tree_params();
         let sp = self.sampler_params();
         let epoch = self.epoch;
-        let Scratch { tree: tsc, query } = sc;
+        let Scratch {
+            tree: tsc,
+            query,
+            paths,
+            ..
+        } = sc;
         let q: &[f32] = query;
+        let n = self.trees.len();
         let mut total = 0.0;
-        for ((tree, sampler), rng) in self.trees.iter_mut().zip(&mut self.samplers).zip(&mut self.rngs)
-        {
-            let offer = sampler.offer(t, epoch, rng, &sp);
-            let admit = offer != Offer::Reject;
-            let mut leaf = NONE;
-            if score_it || admit {
-                let walk = tree.score_walk(q, &self.store, tsc, admit);
-                if score_it {
-                    total += walk.score * normaliser(tree.mass());
-                }
-                leaf = walk.leaf;
+        let mut offers = [Offer::Reject; LOCKSTEP];
+        let mut active = [false; LOCKSTEP];
+        let mut leaves = [NONE; LOCKSTEP];
+        for base in (0..n).step_by(LOCKSTEP) {
+            let g = LOCKSTEP.min(n - base);
+            let mut any = false;
+            for k in 0..g {
+                offers[k] = self.samplers[base + k].offer(t, epoch, &mut self.rngs[base + k], &sp);
+                active[k] = score_it || offers[k] != Offer::Reject;
+                any |= active[k];
             }
-            if let Offer::Admit { key, evict } = offer {
-                let held = tree.insert_along(q, start, leaf, true, &params, &self.store, rng, tsc);
-                if let Some(gone) = sampler.commit(held, key, evict, t, epoch, rng, &sp) {
-                    tree.delete(gone, &params, &self.store, tsc);
+            if !any {
+                continue;
+            }
+            descend_lockstep(&self.trees[base..base + g], &active[..g], q, paths, &mut leaves);
+            for k in 0..g {
+                if !active[k] {
+                    continue;
+                }
+                let i = base + k;
+                let admit = offers[k] != Offer::Reject;
+                let tree = &mut self.trees[i];
+                let path = paths.path(k);
+                let walk = tree.walk_up(q, leaves[k], path, &self.store, tsc, admit);
+                if score_it {
+                    total += walk.score * tree.normaliser();
+                }
+                if let Offer::Admit { key, evict } = offers[k] {
+                    let rng = &mut self.rngs[i];
+                    let held =
+                        tree.insert_along(q, start, walk.leaf, path, &params, &self.store, rng, tsc);
+                    if let Some(gone) = self.samplers[i].commit(held, key, evict, t, epoch, rng, &sp)
+                    {
+                        tree.delete(gone, &params, &self.store, tsc);
+                    }
                 }
             }
         }
         self.points_seen += 1;
-        total / self.config.num_trees as f64
+        total / n as f64
     }
 
     /// Re-bases sampler keys and compacts the point store when due.
@@ -369,14 +405,27 @@ impl RandomCutForest {
     pub fn score_with(&self, scratch: &mut Scratch, x: &[f32]) -> Result<f64> {
         check_len(x, self.config.input_dims)?;
         check_finite(x)?;
-        scratch.fit(self.config.dimensions);
+        scratch.fit(self.config.dimensions, self.config.sample_size);
         if !self.is_ready() || !self.build_query(x, &mut scratch.query) {
             return Ok(0.0);
         }
-        let Scratch { tree: tsc, query } = scratch;
+        let Scratch {
+            tree: tsc,
+            query,
+            paths,
+            ..
+        } = scratch;
+        let active = [true; LOCKSTEP];
+        let mut leaves = [NONE; LOCKSTEP];
         let mut total = 0.0;
-        for tree in &self.trees {
-            total += tree.score_walk(query, &self.store, tsc, false).score * normaliser(tree.mass());
+        for group in self.trees.chunks(LOCKSTEP) {
+            descend_lockstep(group, &active, query, paths, &mut leaves);
+            for (k, tree) in group.iter().enumerate() {
+                total += tree
+                    .walk_up(query, leaves[k], paths.path(k), &self.store, tsc, false)
+                    .score
+                    * tree.normaliser();
+            }
         }
         Ok(total / self.config.num_trees as f64)
     }
@@ -454,7 +503,7 @@ impl RandomCutForest {
         }
         let run = |sc: &mut TreeScratch, pts: &[f32], acc: &mut [f64]| {
             for tree in &self.trees {
-                let norm = normaliser(tree.mass());
+                let norm = tree.normaliser();
                 for (p, a) in pts.chunks_exact(dims).zip(acc.iter_mut()) {
                     *a += tree.score_walk(p, &self.store, sc, false).score * norm;
                 }
@@ -623,7 +672,7 @@ impl RandomCutForest {
         points_seen: u64,
         epoch: u64,
     ) -> Self {
-        let scratch = Scratch::new(config.dimensions);
+        let scratch = Scratch::new(config.dimensions, config.sample_size);
         Self {
             config,
             trees,

@@ -57,15 +57,21 @@ fn leaf_ref(index: usize) -> NodeRef {
     index as u16 | LEAF_BIT
 }
 
-/// An internal node. 12 bytes.
+/// An internal node: what a descent and a walk up read. 12 bytes. Masses live in a separate
+/// array, since only inserts and deletes touch them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Node {
     pub(crate) cut_value: f32,
     pub(crate) cut_dim: u16,
     pub(crate) left: NodeRef,
     pub(crate) right: NodeRef,
-    /// Points below (0 for a free node).
-    pub(crate) mass: u16,
+    /// Cached box slot or NONE. Derived data: not saved, rebuilt on load.
+    #[serde(skip, default = "no_slot")]
+    pub(crate) box_slot: u16,
+}
+
+fn no_slot() -> u16 {
+    NONE
 }
 
 /// Parameters every tree of a forest shares.
@@ -112,13 +118,19 @@ impl TreeScratch {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Tree {
     root: NodeRef,
+    /// Points in the tree (with multiplicity); kept here, beside `root`, because every query
+    /// needs it and `node_mass[root]` would be a cache miss per tree.
+    mass: u32,
+    /// `log2(1 + mass)`, the score normaliser. Derived: rebuilt on load.
+    #[serde(skip)]
+    norm: f64,
     nodes: Vec<Node>,
+    /// Points below each internal node (0 for a free node).
+    node_mass: Vec<u16>,
     free_node: NodeRef,
     leaf_point: Vec<u32>,
     leaf_mass: Vec<u16>,
     free_leaf: NodeRef,
-    #[serde(skip)]
-    box_slot: Vec<u16>,
     #[serde(skip)]
     boxes: Vec<f32>,
     #[serde(skip)]
@@ -135,16 +147,18 @@ impl Tree {
         leaf_point.reserve_exact(capacity + 1);
         let mut leaf_mass = Vec::new();
         leaf_mass.reserve_exact(capacity + 1);
-        let mut box_slot = Vec::new();
-        box_slot.reserve_exact(capacity);
+        let mut node_mass = Vec::new();
+        node_mass.reserve_exact(capacity);
         Self {
             root: NONE,
+            mass: 0,
+            norm: 0.0,
             nodes,
+            node_mass,
             free_node: NONE,
             leaf_point,
             leaf_mass,
             free_leaf: NONE,
-            box_slot,
             boxes: Vec::new(),
             free_boxes: Vec::new(),
         }
@@ -153,11 +167,18 @@ impl Tree {
     /// Points in the tree (with multiplicity).
     #[inline]
     pub(crate) fn mass(&self) -> u32 {
-        if self.root == NONE {
-            0
-        } else {
-            self.mass_of(self.root)
-        }
+        self.mass
+    }
+
+    /// `log2(1 + mass)`: the normaliser of this tree's scores.
+    #[inline]
+    pub(crate) fn normaliser(&self) -> f64 {
+        self.norm
+    }
+
+    fn set_mass(&mut self, mass: u32) {
+        self.mass = mass;
+        self.norm = (1.0 + f64::from(mass)).log2();
     }
 
     #[inline]
@@ -165,13 +186,23 @@ impl Tree {
         if is_leaf(r) {
             u32::from(self.leaf_mass[leaf_index(r)])
         } else {
-            u32::from(self.nodes[r as usize].mass)
+            u32::from(self.node_mass[r as usize])
         }
     }
 
     #[inline]
     pub(crate) fn root(&self) -> NodeRef {
         self.root
+    }
+
+    #[inline]
+    pub(crate) fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    #[inline]
+    pub(crate) fn boxes(&self) -> &[f32] {
+        &self.boxes
     }
 
     #[inline]
@@ -193,7 +224,10 @@ impl Tree {
     /// The cached box of internal node `r`, if it has one.
     #[inline]
     pub(crate) fn cached_box(&self, r: NodeRef, dims: usize) -> Option<(&[f32], &[f32])> {
-        let slot = *self.box_slot.get(r as usize)?;
+        if self.boxes.is_empty() {
+            return None;
+        }
+        let slot = self.nodes[r as usize].box_slot;
         if slot == NONE {
             return None;
         }
@@ -264,26 +298,25 @@ impl Tree {
         self.union_subtree_box(r, store, min, max, stack);
     }
 
-    fn alloc_node(&mut self, node: Node) -> NodeRef {
+    fn alloc_node(&mut self, node: Node, mass: u16) -> NodeRef {
+        debug_assert_eq!(node.box_slot, NONE);
         if self.free_node != NONE {
             let r = self.free_node;
             self.free_node = self.nodes[r as usize].left;
             self.nodes[r as usize] = node;
-            if let Some(s) = self.box_slot.get_mut(r as usize) {
-                *s = NONE;
-            }
+            self.node_mass[r as usize] = mass;
             r
         } else {
             self.nodes.push(node);
-            self.box_slot.resize(self.nodes.len(), NONE);
+            self.node_mass.push(mass);
             (self.nodes.len() - 1) as NodeRef
         }
     }
 
     fn free_node(&mut self, r: NodeRef) {
         self.release_box(r);
+        self.node_mass[r as usize] = 0;
         let n = &mut self.nodes[r as usize];
-        n.mass = 0;
         n.left = self.free_node;
         n.right = NONE;
         self.free_node = r;
@@ -312,27 +345,40 @@ impl Tree {
 
     /// Gives node `r` a box slot (contents to be filled by the caller).
     fn acquire_box(&mut self, r: NodeRef, dims: usize) -> usize {
-        if self.box_slot.len() < self.nodes.len() {
-            self.box_slot.resize(self.nodes.len(), NONE);
-        }
         let slot = match self.free_boxes.pop() {
             Some(s) => s,
             None => {
-                let s = (self.boxes.len() / (2 * dims)) as u16;
-                self.boxes.resize(self.boxes.len() + 2 * dims, 0.0);
-                s
+                let len = self.boxes.len();
+                if self.boxes.capacity() < len + 2 * dims {
+                    // grow by an eighth (not the Vec's doubling): the pool's peak size is its
+                    // steady-state size, and every slot of slack is resident memory
+                    self.boxes.reserve_exact((len / 8).max(8 * 2 * dims));
+                }
+                self.boxes.resize(len + 2 * dims, 0.0);
+                (len / (2 * dims)) as u16
             }
         };
-        self.box_slot[r as usize] = slot;
+        self.nodes[r as usize].box_slot = slot;
         slot as usize
     }
 
     fn release_box(&mut self, r: NodeRef) {
-        if let Some(slot) = self.box_slot.get_mut(r as usize)
-            && *slot != NONE
-        {
+        let slot = &mut self.nodes[r as usize].box_slot;
+        if *slot != NONE {
             self.free_boxes.push(*slot);
             *slot = NONE;
+        }
+    }
+
+    /// The box of child `r` as slices, when it is free to get (a leaf's point or a cached
+    /// box); `None` for an uncached internal node.
+    #[inline]
+    fn child_box<'a>(&'a self, r: NodeRef, store: &'a PointStore, dims: usize) -> Option<(&'a [f32], &'a [f32])> {
+        if is_leaf(r) {
+            let p = store.point(self.leaf_point(r));
+            Some((p, p))
+        } else {
+            self.cached_box(r, dims)
         }
     }
 
@@ -340,17 +386,31 @@ impl Tree {
     fn fill_box(&mut self, r: NodeRef, store: &PointStore, sc: &mut TreeScratch) {
         let dims = sc.min.len();
         let node = self.nodes[r as usize];
-        sc.min.fill(f32::INFINITY);
-        sc.max.fill(f32::NEG_INFINITY);
-        self.union_subtree_box(node.left, store, &mut sc.min, &mut sc.max, &mut sc.stack);
-        self.union_subtree_box(node.right, store, &mut sc.min, &mut sc.max, &mut sc.stack);
-        let slot = match self.box_slot.get(r as usize) {
-            Some(&s) if s != NONE => s as usize,
-            _ => self.acquire_box(r, dims),
+        match (self.child_box(node.left, store, dims), self.child_box(node.right, store, dims)) {
+            // the common case: two boxes at hand, one pass
+            (Some((al, ah)), Some((bl, bh))) => {
+                for i in 0..dims {
+                    sc.min[i] = al[i].min(bl[i]);
+                    sc.max[i] = ah[i].max(bh[i]);
+                }
+            }
+            _ => {
+                sc.min.fill(f32::INFINITY);
+                sc.max.fill(f32::NEG_INFINITY);
+                self.union_subtree_box(node.left, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+                self.union_subtree_box(node.right, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+            }
+        }
+        let slot = match self.nodes[r as usize].box_slot {
+            NONE => self.acquire_box(r, dims),
+            s => s as usize,
         };
         let b = &mut self.boxes[slot * 2 * dims..(slot + 1) * 2 * dims];
-        b[..dims].copy_from_slice(&sc.min);
-        b[dims..].copy_from_slice(&sc.max);
+        let (lo, hi) = b.split_at_mut(dims);
+        for i in 0..dims {
+            lo[i] = sc.min[i];
+            hi[i] = sc.max[i];
+        }
     }
 
     /// Inserts the point at store index `start` (coordinates `q`), given the descent `path`
@@ -368,23 +428,24 @@ impl Tree {
         q: &[f32],
         start: u32,
         leaf: NodeRef,
-        probs_valid: bool,
+        path: &[NodeRef],
         params: &TreeParams,
         store: &PointStore,
         rng: &mut TreeRng,
         sc: &mut TreeScratch,
     ) -> NodeRef {
+        self.set_mass(self.mass + 1);
         if self.root == NONE {
             let l = self.alloc_leaf(start);
             self.root = l;
             return l;
         }
-        let depth = sc.path.len();
-        debug_assert!(probs_valid && sc.probs.len() == depth);
+        let depth = path.len();
+        debug_assert_eq!(sc.probs.len(), depth, "insert needs the walk's probabilities");
         // duplicate of the reached leaf's point: one more copy
         if store.point(self.leaf_point(leaf)) == q {
             self.leaf_mass[leaf_index(leaf)] += 1;
-            self.add_mass_on_path(depth, None, store, sc, params);
+            self.add_mass_on_path(path, false, store, sc, params);
             return leaf;
         }
         let mut level = depth; // depth = split at the leaf
@@ -395,11 +456,7 @@ impl Tree {
                 break;
             }
         }
-        let sibling = if level == depth {
-            leaf
-        } else {
-            sc.path[level]
-        };
+        let sibling = if level == depth { leaf } else { path[level] };
         self.subtree_box(sibling, store, &mut sc.min, &mut sc.max, &mut sc.stack);
         let (cut_dim, cut_value, q_left) = draw_separating_cut(q, &sc.min, &sc.max, rng);
         let new_leaf = self.alloc_leaf(start);
@@ -409,17 +466,20 @@ impl Tree {
         } else {
             (sibling, new_leaf)
         };
-        let u = self.alloc_node(Node {
-            cut_value,
-            cut_dim: cut_dim as u16,
-            left,
-            right,
-            mass: mass as u16,
-        });
+        let u = self.alloc_node(
+            Node {
+                cut_value,
+                cut_dim: cut_dim as u16,
+                left,
+                right,
+                box_slot: NONE,
+            },
+            mass as u16,
+        );
         if level == 0 {
             self.root = u;
         } else {
-            let parent = sc.path[level - 1];
+            let parent = path[level - 1];
             let pn = &mut self.nodes[parent as usize];
             if pn.left == sibling {
                 pn.left = u;
@@ -435,34 +495,33 @@ impl Tree {
             b[..dims].copy_from_slice(&sc.min);
             b[dims..].copy_from_slice(&sc.max);
         }
-        self.add_mass_on_path(level, Some(q), store, sc, params);
+        sc.candidate.copy_from_slice(q);
+        self.add_mass_on_path(&path[..level], true, store, sc, params);
         new_leaf
     }
 
-    /// Adds 1 to the masses of `path[..levels]` (nearest first), growing their cached boxes by
-    /// `q` when given and caching boxes of nodes that reach the threshold.
+    /// Adds 1 to the masses of the nodes on `path` (nearest first) and caches boxes of nodes
+    /// that reach the threshold. With `grow`, also grows cached boxes by the new point (in
+    /// `sc.candidate`) where the walk found it outside them (`sc.probs[j] > 0`; where the
+    /// probability was 0 the point is already inside).
     fn add_mass_on_path(
         &mut self,
-        levels: usize,
-        q: Option<&[f32]>,
+        path: &[NodeRef],
+        grow: bool,
         store: &PointStore,
         sc: &mut TreeScratch,
         params: &TreeParams,
     ) {
         let dims = params.dims;
-        for j in (0..levels).rev() {
-            let r = sc.path[j];
-            let mass = {
-                let n = &mut self.nodes[r as usize];
-                n.mass += 1;
-                u32::from(n.mass)
-            };
-            let slot = self.box_slot.get(r as usize).copied().unwrap_or(NONE);
+        for (j, &r) in path.iter().enumerate().rev() {
+            self.node_mass[r as usize] += 1;
+            let mass = u32::from(self.node_mass[r as usize]);
+            let slot = self.nodes[r as usize].box_slot;
             if slot != NONE {
-                if let Some(q) = q {
+                if grow && sc.probs[j] > 0.0 {
                     let b = &mut self.boxes[slot as usize * 2 * dims..(slot as usize + 1) * 2 * dims];
                     let (lo, hi) = b.split_at_mut(dims);
-                    extend_box(lo, hi, q);
+                    extend_box(lo, hi, &sc.candidate);
                 }
             } else if mass >= params.box_min_mass {
                 self.fill_box(r, store, sc);
@@ -478,6 +537,7 @@ impl Tree {
         store: &PointStore,
         sc: &mut TreeScratch,
     ) {
+        self.set_mass(self.mass - 1);
         let point = store.point(self.leaf_point(leaf));
         let reached = self.descend(point, &mut sc.path);
         debug_assert_eq!(reached, leaf, "descent by a leaf's point must reach that leaf");
@@ -530,12 +590,9 @@ impl Tree {
         let mut shrinking = gone.is_some();
         for j in (0..levels).rev() {
             let r = sc.path[j];
-            let mass = {
-                let n = &mut self.nodes[r as usize];
-                n.mass -= 1;
-                u32::from(n.mass)
-            };
-            let slot = self.box_slot.get(r as usize).copied().unwrap_or(NONE);
+            self.node_mass[r as usize] -= 1;
+            let mass = u32::from(self.node_mass[r as usize]);
+            let slot = self.nodes[r as usize].box_slot;
             if slot == NONE {
                 continue;
             }
@@ -545,16 +602,54 @@ impl Tree {
             }
             if shrinking {
                 let gone = gone.expect("shrinking implies a removed point");
-                let b = &self.boxes[slot as usize * 2 * dims..(slot as usize + 1) * 2 * dims];
-                let (lo, hi) = b.split_at(dims);
-                if strictly_inside(gone, lo, hi) {
-                    // this box and every box above contain the point strictly: unchanged
-                    shrinking = false;
-                } else {
-                    self.fill_box(r, store, sc);
-                }
+                // once a box is unchanged, every box above is too: the removed point was either
+                // strictly inside, or another point still holds each bound it touched
+                shrinking = self.shrink_box(r, slot as usize, gone, store, sc);
             }
         }
+    }
+
+    /// Updates the cached box (in `slot`) of internal node `r` after `gone` left its subtree:
+    /// only the bounds `gone` sat on are recomputed, from the children. Returns whether the box
+    /// changed.
+    fn shrink_box(
+        &mut self,
+        r: NodeRef,
+        slot: usize,
+        gone: &[f32],
+        store: &PointStore,
+        sc: &mut TreeScratch,
+    ) -> bool {
+        let dims = gone.len();
+        let span = slot * 2 * dims..(slot + 1) * 2 * dims;
+        let (lo, hi) = self.boxes[span.clone()].split_at(dims);
+        if strictly_inside(gone, lo, hi) {
+            return false;
+        }
+        let node = self.nodes[r as usize];
+        let (Some((al, ah)), Some((bl, bh))) = (
+            self.child_box(node.left, store, dims),
+            self.child_box(node.right, store, dims),
+        ) else {
+            // a child without a cached box: recompute the whole box from the leaves, and keep
+            // shrinking upwards (conservative: the box may or may not have changed)
+            self.fill_box(r, store, sc);
+            return true;
+        };
+        let mut changed = false;
+        for i in 0..dims {
+            let new_lo = if gone[i] == lo[i] { al[i].min(bl[i]) } else { lo[i] };
+            let new_hi = if gone[i] == hi[i] { ah[i].max(bh[i]) } else { hi[i] };
+            changed |= new_lo != lo[i] || new_hi != hi[i];
+            sc.min[i] = new_lo;
+            sc.max[i] = new_hi;
+        }
+        if changed {
+            let (lo, hi) = self.boxes[span].split_at_mut(dims);
+            lo.copy_from_slice(&sc.min);
+            hi.copy_from_slice(&sc.max);
+        }
+        changed
     }
 
     /// Rebuilds every cached box from scratch (after a restore or a parameter change).
@@ -564,8 +659,11 @@ impl Tree {
         store: &PointStore,
         sc: &mut TreeScratch,
     ) {
-        self.box_slot.clear();
-        self.box_slot.resize(self.nodes.len(), NONE);
+        let mass = if self.root == NONE { 0 } else { self.mass_of(self.root) };
+        self.set_mass(mass);
+        for n in &mut self.nodes {
+            n.box_slot = NONE;
+        }
         self.boxes.clear();
         self.free_boxes.clear();
         if self.root == NONE || is_leaf(self.root) {
@@ -584,7 +682,7 @@ impl Tree {
             stack.push(n.right);
         }
         for &r in order.iter().rev() {
-            if u32::from(self.nodes[r as usize].mass) >= params.box_min_mass {
+            if u32::from(self.node_mass[r as usize]) >= params.box_min_mass {
                 self.fill_box(r, store, sc);
             }
         }
@@ -612,16 +710,16 @@ impl Tree {
     /// Bytes held by this tree.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.node_mass.capacity() * 2
             + self.leaf_point.capacity() * 4
             + self.leaf_mass.capacity() * 2
-            + self.box_slot.capacity() * 2
             + self.boxes.capacity() * 4
             + self.free_boxes.capacity() * 2
     }
 
     /// Number of cached boxes.
     pub(crate) fn cached_boxes(&self) -> usize {
-        self.box_slot.iter().filter(|&&s| s != NONE).count()
+        self.nodes.iter().filter(|n| n.box_slot != NONE).count()
     }
 
     /// Verifies the invariants in the module docs against `sampler_leaves` (one entry per
@@ -641,7 +739,7 @@ impl Tree {
                 params.capacity
             ));
         }
-        if self.leaf_mass.len() != n_leaves {
+        if self.leaf_mass.len() != n_leaves || self.node_mass.len() != n_nodes {
             return Err("leaf arrays differ in length".into());
         }
         let mut seen_node = vec![false; n_nodes];
@@ -692,10 +790,10 @@ impl Tree {
             for (i, n) in self.nodes.iter().enumerate() {
                 if seen_node[i] {
                     let sum = self.mass_of(n.left) + self.mass_of(n.right);
-                    if u32::from(n.mass) != sum {
+                    if u32::from(self.node_mass[i]) != sum {
                         return Err(format!(
                             "node {i} has mass {} but its children hold {sum}",
-                            n.mass
+                            self.node_mass[i]
                         ));
                     }
                 }
@@ -713,7 +811,7 @@ impl Tree {
         let mut r = self.free_node;
         while r != NONE {
             let i = r as usize;
-            if i >= n_nodes || seen_node[i] || self.nodes[i].mass != 0 {
+            if i >= n_nodes || seen_node[i] || self.node_mass[i] != 0 {
                 return Err("node free list is corrupt".into());
             }
             seen_node[i] = true;
@@ -733,6 +831,10 @@ impl Tree {
         }
         if seen_node.iter().any(|s| !s) || seen_leaf.iter().any(|s| !s) {
             return Err("some tree slots are neither reachable nor free".into());
+        }
+        let root_mass = if self.root == NONE { 0 } else { self.mass_of(self.root) };
+        if root_mass != self.mass {
+            return Err(format!("tree mass {} differs from its root's {root_mass}", self.mass));
         }
         // sampler ↔ leaves
         if sampler_leaves.len() != self.mass() as usize {
@@ -767,15 +869,15 @@ impl Tree {
         let mut min = vec![0.0; dims];
         let mut max = vec![0.0; dims];
         let mut stack = Vec::new();
-        for (i, n) in self.nodes.iter().enumerate() {
+        for (i, &mass) in self.node_mass.iter().enumerate() {
             let cached = self.cached_box(i as NodeRef, dims);
-            if n.mass == 0 {
+            if mass == 0 {
                 if cached.is_some() {
                     return Err(format!("free node {i} keeps a box"));
                 }
                 continue;
             }
-            let should = u32::from(n.mass) >= params.box_min_mass;
+            let should = u32::from(mass) >= params.box_min_mass;
             match (cached, should) {
                 (None, false) => {}
                 (Some(_), false) => return Err(format!("node {i} caches a box below threshold")),

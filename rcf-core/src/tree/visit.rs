@@ -8,7 +8,7 @@
 
 use crate::kernels::{gap_and_range, separation_probability};
 use crate::point_store::PointStore;
-use crate::tree::{NONE, NodeRef, Tree, TreeScratch, is_leaf};
+use crate::tree::{NONE, Node, NodeRef, Tree, TreeScratch, is_leaf};
 
 /// `damp(m, M_T) = 1 − m / (2 M_T)` of rcf-reference §5.
 #[inline]
@@ -16,11 +16,96 @@ fn damp(leaf_mass: f64, tree_mass: f64) -> f64 {
     1.0 - leaf_mass / (2.0 * tree_mass)
 }
 
-/// `log2(1 + M_T)`: the normaliser that makes inliers score about 1.
+/// `log2(1 + m)` (only on the rare "seen" path; the per-tree normaliser is cached in the tree).
 #[inline]
-pub(crate) fn normaliser(tree_mass: u32) -> f64 {
-    (1.0 + f64::from(tree_mass)).log2()
+fn log2_1p(m: f64) -> f64 {
+    (1.0 + m).log2()
 }
+
+/// Sets `[min, max]` to the single point `p`.
+#[inline]
+fn set_to_point(min: &mut [f32], max: &mut [f32], p: &[f32]) {
+    for ((lo, hi), &v) in min.iter_mut().zip(max.iter_mut()).zip(p) {
+        *lo = v;
+        *hi = v;
+    }
+}
+
+/// Paths of up to [`LOCKSTEP`] trees, in one flat buffer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LockstepPaths {
+    buf: Vec<NodeRef>,
+    stride: usize,
+    len: [usize; LOCKSTEP],
+}
+
+impl LockstepPaths {
+    /// Room for paths of up to `max_depth` internal nodes (a tree of `capacity` points has at
+    /// most `capacity` internal nodes, counting the one an insert adds before a delete).
+    pub(crate) fn new(max_depth: usize) -> Self {
+        Self {
+            buf: vec![NONE; max_depth * LOCKSTEP],
+            stride: max_depth,
+            len: [0; LOCKSTEP],
+        }
+    }
+
+    /// The path of tree `k` of the last descent (root first).
+    #[inline]
+    pub(crate) fn path(&self, k: usize) -> &[NodeRef] {
+        &self.buf[k * self.stride..k * self.stride + self.len[k]]
+    }
+}
+
+/// Descends up to [`LOCKSTEP`] trees at once with the same query, one level of every tree per
+/// round, so that their node loads (each a likely cache miss) overlap instead of queueing.
+/// Trees with `active[k] == false` are skipped (their leaf is NONE).
+#[inline]
+pub(crate) fn descend_lockstep(
+    trees: &[Tree],
+    active: &[bool],
+    q: &[f32],
+    paths: &mut LockstepPaths,
+    leaves: &mut [NodeRef; LOCKSTEP],
+) {
+    let g = trees.len();
+    debug_assert!(g <= LOCKSTEP && active.len() >= g);
+    let mut nodes: [&[Node]; LOCKSTEP] = [&[]; LOCKSTEP];
+    let mut cur = [NONE; LOCKSTEP];
+    let mut len = [0usize; LOCKSTEP];
+    for k in 0..g {
+        nodes[k] = trees[k].nodes();
+        cur[k] = if active[k] { trees[k].root() } else { NONE };
+    }
+    let stride = paths.stride;
+    let buf = &mut paths.buf[..];
+    loop {
+        let mut moved = false;
+        for k in 0..g {
+            let r = cur[k];
+            // NONE carries the leaf bit, so empty and finished trees both stop here
+            if !is_leaf(r) {
+                buf[k * stride + len[k]] = r;
+                len[k] += 1;
+                let n = &nodes[k][r as usize];
+                cur[k] = if q[n.cut_dim as usize] <= n.cut_value {
+                    n.left
+                } else {
+                    n.right
+                };
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    paths.len = len;
+    *leaves = cur;
+}
+
+/// Trees descended together by [`descend_lockstep`].
+pub(crate) const LOCKSTEP: usize = 8;
 
 /// The result of a scoring walk.
 #[derive(Debug, Clone, Copy)]
@@ -32,8 +117,99 @@ pub(crate) struct Walk {
 }
 
 impl Tree {
+    /// Scores `q` (rcf-reference §5, before the normaliser). With `record`, also leaves in
+    /// `sc.probs[j]` the separation probability of `q` against the box of `sc.path[j]` (0 above
+    /// the convergence level), which [`Tree::insert_along`] consumes.
+    #[inline]
+    pub(crate) fn score_walk(
+        &self,
+        q: &[f32],
+        store: &PointStore,
+        sc: &mut TreeScratch,
+        record: bool,
+    ) -> Walk {
+        let mut path = std::mem::take(&mut sc.path);
+        let leaf = self.descend(q, &mut path);
+        let walk = self.walk_up(q, leaf, &path, store, sc, record);
+        sc.path = path;
+        walk
+    }
+
+    /// The upward half of [`score_walk`](Self::score_walk), for a `leaf` and `sc.path` already
+    /// found (e.g. by [`descend_lockstep`]).
+    ///
+    /// Below the first node with a cached box the walk keeps a running box in scratch, growing
+    /// it by each sibling subtree; from that node up it reads cached boxes in place (a node's
+    /// ancestors hold more points, so they are cached too) and copies nothing.
+    #[inline]
+    pub(crate) fn walk_up(
+        &self,
+        q: &[f32],
+        leaf: NodeRef,
+        path: &[NodeRef],
+        store: &PointStore,
+        sc: &mut TreeScratch,
+        record: bool,
+    ) -> Walk {
+        if leaf == NONE {
+            return Walk { score: 0.0, leaf };
+        }
+        let depth = path.len();
+        if record {
+            sc.probs.clear();
+            sc.probs.resize(depth, 0.0);
+        }
+        let leaf_pt = store.point(self.leaf_point(leaf));
+        if leaf_pt == q {
+            let m = f64::from(self.leaf_mass(leaf));
+            let score = damp(m, f64::from(self.mass())) / (depth as f64 + log2_1p(m));
+            return Walk { score, leaf };
+        }
+        let dims = q.len();
+        let stride = 2 * dims;
+        let mut s = 1.0 / (depth as f64 + 1.0);
+        // whether sc.min/max hold the box of `child`
+        let mut running = false;
+        let mut child = leaf;
+        for j in (0..depth).rev() {
+            let node = path[j];
+            let slot = self.node(node).box_slot;
+            let p = if slot != NONE {
+                running = false;
+                let b = &self.boxes()[slot as usize * stride..][..stride];
+                let (lo, hi) = b.split_at(dims);
+                separation_probability(q, lo, hi)
+            } else {
+                let TreeScratch {
+                    min, max, stack, ..
+                } = sc;
+                if !running {
+                    if child == leaf {
+                        set_to_point(min, max, leaf_pt);
+                    } else {
+                        self.subtree_box(child, store, min, max, stack);
+                    }
+                    running = true;
+                }
+                let n = self.node(node);
+                let sibling = if n.left == child { n.right } else { n.left };
+                self.union_subtree_box(sibling, store, min, max, stack);
+                separation_probability(q, min, max)
+            };
+            if p == 0.0 {
+                break;
+            }
+            if record {
+                sc.probs[j] = p;
+            }
+            s = (1.0 - p) * s + p / (j as f64 + 1.0);
+            child = node;
+        }
+        Walk { score: s, leaf }
+    }
+
     /// Sets the running box to the box of `path[j]`, given that it held the box of the child
-    /// on the path, `child`.
+    /// on the path, `child` (used by the attribution walk, which needs the box itself).
     #[inline]
     fn grow_to_parent(
         &self,
@@ -56,50 +232,6 @@ impl Tree {
             self.union_subtree_box(sibling, store, min, max, stack);
         }
         node
-    }
-
-    /// Scores `q` (rcf-reference §5, before the normaliser). With `record`, also leaves in
-    /// `sc.probs[j]` the separation probability of `q` against the box of `sc.path[j]` (0 above
-    /// the convergence level), which [`Tree::insert_along`] consumes.
-    #[inline]
-    pub(crate) fn score_walk(
-        &self,
-        q: &[f32],
-        store: &PointStore,
-        sc: &mut TreeScratch,
-        record: bool,
-    ) -> Walk {
-        let leaf = self.descend(q, &mut sc.path);
-        if leaf == NONE {
-            return Walk { score: 0.0, leaf };
-        }
-        let depth = sc.path.len();
-        if record {
-            sc.probs.clear();
-            sc.probs.resize(depth, 0.0);
-        }
-        let leaf_pt = store.point(self.leaf_point(leaf));
-        if leaf_pt == q {
-            let m = f64::from(self.leaf_mass(leaf));
-            let score = damp(m, f64::from(self.mass())) / (depth as f64 + (1.0 + m).log2());
-            return Walk { score, leaf };
-        }
-        let mut s = 1.0 / (depth as f64 + 1.0);
-        sc.min.copy_from_slice(leaf_pt);
-        sc.max.copy_from_slice(leaf_pt);
-        let mut child = leaf;
-        for j in (0..depth).rev() {
-            child = self.grow_to_parent(j, child, store, sc);
-            let p = separation_probability(q, &sc.min, &sc.max);
-            if p == 0.0 {
-                break;
-            }
-            if record {
-                sc.probs[j] = p;
-            }
-            s = (1.0 - p) * s + p / (j as f64 + 1.0);
-        }
-        Walk { score: s, leaf }
     }
 
     /// Attribution of `q` (rcf-reference §6), before the normaliser: adds this tree's
@@ -126,7 +258,7 @@ impl Tree {
             let m = f64::from(self.leaf_mass(leaf));
             sc.high.fill(0.0);
             sc.low.fill(0.0);
-            damp(m, f64::from(self.mass())) / (depth as f64 + (1.0 + m).log2())
+            damp(m, f64::from(self.mass())) / (depth as f64 + log2_1p(m))
         } else {
             // the leaf's share, split by each dimension's part of the separation
             let base = 1.0 / (depth as f64 + 1.0);
@@ -137,8 +269,7 @@ impl Tree {
                 sc.low[i] = (y - x).max(0.0) / gap * base;
             }
             let mut s = base;
-            sc.min.copy_from_slice(leaf_pt);
-            sc.max.copy_from_slice(leaf_pt);
+            set_to_point(&mut sc.min, &mut sc.max, leaf_pt);
             let mut child = leaf;
             for j in (0..depth).rev() {
                 child = self.grow_to_parent(j, child, store, sc);
@@ -160,7 +291,7 @@ impl Tree {
         };
         // renormalise so this tree's entries sum to its score exactly (as the reference does)
         let total: f64 = sc.high.iter().sum::<f64>() + sc.low.iter().sum::<f64>();
-        let norm = normaliser(self.mass()) * weight;
+        let norm = self.normaliser() * weight;
         if total > 0.0 {
             let k = s / total * norm;
             for i in 0..dims {
@@ -186,7 +317,6 @@ impl Tree {
         if self.root == NONE {
             return NONE;
         }
-        let dims = q.len();
         sc.frames.clear();
         sc.results.clear();
         sc.frames.push((self.root, 0, false));
@@ -196,7 +326,7 @@ impl Tree {
                 let leaf_pt = store.point(self.leaf_point(r));
                 let s = if leaf_pt == &sc.candidate[..] {
                     let m = f64::from(self.leaf_mass(r));
-                    damp(m, f64::from(self.mass())) / (f64::from(depth) + (1.0 + m).log2())
+                    damp(m, f64::from(self.mass())) / (f64::from(depth) + log2_1p(m))
                 } else {
                     1.0 / (f64::from(depth) + 1.0)
                 };
@@ -239,7 +369,6 @@ impl Tree {
             sc.results.push((leaf, s));
         }
         debug_assert_eq!(sc.results.len(), 1);
-        let _ = dims;
         sc.results.pop().map_or(NONE, |(leaf, _)| leaf)
     }
 }
