@@ -27,6 +27,8 @@
 //! 4. A cached box is exactly the bounding box of its subtree's points; a node has a cached box
 //!    iff its mass ≥ `box_cache_min_mass`.
 
+#[cfg(test)]
+pub(crate) mod naive;
 pub(crate) mod visit;
 
 use serde::{Deserialize, Serialize};
