@@ -1,1 +1,58 @@
-//! Shared helpers for the benchmarks.
+//! Shared set-up for rcf's benchmarks: the forests of workloads W1–W4 (`benchmarks.md` §7),
+//! trained the same way for the criterion benches and the `report` binary.
+
+#![forbid(unsafe_code)]
+
+use rcf_core::RandomCutForest;
+use rcf_datasets::synth;
+
+/// Points of W1 used to warm a forest before measuring (the sample is full and steady).
+pub const WARM_POINTS: usize = 20_000;
+
+/// The W1 forest: 1 input, shingle 8, 50 trees, 256 samples, default decay, with the given
+/// box-cache threshold.
+pub fn w1_forest(box_cache_min_mass: usize) -> RandomCutForest {
+    RandomCutForest::builder(1)
+        .shingle_size(8)
+        .num_trees(50)
+        .sample_size(256)
+        .box_cache_min_mass(box_cache_min_mass)
+        .seed(1)
+        .build()
+        .expect("valid W1 parameters")
+}
+
+/// The W2 forest: 3 inputs, shingle 4, 100 trees, 256 samples.
+pub fn w2_forest() -> RandomCutForest {
+    RandomCutForest::builder(3)
+        .shingle_size(4)
+        .num_trees(100)
+        .sample_size(256)
+        .seed(2)
+        .build()
+        .expect("valid W2 parameters")
+}
+
+/// A W1 forest after the whole standard W1 stream (the W3 subject).
+pub fn trained_w1_forest(box_cache_min_mass: usize) -> RandomCutForest {
+    let mut f = w1_forest(box_cache_min_mass);
+    for v in synth::w1_standard().values {
+        f.update(&[v]).expect("finite data");
+    }
+    f
+}
+
+/// The W4 forest: 8 dimensions without internal shingling, trained on W1's shingles, frozen.
+pub fn w4_forest() -> RandomCutForest {
+    let mut f = RandomCutForest::builder(8)
+        .num_trees(50)
+        .sample_size(256)
+        .seed(4)
+        .build()
+        .expect("valid W4 parameters");
+    let points = synth::shingle(&synth::w1_standard().values, 8);
+    for p in points.chunks_exact(8) {
+        f.update(p).expect("finite data");
+    }
+    f
+}

@@ -5,7 +5,7 @@ use crate::error::{Error, Result, check_finite, check_len};
 use crate::point_store::PointStore;
 use crate::rng::TreeRng;
 use crate::sampler::{Offer, Sampler, SamplerParams};
-use crate::tree::visit::{LOCKSTEP, LockstepPaths, complete, descend_lockstep};
+use crate::tree::visit::{LOCKSTEP, LockstepPaths, complete, descend_lockstep, descend_points_lockstep};
 use crate::tree::{NONE, Tree, TreeParams, TreeScratch};
 
 /// Re-base sampler keys once `λ·(t − epoch)` exceeds this (keeps `f32` keys precise).
@@ -75,6 +75,24 @@ impl Scratch {
             *self = Self::new(dims, capacity);
         }
     }
+}
+
+/// Bytes held by each part of a forest (see [`RandomCutForest::memory_breakdown`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryBreakdown {
+    /// Internal nodes (cuts, children, masses).
+    pub nodes: usize,
+    /// Leaves (point references and duplicate counts).
+    pub leaves: usize,
+    /// Cached bounding boxes.
+    pub boxes: usize,
+    /// Samplers (priority keys and leaf references).
+    pub samplers: usize,
+    /// The shared point store.
+    pub points: usize,
+    /// Everything else (per-tree headers, generators, scratch).
+    pub other: usize,
 }
 
 /// Per-dimension contributions to a score (rcf-reference §6): `high[i]` is the part due to the
@@ -501,11 +519,20 @@ impl RandomCutForest {
         if !self.is_ready() {
             return Ok(out);
         }
-        let run = |sc: &mut TreeScratch, pts: &[f32], acc: &mut [f64]| {
+        let capacity = self.config.sample_size;
+        let run = |sc: &mut Scratch, pts: &[f32], acc: &mut [f64]| {
+            let Scratch {
+                tree: tsc, paths, ..
+            } = sc;
+            let mut leaves = [NONE; LOCKSTEP];
             for tree in &self.trees {
                 let norm = tree.normaliser();
-                for (p, a) in pts.chunks_exact(dims).zip(acc.iter_mut()) {
-                    *a += tree.score_walk(p, &self.store, sc, false).score * norm;
+                for (group, acc) in pts.chunks(LOCKSTEP * dims).zip(acc.chunks_mut(LOCKSTEP)) {
+                    descend_points_lockstep(tree, group, dims, paths, &mut leaves);
+                    for (k, (p, a)) in group.chunks_exact(dims).zip(acc.iter_mut()).enumerate() {
+                        *a += tree.walk_up(p, leaves[k], paths.path(k), &self.store, tsc, false).score
+                            * norm;
+                    }
                 }
             }
             let k = self.config.num_trees as f64;
@@ -516,11 +543,11 @@ impl RandomCutForest {
             use rayon::prelude::*;
             out.par_chunks_mut(SCORE_CHUNK)
                 .zip(points.par_chunks(SCORE_CHUNK * dims))
-                .for_each_init(|| TreeScratch::new(dims), |sc, (acc, pts)| run(sc, pts, acc));
+                .for_each_init(|| Scratch::new(dims, capacity), |sc, (acc, pts)| run(sc, pts, acc));
         }
         #[cfg(not(feature = "parallel"))]
         {
-            let mut sc = TreeScratch::new(dims);
+            let mut sc = Scratch::new(dims, capacity);
             for (acc, pts) in out.chunks_mut(SCORE_CHUNK).zip(points.chunks(SCORE_CHUNK * dims)) {
                 run(&mut sc, pts, acc);
             }
@@ -603,6 +630,28 @@ impl RandomCutForest {
             + self.rngs.capacity() * std::mem::size_of::<TreeRng>()
             + self.store.memory_bytes()
             + self.config.dimensions * 4 * 8 // scratch
+    }
+
+    /// Where [`memory_usage`](Self::memory_usage) goes, in bytes.
+    pub fn memory_breakdown(&self) -> MemoryBreakdown {
+        let (mut nodes, mut leaves, mut boxes) = (0, 0, 0);
+        for t in &self.trees {
+            let (n, l, b) = t.memory_parts();
+            nodes += n;
+            leaves += l;
+            boxes += b;
+        }
+        let samplers = self.samplers.iter().map(Sampler::memory_bytes).sum::<usize>();
+        let points = self.store.memory_bytes();
+        let total = self.memory_usage();
+        MemoryBreakdown {
+            nodes,
+            leaves,
+            boxes,
+            samplers,
+            points,
+            other: total - nodes - leaves - boxes - samplers - points,
+        }
     }
 
     /// Points each tree currently holds (with multiplicity), in tree order.

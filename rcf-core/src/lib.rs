@@ -20,4 +20,4 @@ pub use config::{
     MAX_SAMPLE_SIZE,
 };
 pub use error::{Error, Result, StateError};
-pub use forest::{Attribution, RandomCutForest, Scratch};
+pub use forest::{Attribution, MemoryBreakdown, RandomCutForest, Scratch};

@@ -266,6 +266,15 @@ impl Tree {
         stack: &mut Vec<NodeRef>,
     ) {
         let dims = min.len();
+        // the common cases without the stack: a leaf (the sibling of a bottom node) or a cached box
+        if is_leaf(r) {
+            extend_box(min, max, store.point(self.leaf_point(r)));
+            return;
+        }
+        if let Some((lo, hi)) = self.cached_box(r, dims) {
+            union_box(min, max, lo, hi);
+            return;
+        }
         stack.clear();
         stack.push(r);
         while let Some(n) = stack.pop() {
@@ -719,9 +728,13 @@ impl Tree {
             + self.free_boxes.capacity() * 2
     }
 
-    /// Number of cached boxes.
-    pub(crate) fn cached_boxes(&self) -> usize {
-        self.nodes.iter().filter(|n| n.box_slot != NONE).count()
+    /// Bytes of (nodes, leaves, boxes).
+    pub(crate) fn memory_parts(&self) -> (usize, usize, usize) {
+        (
+            self.nodes.capacity() * std::mem::size_of::<Node>() + self.node_mass.capacity() * 2,
+            self.leaf_point.capacity() * 4 + self.leaf_mass.capacity() * 2,
+            self.boxes.capacity() * 4 + self.free_boxes.capacity() * 2,
+        )
     }
 
     /// Verifies the invariants in the module docs against `sampler_leaves` (one entry per

@@ -22,6 +22,21 @@ fn log2_1p(m: f64) -> f64 {
     (1.0 + m).log2()
 }
 
+/// `1 / (j + 1)`, from a table for the depths walks usually visit.
+#[inline(always)]
+fn inverse_depth(j: usize) -> f64 {
+    const TABLE: [f64; 64] = {
+        let mut t = [0.0; 64];
+        let mut j = 0;
+        while j < 64 {
+            t[j] = 1.0 / (j as f64 + 1.0);
+            j += 1;
+        }
+        t
+    };
+    if j < TABLE.len() { TABLE[j] } else { 1.0 / (j as f64 + 1.0) }
+}
+
 /// Sets `[min, max]` to the single point `p`.
 #[inline]
 fn set_to_point(min: &mut [f32], max: &mut [f32], p: &[f32]) {
@@ -104,6 +119,50 @@ pub(crate) fn descend_lockstep(
     *leaves = cur;
 }
 
+/// Descends one tree with up to [`LOCKSTEP`] queries at once (`points` holds them row-major,
+/// `dims` values each), one level of every query per round, so that their dependent load
+/// chains (node → query value → compare → child) overlap. The batch path's counterpart of
+/// [`descend_lockstep`].
+#[inline]
+pub(crate) fn descend_points_lockstep(
+    tree: &Tree,
+    points: &[f32],
+    dims: usize,
+    paths: &mut LockstepPaths,
+    leaves: &mut [NodeRef; LOCKSTEP],
+) {
+    let g = points.len() / dims;
+    debug_assert!(g <= LOCKSTEP);
+    let nodes = tree.nodes();
+    let mut cur = [NONE; LOCKSTEP];
+    let mut len = [0usize; LOCKSTEP];
+    cur[..g].fill(tree.root());
+    let stride = paths.stride;
+    let buf = &mut paths.buf[..];
+    loop {
+        let mut moved = false;
+        for k in 0..g {
+            let r = cur[k];
+            if !is_leaf(r) {
+                buf[k * stride + len[k]] = r;
+                len[k] += 1;
+                let n = &nodes[r as usize];
+                cur[k] = if points[k * dims + n.cut_dim as usize] <= n.cut_value {
+                    n.left
+                } else {
+                    n.right
+                };
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    paths.len = len;
+    *leaves = cur;
+}
+
 /// Trees descended together by [`descend_lockstep`].
 pub(crate) const LOCKSTEP: usize = 8;
 
@@ -167,18 +226,23 @@ impl Tree {
         }
         let dims = q.len();
         let stride = 2 * dims;
-        let mut s = 1.0 / (depth as f64 + 1.0);
+        // The recursion s ← (1 − p)·s + p/(j + 1) with p = g/(r + g) is carried as a fraction
+        // s = num/den: num ← r·num + g·den/(j + 1), den ← den·(r + g). That is the same value
+        // with no division per level (two divisions per level were the walk's critical path);
+        // the fraction is renormalised if den drifts toward the limits of f64.
+        let mut num = 1.0f64;
+        let mut den = depth as f64 + 1.0;
         // whether sc.min/max hold the box of `child`
         let mut running = false;
         let mut child = leaf;
         for j in (0..depth).rev() {
             let node = path[j];
             let slot = self.node(node).box_slot;
-            let p = if slot != NONE {
+            let (gap, range) = if slot != NONE {
                 running = false;
                 let b = &self.boxes()[slot as usize * stride..][..stride];
                 let (lo, hi) = b.split_at(dims);
-                separation_probability(q, lo, hi)
+                gap_and_range(q, lo, hi)
             } else {
                 let TreeScratch {
                     min, max, stack, ..
@@ -194,18 +258,24 @@ impl Tree {
                 let n = self.node(node);
                 let sibling = if n.left == child { n.right } else { n.left };
                 self.union_subtree_box(sibling, store, min, max, stack);
-                separation_probability(q, min, max)
+                gap_and_range(q, min, max)
             };
-            if p == 0.0 {
+            if gap <= 0.0 {
                 break;
             }
+            let grown = range + gap;
             if record {
-                sc.probs[j] = p;
+                sc.probs[j] = gap / grown;
             }
-            s = (1.0 - p) * s + p / (j as f64 + 1.0);
+            num = range * num + gap * den * inverse_depth(j);
+            den *= grown;
+            if !(1e-200..=1e200).contains(&den) {
+                num /= den;
+                den = 1.0;
+            }
             child = node;
         }
-        Walk { score: s, leaf }
+        Walk { score: num / den, leaf }
     }
 
     /// Sets the running box to the box of `path[j]`, given that it held the box of the child

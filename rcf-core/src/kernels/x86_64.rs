@@ -1,0 +1,73 @@
+//! SSE2 kernels (x86-64 baseline: always available, no run-time detection).
+//!
+//! Each kernel computes exactly what its portable twin in `kernels/mod.rs` computes, in the same
+//! lane order, so results are bit-identical; `tests` below check that on random inputs.
+#![allow(unsafe_code)]
+
+use std::arch::x86_64::{
+    __m128, _mm_add_ps, _mm_loadu_ps, _mm_max_ps, _mm_setzero_ps, _mm_storeu_ps, _mm_sub_ps,
+};
+
+use super::{LANES, pos, reduce};
+
+/// SSE2 twin of [`super::gap_and_range_portable`].
+#[inline(always)]
+pub(crate) fn gap_and_range(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
+    let n = x.len();
+    assert!(min.len() == n && max.len() == n, "kernel slices must have equal length");
+    let chunks = n / LANES;
+    let mut gap_lanes = [0.0f32; LANES];
+    let mut range_lanes = [0.0f32; LANES];
+    // SAFETY: SSE2 is enabled on every x86-64 target, so the intrinsics are available. Every
+    // load reads LANES floats starting at index `c * LANES` with `c < n / LANES`, so it ends at or
+    // before index `n`, within each of the three slices (all of length `n`, asserted above).
+    // `_mm_loadu_ps`/`_mm_storeu_ps` have no alignment requirement; the stores write exactly
+    // LANES floats into the local arrays.
+    unsafe {
+        let zero = _mm_setzero_ps();
+        let mut gap: __m128 = zero;
+        let mut range: __m128 = zero;
+        for c in 0..chunks {
+            let i = c * LANES;
+            let xv = _mm_loadu_ps(x.as_ptr().add(i));
+            let lo = _mm_loadu_ps(min.as_ptr().add(i));
+            let hi = _mm_loadu_ps(max.as_ptr().add(i));
+            // max(v, 0) as `pos`: maxps returns its second operand, 0, when v is not greater
+            let below = _mm_max_ps(_mm_sub_ps(lo, xv), zero);
+            let above = _mm_max_ps(_mm_sub_ps(xv, hi), zero);
+            gap = _mm_add_ps(gap, _mm_add_ps(below, above));
+            range = _mm_add_ps(range, _mm_sub_ps(hi, lo));
+        }
+        _mm_storeu_ps(gap_lanes.as_mut_ptr(), gap);
+        _mm_storeu_ps(range_lanes.as_mut_ptr(), range);
+    }
+    for k in 0..n - chunks * LANES {
+        let i = chunks * LANES + k;
+        gap_lanes[k] += pos(min[i] - x[i]) + pos(x[i] - max[i]);
+        range_lanes[k] += max[i] - min[i];
+    }
+    (reduce(&gap_lanes), reduce(&range_lanes))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::gap_and_range_portable;
+
+    proptest! {
+        #[test]
+        fn sse2_gap_and_range_matches_portable(
+            values in prop::collection::vec((-1e6f32..1e6, -1e3f32..1e3, 0f32..1e3), 0..40),
+        ) {
+            // box [c - w, c + w] and a point anywhere
+            let x: Vec<f32> = values.iter().map(|v| v.0).collect();
+            let min: Vec<f32> = values.iter().map(|v| v.1 - v.2).collect();
+            let max: Vec<f32> = values.iter().map(|v| v.1 + v.2).collect();
+            let fast = super::gap_and_range(&x, &min, &max);
+            let portable = gap_and_range_portable(&x, &min, &max);
+            prop_assert_eq!(fast.0.to_bits(), portable.0.to_bits());
+            prop_assert_eq!(fast.1.to_bits(), portable.1.to_bits());
+        }
+    }
+}
