@@ -17,7 +17,7 @@ pub const DEFAULT_SEED: u64 = 0;
 /// Default for [`ForestBuilder::box_cache_min_mass`]: nodes whose subtree holds at least this
 /// many points keep a cached bounding box. Chosen from the speed/memory curve in
 /// `BENCHMARKS.md`.
-pub const DEFAULT_BOX_CACHE_MIN_MASS: usize = 4;
+pub const DEFAULT_BOX_CACHE_MIN_MASS: usize = 16;
 
 /// Largest supported sample size (tree indices are 16-bit).
 pub const MAX_SAMPLE_SIZE: usize = 16_384;

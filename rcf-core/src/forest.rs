@@ -11,6 +11,10 @@ use crate::tree::{NONE, Tree, TreeParams, TreeScratch};
 /// Re-base sampler keys once `λ·(t − epoch)` exceeds this (keeps `f32` keys precise).
 const REBASE_AFTER: f64 = 32.0;
 
+/// How often (in points) trees check whether their box pool should be compacted: churn leaves
+/// the pool at its high-water mark, about a quarter above what is in use.
+const BOX_POOL_CHECK_EVERY: u64 = 4_096;
+
 /// Points per parallel work item in [`RandomCutForest::score_many`]: small enough that the
 /// chunk's points and accumulators stay in L1 while one tree scores them all.
 const SCORE_CHUNK: usize = 512;
@@ -387,6 +391,16 @@ impl RandomCutForest {
                 s.rebase(shift);
             }
             self.epoch = self.points_seen;
+        }
+        if self.points_seen % BOX_POOL_CHECK_EVERY == 0 && self.points_seen > 0 {
+            let params = self.tree_params();
+            let mut sc = None;
+            for tree in &mut self.trees {
+                if tree.box_pool_is_slack(params.dims) {
+                    let sc = sc.get_or_insert_with(|| TreeScratch::new(params.dims));
+                    tree.rebuild_boxes(&params, &self.store, sc);
+                }
+            }
         }
         if self.store.needs_compaction() {
             let mut live: Vec<u32> = self.trees.iter().flat_map(Tree::live_points).collect();

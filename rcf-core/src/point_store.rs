@@ -13,13 +13,11 @@
 //!
 //! [`compact`]: PointStore::compact
 
-use serde::{Deserialize, Serialize};
-
 /// Minimum growth room, in units, after a compaction.
 const MIN_HEADROOM_UNITS: usize = 256;
 
 /// Shared, shingle-aware point storage.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub(crate) struct PointStore {
     /// Floats per unit (`input_dims`).
     unit: usize,
@@ -152,10 +150,41 @@ impl PointStore {
         Ok(())
     }
 
+    /// The saved form: the used part of the arena as a little-endian blob, and the capacity.
+    pub(crate) fn to_state(&self) -> PointStoreState {
+        PointStoreState {
+            values: crate::state::Bytes(self.values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            capacity_units: self.capacity_units as u64,
+        }
+    }
+
+    /// Restores a store of the given shape; [`check`](Self::check) validates it before use.
+    pub(crate) fn from_state(state: PointStoreState, unit: usize, units_per_point: usize) -> Result<Self, String> {
+        let raw = state.values.0;
+        if raw.len() % 4 != 0 {
+            return Err("point store is not whole floats".into());
+        }
+        let capacity_units = usize::try_from(state.capacity_units)
+            .map_err(|_| "point store capacity out of range".to_string())?;
+        let mut s = PointStore::new(unit, units_per_point, 0);
+        s.values = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        s.capacity_units = capacity_units.max(s.len_units()).max(MIN_HEADROOM_UNITS);
+        let room = s.capacity_units * unit - s.values.len();
+        s.values.reserve_exact(room);
+        Ok(s)
+    }
+
     /// Whether `start` names a whole point inside the arena.
     pub(crate) fn is_valid_start(&self, start: u32) -> bool {
         (start as usize) + self.units_per_point <= self.len_units()
     }
+}
+
+/// A point store's saved form (see `state.rs`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PointStoreState {
+    values: crate::state::Bytes,
+    capacity_units: u64,
 }
 
 /// Old → new point index after a compaction.

@@ -18,8 +18,6 @@
 //! stay small enough for `f32`; the forest re-bases all samplers now and then (`rebase`), which
 //! adds the same constant to every key and changes no decision.
 
-use serde::{Deserialize, Serialize};
-
 use crate::rng::TreeRng;
 
 /// Parameters shared by all samplers of a forest.
@@ -28,6 +26,14 @@ pub(crate) struct SamplerParams {
     pub(crate) capacity: usize,
     pub(crate) time_decay: f64,
     pub(crate) initial_accept_fraction: f64,
+}
+
+/// A sampler's saved form (see `state.rs`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SamplerState {
+    keys: crate::state::Bytes,
+    leaves: crate::state::Bytes,
+    next_accept: u64,
 }
 
 /// What a sampler decided about one arrival.
@@ -40,7 +46,7 @@ pub(crate) enum Offer {
 }
 
 /// One tree's sample: keys and the tree leaves they refer to, as a max-heap on the key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub(crate) struct Sampler {
     keys: Vec<f32>,
     leaves: Vec<u16>,
@@ -157,6 +163,31 @@ impl Sampler {
         } else {
             u64::MAX
         };
+    }
+
+    /// The saved form: keys (f32) and leaves (u16) as little-endian blobs, and the schedule.
+    pub(crate) fn to_state(&self) -> SamplerState {
+        SamplerState {
+            keys: crate::state::Bytes(self.keys.iter().flat_map(|k| k.to_le_bytes()).collect()),
+            leaves: crate::state::Bytes(self.leaves.iter().flat_map(|l| l.to_le_bytes()).collect()),
+            next_accept: self.next_accept,
+        }
+    }
+
+    /// Restores a sampler; [`check`](Self::check) validates it before use.
+    pub(crate) fn from_state(state: SamplerState, capacity: usize) -> Result<Self, String> {
+        let (keys, leaves) = (state.keys.0, state.leaves.0);
+        if keys.len() % 4 != 0 || leaves.len() % 2 != 0 || keys.len() / 4 != leaves.len() / 2 {
+            return Err("sampler arrays are malformed".into());
+        }
+        if keys.len() / 4 > capacity {
+            return Err(format!("sampler holds more than its capacity {capacity}"));
+        }
+        let mut s = Sampler::new(capacity);
+        s.keys.extend(keys.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+        s.leaves.extend(leaves.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])));
+        s.next_accept = state.next_accept;
+        Ok(s)
     }
 
     /// Adds `shift` to every key (the forest moved its epoch forward by `shift / λ`).

@@ -10,10 +10,13 @@
 //! | 20..24 | CRC-32 (IEEE) of the payload, `u32` little-endian |
 //! | 24.. | payload: bincode 2 (`standard` config) of the forest state |
 //!
-//! The payload holds the configuration, each tree's nodes and leaves, each sampler's keys and
-//! schedule, each tree's generator state, the point store and the counters: everything needed
-//! to continue with bit-identical results. Cached bounding boxes are not saved; they are a
-//! function of the trees and are rebuilt on load (well under a millisecond for 50 trees).
+//! The payload holds the configuration, the counters, the point store, and per tree its nodes,
+//! leaves, sampler keys and schedule, and generator state: everything needed to continue with
+//! bit-identical results. Arrays are stored as little-endian byte blobs (nodes as 12-byte
+//! records: cut value f32, cut dimension, left, right, mass u16; leaves as point index u32 and
+//! mass u16; sampler keys f32 and leaves u16; points f32), so decoding them is a copy, and the
+//! saved layout is independent of the in-memory one. Cached bounding boxes are not saved; they
+//! are a function of the trees and are rebuilt on load.
 //!
 //! Restoring never panics: the envelope catches truncation and corruption, the decoder is
 //! bounded, and the decoded state is checked against every structural invariant before use.
@@ -23,10 +26,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ForestConfig, MAX_DIMENSIONS, MAX_NUM_TREES, MAX_SAMPLE_SIZE};
 use crate::error::{Error, Result, StateError};
 use crate::forest::RandomCutForest;
-use crate::point_store::PointStore;
+use crate::point_store::{PointStore, PointStoreState};
 use crate::rng::TreeRng;
-use crate::sampler::Sampler;
-use crate::tree::Tree;
+use crate::sampler::{Sampler, SamplerState};
+use crate::tree::{Tree, TreeState};
 
 const MAGIC: &[u8; 8] = b"RCF-FRST";
 /// The state format version this build writes and reads.
@@ -35,28 +38,46 @@ const HEADER: usize = 24;
 /// Upper bound on what the decoder may allocate, so crafted lengths cannot exhaust memory.
 const DECODE_LIMIT: usize = 1 << 30;
 
-#[derive(Serialize)]
-struct StateRef<'a> {
-    config: &'a ForestConfig,
-    trees: &'a [Tree],
-    samplers: &'a [Sampler],
-    rngs: &'a [TreeRng],
-    store: &'a PointStore,
-    entries_seen: u64,
-    points_seen: u64,
-    epoch: u64,
-}
-
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct State {
     config: ForestConfig,
-    trees: Vec<Tree>,
-    samplers: Vec<Sampler>,
-    rngs: Vec<TreeRng>,
-    store: PointStore,
     entries_seen: u64,
     points_seen: u64,
     epoch: u64,
+    store: PointStoreState,
+    trees: Vec<TreeState>,
+    samplers: Vec<SamplerState>,
+    rngs: Vec<TreeRng>,
+}
+
+/// A byte blob that serde formats store as raw bytes (one length, then a copy), not as a
+/// sequence of numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Bytes(pub(crate) Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte array")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+        }
+        deserializer.deserialize_byte_buf(Visitor)
+    }
 }
 
 impl RandomCutForest {
@@ -76,15 +97,15 @@ impl RandomCutForest {
     /// # Ok::<(), rcf_core::Error>(())
     /// ```
     pub fn to_bytes(&self) -> Vec<u8> {
-        let state = StateRef {
-            config: &self.config,
-            trees: &self.trees,
-            samplers: &self.samplers,
-            rngs: &self.rngs,
-            store: &self.store,
+        let state = State {
+            config: self.config.clone(),
             entries_seen: self.entries_seen,
             points_seen: self.points_seen,
             epoch: self.epoch,
+            store: self.store.to_state(),
+            trees: self.trees.iter().map(Tree::to_state).collect(),
+            samplers: self.samplers.iter().map(Sampler::to_state).collect(),
+            rngs: self.rngs.clone(),
         };
         let mut out = vec![0u8; HEADER];
         // encoding into a Vec cannot fail for these types
@@ -118,12 +139,34 @@ impl RandomCutForest {
             .into());
         }
         check_config(&state.config).map_err(StateError::Inconsistent)?;
+        let c = &state.config;
+        if state.trees.len() != c.num_trees || state.samplers.len() != c.num_trees {
+            return Err(StateError::Inconsistent("number of trees differs from num_trees".into()).into());
+        }
+        let store = PointStore::from_state(state.store, c.input_dims, c.shingle_size)
+            .map_err(StateError::Inconsistent)?;
+        let trees = state
+            .trees
+            .into_iter()
+            .map(|t| {
+                let mut t = Tree::from_state(t, c.sample_size)?;
+                t.recount();
+                Ok(t)
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(StateError::Inconsistent)?;
+        let samplers = state
+            .samplers
+            .into_iter()
+            .map(|s| Sampler::from_state(s, c.sample_size))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(StateError::Inconsistent)?;
         let mut forest = RandomCutForest::from_parts(
             state.config,
-            state.trees,
-            state.samplers,
+            trees,
+            samplers,
             state.rngs,
-            state.store,
+            store,
             state.entries_seen,
             state.points_seen,
             state.epoch,

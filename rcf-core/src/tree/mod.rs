@@ -31,8 +31,6 @@
 pub(crate) mod naive;
 pub(crate) mod visit;
 
-use serde::{Deserialize, Serialize};
-
 use crate::kernels::{extend_box, strictly_inside, union_box};
 use crate::point_store::PointStore;
 use crate::rng::TreeRng;
@@ -61,19 +59,14 @@ fn leaf_ref(index: usize) -> NodeRef {
 
 /// An internal node: what a descent and a walk up read. 12 bytes. Masses live in a separate
 /// array, since only inserts and deletes touch them.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Node {
     pub(crate) cut_value: f32,
     pub(crate) cut_dim: u16,
     pub(crate) left: NodeRef,
     pub(crate) right: NodeRef,
     /// Cached box slot or NONE. Derived data: not saved, rebuilt on load.
-    #[serde(skip, default = "no_slot")]
     pub(crate) box_slot: u16,
-}
-
-fn no_slot() -> u16 {
-    NONE
 }
 
 /// Parameters every tree of a forest shares.
@@ -117,14 +110,13 @@ impl TreeScratch {
 }
 
 /// A random cut tree.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub(crate) struct Tree {
     root: NodeRef,
     /// Points in the tree (with multiplicity); kept here, beside `root`, because every query
     /// needs it and `node_mass[root]` would be a cache miss per tree.
     mass: u32,
     /// `log2(1 + mass)`, the score normaliser. Derived: rebuilt on load.
-    #[serde(skip)]
     norm: f64,
     nodes: Vec<Node>,
     /// Points below each internal node (0 for a free node).
@@ -133,10 +125,24 @@ pub(crate) struct Tree {
     leaf_point: Vec<u32>,
     leaf_mass: Vec<u16>,
     free_leaf: NodeRef,
-    #[serde(skip)]
+    /// Cached boxes (derived: not saved, rebuilt on load).
     boxes: Vec<f32>,
-    #[serde(skip)]
     free_boxes: Vec<u16>,
+}
+
+/// Bytes per saved node: cut value (f32), cut dimension, left, right, mass (u16 each).
+const NODE_BYTES: usize = 12;
+/// Bytes per saved leaf: point index (u32), mass (u16).
+const LEAF_BYTES: usize = 6;
+
+/// A tree's saved form: its arrays as little-endian byte blobs (see `state.rs`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TreeState {
+    root: u16,
+    free_node: u16,
+    free_leaf: u16,
+    nodes: crate::state::Bytes,
+    leaves: crate::state::Bytes,
 }
 
 impl Tree {
@@ -236,6 +242,17 @@ impl Tree {
         let begin = slot as usize * 2 * dims;
         let b = &self.boxes[begin..begin + 2 * dims];
         Some(b.split_at(dims))
+    }
+
+    /// The leaf `point` falls in (no path recorded). The structure must already be known to be
+    /// acyclic (as in [`check`](Self::check), which calls it after the reachability pass).
+    fn leaf_of(&self, point: &[f32]) -> NodeRef {
+        let mut r = self.root;
+        while !is_leaf(r) {
+            let n = &self.nodes[r as usize];
+            r = if point[n.cut_dim as usize] <= n.cut_value { n.left } else { n.right };
+        }
+        r
     }
 
     /// Descends to the leaf `point` falls in, recording the internal nodes on the way
@@ -597,7 +614,6 @@ impl Tree {
         sc: &mut TreeScratch,
         params: &TreeParams,
     ) {
-        let dims = params.dims;
         let mut shrinking = gone.is_some();
         for j in (0..levels).rev() {
             let r = sc.path[j];
@@ -692,12 +708,132 @@ impl Tree {
             stack.push(n.left);
             stack.push(n.right);
         }
+        // one bottom-up pass: every node's box from its children's, held in a temporary array
+        // (each box computed once, instead of re-walking uncached subtrees per cached node)
+        let dims = params.dims;
+        let stride = 2 * dims;
+        let mut all = vec![0.0f32; self.nodes.len() * stride];
+        let mut cached = 0;
         for &r in order.iter().rev() {
+            let n = self.nodes[r as usize];
+            // a child is a leaf (its point's store index) or an internal node (its row in `all`)
+            let child = |c: NodeRef| -> (usize, bool) {
+                if is_leaf(c) { (self.leaf_point(c) as usize, true) } else { (c as usize, false) }
+            };
+            let (a, a_leaf) = child(n.left);
+            let (b, b_leaf) = child(n.right);
+            for i in 0..dims {
+                let (al, ah) = if a_leaf {
+                    let v = store.point(a as u32)[i];
+                    (v, v)
+                } else {
+                    (all[a * stride + i], all[a * stride + dims + i])
+                };
+                let (bl, bh) = if b_leaf {
+                    let v = store.point(b as u32)[i];
+                    (v, v)
+                } else {
+                    (all[b * stride + i], all[b * stride + dims + i])
+                };
+                all[r as usize * stride + i] = if al < bl { al } else { bl };
+                all[r as usize * stride + dims + i] = if ah > bh { ah } else { bh };
+            }
             if u32::from(self.node_mass[r as usize]) >= params.box_min_mass {
-                self.fill_box(r, store, sc);
+                cached += 1;
             }
         }
-        self.boxes.shrink_to_fit();
+        self.boxes = Vec::with_capacity(cached * stride);
+        self.free_boxes = Vec::new();
+        for &r in order.iter().rev() {
+            if u32::from(self.node_mass[r as usize]) >= params.box_min_mass {
+                let slot = self.acquire_box(r, dims);
+                self.boxes[slot * stride..(slot + 1) * stride]
+                    .copy_from_slice(&all[r as usize * stride..(r as usize + 1) * stride]);
+            }
+        }
+        let _ = sc;
+    }
+
+    /// The saved form of this tree (boxes are left out: they are rebuilt on load).
+    pub(crate) fn to_state(&self) -> TreeState {
+        let mut nodes = Vec::with_capacity(self.nodes.len() * NODE_BYTES);
+        for (n, &m) in self.nodes.iter().zip(&self.node_mass) {
+            nodes.extend_from_slice(&n.cut_value.to_le_bytes());
+            for v in [n.cut_dim, n.left, n.right, m] {
+                nodes.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        let mut leaves = Vec::with_capacity(self.leaf_point.len() * LEAF_BYTES);
+        for (&p, &m) in self.leaf_point.iter().zip(&self.leaf_mass) {
+            leaves.extend_from_slice(&p.to_le_bytes());
+            leaves.extend_from_slice(&m.to_le_bytes());
+        }
+        TreeState {
+            root: self.root,
+            free_node: self.free_node,
+            free_leaf: self.free_leaf,
+            nodes: crate::state::Bytes(nodes),
+            leaves: crate::state::Bytes(leaves),
+        }
+    }
+
+    /// Rebuilds a tree from its saved form. Only the shape of the blobs is checked here;
+    /// [`check`](Self::check) validates the structure before the tree is used.
+    pub(crate) fn from_state(state: TreeState, capacity: usize) -> Result<Self, String> {
+        let (nodes_raw, leaves_raw) = (state.nodes.0, state.leaves.0);
+        if nodes_raw.len() % NODE_BYTES != 0 || leaves_raw.len() % LEAF_BYTES != 0 {
+            return Err("tree arrays are not whole records".into());
+        }
+        if nodes_raw.len() / NODE_BYTES > capacity || leaves_raw.len() / LEAF_BYTES > capacity + 1 {
+            return Err(format!("tree arrays exceed the sample size {capacity}"));
+        }
+        let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        let mut tree = Tree::new(capacity);
+        for r in nodes_raw.chunks_exact(NODE_BYTES) {
+            tree.nodes.push(Node {
+                cut_value: f32::from_le_bytes([r[0], r[1], r[2], r[3]]),
+                cut_dim: u16_at(r, 4),
+                left: u16_at(r, 6),
+                right: u16_at(r, 8),
+                box_slot: NONE,
+            });
+            tree.node_mass.push(u16_at(r, 10));
+        }
+        for r in leaves_raw.chunks_exact(LEAF_BYTES) {
+            tree.leaf_point.push(u32::from_le_bytes([r[0], r[1], r[2], r[3]]));
+            tree.leaf_mass.push(u16_at(r, 4));
+        }
+        tree.root = state.root;
+        tree.free_node = state.free_node;
+        tree.free_leaf = state.free_leaf;
+        Ok(tree)
+    }
+
+    /// Sets the cached mass and normaliser from the root (after a restore). An invalid root
+    /// counts as empty here; [`check`](Self::check) rejects it.
+    pub(crate) fn recount(&mut self) {
+        let mass = if self.root == NONE || !self.valid_ref(self.root) {
+            0
+        } else {
+            self.mass_of(self.root)
+        };
+        self.set_mass(mass);
+    }
+
+    fn valid_ref(&self, r: NodeRef) -> bool {
+        if is_leaf(r) {
+            r != NONE && leaf_index(r) < self.leaf_point.len()
+        } else {
+            (r as usize) < self.nodes.len()
+        }
+    }
+
+    /// Whether the box pool holds many more slots than boxes in use (after churn), so that
+    /// [`rebuild_boxes`](Self::rebuild_boxes) would give memory back.
+    pub(crate) fn box_pool_is_slack(&self, dims: usize) -> bool {
+        let slots = self.boxes.capacity() / (2 * dims);
+        let used = self.boxes.len() / (2 * dims) - self.free_boxes.len();
+        slots > used + used / 8 + 8
     }
 
     /// Rewrites every leaf's store index (after the store compacted).
@@ -814,10 +950,8 @@ impl Tree {
                 }
             }
             // routing: every leaf's point descends to that leaf
-            let mut path = Vec::new();
             for (i, _) in seen_leaf.iter().enumerate().filter(|(_, s)| **s) {
-                let point = store.point(self.leaf_point[i]);
-                if self.descend(point, &mut path) != leaf_ref(i) {
+                if self.leaf_of(store.point(self.leaf_point[i])) != leaf_ref(i) {
                     return Err(format!("leaf {i}'s point does not descend to it"));
                 }
             }

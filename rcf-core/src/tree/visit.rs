@@ -178,8 +178,10 @@ pub(crate) struct Walk {
 impl Tree {
     /// Scores `q` (rcf-reference §5, before the normaliser). With `record`, also leaves in
     /// `sc.probs[j]` the separation probability of `q` against the box of `sc.path[j]` (0 above
-    /// the convergence level), which [`Tree::insert_along`] consumes.
-    #[inline]
+    /// the convergence level), which [`Tree::insert_along`] consumes. (The forest descends
+    /// several trees at once and calls [`walk_up`](Self::walk_up); this one-tree form serves
+    /// the tests.)
+    #[cfg(test)]
     pub(crate) fn score_walk(
         &self,
         q: &[f32],
