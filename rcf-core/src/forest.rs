@@ -398,7 +398,8 @@ impl RandomCutForest {
             for tree in &mut self.trees {
                 if tree.box_pool_is_slack(params.dims) {
                     let sc = sc.get_or_insert_with(|| TreeScratch::new(params.dims));
-                    tree.rebuild_boxes(&params, &self.store, sc);
+                    let routed = tree.rebuild_boxes(&params, &self.store, sc);
+                    debug_assert!(routed.is_ok(), "{routed:?}");
                 }
             }
         }
@@ -686,7 +687,9 @@ impl RandomCutForest {
             .map_err(|e| Error::State(crate::StateError::Inconsistent(e)))
     }
 
-    pub(crate) fn check(&self, check_boxes: bool) -> std::result::Result<(), String> {
+    /// `thorough` adds the per-leaf routing descent and the exact comparison of every cached
+    /// box (tests); restores skip both and verify routing while rebuilding boxes instead.
+    pub(crate) fn check(&self, thorough: bool) -> std::result::Result<(), String> {
         let c = &self.config;
         if self.trees.len() != c.num_trees || self.samplers.len() != c.num_trees || self.rngs.len() != c.num_trees {
             return Err("number of trees, samplers and generators differs from num_trees".into());
@@ -708,19 +711,22 @@ impl RandomCutForest {
             if sampler.len() >= c.sample_size && sampler.next_accept() < self.points_seen {
                 return Err(format!("tree {i}: sampler schedule is in the past"));
             }
-            tree.check(&params, &self.store, sampler.leaves(), check_boxes)
+            tree.check(&params, &self.store, sampler.leaves(), thorough)
                 .map_err(|e| format!("tree {i}: {e}"))?;
         }
         Ok(())
     }
 
-    /// Rebuilds all cached boxes (after restoring a state).
-    pub(crate) fn rebuild_boxes(&mut self) {
+    /// Rebuilds all cached boxes (after restoring a state), verifying that every cut
+    /// separates its subtrees.
+    pub(crate) fn rebuild_boxes(&mut self) -> std::result::Result<(), String> {
         let params = self.tree_params();
         let mut sc = TreeScratch::new(params.dims);
-        for tree in &mut self.trees {
-            tree.rebuild_boxes(&params, &self.store, &mut sc);
+        for (i, tree) in self.trees.iter_mut().enumerate() {
+            tree.rebuild_boxes(&params, &self.store, &mut sc)
+                .map_err(|e| format!("tree {i}: {e}"))?;
         }
+        Ok(())
     }
 
     /// Reassembles a forest from restored parts (scratch is rebuilt).

@@ -172,7 +172,7 @@ impl RandomCutForest {
             state.epoch,
         );
         forest.check(false).map_err(StateError::Inconsistent)?;
-        forest.rebuild_boxes();
+        forest.rebuild_boxes().map_err(StateError::Inconsistent)?;
         Ok(forest)
     }
 }
@@ -321,5 +321,32 @@ mod tests {
         // most single-byte changes must be caught (some, e.g. in a point value or a key, are
         // legitimately valid states)
         assert!(rejected > 0);
+    }
+
+    #[test]
+    fn a_cut_that_does_not_separate_its_subtrees_is_rejected() {
+        let f = trained();
+        let mut state = State {
+            config: f.config.clone(),
+            entries_seen: f.entries_seen,
+            points_seen: f.points_seen,
+            epoch: f.epoch,
+            store: f.store.to_state(),
+            trees: f.trees.iter().map(Tree::to_state).collect(),
+            samplers: f.samplers.iter().map(Sampler::to_state).collect(),
+            rngs: f.rngs.clone(),
+        };
+        // move the root's cut of tree 0 far above every point: its right subtree's points
+        // would then route left. Structure, masses and sampler all stay consistent.
+        let root = f.trees[0].root() as usize;
+        let bytes = &mut state.trees[0].nodes_mut()[root * 12..root * 12 + 4];
+        bytes.copy_from_slice(&1.0e30f32.to_le_bytes());
+        let payload = bincode::serde::encode_to_vec(&state, bincode::config::standard()).unwrap();
+        match RandomCutForest::from_bytes(&reseal(&payload)) {
+            Err(Error::State(StateError::Inconsistent(msg))) => {
+                assert!(msg.contains("does not separate"), "{msg}");
+            }
+            other => panic!("expected an inconsistency error, got {:?}", other.map(|_| ())),
+        }
     }
 }
