@@ -22,16 +22,23 @@ fn w1(c: &mut Criterion) {
             forest.update(&[*v]).unwrap();
         }
         let mut t = WARM_POINTS;
-        group.bench_function(BenchmarkId::new("w1", format!("d8_t50_s256_c{min_mass}")), |b| {
-            b.iter(|| {
-                let mut acc = 0.0;
-                for _ in 0..BLOCK {
-                    acc += forest.process(&[black_box(series[t])]).unwrap();
-                    t = if t + 1 == series.len() { WARM_POINTS } else { t + 1 };
-                }
-                acc
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new("w1", format!("d8_t50_s256_c{min_mass}")),
+            |b| {
+                b.iter(|| {
+                    let mut acc = 0.0;
+                    for _ in 0..BLOCK {
+                        acc += forest.process(&[black_box(series[t])]).unwrap();
+                        t = if t + 1 == series.len() {
+                            WARM_POINTS
+                        } else {
+                            t + 1
+                        };
+                    }
+                    acc
+                })
+            },
+        );
     }
     group.finish();
 }
@@ -48,7 +55,11 @@ fn w2(c: &mut Criterion) {
             forest.update(data.row(t)).unwrap();
         }
         let mut t = warm;
-        let id = if with_attribution { "w2_attribution" } else { "w2" };
+        let id = if with_attribution {
+            "w2_attribution"
+        } else {
+            "w2"
+        };
         group.bench_function(BenchmarkId::new(id, "d12_t100_s256"), |b| {
             b.iter(|| {
                 let mut acc = 0.0;
@@ -87,7 +98,10 @@ fn w4(c: &mut Criterion) {
     group.throughput(Throughput::Elements(n as u64));
     group.sample_size(20);
     for threads in [1usize, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         group.bench_function(BenchmarkId::new("w4", format!("threads{threads}")), |b| {
             b.iter(|| pool.install(|| forest.score_many(black_box(&queries)).unwrap()))
         });

@@ -5,7 +5,9 @@ use crate::error::{Error, Result, check_finite, check_len};
 use crate::point_store::PointStore;
 use crate::rng::TreeRng;
 use crate::sampler::{Offer, Sampler, SamplerParams};
-use crate::tree::visit::{LOCKSTEP, LockstepPaths, complete, descend_lockstep, descend_points_lockstep};
+use crate::tree::visit::{
+    LOCKSTEP, LockstepPaths, complete, descend_lockstep, descend_points_lockstep,
+};
 use crate::tree::{NONE, Tree, TreeParams, TreeScratch};
 
 /// Re-base sampler keys once `λ·(t − epoch)` exceeds this (keeps `f32` keys precise).
@@ -354,7 +356,13 @@ impl RandomCutForest {
             if !any {
                 continue;
             }
-            descend_lockstep(&self.trees[base..base + g], &active[..g], q, paths, &mut leaves);
+            descend_lockstep(
+                &self.trees[base..base + g],
+                &active[..g],
+                q,
+                paths,
+                &mut leaves,
+            );
             for k in 0..g {
                 if !active[k] {
                     continue;
@@ -369,9 +377,18 @@ impl RandomCutForest {
                 }
                 if let Offer::Admit { key, evict } = offers[k] {
                     let rng = &mut self.rngs[i];
-                    let held =
-                        tree.insert_along(q, start, walk.leaf, path, &params, &self.store, rng, tsc);
-                    if let Some(gone) = self.samplers[i].commit(held, key, evict, t, epoch, rng, &sp)
+                    let held = tree.insert_along(
+                        q,
+                        start,
+                        walk.leaf,
+                        path,
+                        &params,
+                        &self.store,
+                        rng,
+                        tsc,
+                    );
+                    if let Some(gone) =
+                        self.samplers[i].commit(held, key, evict, t, epoch, rng, &sp)
                     {
                         tree.delete(gone, &params, &self.store, tsc);
                     }
@@ -392,7 +409,7 @@ impl RandomCutForest {
             }
             self.epoch = self.points_seen;
         }
-        if self.points_seen % BOX_POOL_CHECK_EVERY == 0 && self.points_seen > 0 {
+        if self.points_seen.is_multiple_of(BOX_POOL_CHECK_EVERY) && self.points_seen > 0 {
             let params = self.tree_params();
             let mut sc = None;
             for tree in &mut self.trees {
@@ -494,7 +511,14 @@ impl RandomCutForest {
         if self.is_ready() && self.build_query(x, &mut sc.query) {
             let weight = 1.0 / self.config.num_trees as f64;
             for tree in &self.trees {
-                tree.attribution_walk(&sc.query, &self.store, &mut sc.tree, weight, &mut high, &mut low);
+                tree.attribution_walk(
+                    &sc.query,
+                    &self.store,
+                    &mut sc.tree,
+                    weight,
+                    &mut high,
+                    &mut low,
+                );
             }
         }
         Ok(Attribution {
@@ -522,7 +546,7 @@ impl RandomCutForest {
         if points.is_empty() {
             return Err(Error::EmptyInput { name: "points" });
         }
-        if points.len() % dims != 0 {
+        if !points.len().is_multiple_of(dims) {
             return Err(Error::BatchShape {
                 len: points.len(),
                 dimensions: dims,
@@ -545,7 +569,9 @@ impl RandomCutForest {
                 for (group, acc) in pts.chunks(LOCKSTEP * dims).zip(acc.chunks_mut(LOCKSTEP)) {
                     descend_points_lockstep(tree, group, dims, paths, &mut leaves);
                     for (k, (p, a)) in group.chunks_exact(dims).zip(acc.iter_mut()).enumerate() {
-                        *a += tree.walk_up(p, leaves[k], paths.path(k), &self.store, tsc, false).score
+                        *a += tree
+                            .walk_up(p, leaves[k], paths.path(k), &self.store, tsc, false)
+                            .score
                             * norm;
                     }
                 }
@@ -558,12 +584,18 @@ impl RandomCutForest {
             use rayon::prelude::*;
             out.par_chunks_mut(SCORE_CHUNK)
                 .zip(points.par_chunks(SCORE_CHUNK * dims))
-                .for_each_init(|| Scratch::new(dims, capacity), |sc, (acc, pts)| run(sc, pts, acc));
+                .for_each_init(
+                    || Scratch::new(dims, capacity),
+                    |sc, (acc, pts)| run(sc, pts, acc),
+                );
         }
         #[cfg(not(feature = "parallel"))]
         {
             let mut sc = Scratch::new(dims, capacity);
-            for (acc, pts) in out.chunks_mut(SCORE_CHUNK).zip(points.chunks(SCORE_CHUNK * dims)) {
+            for (acc, pts) in out
+                .chunks_mut(SCORE_CHUNK)
+                .zip(points.chunks(SCORE_CHUNK * dims))
+            {
                 run(&mut sc, pts, acc);
             }
         }
@@ -616,14 +648,19 @@ impl RandomCutForest {
         let dims = self.config.dimensions;
         let head = dims - x.len();
         let missing: Vec<usize> = (0..x.len()).filter(|&i| x[i].is_nan()).collect();
-        let mut proposals: Vec<Vec<f32>> = vec![Vec::with_capacity(self.trees.len()); missing.len()];
+        let mut proposals: Vec<Vec<f32>> =
+            vec![Vec::with_capacity(self.trees.len()); missing.len()];
         let mut filled = vec![0.0f32; dims];
         for tree in &self.trees {
             let leaf = tree.impute_walk(&sc.query, &self.store, &mut sc.tree);
             if leaf == NONE {
                 continue;
             }
-            complete(&sc.query, self.store.point(tree.leaf_point(leaf)), &mut filled);
+            complete(
+                &sc.query,
+                self.store.point(tree.leaf_point(leaf)),
+                &mut filled,
+            );
             for (k, &i) in missing.iter().enumerate() {
                 proposals[k].push(filled[head + i]);
             }
@@ -640,7 +677,11 @@ impl RandomCutForest {
         std::mem::size_of::<Self>()
             + self.trees.iter().map(Tree::memory_bytes).sum::<usize>()
             + self.trees.capacity() * std::mem::size_of::<Tree>()
-            + self.samplers.iter().map(Sampler::memory_bytes).sum::<usize>()
+            + self
+                .samplers
+                .iter()
+                .map(Sampler::memory_bytes)
+                .sum::<usize>()
             + self.samplers.capacity() * std::mem::size_of::<Sampler>()
             + self.rngs.capacity() * std::mem::size_of::<TreeRng>()
             + self.store.memory_bytes()
@@ -656,7 +697,11 @@ impl RandomCutForest {
             leaves += l;
             boxes += b;
         }
-        let samplers = self.samplers.iter().map(Sampler::memory_bytes).sum::<usize>();
+        let samplers = self
+            .samplers
+            .iter()
+            .map(Sampler::memory_bytes)
+            .sum::<usize>();
         let points = self.store.memory_bytes();
         let total = self.memory_usage();
         MemoryBreakdown {
@@ -691,7 +736,10 @@ impl RandomCutForest {
     /// box (tests); restores skip both and verify routing while rebuilding boxes instead.
     pub(crate) fn check(&self, thorough: bool) -> std::result::Result<(), String> {
         let c = &self.config;
-        if self.trees.len() != c.num_trees || self.samplers.len() != c.num_trees || self.rngs.len() != c.num_trees {
+        if self.trees.len() != c.num_trees
+            || self.samplers.len() != c.num_trees
+            || self.rngs.len() != c.num_trees
+        {
             return Err("number of trees, samplers and generators differs from num_trees".into());
         }
         self.store.check(c.input_dims, c.shingle_size)?;
@@ -707,7 +755,9 @@ impl RandomCutForest {
         }
         let params = self.tree_params();
         for (i, (tree, sampler)) in self.trees.iter().zip(&self.samplers).enumerate() {
-            sampler.check(c.sample_size).map_err(|e| format!("tree {i}: {e}"))?;
+            sampler
+                .check(c.sample_size)
+                .map_err(|e| format!("tree {i}: {e}"))?;
             if sampler.len() >= c.sample_size && sampler.next_accept() < self.points_seen {
                 return Err(format!("tree {i}: sampler schedule is in the past"));
             }
@@ -807,18 +857,23 @@ mod tests {
             let mut sc = f.scratch();
             let queries: Vec<Vec<f32>> = vec![
                 (0..f.dimensions()).map(|i| wave(1_500 + i, 0.05)).collect(),
-                (0..f.dimensions()).map(|i| if i == 0 { 6.0 } else { 0.1 }).collect(),
+                (0..f.dimensions())
+                    .map(|i| if i == 0 { 6.0 } else { 0.1 })
+                    .collect(),
                 (0..f.dimensions()).map(|i| -3.0 + i as f32).collect(),
                 // an exact sample point: exercises the "seen" branch
-                f.store.point(f.trees[0].leaf_point(
-                    f.trees[0].descend(&vec![0.0; f.dimensions()], &mut Vec::new()),
-                )).to_vec(),
+                f.store
+                    .point(f.trees[0].leaf_point(
+                        f.trees[0].descend(&vec![0.0; f.dimensions()], &mut Vec::new()),
+                    ))
+                    .to_vec(),
             ];
             for q in &queries {
                 let mut total_fast = 0.0;
                 let mut total_naive = 0.0;
                 for tree in &f.trees {
-                    let fast = tree.score_walk(q, &f.store, &mut sc.tree, false).score * tree.normaliser();
+                    let fast =
+                        tree.score_walk(q, &f.store, &mut sc.tree, false).score * tree.normaliser();
                     let naive = naive_score(tree, &f.store, q);
                     assert!(
                         (fast - naive).abs() <= 1e-5 * naive.max(1.0),
@@ -840,10 +895,19 @@ mod tests {
             if r == NONE {
                 out.push("empty".into());
             } else if crate::tree::is_leaf(r) {
-                out.push(format!("{depth} leaf {:?} x{}", store.point(tree.leaf_point(r)), tree.leaf_mass(r)));
+                out.push(format!(
+                    "{depth} leaf {:?} x{}",
+                    store.point(tree.leaf_point(r)),
+                    tree.leaf_mass(r)
+                ));
             } else {
                 let n = tree.node(r);
-                out.push(format!("{depth} cut {} <= {} mass {}", n.cut_dim, n.cut_value, tree.mass_of(r)));
+                out.push(format!(
+                    "{depth} cut {} <= {} mass {}",
+                    n.cut_dim,
+                    n.cut_value,
+                    tree.mass_of(r)
+                ));
                 stack.push((n.right, depth + 1));
                 stack.push((n.left, depth + 1));
             }
@@ -868,11 +932,25 @@ mod tests {
                 let tree = &mut f.trees[tree_index];
                 let walk = tree.score_walk(&q, &f.store, &mut sc.tree, true);
                 let path = sc.tree.path.clone();
-                let leaf = tree.insert_along(&q, start, walk.leaf, &path, &params, &f.store, &mut f.rngs[tree_index], &mut sc.tree);
+                let leaf = tree.insert_along(
+                    &q,
+                    start,
+                    walk.leaf,
+                    &path,
+                    &params,
+                    &f.store,
+                    &mut f.rngs[tree_index],
+                    &mut sc.tree,
+                );
                 assert_eq!(tree.mass() as usize, f.samplers[tree_index].len() + 1);
                 tree.delete(leaf, &params, &f.store, &mut sc.tree);
-                assert_eq!(canonical(tree, &f.store), before, "min_mass {min_mass}, probe {i}");
-                tree.check(&params, &f.store, f.samplers[tree_index].leaves(), true).unwrap();
+                assert_eq!(
+                    canonical(tree, &f.store),
+                    before,
+                    "min_mass {min_mass}, probe {i}"
+                );
+                tree.check(&params, &f.store, f.samplers[tree_index].leaves(), true)
+                    .unwrap();
             }
         }
     }
@@ -900,6 +978,9 @@ mod tests {
         // average 5,120 depths; margin 5 %.
         let h: f64 = (1..=128).map(|i| 1.0 / f64::from(i)).sum();
         let expected = 2.0 * (h - 1.0);
-        assert!((depth - expected).abs() < 0.05 * expected, "depth {depth} vs {expected}");
+        assert!(
+            (depth - expected).abs() < 0.05 * expected,
+            "depth {depth} vs {expected}"
+        );
     }
 }

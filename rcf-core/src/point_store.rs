@@ -141,7 +141,7 @@ impl PointStore {
                 self.unit, self.units_per_point, unit, units_per_point
             ));
         }
-        if self.values.len() % unit != 0 {
+        if !self.values.len().is_multiple_of(unit) {
             return Err("point store length is not a whole number of units".into());
         }
         if self.values.iter().any(|v| !v.is_finite()) {
@@ -159,15 +159,22 @@ impl PointStore {
     }
 
     /// Restores a store of the given shape; [`check`](Self::check) validates it before use.
-    pub(crate) fn from_state(state: PointStoreState, unit: usize, units_per_point: usize) -> Result<Self, String> {
+    pub(crate) fn from_state(
+        state: PointStoreState,
+        unit: usize,
+        units_per_point: usize,
+    ) -> Result<Self, String> {
         let raw = state.values.0;
-        if raw.len() % 4 != 0 {
+        if !raw.len().is_multiple_of(4) {
             return Err("point store is not whole floats".into());
         }
         let capacity_units = usize::try_from(state.capacity_units)
             .map_err(|_| "point store capacity out of range".to_string())?;
         let mut s = PointStore::new(unit, units_per_point, 0);
-        s.values = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        s.values = raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         s.capacity_units = capacity_units.max(s.len_units()).max(MIN_HEADROOM_UNITS);
         let room = s.capacity_units * unit - s.values.len();
         s.values.reserve_exact(room);

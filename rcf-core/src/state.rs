@@ -141,7 +141,9 @@ impl RandomCutForest {
         check_config(&state.config).map_err(StateError::Inconsistent)?;
         let c = &state.config;
         if state.trees.len() != c.num_trees || state.samplers.len() != c.num_trees {
-            return Err(StateError::Inconsistent("number of trees differs from num_trees".into()).into());
+            return Err(
+                StateError::Inconsistent("number of trees differs from num_trees".into()).into(),
+            );
         }
         let store = PointStore::from_state(state.store, c.input_dims, c.shingle_size)
             .map_err(StateError::Inconsistent)?;
@@ -273,7 +275,10 @@ mod tests {
         bad[8] = 99;
         assert!(matches!(
             RandomCutForest::from_bytes(&bad),
-            Err(Error::State(StateError::UnsupportedVersion { found: 99, .. }))
+            Err(Error::State(StateError::UnsupportedVersion {
+                found: 99,
+                ..
+            }))
         ));
         assert!(matches!(
             RandomCutForest::from_bytes(&bytes[..bytes.len() - 1]),
@@ -346,7 +351,10 @@ mod tests {
             Err(Error::State(StateError::Inconsistent(msg))) => {
                 assert!(msg.contains("does not separate"), "{msg}");
             }
-            other => panic!("expected an inconsistency error, got {:?}", other.map(|_| ())),
+            other => panic!(
+                "expected an inconsistency error, got {:?}",
+                other.map(|_| ())
+            ),
         }
     }
 }

@@ -25,7 +25,10 @@ fn time_w1(make: &dyn Fn() -> RandomCutForest, series: &[f32]) -> (f64, Vec<f64>
     let mut f = make();
     let t0 = Instant::now();
     let scores: Vec<f64> = series.iter().map(|v| f.process(&[*v]).unwrap()).collect();
-    (t0.elapsed().as_secs_f64() * 1e6 / series.len() as f64, scores)
+    (
+        t0.elapsed().as_secs_f64() * 1e6 / series.len() as f64,
+        scores,
+    )
 }
 
 fn in_top(scores: &[f64], indices: &[usize], fraction: f64) -> usize {
@@ -82,14 +85,20 @@ fn main() {
         );
     }
     let hits = in_top(&w1_scores, &w1.anomalies, 0.01);
-    println!("\nW1 spikes in the top 1 % of scores: {hits}/{}", w1.anomalies.len());
+    println!(
+        "\nW1 spikes in the top 1 % of scores: {hits}/{}",
+        w1.anomalies.len()
+    );
 
     println!("\n## W3 memory and state (trained W1 forest, default settings)\n");
     let before = rss_kib();
     let f = trained_w1_forest(rcf_core::DEFAULT_BOX_CACHE_MIN_MASS);
     let after = rss_kib();
     let m = f.memory_breakdown();
-    println!("forest.memory_usage(): {:.0} KiB", f.memory_usage() as f64 / 1024.0);
+    println!(
+        "forest.memory_usage(): {:.0} KiB",
+        f.memory_usage() as f64 / 1024.0
+    );
     println!(
         "  nodes {:.0} KiB, leaves {:.0} KiB, boxes {:.0} KiB, samplers {:.0} KiB, points {:.0} KiB, other {:.0} KiB",
         m.nodes as f64 / 1024.0,
@@ -100,7 +109,10 @@ fn main() {
         m.other as f64 / 1024.0
     );
     if let (Some(b), Some(a)) = (before, after) {
-        println!("process RSS growth while training it: {} KiB", a.saturating_sub(b));
+        println!(
+            "process RSS growth while training it: {} KiB",
+            a.saturating_sub(b)
+        );
     }
     let mut save = f64::INFINITY;
     let mut load = f64::INFINITY;
@@ -114,7 +126,10 @@ fn main() {
         load = load.min(t.elapsed().as_secs_f64() * 1e3);
         assert_eq!(g.score(&[0.5]).unwrap(), f.score(&[0.5]).unwrap());
     }
-    println!("serialized: {:.0} KiB; save {save:.2} ms, load {load:.2} ms (best of 20)", bytes.len() as f64 / 1024.0);
+    println!(
+        "serialized: {:.0} KiB; save {save:.2} ms, load {load:.2} ms (best of 20)",
+        bytes.len() as f64 / 1024.0
+    );
 
     println!("\n## W2 (3 metrics, shingle 4, 100 trees)\n");
     let w2 = synth::w2_standard();
@@ -135,15 +150,24 @@ fn main() {
         if let Some(&(_, metric)) = w2.anomalies.iter().find(|&&(s, _)| s == t) {
             let folded = a.fold_shingle();
             let top = (0..3)
-                .max_by(|&i, &j| (folded.high(i) + folded.low(i)).total_cmp(&(folded.high(j) + folded.low(j))))
+                .max_by(|&i, &j| {
+                    (folded.high(i) + folded.low(i)).total_cmp(&(folded.high(j) + folded.low(j)))
+                })
                 .unwrap();
             named += usize::from(top == metric);
         }
     }
     attribution_us += t0.elapsed().as_secs_f64() * 1e6 / w2.len() as f64;
     let rows: Vec<usize> = w2.anomalies.iter().map(|&(t, _)| t).collect();
-    println!("process {process_us:.2} µs/point; attribution + process {attribution_us:.2} µs/point");
-    println!("spikes in the top 1 %: {}/{}; attribution names the spiked metric: {named}/{}", in_top(&scores, &rows, 0.01), rows.len(), rows.len());
+    println!(
+        "process {process_us:.2} µs/point; attribution + process {attribution_us:.2} µs/point"
+    );
+    println!(
+        "spikes in the top 1 %: {}/{}; attribution names the spiked metric: {named}/{}",
+        in_top(&scores, &rows, 0.01),
+        rows.len(),
+        rows.len()
+    );
 
     println!("\n## W4 (batch scoring of a frozen forest)\n");
     let f = w4_forest();
@@ -152,12 +176,20 @@ fn main() {
     let mut best = [f64::INFINITY; 2];
     for _ in 0..5 {
         for (i, threads) in [1usize, 2].into_iter().enumerate() {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             let t = Instant::now();
             let s = pool.install(|| f.score_many(&queries).unwrap());
             best[i] = best[i].min(t.elapsed().as_secs_f64() * 1e6 / n as f64);
             assert_eq!(s.len(), n);
         }
     }
-    println!("1 thread {:.2} µs/point, 2 threads {:.2} µs/point: speed-up {:.2}×", best[0], best[1], best[0] / best[1]);
+    println!(
+        "1 thread {:.2} µs/point, 2 threads {:.2} µs/point: speed-up {:.2}×",
+        best[0],
+        best[1],
+        best[0] / best[1]
+    );
 }

@@ -50,7 +50,10 @@ pub(crate) fn gap_and_range(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
 #[inline(always)]
 pub(crate) fn gap_and_range_portable(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
     let n = x.len();
-    assert!(min.len() == n && max.len() == n, "kernel slices must have equal length");
+    assert!(
+        min.len() == n && max.len() == n,
+        "kernel slices must have equal length"
+    );
     match n {
         1 => fixed::<1>(x, min, max),
         2 => fixed::<2>(x, min, max),
@@ -140,7 +143,10 @@ pub(crate) fn extend_box(min: &mut [f32], max: &mut [f32], x: &[f32]) {
 /// the box's point set cannot shrink it).
 #[inline]
 pub(crate) fn strictly_inside(x: &[f32], min: &[f32], max: &[f32]) -> bool {
-    x.iter().zip(min).zip(max).all(|((&v, &lo), &hi)| lo < v && v < hi)
+    x.iter()
+        .zip(min)
+        .zip(max)
+        .all(|((&v, &lo), &hi)| lo < v && v < hi)
 }
 
 #[cfg(test)]
@@ -170,11 +176,20 @@ mod tests {
             let (g, r) = gap_and_range_portable(&x, &min, &max);
             // the fallback must agree with the fixed bodies to f32 precision too
             let (ag, ar) = any_length(&x, &min, &max);
-            assert!((g - ag).abs() <= 1e-6 * ag.abs().max(1.0) && (r - ar).abs() <= 1e-6 * ar.abs().max(1.0));
+            assert!(
+                (g - ag).abs() <= 1e-6 * ag.abs().max(1.0)
+                    && (r - ar).abs() <= 1e-6 * ar.abs().max(1.0)
+            );
             let (ng, nr) = naive(&x, &min, &max);
             // f32 terms: relative error within a few f32 ulps of the total
-            assert!((g - ng).abs() <= 1e-6 * ng.abs().max(1.0), "n={n}: {g} vs {ng}");
-            assert!((r - nr).abs() <= 1e-6 * nr.abs().max(1.0), "n={n}: {r} vs {nr}");
+            assert!(
+                (g - ng).abs() <= 1e-6 * ng.abs().max(1.0),
+                "n={n}: {g} vs {ng}"
+            );
+            assert!(
+                (r - nr).abs() <= 1e-6 * nr.abs().max(1.0),
+                "n={n}: {r} vs {nr}"
+            );
             assert_eq!(g == 0.0, ng == 0.0, "inside-ness must be exact");
         }
     }
@@ -184,7 +199,10 @@ mod tests {
         let p = separation_probability(&[0.5, 0.5], &[0.0, 0.0], &[1.0, 1.0]);
         assert_eq!(p, 0.0);
         // on the boundary is inside too
-        assert_eq!(separation_probability(&[1.0, 0.0], &[0.0, 0.0], &[1.0, 1.0]), 0.0);
+        assert_eq!(
+            separation_probability(&[1.0, 0.0], &[0.0, 0.0], &[1.0, 1.0]),
+            0.0
+        );
     }
 
     #[test]

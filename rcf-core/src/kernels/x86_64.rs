@@ -14,7 +14,10 @@ use super::{LANES, pos, reduce};
 #[inline(always)]
 pub(crate) fn gap_and_range(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
     let n = x.len();
-    assert!(min.len() == n && max.len() == n, "kernel slices must have equal length");
+    assert!(
+        min.len() == n && max.len() == n,
+        "kernel slices must have equal length"
+    );
     let chunks = n / LANES;
     let mut gap_lanes = [0.0f32; LANES];
     let mut range_lanes = [0.0f32; LANES];

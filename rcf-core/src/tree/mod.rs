@@ -258,7 +258,11 @@ impl Tree {
         let mut r = self.root;
         while !is_leaf(r) {
             let n = &self.nodes[r as usize];
-            r = if point[n.cut_dim as usize] <= n.cut_value { n.left } else { n.right };
+            r = if point[n.cut_dim as usize] <= n.cut_value {
+                n.left
+            } else {
+                n.right
+            };
         }
         r
     }
@@ -324,7 +328,10 @@ impl Tree {
         max: &mut [f32],
         stack: &mut Vec<NodeRef>,
     ) {
-        if let Some((lo, hi)) = (!is_leaf(r)).then(|| self.cached_box(r, min.len())).flatten() {
+        if let Some((lo, hi)) = (!is_leaf(r))
+            .then(|| self.cached_box(r, min.len()))
+            .flatten()
+        {
             min.copy_from_slice(lo);
             max.copy_from_slice(hi);
             return;
@@ -409,7 +416,12 @@ impl Tree {
     /// The box of child `r` as slices, when it is free to get (a leaf's point or a cached
     /// box); `None` for an uncached internal node.
     #[inline]
-    fn child_box<'a>(&'a self, r: NodeRef, store: &'a PointStore, dims: usize) -> Option<(&'a [f32], &'a [f32])> {
+    fn child_box<'a>(
+        &'a self,
+        r: NodeRef,
+        store: &'a PointStore,
+        dims: usize,
+    ) -> Option<(&'a [f32], &'a [f32])> {
         if is_leaf(r) {
             let p = store.point(self.leaf_point(r));
             Some((p, p))
@@ -422,7 +434,10 @@ impl Tree {
     fn fill_box(&mut self, r: NodeRef, store: &PointStore, sc: &mut TreeScratch) {
         let dims = sc.min.len();
         let node = self.nodes[r as usize];
-        match (self.child_box(node.left, store, dims), self.child_box(node.right, store, dims)) {
+        match (
+            self.child_box(node.left, store, dims),
+            self.child_box(node.right, store, dims),
+        ) {
             // the common case: two boxes at hand, one pass
             (Some((al, ah)), Some((bl, bh))) => {
                 for i in 0..dims {
@@ -443,10 +458,8 @@ impl Tree {
         };
         let b = &mut self.boxes[slot * 2 * dims..(slot + 1) * 2 * dims];
         let (lo, hi) = b.split_at_mut(dims);
-        for i in 0..dims {
-            lo[i] = sc.min[i];
-            hi[i] = sc.max[i];
-        }
+        lo.copy_from_slice(&sc.min);
+        hi.copy_from_slice(&sc.max);
     }
 
     /// Inserts the point at store index `start` (coordinates `q`), given the descent `path`
@@ -477,7 +490,11 @@ impl Tree {
             return l;
         }
         let depth = path.len();
-        debug_assert_eq!(sc.probs.len(), depth, "insert needs the walk's probabilities");
+        debug_assert_eq!(
+            sc.probs.len(),
+            depth,
+            "insert needs the walk's probabilities"
+        );
         // duplicate of the reached leaf's point: one more copy
         if store.point(self.leaf_point(leaf)) == q {
             self.leaf_mass[leaf_index(leaf)] += 1;
@@ -555,7 +572,8 @@ impl Tree {
             let slot = self.nodes[r as usize].box_slot;
             if slot != NONE {
                 if grow && sc.probs[j] > 0.0 {
-                    let b = &mut self.boxes[slot as usize * 2 * dims..(slot as usize + 1) * 2 * dims];
+                    let b =
+                        &mut self.boxes[slot as usize * 2 * dims..(slot as usize + 1) * 2 * dims];
                     let (lo, hi) = b.split_at_mut(dims);
                     extend_box(lo, hi, &sc.candidate);
                 }
@@ -576,7 +594,10 @@ impl Tree {
         self.set_mass(self.mass - 1);
         let point = store.point(self.leaf_point(leaf));
         let reached = self.descend(point, &mut sc.path);
-        debug_assert_eq!(reached, leaf, "descent by a leaf's point must reach that leaf");
+        debug_assert_eq!(
+            reached, leaf,
+            "descent by a leaf's point must reach that leaf"
+        );
         let i = leaf_index(leaf);
         let depth = sc.path.len();
         if self.leaf_mass[i] > 1 {
@@ -673,8 +694,16 @@ impl Tree {
         };
         let mut changed = false;
         for i in 0..dims {
-            let new_lo = if gone[i] == lo[i] { al[i].min(bl[i]) } else { lo[i] };
-            let new_hi = if gone[i] == hi[i] { ah[i].max(bh[i]) } else { hi[i] };
+            let new_lo = if gone[i] == lo[i] {
+                al[i].min(bl[i])
+            } else {
+                lo[i]
+            };
+            let new_hi = if gone[i] == hi[i] {
+                ah[i].max(bh[i])
+            } else {
+                hi[i]
+            };
             changed |= new_lo != lo[i] || new_hi != hi[i];
             sc.min[i] = new_lo;
             sc.max[i] = new_hi;
@@ -698,7 +727,11 @@ impl Tree {
         store: &PointStore,
         sc: &mut TreeScratch,
     ) -> Result<(), String> {
-        let mass = if self.root == NONE { 0 } else { self.mass_of(self.root) };
+        let mass = if self.root == NONE {
+            0
+        } else {
+            self.mass_of(self.root)
+        };
         self.set_mass(mass);
         for n in &mut self.nodes {
             n.box_slot = NONE;
@@ -730,13 +763,25 @@ impl Tree {
             let n = self.nodes[r as usize];
             // a child is a leaf (its point's store index) or an internal node (its row in `all`)
             let child = |c: NodeRef| -> (usize, bool) {
-                if is_leaf(c) { (self.leaf_point(c) as usize, true) } else { (c as usize, false) }
+                if is_leaf(c) {
+                    (self.leaf_point(c) as usize, true)
+                } else {
+                    (c as usize, false)
+                }
             };
             let (a, a_leaf) = child(n.left);
             let (b, b_leaf) = child(n.right);
             let d = n.cut_dim as usize;
-            let left_max = if a_leaf { store.point(a as u32)[d] } else { all[a * stride + dims + d] };
-            let right_min = if b_leaf { store.point(b as u32)[d] } else { all[b * stride + d] };
+            let left_max = if a_leaf {
+                store.point(a as u32)[d]
+            } else {
+                all[a * stride + dims + d]
+            };
+            let right_min = if b_leaf {
+                store.point(b as u32)[d]
+            } else {
+                all[b * stride + d]
+            };
             if !(left_max <= n.cut_value && right_min > n.cut_value) {
                 return Err(format!("node {r}'s cut does not separate its subtrees"));
             }
@@ -819,7 +864,8 @@ impl Tree {
             tree.node_mass.push(u16_at(r, 10));
         }
         for r in leaves_raw.chunks_exact(LEAF_BYTES) {
-            tree.leaf_point.push(u32::from_le_bytes([r[0], r[1], r[2], r[3]]));
+            tree.leaf_point
+                .push(u32::from_le_bytes([r[0], r[1], r[2], r[3]]));
             tree.leaf_mass.push(u16_at(r, 4));
         }
         tree.root = state.root;
@@ -970,7 +1016,11 @@ impl Tree {
             }
             // routing: every leaf's point descends to that leaf (restores verify the equivalent
             // cut-separation property in `rebuild_boxes` instead, at a fraction of the cost)
-            for (i, _) in seen_leaf.iter().enumerate().filter(|(_, s)| **s && thorough) {
+            for (i, _) in seen_leaf
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| **s && thorough)
+            {
                 if self.leaf_of(store.point(self.leaf_point[i])) != leaf_ref(i) {
                     return Err(format!("leaf {i}'s point does not descend to it"));
                 }
@@ -1001,9 +1051,16 @@ impl Tree {
         if seen_node.iter().any(|s| !s) || seen_leaf.iter().any(|s| !s) {
             return Err("some tree slots are neither reachable nor free".into());
         }
-        let root_mass = if self.root == NONE { 0 } else { self.mass_of(self.root) };
+        let root_mass = if self.root == NONE {
+            0
+        } else {
+            self.mass_of(self.root)
+        };
         if root_mass != self.mass {
-            return Err(format!("tree mass {} differs from its root's {root_mass}", self.mass));
+            return Err(format!(
+                "tree mass {} differs from its root's {root_mass}",
+                self.mass
+            ));
         }
         // sampler ↔ leaves
         if sampler_leaves.len() != self.mass() as usize {
@@ -1100,7 +1157,12 @@ impl Tree {
 /// that gap. Returns `(dimension, value, q goes left)`. The value is kept strictly on the box's
 /// side of `q` so that the `<=` descent rule sends the box's points and `q` apart (f32 rounding
 /// could otherwise land it on `q`; the reference panics in that case).
-fn draw_separating_cut(q: &[f32], min: &[f32], max: &[f32], rng: &mut TreeRng) -> (usize, f32, bool) {
+fn draw_separating_cut(
+    q: &[f32],
+    min: &[f32],
+    max: &[f32],
+    rng: &mut TreeRng,
+) -> (usize, f32, bool) {
     let gap_of = |i: usize| {
         let (x, lo, hi) = (f64::from(q[i]), f64::from(min[i]), f64::from(max[i]));
         (lo - x).max(0.0) + (x - hi).max(0.0)

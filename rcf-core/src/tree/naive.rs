@@ -7,7 +7,13 @@ use crate::tree::{NONE, NodeRef, Tree, is_leaf};
 
 fn leaf_points(tree: &Tree, r: NodeRef, store: &PointStore, out: &mut Vec<Vec<f64>>) {
     if is_leaf(r) {
-        out.push(store.point(tree.leaf_point(r)).iter().map(|&v| f64::from(v)).collect());
+        out.push(
+            store
+                .point(tree.leaf_point(r))
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect(),
+        );
     } else {
         let n = tree.node(r);
         leaf_points(tree, n.left, store, out);
@@ -22,11 +28,18 @@ fn separation(points: &[Vec<f64>], q: &[f64]) -> f64 {
     let mut r_grown = 0.0;
     for i in 0..d {
         let lo = points.iter().map(|p| p[i]).fold(f64::INFINITY, f64::min);
-        let hi = points.iter().map(|p| p[i]).fold(f64::NEG_INFINITY, f64::max);
+        let hi = points
+            .iter()
+            .map(|p| p[i])
+            .fold(f64::NEG_INFINITY, f64::max);
         r_box += hi - lo;
         r_grown += hi.max(q[i]) - lo.min(q[i]);
     }
-    if r_grown == r_box { 0.0 } else { 1.0 - r_box / r_grown }
+    if r_grown == r_box {
+        0.0
+    } else {
+        1.0 - r_box / r_grown
+    }
 }
 
 /// The normalised score of `q` in `tree`, straight from the definition.
@@ -39,7 +52,11 @@ pub(crate) fn naive_score(tree: &Tree, store: &PointStore, q: &[f32]) -> f64 {
     let leaf = tree.descend(q, &mut path);
     let depth = path.len() as f64;
     let total = f64::from(tree.mass());
-    let leaf_pt: Vec<f64> = store.point(tree.leaf_point(leaf)).iter().map(|&v| f64::from(v)).collect();
+    let leaf_pt: Vec<f64> = store
+        .point(tree.leaf_point(leaf))
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
     let mut s = if leaf_pt == qd {
         let m = f64::from(tree.leaf_mass(leaf));
         (1.0 - m / (2.0 * total)) / (depth + (1.0 + m).log2())

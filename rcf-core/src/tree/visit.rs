@@ -34,7 +34,11 @@ fn inverse_depth(j: usize) -> f64 {
         }
         t
     };
-    if j < TABLE.len() { TABLE[j] } else { 1.0 / (j as f64 + 1.0) }
+    if j < TABLE.len() {
+        TABLE[j]
+    } else {
+        1.0 / (j as f64 + 1.0)
+    }
 }
 
 /// Sets `[min, max]` to the single point `p`.
@@ -277,7 +281,10 @@ impl Tree {
             }
             child = node;
         }
-        Walk { score: num / den, leaf }
+        Walk {
+            score: num / den,
+            leaf,
+        }
     }
 
     /// Sets the running box to the box of `path[j]`, given that it held the box of the child
@@ -352,10 +359,23 @@ impl Tree {
                 let den = range + gap;
                 let p = gap / den;
                 let level = 1.0 / (j as f64 + 1.0);
-                for i in 0..dims {
-                    let (x, lo, hi) = (f64::from(q[i]), f64::from(sc.min[i]), f64::from(sc.max[i]));
-                    sc.high[i] = (1.0 - p) * sc.high[i] + (x - hi).max(0.0) / den * level;
-                    sc.low[i] = (1.0 - p) * sc.low[i] + (lo - x).max(0.0) / den * level;
+                let TreeScratch {
+                    min,
+                    max,
+                    high,
+                    low,
+                    ..
+                } = &mut *sc;
+                for ((((&x, &lo), &hi), h), l) in q
+                    .iter()
+                    .zip(min.iter())
+                    .zip(max.iter())
+                    .zip(high.iter_mut())
+                    .zip(low.iter_mut())
+                {
+                    let (x, lo, hi) = (f64::from(x), f64::from(lo), f64::from(hi));
+                    *h = (1.0 - p) * *h + (x - hi).max(0.0) / den * level;
+                    *l = (1.0 - p) * *l + (lo - x).max(0.0) / den * level;
                 }
                 s = (1.0 - p) * s + p * level;
             }
@@ -385,7 +405,12 @@ impl Tree {
     /// proposes `q` completed with its own values; walking up, each proposal is scored like a
     /// query, and where two proposals meet the lower-scoring (more typical) one is kept.
     /// Returns the winning leaf, or NONE for an empty tree.
-    pub(crate) fn impute_walk(&self, q: &[f32], store: &PointStore, sc: &mut TreeScratch) -> NodeRef {
+    pub(crate) fn impute_walk(
+        &self,
+        q: &[f32],
+        store: &PointStore,
+        sc: &mut TreeScratch,
+    ) -> NodeRef {
         if self.root == NONE {
             return NONE;
         }

@@ -11,10 +11,19 @@ use crate::common::{Rng, sine_with_spikes, top_fraction_hits};
 fn spikes_land_in_the_top_percent() {
     for seed in 1..=3 {
         let (x, spikes) = sine_with_spikes(30_000, 30, seed);
-        let mut f = RandomCutForest::builder(1).shingle_size(8).seed(seed).build().unwrap();
+        let mut f = RandomCutForest::builder(1)
+            .shingle_size(8)
+            .seed(seed)
+            .build()
+            .unwrap();
         let scores: Vec<f64> = x.iter().map(|v| f.process(&[*v]).unwrap()).collect();
         let hits = top_fraction_hits(&scores, &spikes, 0.01);
-        assert_eq!(hits, spikes.len(), "seed {seed}: {hits}/{} spikes in the top 1 %", spikes.len());
+        assert_eq!(
+            hits,
+            spikes.len(),
+            "seed {seed}: {hits}/{} spikes in the top 1 %",
+            spikes.len()
+        );
     }
 }
 
@@ -23,7 +32,11 @@ fn spikes_land_in_the_top_percent() {
 #[test]
 fn level_shift_alarms_then_adapts() {
     let mut rng = Rng::new(4);
-    let mut f = RandomCutForest::builder(1).shingle_size(4).seed(4).build().unwrap();
+    let mut f = RandomCutForest::builder(1)
+        .shingle_size(4)
+        .seed(4)
+        .build()
+        .unwrap();
     let mut scores = Vec::new();
     for t in 0..16_000 {
         let level = if t < 6_000 { 0.0 } else { 3.0 };
@@ -34,16 +47,27 @@ fn level_shift_alarms_then_adapts() {
     let before = mean(4_000..6_000);
     let at_shift = scores[6_000..6_010].iter().cloned().fold(0.0, f64::max);
     let long_after = mean(14_000..16_000);
-    assert!(at_shift > 2.0 * before, "shift {at_shift} vs baseline {before}");
+    assert!(
+        at_shift > 2.0 * before,
+        "shift {at_shift} vs baseline {before}"
+    );
     // margin 20 %: the new level is as regular as the old one
-    assert!((long_after - before).abs() < 0.2 * before, "after {long_after} vs before {before}");
+    assert!(
+        (long_after - before).abs() < 0.2 * before,
+        "after {long_after} vs before {before}"
+    );
 }
 
 /// Multivariate: the attribution of a spike on one metric names that metric (W2 idea).
 #[test]
 fn attribution_names_the_spiked_metric() {
     let mut rng = Rng::new(6);
-    let mut f = RandomCutForest::builder(3).shingle_size(2).num_trees(50).seed(6).build().unwrap();
+    let mut f = RandomCutForest::builder(3)
+        .shingle_size(2)
+        .num_trees(50)
+        .seed(6)
+        .build()
+        .unwrap();
     let row = |t: usize, rng: &mut Rng| {
         let t = t as f64;
         [
@@ -60,7 +84,9 @@ fn attribution_names_the_spiked_metric() {
         x[metric] += 5.0;
         let a = f.attribution(&x).unwrap().fold_shingle();
         let contributions: Vec<f64> = (0..3).map(|j| a.high(j) + a.low(j)).collect();
-        let top = (0..3).max_by(|&i, &j| contributions[i].total_cmp(&contributions[j])).unwrap();
+        let top = (0..3)
+            .max_by(|&i, &j| contributions[i].total_cmp(&contributions[j]))
+            .unwrap();
         assert_eq!(top, metric, "contributions {contributions:?}");
         assert!(a.high(metric) > a.low(metric), "a spike upwards is `high`");
     }
@@ -87,9 +113,16 @@ fn paper_example_puts_its_anomaly_first() {
     assert_eq!(rows.len(), 2_010);
     let mut f = RandomCutForest::builder(3).seed(0).build().unwrap();
     let scores: Vec<f64> = rows.iter().map(|r| f.process(r).unwrap()).collect();
-    let best = (0..rows.len()).max_by(|&i, &j| scores[i].total_cmp(&scores[j])).unwrap();
+    let best = (0..rows.len())
+        .max_by(|&i, &j| scores[i].total_cmp(&scores[j]))
+        .unwrap();
     let norm: f32 = rows[best].iter().map(|v| v * v).sum::<f32>().sqrt();
-    assert!(norm < 1.0, "top score {} at row {best} {:?}", scores[best], rows[best]);
+    assert!(
+        norm < 1.0,
+        "top score {} at row {best} {:?}",
+        scores[best],
+        rows[best]
+    );
 }
 
 fn data_root() -> Option<std::path::PathBuf> {
@@ -113,7 +146,11 @@ fn impute_recovers_a_correlated_value() {
         let filled = f.impute(&[a, f32::NAN]).unwrap();
         // the sample's nearest points differ from a by ~10/256 on average: 3× that in the
         // second value, plus cut randomness; margin 0.6 (2 % of the range)
-        assert!((filled[1] - (3.0 * a + 1.0)).abs() < 0.6, "a = {a}: got {}", filled[1]);
+        assert!(
+            (filled[1] - (3.0 * a + 1.0)).abs() < 0.6,
+            "a = {a}: got {}",
+            filled[1]
+        );
         assert_eq!(filled[0], a);
     }
 }

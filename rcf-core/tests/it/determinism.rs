@@ -22,7 +22,11 @@ fn same_seed_same_scores_and_state() {
     let (a, fa) = run(7);
     let (b, fb) = run(7);
     assert_eq!(a, b, "scores must be bit-identical");
-    assert_eq!(fa.to_bytes(), fb.to_bytes(), "states must be byte-identical");
+    assert_eq!(
+        fa.to_bytes(),
+        fb.to_bytes(),
+        "states must be byte-identical"
+    );
 }
 
 #[test]
@@ -35,8 +39,15 @@ fn different_seeds_give_different_forests() {
 #[test]
 fn same_seed_same_scores_any_thread_count() {
     let (_, f) = run(3);
-    let queries: Vec<f32> = (0..5_000).map(|i| ((i as f32) * 0.031).sin() * 1.5).collect();
-    let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+    let queries: Vec<f32> = (0..5_000)
+        .map(|i| ((i as f32) * 0.031).sin() * 1.5)
+        .collect();
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
     let one = pool(1).install(|| f.score_many(&queries).unwrap());
     let two = pool(2).install(|| f.score_many(&queries).unwrap());
     let four = pool(4).install(|| f.score_many(&queries).unwrap());
@@ -45,7 +56,12 @@ fn same_seed_same_scores_any_thread_count() {
     // and the batch path agrees bit for bit with point-at-a-time scoring of the same points
     // (score_with on an unshingled view: build a 4-dim forest copy is not possible, so compare
     // against a forest without internal shingling below)
-    let mut g = RandomCutForest::builder(4).num_trees(10).sample_size(64).seed(1).build().unwrap();
+    let mut g = RandomCutForest::builder(4)
+        .num_trees(10)
+        .sample_size(64)
+        .seed(1)
+        .build()
+        .unwrap();
     for row in queries.chunks_exact(4).take(800) {
         g.update(row).unwrap();
     }

@@ -99,7 +99,11 @@ proptest! {
 #[test]
 fn long_w1_stream_keeps_invariants_and_sample_sizes() {
     let (x, _) = sine_with_spikes(20_000, 20, 3);
-    let mut forest = RandomCutForest::builder(1).shingle_size(8).seed(1).build().unwrap();
+    let mut forest = RandomCutForest::builder(1)
+        .shingle_size(8)
+        .seed(1)
+        .build()
+        .unwrap();
     for (t, v) in x.iter().enumerate() {
         forest.process(&[*v]).unwrap();
         if t % 5_000 == 4_999 {

@@ -28,10 +28,16 @@ fn restored_forest_continues_bit_identically() {
     assert_eq!(original.entries_seen(), restored.entries_seen());
     let (x, _) = sine_with_spikes(3_000, 3, 99);
     for v in &x {
-        assert_eq!(original.process(&[*v]).unwrap(), restored.process(&[*v]).unwrap());
+        assert_eq!(
+            original.process(&[*v]).unwrap(),
+            restored.process(&[*v]).unwrap()
+        );
     }
     let probe = [4.0f32];
-    assert_eq!(original.attribution(&probe).unwrap(), restored.attribution(&probe).unwrap());
+    assert_eq!(
+        original.attribution(&probe).unwrap(),
+        restored.attribution(&probe).unwrap()
+    );
     assert_eq!(original.to_bytes(), restored.to_bytes());
 }
 
@@ -54,7 +60,10 @@ fn empty_and_warming_forests_round_trip() {
 fn every_truncation_is_an_error() {
     let bytes = trained().to_bytes();
     for len in (0..bytes.len()).step_by(bytes.len() / 300 + 1) {
-        assert!(RandomCutForest::from_bytes(&bytes[..len]).is_err(), "length {len}");
+        assert!(
+            RandomCutForest::from_bytes(&bytes[..len]).is_err(),
+            "length {len}"
+        );
     }
 }
 
@@ -93,7 +102,8 @@ fn bit_flips_are_detected() {
 /// fixture deliberately with `RCF_REGENERATE_GOLDEN=1`.
 #[test]
 fn golden_v1_state_loads_and_matches_a_fresh_forest() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/forest-v1.bin");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/forest-v1.bin");
     let recipe = || {
         let mut f = RandomCutForest::builder(2)
             .shingle_size(2)
@@ -118,5 +128,9 @@ fn golden_v1_state_loads_and_matches_a_fresh_forest() {
     for probe in [[0.0f32, 0.0], [0.5, 0.9], [3.0, -3.0]] {
         assert_eq!(old.score(&probe).unwrap(), fresh.score(&probe).unwrap());
     }
-    assert_eq!(old.to_bytes(), bytes, "re-serialising must reproduce the file");
+    assert_eq!(
+        old.to_bytes(),
+        bytes,
+        "re-serialising must reproduce the file"
+    );
 }
