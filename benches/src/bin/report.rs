@@ -5,7 +5,8 @@
 //! ```text
 //! cargo run --release -p rcf-benches --bin report            # everything
 //! cargo run --release -p rcf-benches --bin report -- w1-csv FILE    # write W1 for side-by-side runs
-//! cargo run --release -p rcf-benches --bin report -- w1-time FILE   # time W1 process over FILE
+//! cargo run --release -p rcf-benches --bin report -- w1-time FILE [MIN_MASS]  # time W1 over FILE
+//! cargo run --release -p rcf-benches --bin report -- w1-spikes      # W1's spike indices
 //! ```
 
 use std::time::Instant;
@@ -49,11 +50,20 @@ fn main() {
             return;
         }
         Some("w1-time") => {
-            let path = args.get(2).expect("usage: report w1-time FILE");
+            let path = args.get(2).expect("usage: report w1-time FILE [MIN_MASS]");
+            let min_mass = args.get(3).map_or(rcf_core::DEFAULT_BOX_CACHE_MIN_MASS, |m| {
+                m.parse().expect("MIN_MASS is a whole number")
+            });
             let text = std::fs::read_to_string(path).expect("read W1");
             let series: Vec<f32> = text.lines().map(|l| l.parse().unwrap()).collect();
-            let (us, _) = time_w1(&|| w1_forest(rcf_core::DEFAULT_BOX_CACHE_MIN_MASS), &series);
+            let (us, _) = time_w1(&|| w1_forest(min_mass), &series);
             println!("{us:.3}");
+            return;
+        }
+        Some("w1-spikes") => {
+            for t in synth::w1_standard().anomalies {
+                println!("{t}");
+            }
             return;
         }
         _ => {}
