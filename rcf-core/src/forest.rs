@@ -714,6 +714,37 @@ impl RandomCutForest {
         }
     }
 
+    /// Changes how many points a subtree needs for its bounding box to be cached (see
+    /// [`ForestBuilder::box_cache_min_mass`](crate::ForestBuilder::box_cache_min_mass)) and
+    /// rebuilds the boxes. Scores do not change, only speed and memory: for example, cache every
+    /// box (`2`) before scoring a large batch, and go back to the default afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] if `min_mass < 2`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).build()?;
+    /// for t in 0..1_000 { forest.update(&[(t % 13) as f32, (t % 7) as f32])?; }
+    /// let before = forest.score(&[3.0, 9.0])?;
+    /// let small = forest.memory_usage();
+    /// forest.set_box_cache_min_mass(2)?; // fastest: every box cached
+    /// assert!(forest.memory_usage() > small);
+    /// assert_eq!(forest.score(&[3.0, 9.0])?, before);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
+    pub fn set_box_cache_min_mass(&mut self, min_mass: usize) -> Result<()> {
+        let validated = RandomCutForest::builder(self.config.input_dims)
+            .box_cache_min_mass(min_mass)
+            .validate()?;
+        self.config.box_cache_min_mass = validated.box_cache_min_mass;
+        self.rebuild_boxes()
+            .map_err(|e| Error::State(crate::StateError::Inconsistent(e)))
+    }
+
     /// Points each tree currently holds (with multiplicity), in tree order.
     pub fn tree_masses(&self) -> Vec<u32> {
         self.trees.iter().map(Tree::mass).collect()
