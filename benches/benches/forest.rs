@@ -16,7 +16,7 @@ fn w1(c: &mut Criterion) {
     let series = synth::w1_standard().values;
     let mut group = c.benchmark_group("forest/process");
     group.throughput(Throughput::Elements(BLOCK as u64));
-    for min_mass in [2usize, 4, 8] {
+    for min_mass in [2usize, 4, 8, 16] {
         let mut forest = w1_forest(min_mass);
         for v in &series[..WARM_POINTS] {
             forest.update(&[*v]).unwrap();
@@ -91,20 +91,24 @@ fn w3(c: &mut Criterion) {
 }
 
 fn w4(c: &mut Criterion) {
-    let forest = w4_forest();
+    let mut forest = w4_forest();
     let queries = synth::w4_queries();
     let n = queries.len() / 8;
     let mut group = c.benchmark_group("forest/score_many");
     group.throughput(Throughput::Elements(n as u64));
     group.sample_size(20);
-    for threads in [1usize, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        group.bench_function(BenchmarkId::new("w4", format!("threads{threads}")), |b| {
-            b.iter(|| pool.install(|| forest.score_many(black_box(&queries)).unwrap()))
-        });
+    for min_mass in [rcf_core::DEFAULT_BOX_CACHE_MIN_MASS, 2] {
+        forest.set_box_cache_min_mass(min_mass).unwrap();
+        for threads in [1usize, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let id = BenchmarkId::new("w4", format!("c{min_mass}_threads{threads}"));
+            group.bench_function(id, |b| {
+                b.iter(|| pool.install(|| forest.score_many(black_box(&queries)).unwrap()))
+            });
+        }
     }
     group.finish();
 }
