@@ -13,6 +13,10 @@ fn main() {
             f
         }
     };
+    let mut f = f;
+    if let Some(m) = std::env::args().nth(2) {
+        f.set_box_cache_min_mass(m.parse().unwrap()).unwrap();
+    }
     let q = rcf_datasets::synth::w4_queries();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)

@@ -97,16 +97,7 @@ impl RandomCutForest {
     /// # Ok::<(), rcf_core::Error>(())
     /// ```
     pub fn to_bytes(&self) -> Vec<u8> {
-        let state = State {
-            config: self.config.clone(),
-            entries_seen: self.entries_seen,
-            points_seen: self.points_seen,
-            epoch: self.epoch,
-            store: self.store.to_state(),
-            trees: self.trees.iter().map(Tree::to_state).collect(),
-            samplers: self.samplers.iter().map(Sampler::to_state).collect(),
-            rngs: self.rngs.clone(),
-        };
+        let state = self.state();
         let mut out = vec![0u8; HEADER];
         // encoding into a Vec cannot fail for these types
         let payload = bincode::serde::encode_to_vec(&state, bincode::config::standard())
@@ -117,6 +108,20 @@ impl RandomCutForest {
         out[20..24].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         out.extend_from_slice(&payload);
         out
+    }
+
+    /// The saved form of the forest (what `to_bytes` encodes).
+    fn state(&self) -> State {
+        State {
+            config: self.config.clone(),
+            entries_seen: self.entries_seen,
+            points_seen: self.points_seen,
+            epoch: self.epoch,
+            store: self.store.to_state(),
+            trees: self.trees.iter().map(Tree::to_state).collect(),
+            samplers: self.samplers.iter().map(Sampler::to_state).collect(),
+            rngs: self.rngs.clone(),
+        }
     }
 
     /// Restores a forest saved by [`to_bytes`](Self::to_bytes).
@@ -331,16 +336,7 @@ mod tests {
     #[test]
     fn a_cut_that_does_not_separate_its_subtrees_is_rejected() {
         let f = trained();
-        let mut state = State {
-            config: f.config.clone(),
-            entries_seen: f.entries_seen,
-            points_seen: f.points_seen,
-            epoch: f.epoch,
-            store: f.store.to_state(),
-            trees: f.trees.iter().map(Tree::to_state).collect(),
-            samplers: f.samplers.iter().map(Sampler::to_state).collect(),
-            rngs: f.rngs.clone(),
-        };
+        let mut state = f.state();
         // move the root's cut of tree 0 far above every point: its right subtree's points
         // would then route left. Structure, masses and sampler all stay consistent.
         let root = f.trees[0].root() as usize;

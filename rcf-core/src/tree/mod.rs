@@ -69,6 +69,17 @@ pub(crate) struct Node {
     pub(crate) box_slot: u16,
 }
 
+/// `s` with its length known to the compiler to be `D` when `D > 0` (checked once here).
+#[inline(always)]
+pub(crate) fn fixed_len<const D: usize>(s: &[f32]) -> &[f32] {
+    if D > 0 {
+        let a: &[f32; D] = s.try_into().expect("slice of the forest's dimension");
+        a
+    } else {
+        s
+    }
+}
+
 /// Parameters every tree of a forest shares.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TreeParams {

@@ -8,7 +8,7 @@
 
 use crate::kernels::{gap_and_range, separation_probability};
 use crate::point_store::PointStore;
-use crate::tree::{NONE, Node, NodeRef, Tree, TreeScratch, is_leaf};
+use crate::tree::{NONE, Node, NodeRef, Tree, TreeScratch, fixed_len, is_leaf};
 
 /// `damp(m, M_T) = 1 − m / (2 M_T)` of rcf-reference §5.
 #[inline]
@@ -90,37 +90,19 @@ pub(crate) fn descend_lockstep(
     let g = trees.len();
     debug_assert!(g <= LOCKSTEP && active.len() >= g);
     let mut nodes: [&[Node]; LOCKSTEP] = [&[]; LOCKSTEP];
-    let mut cur = [NONE; LOCKSTEP];
-    let mut len = [0usize; LOCKSTEP];
+    let mut start = [NONE; LOCKSTEP];
     for k in 0..g {
         nodes[k] = trees[k].nodes();
-        cur[k] = if active[k] { trees[k].root() } else { NONE };
+        start[k] = if active[k] { trees[k].root() } else { NONE };
     }
-    let stride = paths.stride;
-    let buf = &mut paths.buf[..];
-    loop {
-        let mut moved = false;
-        for k in 0..g {
-            let r = cur[k];
-            // NONE carries the leaf bit, so empty and finished trees both stop here
-            if !is_leaf(r) {
-                buf[k * stride + len[k]] = r;
-                len[k] += 1;
-                let n = &nodes[k][r as usize];
-                cur[k] = if q[n.cut_dim as usize] <= n.cut_value {
-                    n.left
-                } else {
-                    n.right
-                };
-                moved = true;
-            }
+    lockstep(g, start, paths, leaves, |k, r| {
+        let n = &nodes[k][r as usize];
+        if q[n.cut_dim as usize] <= n.cut_value {
+            n.left
+        } else {
+            n.right
         }
-        if !moved {
-            break;
-        }
-    }
-    paths.len = len;
-    *leaves = cur;
+    });
 }
 
 /// Descends one tree with up to [`LOCKSTEP`] queries at once (`points` holds them row-major,
@@ -138,24 +120,41 @@ pub(crate) fn descend_points_lockstep(
     let g = points.len() / dims;
     debug_assert!(g <= LOCKSTEP);
     let nodes = tree.nodes();
-    let mut cur = [NONE; LOCKSTEP];
+    let mut start = [NONE; LOCKSTEP];
+    start[..g].fill(tree.root());
+    lockstep(g, start, paths, leaves, |k, r| {
+        let n = &nodes[r as usize];
+        if points[k * dims + n.cut_dim as usize] <= n.cut_value {
+            n.left
+        } else {
+            n.right
+        }
+    });
+}
+
+/// The shared loop of the lockstep descents: `g` lanes start at `start[k]` and, round after
+/// round, each lane still at an internal node `r` records it and moves to `child(k, r)`.
+#[inline(always)]
+fn lockstep(
+    g: usize,
+    start: [NodeRef; LOCKSTEP],
+    paths: &mut LockstepPaths,
+    leaves: &mut [NodeRef; LOCKSTEP],
+    child: impl Fn(usize, NodeRef) -> NodeRef,
+) {
+    let mut cur = start;
     let mut len = [0usize; LOCKSTEP];
-    cur[..g].fill(tree.root());
     let stride = paths.stride;
     let buf = &mut paths.buf[..];
     loop {
         let mut moved = false;
         for k in 0..g {
             let r = cur[k];
+            // NONE carries the leaf bit, so empty and finished lanes both stop here
             if !is_leaf(r) {
                 buf[k * stride + len[k]] = r;
                 len[k] += 1;
-                let n = &nodes[r as usize];
-                cur[k] = if points[k * dims + n.cut_dim as usize] <= n.cut_value {
-                    n.left
-                } else {
-                    n.right
-                };
+                cur[k] = child(k, r);
                 moved = true;
             }
         }
@@ -216,6 +215,33 @@ impl Tree {
         sc: &mut TreeScratch,
         record: bool,
     ) -> Walk {
+        // one body per common dimension, so that box slices and the kernel have lengths known
+        // at compile time (callgrind: the per-level work is loop control and bounds checks as
+        // much as arithmetic); the match is on the forest's dimension and predicts perfectly
+        match q.len() {
+            1 => self.walk_up_n::<1>(q, leaf, path, store, sc, record),
+            2 => self.walk_up_n::<2>(q, leaf, path, store, sc, record),
+            3 => self.walk_up_n::<3>(q, leaf, path, store, sc, record),
+            4 => self.walk_up_n::<4>(q, leaf, path, store, sc, record),
+            8 => self.walk_up_n::<8>(q, leaf, path, store, sc, record),
+            12 => self.walk_up_n::<12>(q, leaf, path, store, sc, record),
+            16 => self.walk_up_n::<16>(q, leaf, path, store, sc, record),
+            _ => self.walk_up_n::<0>(q, leaf, path, store, sc, record),
+        }
+    }
+
+    /// [`walk_up`](Self::walk_up) for dimension `D` (0: any dimension).
+    #[inline(always)]
+    fn walk_up_n<const D: usize>(
+        &self,
+        q: &[f32],
+        leaf: NodeRef,
+        path: &[NodeRef],
+        store: &PointStore,
+        sc: &mut TreeScratch,
+        record: bool,
+    ) -> Walk {
+        let q = fixed_len::<D>(q);
         if leaf == NONE {
             return Walk { score: 0.0, leaf };
         }
@@ -248,7 +274,7 @@ impl Tree {
                 running = false;
                 let b = &self.boxes()[slot as usize * stride..][..stride];
                 let (lo, hi) = b.split_at(dims);
-                gap_and_range(q, lo, hi)
+                gap_and_range(q, fixed_len::<D>(lo), fixed_len::<D>(hi))
             } else {
                 let TreeScratch {
                     min, max, stack, ..
@@ -264,7 +290,7 @@ impl Tree {
                 let n = self.node(node);
                 let sibling = if n.left == child { n.right } else { n.left };
                 self.union_subtree_box(sibling, store, min, max, stack);
-                gap_and_range(q, min, max)
+                gap_and_range(q, fixed_len::<D>(min), fixed_len::<D>(max))
             };
             if gap <= 0.0 {
                 break;
