@@ -97,17 +97,10 @@ impl RandomCutForest {
     /// # Ok::<(), rcf_core::Error>(())
     /// ```
     pub fn to_bytes(&self) -> Vec<u8> {
-        let state = self.state();
-        let mut out = vec![0u8; HEADER];
         // encoding into a Vec cannot fail for these types
-        let payload = bincode::serde::encode_to_vec(&state, bincode::config::standard())
+        let payload = bincode::serde::encode_to_vec(self.state(), bincode::config::standard())
             .expect("encoding a forest state into memory cannot fail");
-        out[..8].copy_from_slice(MAGIC);
-        out[8..12].copy_from_slice(&STATE_FORMAT_VERSION.to_le_bytes());
-        out[12..20].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-        out[20..24].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        out.extend_from_slice(&payload);
-        out
+        seal(MAGIC, STATE_FORMAT_VERSION, &payload)
     }
 
     /// The saved form of the forest (what `to_bytes` encodes).
@@ -132,7 +125,7 @@ impl RandomCutForest {
     /// truncated or padded, checksum mismatch, undecodable payload, or a payload describing an
     /// inconsistent forest. Never panics, whatever the bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let payload = open_envelope(bytes)?;
+        let payload = open(MAGIC, STATE_FORMAT_VERSION, bytes)?;
         let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
         let (state, used): (State, usize) = bincode::serde::decode_from_slice(payload, config)
             .map_err(|e| StateError::Decode(e.to_string()))?;
@@ -184,21 +177,40 @@ impl RandomCutForest {
     }
 }
 
-fn open_envelope(bytes: &[u8]) -> Result<&[u8], StateError> {
+/// Wraps `payload` in the envelope described in the module docs, with the given 8-byte magic
+/// and format version. Other crates of the workspace (the streaming detector's checkpoints) use
+/// the same envelope with their own magic.
+pub fn seal(magic: &[u8; 8], version: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Checks an envelope made by [`seal`] (length, magic, version, payload length, checksum) and
+/// returns its payload.
+///
+/// # Errors
+///
+/// The [`StateError`] describing the first check that failed.
+pub fn open<'a>(magic: &[u8; 8], version: u32, bytes: &'a [u8]) -> Result<&'a [u8], StateError> {
     if bytes.len() < HEADER {
         return Err(StateError::TooShort {
             len: bytes.len(),
             header: HEADER,
         });
     }
-    if &bytes[..8] != MAGIC {
+    if &bytes[..8] != magic {
         return Err(StateError::BadMagic);
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != STATE_FORMAT_VERSION {
+    let found = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if found != version {
         return Err(StateError::UnsupportedVersion {
-            found: version,
-            supported: STATE_FORMAT_VERSION,
+            found,
+            supported: version,
         });
     }
     let expected = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
@@ -301,13 +313,7 @@ mod tests {
     /// Re-seal a modified payload so that it passes the checksum and reaches the decoder and
     /// validator.
     fn reseal(payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER + payload.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&STATE_FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        out.extend_from_slice(payload);
-        out
+        seal(MAGIC, STATE_FORMAT_VERSION, payload)
     }
 
     #[test]
