@@ -51,9 +51,10 @@ struct State {
 }
 
 /// A byte blob that serde formats store as raw bytes (one length, then a copy), not as a
-/// sequence of numbers.
+/// sequence of numbers: decoding it is a copy. Used for every array of the forest state, and
+/// by the streaming detector to embed a forest's state in its checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Bytes(pub(crate) Vec<u8>);
+pub struct Bytes(pub Vec<u8>);
 
 impl Serialize for Bytes {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

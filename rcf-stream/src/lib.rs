@@ -1,7 +1,57 @@
-//! Streaming anomaly detection around [`rcf_core`]: the streaming detector, calibrated thresholds
-//! and the `rcf` command line tool.
+//! Streaming anomaly detection around [`rcf_core`]: a [`Detector`] turns one stream of named
+//! metrics into calibrated [`Verdict`]s.
 //!
-//! This crate is being built; today it re-exports the forest so downstream code can depend on it.
+//! A raw Random Cut Forest score is not an answer: its scale differs per stream, one spike
+//! raises a whole shingle of high scores, and nothing is said while the forest warms up. The
+//! detector adds what a stream needs around the forest:
+//!
+//! * **normalisation** of each metric with decayed statistics (scale-invariant, so tiny and huge
+//!   metrics are treated alike), or differencing;
+//! * **missing values** (NaN) imputed from the forest, counted in the verdict's `confidence`;
+//! * an **adaptive, calibrated threshold** from the detector's own recent scores, set by
+//!   Device Defender's confidence levels, an explicit z-factor, or a target anomaly rate;
+//! * **one alarm per event**: points whose score comes from a shingle they share with the last
+//!   anomaly are suppressed, while a new event right after it still alarms;
+//! * **explanations**: per-metric attribution (high/low, summing to the score), expected values
+//!   in input units, and how many steps ago the anomaly started;
+//! * **cold start**: [`Detector::bootstrap`] warms everything from stored history in one call;
+//! * **checkpoints**: [`Detector::to_bytes`] / [`Detector::from_bytes`], versioned and
+//!   checksummed, restoring identical verdicts.
+//!
+//! # Example
+//!
+//! ```
+//! use rcf_stream::Detector;
+//!
+//! let mut detector = Detector::builder(["msg_rate"]).seed(7).build()?;
+//! // a day of history (one reading a minute) warms the detector in one call
+//! let history: Vec<f32> = (0..1_440).map(|t| 100.0 + 10.0 * (t as f32 / 60.0).sin()).collect();
+//! detector.bootstrap(&history)?;
+//! // the first live point already gets a calibrated verdict
+//! let v = detector.process(&[400.0])?;
+//! assert!(v.is_anomaly);
+//! assert_eq!(v.top_metric().unwrap().direction(), "high");
+//! # Ok::<(), rcf_stream::Error>(())
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
 
+mod checkpoint;
+mod detector;
+mod error;
+mod normalize;
+mod stats;
+mod threshold;
+mod verdict;
+
+pub use checkpoint::CHECKPOINT_FORMAT_VERSION;
+pub use detector::{
+    DEFAULT_NORMALIZE_AFTER, DEFAULT_SHINGLE_SIZE, Detector, DetectorBuilder, DetectorConfig,
+    Margin, Tolerance,
+};
+pub use error::{Error, Result};
+pub use normalize::Normalization;
 pub use rcf_core;
+pub use threshold::{INITIAL_THRESHOLD, LOWER_THRESHOLD, MIN_SCORES, Sensitivity};
+pub use verdict::{DetectorState, ExpectedValue, MetricAttribution, Suppression, Verdict};

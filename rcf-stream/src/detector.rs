@@ -1,0 +1,639 @@
+//! [`Detector`]: one stream of named metrics in, one [`Verdict`] per point out.
+
+use std::sync::Arc;
+
+use rcf_core::{RandomCutForest, Scratch};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, invalid};
+use crate::normalize::{Normalization, Normalizer};
+use crate::stats::Decayed;
+use crate::threshold::{MIN_SCORES, Sensitivity, Thresholder};
+use crate::verdict::{DetectorState, ExpectedValue, MetricAttribution, Suppression, Verdict};
+
+/// Default shingle size: a point is the last 4 readings of every metric, so changes of shape
+/// (not only of level) show.
+pub const DEFAULT_SHINGLE_SIZE: usize = 4;
+/// Inputs used to initialise the normaliser before anything reaches the forest.
+pub const DEFAULT_NORMALIZE_AFTER: usize = 10;
+
+/// Share of a candidate's attribution that must come from the shingle slots that arrived after
+/// the last anomaly for it to count as a new event rather than an echo of that one.
+const NEW_EVENT_SHARE: f64 = 0.5;
+/// Metrics carrying at least this share of the newest slot's attribution get an expected value.
+const EXPECTED_SHARE: f64 = 0.3;
+
+/// A margin for ignoring deviations near the expected value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Margin {
+    /// Ignore deviations up to this amount, in the metric's units.
+    Amount(f64),
+    /// Ignore deviations up to this fraction of the expected value's magnitude.
+    Ratio(f64),
+}
+
+impl Margin {
+    fn covers(self, deviation: f64, expected: f64) -> bool {
+        match self {
+            Margin::Amount(a) => deviation <= a,
+            Margin::Ratio(r) => deviation <= r * expected.abs(),
+        }
+    }
+
+    fn is_valid(self) -> bool {
+        match self {
+            Margin::Amount(v) | Margin::Ratio(v) => v.is_finite() && v >= 0.0,
+        }
+    }
+}
+
+/// Ignore-near-expected bands: a candidate anomaly whose attributed metric lies within the
+/// band around its expected value is suppressed ([`Suppression::NearExpected`]). Above and
+/// below are separate, so "only alert on drops" is `above: Some(Margin::Ratio(f64::MAX))`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Tolerance {
+    /// Band above the expected value.
+    pub above: Option<Margin>,
+    /// Band below the expected value.
+    pub below: Option<Margin>,
+}
+
+/// Validated detector parameters; part of every checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DetectorConfig {
+    /// Metric names, in input order.
+    pub metrics: Vec<String>,
+    /// Readings per metric in one forest point.
+    pub shingle_size: usize,
+    /// Trees.
+    pub num_trees: usize,
+    /// Points per tree.
+    pub sample_size: usize,
+    /// Forest time decay; also the decay of the normaliser and thresholder statistics.
+    pub time_decay: f64,
+    /// Forest points before scores are produced.
+    pub output_after: usize,
+    /// Master seed.
+    pub seed: u64,
+    /// Input transform.
+    pub normalization: Normalization,
+    /// How readily anomalies are raised.
+    pub sensitivity: Sensitivity,
+    /// Ignore-near-expected bands.
+    pub tolerance: Tolerance,
+    /// Inputs that initialise the normaliser before the forest sees anything.
+    pub normalize_after: usize,
+    /// The forest's box cache threshold (speed/memory; see rcf-core).
+    pub box_cache_min_mass: usize,
+}
+
+/// Builds a [`Detector`]; see [`Detector::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build()` is called"]
+pub struct DetectorBuilder {
+    config: DetectorConfig,
+    time_decay: Option<f64>,
+    output_after: Option<usize>,
+}
+
+impl DetectorBuilder {
+    /// Readings per metric in one forest point. Default [`DEFAULT_SHINGLE_SIZE`].
+    pub fn shingle_size(mut self, k: usize) -> Self {
+        self.config.shingle_size = k;
+        self
+    }
+
+    /// Trees in the forest. Default [`rcf_core::DEFAULT_NUM_TREES`].
+    pub fn num_trees(mut self, n: usize) -> Self {
+        self.config.num_trees = n;
+        self
+    }
+
+    /// Points sampled per tree. Default [`rcf_core::DEFAULT_SAMPLE_SIZE`].
+    pub fn sample_size(mut self, n: usize) -> Self {
+        self.config.sample_size = n;
+        self
+    }
+
+    /// Forest time decay (and the decay of the detector's statistics). Default
+    /// `1 / (10 · sample_size)`.
+    pub fn time_decay(mut self, decay: f64) -> Self {
+        self.time_decay = Some(decay);
+        self
+    }
+
+    /// Forest points before scores are produced. Default `sample_size / 4`.
+    pub fn output_after(mut self, n: usize) -> Self {
+        self.output_after = Some(n);
+        self
+    }
+
+    /// Master seed. Default [`rcf_core::DEFAULT_SEED`].
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
+    /// Input transform. Default [`Normalization::Normalize`].
+    pub fn normalization(mut self, n: Normalization) -> Self {
+        self.config.normalization = n;
+        self
+    }
+
+    /// How readily anomalies are raised. Default [`Sensitivity::Medium`].
+    pub fn sensitivity(mut self, s: Sensitivity) -> Self {
+        self.config.sensitivity = s;
+        self
+    }
+
+    /// Ignore-near-expected bands. Default: none.
+    pub fn ignore_near_expected(mut self, t: Tolerance) -> Self {
+        self.config.tolerance = t;
+        self
+    }
+
+    /// Inputs that initialise the normaliser. Default [`DEFAULT_NORMALIZE_AFTER`].
+    pub fn normalize_after(mut self, n: usize) -> Self {
+        self.config.normalize_after = n;
+        self
+    }
+
+    /// The forest's box cache threshold (see
+    /// [`rcf_core::ForestBuilder::box_cache_min_mass`]).
+    pub fn box_cache_min_mass(mut self, n: usize) -> Self {
+        self.config.box_cache_min_mass = n;
+        self
+    }
+
+    /// Validates the parameters and builds the detector.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] (or a wrapped forest parameter error) naming the first
+    /// parameter out of range.
+    pub fn build(self) -> Result<Detector> {
+        let mut c = self.config;
+        if c.metrics.is_empty() {
+            return Err(invalid(
+                "metrics",
+                "at least one metric is needed, got none".into(),
+            ));
+        }
+        for (i, m) in c.metrics.iter().enumerate() {
+            if m.is_empty() || m.len() > 128 || m.chars().any(char::is_control) {
+                return Err(invalid(
+                    "metrics",
+                    format!("metric {i} name must be 1-128 printable characters, got {m:?}"),
+                ));
+            }
+            if c.metrics[..i].contains(m) {
+                return Err(invalid(
+                    "metrics",
+                    format!("metric name {m:?} appears twice"),
+                ));
+            }
+        }
+        c.sensitivity = c.sensitivity.validate()?;
+        for m in [c.tolerance.above, c.tolerance.below].into_iter().flatten() {
+            if !m.is_valid() {
+                return Err(invalid(
+                    "ignore_near_expected",
+                    format!("margins must be finite and non-negative, got {m:?}"),
+                ));
+            }
+        }
+        if c.normalize_after == 0 || c.normalize_after > 100_000 {
+            return Err(invalid(
+                "normalize_after",
+                format!("must be between 1 and 100000, got {}", c.normalize_after),
+            ));
+        }
+        let mut fb = RandomCutForest::builder(c.metrics.len())
+            .shingle_size(c.shingle_size)
+            .num_trees(c.num_trees)
+            .sample_size(c.sample_size)
+            .box_cache_min_mass(c.box_cache_min_mass)
+            .seed(c.seed);
+        if let Some(d) = self.time_decay {
+            fb = fb.time_decay(d);
+        }
+        if let Some(n) = self.output_after {
+            fb = fb.output_after(n);
+        }
+        let forest = fb.build()?;
+        c.time_decay = forest.config().time_decay;
+        c.output_after = forest.config().output_after as usize;
+        Ok(Detector::from_parts(c, forest))
+    }
+}
+
+/// A streaming anomaly detector for one stream of named metrics (one device, say).
+///
+/// Per point: validation → missing values (NaN) imputed from the forest → normalisation →
+/// internal shingling → score → adaptive threshold → suppression (one alarm per event,
+/// optional ignore-near-expected bands) → explanation for candidates → update.
+///
+/// # Example
+///
+/// ```
+/// use rcf_stream::{Detector, Sensitivity};
+///
+/// let mut detector = Detector::builder(["torque", "battery"])
+///     .sensitivity(Sensitivity::Medium)
+///     .seed(1)
+///     .build()?;
+/// let mut alarms = Vec::new();
+/// for t in 0..3_000 {
+///     let torque = (t as f32 / 20.0).sin();
+///     let battery = 1.0 - (t % 500) as f32 / 500.0;
+///     let spike = if t == 2_500 { 6.0 } else { 0.0 };
+///     let verdict = detector.process(&[torque + spike, battery])?;
+///     if verdict.is_anomaly {
+///         alarms.push((t, verdict.top_metric().unwrap().metric.to_string()));
+///     }
+/// }
+/// assert!(alarms.contains(&(2_500, "torque".to_string())), "{alarms:?}");
+/// # Ok::<(), rcf_stream::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Detector {
+    pub(crate) config: DetectorConfig,
+    pub(crate) names: Vec<Arc<str>>,
+    pub(crate) forest: RandomCutForest,
+    pub(crate) normalizer: Normalizer,
+    pub(crate) thresholder: Thresholder,
+    pub(crate) quality: Decayed,
+    pub(crate) seen: u64,
+    /// Raw inputs buffered until the normaliser is initialised.
+    pub(crate) warm: Vec<f64>,
+    pub(crate) normalizer_ready: bool,
+    pub(crate) last_anomaly: Option<u64>,
+    scratch: Scratch,
+    z: Vec<f32>,
+    raw: Vec<f64>,
+}
+
+impl Detector {
+    /// Starts building a detector for the named metrics (in input order).
+    pub fn builder<I, S>(metrics: I) -> DetectorBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        DetectorBuilder {
+            config: DetectorConfig {
+                metrics: metrics.into_iter().map(Into::into).collect(),
+                shingle_size: DEFAULT_SHINGLE_SIZE,
+                num_trees: rcf_core::DEFAULT_NUM_TREES,
+                sample_size: rcf_core::DEFAULT_SAMPLE_SIZE,
+                time_decay: 0.0,
+                output_after: 0,
+                seed: rcf_core::DEFAULT_SEED,
+                normalization: Normalization::Normalize,
+                sensitivity: Sensitivity::Medium,
+                tolerance: Tolerance::default(),
+                normalize_after: DEFAULT_NORMALIZE_AFTER,
+                box_cache_min_mass: rcf_core::DEFAULT_BOX_CACHE_MIN_MASS,
+            },
+            time_decay: None,
+            output_after: None,
+        }
+    }
+
+    pub(crate) fn from_parts(config: DetectorConfig, forest: RandomCutForest) -> Self {
+        let m = config.metrics.len();
+        let decay = config.time_decay;
+        Detector {
+            names: config
+                .metrics
+                .iter()
+                .map(|n| Arc::from(n.as_str()))
+                .collect(),
+            normalizer: Normalizer::new(config.normalization, decay, m),
+            thresholder: Thresholder::new(config.sensitivity, decay),
+            quality: Decayed::default(),
+            seen: 0,
+            warm: Vec::with_capacity(config.normalize_after * m),
+            normalizer_ready: false,
+            last_anomaly: None,
+            scratch: forest.scratch(),
+            z: vec![0.0; m],
+            raw: vec![0.0; m],
+            forest,
+            config,
+        }
+    }
+
+    /// The validated parameters.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// The metric names, in input order.
+    pub fn metrics(&self) -> &[Arc<str>] {
+        &self.names
+    }
+
+    /// Points processed (including bootstrap history).
+    pub fn points_seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// The forest behind the detector.
+    pub fn forest(&self) -> &RandomCutForest {
+        &self.forest
+    }
+
+    /// Points a fresh detector needs before its first verdict: the normaliser's warm-up, the
+    /// shingle, the forest's `output_after` and the thresholder's first scores.
+    pub fn points_needed(&self) -> u64 {
+        (self.config.normalize_after + self.config.shingle_size - 1 + self.config.output_after)
+            as u64
+            + MIN_SCORES
+    }
+
+    /// Warming or ready.
+    pub fn state(&self) -> DetectorState {
+        if self.forest.is_ready() && self.thresholder.count() >= MIN_SCORES {
+            DetectorState::Ready
+        } else {
+            DetectorState::Warming {
+                seen: self.seen,
+                needed: self.points_needed(),
+            }
+        }
+    }
+
+    /// The confidence of a verdict now (rcf-reference §8.5): the share of the samplers' decayed
+    /// weight that comes from after warm-up, scaled by the recent share of observed (not
+    /// imputed) values.
+    fn confidence(&self) -> f64 {
+        let q = if self.quality.weight() > 0.0 {
+            self.quality.mean()
+        } else {
+            1.0
+        };
+        let n = self.forest.entries_seen() as f64;
+        let after = self.config.output_after as f64;
+        let lambda = self.config.time_decay;
+        if n <= after {
+            return 0.0;
+        }
+        let share = if lambda * n >= 20.0 {
+            1.0
+        } else if lambda > 0.0 {
+            ((lambda * n).exp() - (lambda * after).exp()) / (lambda * n).exp_m1()
+        } else {
+            (n - after) / n
+        };
+        (q * share).clamp(0.0, 1.0)
+    }
+
+    fn check(&self, x: &[f32]) -> Result<usize> {
+        let m = self.names.len();
+        if x.len() != m {
+            return Err(Error::DimensionMismatch {
+                expected: m,
+                actual: x.len(),
+            });
+        }
+        if let Some(j) = x.iter().position(|v| v.is_infinite()) {
+            return Err(Error::NonFinite {
+                metric: self.names[j].to_string(),
+                value: x[j],
+            });
+        }
+        Ok(x.iter().filter(|v| v.is_nan()).count())
+    }
+
+    /// Processes one point (one value per metric, in the builder's order; NaN marks a missing
+    /// value, which is imputed and lowers the confidence).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] for a wrong number of values, [`Error::NonFinite`] for an
+    /// infinite value. The detector is unchanged on error.
+    pub fn process(&mut self, x: &[f32]) -> Result<Verdict> {
+        let missing = self.check(x)?;
+        Ok(self.step(x, missing, true))
+    }
+
+    /// Warms the detector from history (row-major, one value per metric per row, oldest
+    /// first) in one call: the normaliser, the forest and the thresholder learn from it as if
+    /// it had streamed through [`process`](Self::process), without building verdicts. A
+    /// detector bootstrapped with at least [`points_needed`](Self::points_needed) rows gives
+    /// calibrated verdicts from its first live point.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::HistoryShape`] if the history is not whole rows; the errors of
+    /// [`process`](Self::process) for a bad row (rows before it have been learned).
+    pub fn bootstrap(&mut self, history: &[f32]) -> Result<()> {
+        let m = self.names.len();
+        if !history.len().is_multiple_of(m) {
+            return Err(Error::HistoryShape {
+                len: history.len(),
+                metrics: m,
+            });
+        }
+        for row in history.chunks_exact(m) {
+            let missing = self.check(row)?;
+            self.step(row, missing, false);
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, x: &[f32], missing: usize, explain: bool) -> Verdict {
+        let m = self.names.len();
+        self.seen += 1;
+        self.quality
+            .update(1.0 - missing as f64 / m as f64, self.config.time_decay);
+
+        if !self.normalizer_ready {
+            self.warm_up(x);
+            return Verdict::quiet(
+                self.state(),
+                crate::threshold::INITIAL_THRESHOLD,
+                0.0,
+                missing,
+            );
+        }
+
+        for j in 0..m {
+            self.z[j] = self.normalizer.forward(j, f64::from(x[j])) as f32;
+        }
+        if missing > 0 {
+            match self.forest.impute(&self.z) {
+                Ok(filled) => self.z.copy_from_slice(&filled),
+                // no complete shingle yet: fall back on the normalised mean
+                Err(_) => self
+                    .z
+                    .iter_mut()
+                    .filter(|v| v.is_nan())
+                    .for_each(|v| *v = 0.0),
+            }
+        }
+        for j in 0..m {
+            self.raw[j] = if x[j].is_nan() {
+                self.normalizer.inverse(j, f64::from(self.z[j]))
+            } else {
+                f64::from(x[j])
+            };
+        }
+        let score = self
+            .forest
+            .score_with(&mut self.scratch, &self.z)
+            .expect("normalised values are finite and of the right length");
+        let threshold = self.thresholder.threshold();
+        let state = self.state();
+        let mut verdict = Verdict::quiet(state, threshold, self.confidence(), missing);
+        verdict.score = score;
+        let grade = self.thresholder.grade(score, threshold);
+        if state == DetectorState::Ready && grade > 0.0 && explain {
+            verdict.grade = grade;
+            verdict.is_anomaly = true;
+            self.explain(x, &mut verdict);
+            if verdict.suppressed.is_some() {
+                verdict.is_anomaly = false;
+                verdict.grade = 0.0;
+            }
+        } else if state == DetectorState::Ready && grade > 0.0 {
+            // bootstrap: no explanation, but remember the event for echo suppression
+            verdict.is_anomaly = !self.is_echo_without_attribution();
+        }
+
+        self.forest
+            .update(&self.z)
+            .expect("normalised values are finite and of the right length");
+        self.normalizer.update(&self.raw);
+        if score > 0.0 {
+            self.thresholder.update(score);
+        }
+        if verdict.is_anomaly {
+            self.last_anomaly = Some(self.seen);
+        }
+        verdict
+    }
+
+    /// During bootstrap there is no attribution to tell an echo from a new event; treat points
+    /// within a shingle of the last anomaly as echoes.
+    fn is_echo_without_attribution(&self) -> bool {
+        self.last_anomaly
+            .is_some_and(|last| self.seen - last < self.config.shingle_size as u64)
+    }
+
+    fn warm_up(&mut self, x: &[f32]) {
+        let m = self.names.len();
+        for (j, &v) in x.iter().enumerate() {
+            let filled = if v.is_nan() {
+                // the previous buffered value of this metric, or 0 at the very start
+                let rows = self.warm.len() / m;
+                if rows > 0 {
+                    self.warm[(rows - 1) * m + j]
+                } else {
+                    0.0
+                }
+            } else {
+                f64::from(v)
+            };
+            self.warm.push(filled);
+        }
+        if self.warm.len() == self.config.normalize_after * m {
+            let rows = std::mem::take(&mut self.warm);
+            for row in rows.chunks_exact(m) {
+                self.normalizer.update(row);
+            }
+            for row in rows.chunks_exact(m) {
+                for j in 0..m {
+                    self.z[j] = self.normalizer.forward(j, row[j]) as f32;
+                }
+                self.forest
+                    .update(&self.z)
+                    .expect("normalised values are finite and of the right length");
+            }
+            self.normalizer_ready = true;
+        }
+    }
+
+    /// Fills the attribution, relative index, suppression and expected values of a candidate.
+    fn explain(&mut self, x: &[f32], verdict: &mut Verdict) {
+        let m = self.names.len();
+        let k = self.config.shingle_size;
+        let a = self
+            .forest
+            .attribution(&self.z)
+            .expect("normalised values are finite and of the right length");
+        let total = a.total();
+        let folded = a.fold_shingle();
+        verdict.attribution = (0..m)
+            .map(|j| MetricAttribution {
+                metric: self.names[j].clone(),
+                high: folded.high(j),
+                low: folded.low(j),
+            })
+            .collect();
+        let slot = |i: usize| {
+            (0..m)
+                .map(|j| a.high(i * m + j) + a.low(i * m + j))
+                .sum::<f64>()
+        };
+        let strongest = (0..k)
+            .max_by(|&p, &q| slot(p).total_cmp(&slot(q)))
+            .unwrap_or(k - 1);
+        verdict.relative_index = strongest as i32 - (k as i32 - 1);
+
+        // one event, one alarm: a candidate within a shingle of the last anomaly counts only if
+        // most of its score comes from the slots that arrived since then
+        if let Some(last) = self.last_anomaly {
+            let gap = (self.seen - last) as usize;
+            if gap < k && total > 0.0 {
+                let new_share = (k - gap..k).map(slot).sum::<f64>() / total;
+                if new_share < NEW_EVENT_SHARE {
+                    verdict.suppressed = Some(Suppression::EchoOfEarlierAnomaly);
+                    return;
+                }
+            }
+        }
+
+        // expected values of the metrics that carry the newest slot's attribution
+        let newest = k - 1;
+        let newest_total = slot(newest);
+        if newest_total <= 0.0 {
+            return;
+        }
+        let mut query = self.z.clone();
+        for j in 0..m {
+            let share = (a.high(newest * m + j) + a.low(newest * m + j)) / newest_total;
+            if share < EXPECTED_SHARE {
+                continue;
+            }
+            query.copy_from_slice(&self.z);
+            query[j] = f32::NAN;
+            let Ok(filled) = self.forest.impute(&query) else {
+                continue;
+            };
+            let expected = self.normalizer.inverse(j, f64::from(filled[j]));
+            let actual = f64::from(x[j]);
+            verdict.expected.push(ExpectedValue {
+                metric: self.names[j].clone(),
+                actual,
+                expected,
+            });
+        }
+
+        // ignore-near-expected: suppress when every explained metric is inside its band
+        let t = self.config.tolerance;
+        if (t.above.is_some() || t.below.is_some()) && !verdict.expected.is_empty() {
+            let inside = verdict.expected.iter().all(|e| {
+                let d = e.actual - e.expected;
+                let band = if d >= 0.0 { t.above } else { t.below };
+                band.is_some_and(|b| b.covers(d.abs(), e.expected))
+            });
+            if inside {
+                verdict.suppressed = Some(Suppression::NearExpected);
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Exponentially weighted mean and variance.
+
+use serde::{Deserialize, Serialize};
+
+/// Mean and variance of a stream with exponential forgetting: the weight of an observation
+/// `k` steps old is `(1 − decay)^k`. The first observations are averaged evenly (the effective
+/// step is `1 / weight`), so early estimates are not biased towards the first value.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub(crate) struct Decayed {
+    weight: f64,
+    mean: f64,
+    var: f64,
+}
+
+impl Decayed {
+    pub(crate) fn update(&mut self, x: f64, decay: f64) {
+        self.weight = (1.0 - decay) * self.weight + 1.0;
+        let alpha = 1.0 / self.weight;
+        let diff = x - self.mean;
+        self.mean += alpha * diff;
+        self.var = (1.0 - alpha) * (self.var + alpha * diff * diff);
+    }
+
+    pub(crate) fn mean(&self) -> f64 {
+        self.mean
+    }
+
+    pub(crate) fn std(&self) -> f64 {
+        self.var.max(0.0).sqrt()
+    }
+
+    pub(crate) fn weight(&self) -> f64 {
+        self.weight
+    }
+
+    pub(crate) fn is_finite(&self) -> bool {
+        self.weight.is_finite() && self.mean.is_finite() && self.var.is_finite()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_plain_mean_and_variance_without_decay() {
+        let xs = [1.0, 2.0, 4.0, 8.0, 16.0];
+        let mut d = Decayed::default();
+        for x in xs {
+            d.update(x, 0.0);
+        }
+        let mean = xs.iter().sum::<f64>() / 5.0;
+        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / 5.0;
+        assert!((d.mean() - mean).abs() < 1e-12);
+        assert!((d.std() - var.sqrt()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn forgets_old_values() {
+        let mut d = Decayed::default();
+        for _ in 0..1_000 {
+            d.update(0.0, 0.01);
+        }
+        for _ in 0..1_000 {
+            d.update(10.0, 0.01);
+        }
+        // after 1,000 steps at decay 0.01 the old level weighs e^-10
+        assert!((d.mean() - 10.0).abs() < 1e-3);
+    }
+}

@@ -1,0 +1,331 @@
+//! From score to verdict: an adaptive threshold calibrated to each detector's own scores.
+//!
+//! Raw RCF scores do not transfer between data sets (≈ 0.9 on one stream, ≈ 1.3 on another),
+//! so the threshold follows the detector's recent score distribution, in one of two ways:
+//!
+//! * **z-factor** (Device Defender's confidence levels, or an explicit factor): threshold
+//!   `mean + z · deviation` of recent scores, with decayed statistics. Scores above the
+//!   threshold enter the statistics clipped at the threshold, so a burst of anomalies does not
+//!   inflate the deviation and hide the next one.
+//! * **target anomaly rate** (like BigQuery ML's `contamination`): the `1 − rate` quantile of a
+//!   decayed histogram of recent scores.
+//!
+//! The threshold is never below [`LOWER_THRESHOLD`]: typical points score near 1, so lower
+//! thresholds would flag ordinary noise on very regular series. For the first
+//! [`MIN_SCORES`] scores it is [`INITIAL_THRESHOLD`], then it hands over to the adaptive one
+//! over the next [`MIN_SCORES`] (as the reference thresholder does).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, invalid};
+use crate::stats::Decayed;
+
+/// Never flag a score below this.
+pub const LOWER_THRESHOLD: f64 = 1.0;
+/// Threshold while the statistics are young.
+pub const INITIAL_THRESHOLD: f64 = 1.5;
+/// Scores before the adaptive threshold starts to take over.
+pub const MIN_SCORES: u64 = 10;
+
+/// How readily a detector raises anomalies.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Sensitivity {
+    /// Device Defender's `LOW` confidence: the most alarms (z = 2).
+    Low,
+    /// Device Defender's `MEDIUM` confidence (z = 3). The default.
+    Medium,
+    /// Device Defender's `HIGH` confidence: the fewest alarms (z = 4).
+    High,
+    /// Threshold at `mean + z · deviation` of recent scores; z ≥ 1.
+    ZFactor(f64),
+    /// Threshold at the `1 − rate` quantile of recent scores: about `rate` of ordinary points
+    /// are flagged; 0 < rate < 0.5.
+    AnomalyRate(f64),
+}
+
+impl Sensitivity {
+    pub(crate) fn validate(self) -> Result<Self> {
+        match self {
+            Sensitivity::ZFactor(z) if !(z.is_finite() && z >= 1.0) => Err(invalid(
+                "sensitivity",
+                format!("z-factor must be a finite number of at least 1, got {z}"),
+            )),
+            Sensitivity::AnomalyRate(r) if !(r > 0.0 && r < 0.5) => Err(invalid(
+                "sensitivity",
+                format!("anomaly rate must be in (0, 0.5), got {r}"),
+            )),
+            s => Ok(s),
+        }
+    }
+
+    fn z(self) -> Option<f64> {
+        match self {
+            Sensitivity::Low => Some(2.0),
+            Sensitivity::Medium => Some(3.0),
+            Sensitivity::High => Some(4.0),
+            Sensitivity::ZFactor(z) => Some(z),
+            Sensitivity::AnomalyRate(_) => None,
+        }
+    }
+}
+
+/// Width of a histogram bucket, in score units.
+const BUCKET: f64 = 0.01;
+/// Buckets: scores are at most `log2(1 + sample_size)` ≤ 14.1; anything higher lands in the last.
+const BUCKETS: usize = 1_500;
+
+/// A decayed histogram of scores with an incrementally maintained upper quantile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct QuantileHistogram {
+    rate: f64,
+    /// Bucket weights, scaled by `scale` (lazy decay: new weights grow instead of old ones
+    /// shrinking).
+    weights: Vec<f64>,
+    scale: f64,
+    total: f64,
+    /// The quantile bucket: the mass strictly above it is `above` ≤ rate · total.
+    index: usize,
+    above: f64,
+}
+
+impl QuantileHistogram {
+    fn new(rate: f64) -> Self {
+        Self {
+            rate,
+            weights: vec![0.0; BUCKETS],
+            scale: 1.0,
+            total: 0.0,
+            index: BUCKETS - 1,
+            above: 0.0,
+        }
+    }
+
+    fn add(&mut self, score: f64, decay: f64) {
+        self.scale /= 1.0 - decay;
+        if self.scale > 1e100 {
+            // renormalise: divide everything by the scale (relative weights are unchanged)
+            let s = self.scale;
+            self.weights.iter_mut().for_each(|w| *w /= s);
+            self.total /= s;
+            self.above /= s;
+            self.scale = 1.0;
+        }
+        let b = ((score / BUCKET) as usize).min(BUCKETS - 1);
+        self.weights[b] += self.scale;
+        self.total += self.scale;
+        if b > self.index {
+            self.above += self.scale;
+        }
+        let target = self.rate * self.total;
+        // move down while the next bucket still fits above the target, up while too much is
+        while self.index > 0 && self.above + self.weights[self.index] <= target {
+            self.above += self.weights[self.index];
+            self.index -= 1;
+        }
+        while self.above > target && self.index + 1 < BUCKETS {
+            self.index += 1;
+            self.above -= self.weights[self.index];
+        }
+    }
+
+    /// The `1 − rate` quantile: inside the quantile bucket, interpolated as if its mass were
+    /// spread evenly (a bucket can hold more than `rate` of the mass on its own).
+    fn quantile(&self) -> f64 {
+        let w = self.weights[self.index];
+        let fraction = if w > 0.0 {
+            ((self.rate * self.total - self.above) / w).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        (self.index as f64 + 1.0 - fraction) * BUCKET
+    }
+}
+
+/// The detector's thresholder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Thresholder {
+    sensitivity: Sensitivity,
+    decay: f64,
+    scores: Decayed,
+    count: u64,
+    histogram: Option<QuantileHistogram>,
+}
+
+impl Thresholder {
+    pub(crate) fn new(sensitivity: Sensitivity, decay: f64) -> Self {
+        let histogram = match sensitivity {
+            Sensitivity::AnomalyRate(rate) => Some(QuantileHistogram::new(rate)),
+            _ => None,
+        };
+        Self {
+            sensitivity,
+            decay,
+            scores: Decayed::default(),
+            count: 0,
+            histogram,
+        }
+    }
+
+    /// Scores seen.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+
+    fn adaptive(&self) -> f64 {
+        let mean = self.scores.mean();
+        let t = match (&self.histogram, self.sensitivity.z()) {
+            (Some(h), _) => h.quantile(),
+            (None, Some(z)) => mean + z * self.deviation(),
+            (None, None) => unreachable!("a rate sensitivity always has a histogram"),
+        };
+        t.max(LOWER_THRESHOLD)
+    }
+
+    /// Deviation of recent scores, floored at 5 % of their mean (a perfectly regular stream
+    /// would otherwise flag the smallest wobble).
+    fn deviation(&self) -> f64 {
+        self.scores.std().max(0.05 * self.scores.mean())
+    }
+
+    /// The current threshold.
+    pub(crate) fn threshold(&self) -> f64 {
+        if self.count < MIN_SCORES {
+            return INITIAL_THRESHOLD;
+        }
+        let blend = ((self.count - MIN_SCORES) as f64 / MIN_SCORES as f64).min(1.0);
+        blend * self.adaptive() + (1.0 - blend) * INITIAL_THRESHOLD
+    }
+
+    /// How far above the threshold `score` is, in [0, 1]: 0 at or below it, 1 at twice the
+    /// distance from the typical score to the threshold, or beyond.
+    pub(crate) fn grade(&self, score: f64, threshold: f64) -> f64 {
+        if score <= threshold {
+            return 0.0;
+        }
+        let typical = if self.count == 0 {
+            0.0
+        } else {
+            self.scores.mean()
+        };
+        let span = (threshold - typical).max(1e-9);
+        ((score - threshold) / span).min(1.0)
+    }
+
+    /// Learns from a score.
+    pub(crate) fn update(&mut self, score: f64) {
+        let threshold = self.threshold();
+        self.scores
+            .update(score.min(threshold.max(self.scores.mean())), self.decay);
+        if let Some(h) = &mut self.histogram {
+            h.add(score, self.decay);
+        }
+        self.count += 1;
+    }
+
+    pub(crate) fn is_consistent(&self) -> bool {
+        self.decay.is_finite()
+            && self.scores.is_finite()
+            && self.sensitivity.validate().is_ok()
+            && self.histogram.as_ref().is_none_or(|h| {
+                h.weights.len() == BUCKETS && h.index < BUCKETS && h.total.is_finite()
+            })
+            && matches!(
+                (&self.histogram, self.sensitivity),
+                (Some(_), Sensitivity::AnomalyRate(_))
+                    | (
+                        None,
+                        Sensitivity::Low
+                            | Sensitivity::Medium
+                            | Sensitivity::High
+                            | Sensitivity::ZFactor(_)
+                    )
+            )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noisy(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                0.8 + 0.3 * ((s >> 11) as f64 / (1u64 << 53) as f64)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn higher_confidence_means_higher_threshold() {
+        let mut ts: Vec<Thresholder> = [Sensitivity::Low, Sensitivity::Medium, Sensitivity::High]
+            .into_iter()
+            .map(|s| Thresholder::new(s, 0.001))
+            .collect();
+        for x in noisy(2_000, 1) {
+            ts.iter_mut().for_each(|t| t.update(x));
+        }
+        let th: Vec<f64> = ts.iter().map(Thresholder::threshold).collect();
+        assert!(th[0] < th[1] && th[1] < th[2], "{th:?}");
+    }
+
+    #[test]
+    fn anomaly_rate_flags_about_that_rate() {
+        // uniform scores on [0.8, 1.1] plus 1.0 offset so the lower threshold does not bind
+        let mut t = Thresholder::new(Sensitivity::AnomalyRate(0.02), 0.0);
+        let xs: Vec<f64> = noisy(20_000, 2).into_iter().map(|x| x + 1.0).collect();
+        let mut flagged = 0;
+        for (i, &x) in xs.iter().enumerate() {
+            if i > 1_000 && x > t.threshold() {
+                flagged += 1;
+            }
+            t.update(x);
+        }
+        let rate = flagged as f64 / 19_000.0;
+        // 2 % target; bucket width 0.01 on a 0.3-wide distribution adds up to 3 % relative
+        // per bucket; margin 0.6 percentage points
+        assert!((rate - 0.02).abs() < 0.006, "rate {rate}");
+    }
+
+    #[test]
+    fn grade_grows_from_zero_to_one() {
+        let mut t = Thresholder::new(Sensitivity::Medium, 0.01);
+        for x in noisy(500, 3) {
+            t.update(x);
+        }
+        let th = t.threshold();
+        assert_eq!(t.grade(th - 0.01, th), 0.0);
+        let g1 = t.grade(th + 0.05, th);
+        let g2 = t.grade(th + 0.2, th);
+        assert!(0.0 < g1 && g1 < g2, "{g1} {g2}");
+        assert_eq!(t.grade(th + 100.0, th), 1.0);
+    }
+
+    #[test]
+    fn warm_up_starts_at_the_initial_threshold() {
+        let mut t = Thresholder::new(Sensitivity::Medium, 0.01);
+        assert_eq!(t.threshold(), INITIAL_THRESHOLD);
+        for _ in 0..MIN_SCORES {
+            t.update(0.9);
+        }
+        assert_eq!(t.threshold(), INITIAL_THRESHOLD);
+        for _ in 0..MIN_SCORES {
+            t.update(0.9);
+        }
+        assert!(t.threshold() < INITIAL_THRESHOLD);
+        assert!(t.threshold() >= LOWER_THRESHOLD);
+    }
+
+    #[test]
+    fn sensitivity_values_are_validated() {
+        assert!(Sensitivity::ZFactor(0.5).validate().is_err());
+        assert!(Sensitivity::ZFactor(f64::NAN).validate().is_err());
+        assert!(Sensitivity::AnomalyRate(0.0).validate().is_err());
+        assert!(Sensitivity::AnomalyRate(0.7).validate().is_err());
+        assert!(Sensitivity::AnomalyRate(0.01).validate().is_ok());
+    }
+}

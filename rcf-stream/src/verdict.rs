@@ -1,0 +1,129 @@
+//! What the detector says about each point.
+
+use std::sync::Arc;
+
+/// Whether a detector gives verdicts yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DetectorState {
+    /// Still learning: `seen` points so far, about `needed` before the first verdict (fewer
+    /// after [`Detector::bootstrap`](crate::Detector::bootstrap)).
+    Warming {
+        /// Points seen.
+        seen: u64,
+        /// Points needed in all.
+        needed: u64,
+    },
+    /// Verdicts are calibrated.
+    Ready,
+}
+
+/// Why a point that scored above the threshold is not reported as an anomaly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Suppression {
+    /// An anomaly was reported less than a shingle ago and this point's score comes mostly from
+    /// the shingle positions it shares with that one: the same event, seen again.
+    EchoOfEarlierAnomaly,
+    /// The attributed metric is within the configured tolerance of its expected value.
+    NearExpected,
+}
+
+/// One metric's share of the score: `high` if it is above what the detector expects, `low` if
+/// below. Over all metrics, `high + low` sums to the score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricAttribution {
+    /// The metric.
+    pub metric: Arc<str>,
+    /// Share of the score from the metric being high.
+    pub high: f64,
+    /// Share of the score from the metric being low.
+    pub low: f64,
+}
+
+impl MetricAttribution {
+    /// `high + low`.
+    pub fn total(&self) -> f64 {
+        self.high + self.low
+    }
+
+    /// `"high"` or `"low"`, whichever is larger.
+    pub fn direction(&self) -> &'static str {
+        if self.high >= self.low { "high" } else { "low" }
+    }
+}
+
+/// What the detector expected a metric to read, in input units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpectedValue {
+    /// The metric.
+    pub metric: Arc<str>,
+    /// The value that arrived.
+    pub actual: f64,
+    /// The value the forest finds most typical given the other metrics and recent history.
+    pub expected: f64,
+}
+
+/// The detector's verdict on one point.
+///
+/// `attribution` and `expected` are filled for points that score above the threshold
+/// (anomalies and suppressed candidates); for ordinary points they are empty and nothing is
+/// allocated.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Verdict {
+    /// The forest's score (about 1 for typical points; 0 while warming).
+    pub score: f64,
+    /// How anomalous, in [0, 1]: 0 at or below the threshold, 1 well above it.
+    pub grade: f64,
+    /// Whether this point is reported as an anomaly.
+    pub is_anomaly: bool,
+    /// How much to trust the verdict, in [0, 1]: grows as the samples fill with post-warm-up
+    /// data and falls with the share of missing (imputed) inputs.
+    pub confidence: f64,
+    /// The threshold the score was compared with.
+    pub threshold: f64,
+    /// Per-metric attribution, summing to the score (see the type docs for when it is filled).
+    pub attribution: Vec<MetricAttribution>,
+    /// Expected values of the metrics the attribution points at.
+    pub expected: Vec<ExpectedValue>,
+    /// When the anomaly started, relative to this point: 0 now, −k k points ago (the shingle
+    /// slot carrying most of the attribution).
+    pub relative_index: i32,
+    /// Warming or ready.
+    pub state: DetectorState,
+    /// Why a point above the threshold was not reported, if it was not.
+    pub suppressed: Option<Suppression>,
+    /// Values of this point that were missing (NaN) and imputed.
+    pub imputed: usize,
+}
+
+impl Verdict {
+    pub(crate) fn quiet(
+        state: DetectorState,
+        threshold: f64,
+        confidence: f64,
+        imputed: usize,
+    ) -> Self {
+        Verdict {
+            score: 0.0,
+            grade: 0.0,
+            is_anomaly: false,
+            confidence,
+            threshold,
+            attribution: Vec::new(),
+            expected: Vec::new(),
+            relative_index: 0,
+            state,
+            suppressed: None,
+            imputed,
+        }
+    }
+
+    /// The metric with the largest attribution, if the attribution was computed.
+    pub fn top_metric(&self) -> Option<&MetricAttribution> {
+        self.attribution
+            .iter()
+            .max_by(|a, b| a.total().total_cmp(&b.total()))
+    }
+}

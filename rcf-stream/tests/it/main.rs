@@ -1,0 +1,1 @@
+//! rcf-stream integration tests.
