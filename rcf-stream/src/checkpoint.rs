@@ -32,6 +32,9 @@ struct Snapshot {
     warm: Vec<f64>,
     normalizer_ready: bool,
     last_anomaly: Option<u64>,
+    last_candidate: Option<u64>,
+    last_event: Option<(usize, bool)>,
+    run_peak: f64,
     forest: Bytes,
 }
 
@@ -64,6 +67,9 @@ impl Detector {
             warm: self.warm.clone(),
             normalizer_ready: self.normalizer_ready,
             last_anomaly: self.last_anomaly,
+            last_candidate: self.last_candidate,
+            last_event: self.last_event,
+            run_peak: self.run_peak,
             forest: Bytes(self.forest.to_bytes()),
         };
         let payload = bincode::serde::encode_to_vec(&snapshot, bincode::config::standard())
@@ -131,6 +137,9 @@ impl Detector {
             || !s.thresholder.is_consistent()
             || !s.quality.is_finite()
             || s.last_anomaly.is_some_and(|l| l > s.seen)
+            || s.last_candidate.is_some_and(|l| l > s.seen)
+            || s.last_event.is_some_and(|(j, _)| j >= m)
+            || !s.run_peak.is_finite()
         {
             return Err(inconsistent("detector statistics are inconsistent"));
         }
@@ -142,6 +151,9 @@ impl Detector {
         d.warm = s.warm;
         d.normalizer_ready = s.normalizer_ready;
         d.last_anomaly = s.last_anomaly;
+        d.last_candidate = s.last_candidate;
+        d.last_event = s.last_event;
+        d.run_peak = s.run_peak;
         Ok(d)
     }
 }

@@ -18,8 +18,9 @@ pub const DEFAULT_SHINGLE_SIZE: usize = 4;
 pub const DEFAULT_NORMALIZE_AFTER: usize = 10;
 
 /// Share of a candidate's attribution that must come from the shingle slots that arrived after
-/// the last anomaly for it to count as a new event rather than an echo of that one.
-const NEW_EVENT_SHARE: f64 = 0.5;
+/// the last anomaly for it to count as a new event rather than an echo of that one. Pure echoes
+/// put a few per cent there; a new event of similar size next to the old one about half.
+const NEW_EVENT_SHARE: f64 = 0.25;
 /// Metrics carrying at least this share of the newest slot's attribution get an expected value.
 const EXPECTED_SHARE: f64 = 0.3;
 
@@ -270,6 +271,13 @@ pub struct Detector {
     pub(crate) warm: Vec<f64>,
     pub(crate) normalizer_ready: bool,
     pub(crate) last_anomaly: Option<u64>,
+    /// The last point that scored above the threshold (anomaly or not): consecutive candidates
+    /// form a run.
+    pub(crate) last_candidate: Option<u64>,
+    /// The metric and direction (true = high) that drove the last anomaly's newest slot.
+    pub(crate) last_event: Option<(usize, bool)>,
+    /// The highest score of the current run of candidates.
+    pub(crate) run_peak: f64,
     scratch: Scratch,
     z: Vec<f32>,
     raw: Vec<f64>,
@@ -318,6 +326,9 @@ impl Detector {
             warm: Vec::with_capacity(config.normalize_after * m),
             normalizer_ready: false,
             last_anomaly: None,
+            last_candidate: None,
+            last_event: None,
+            run_peak: 0.0,
             scratch: forest.scratch(),
             z: vec![0.0; m],
             raw: vec![0.0; m],
@@ -461,8 +472,8 @@ impl Detector {
             );
         }
 
-        for j in 0..m {
-            self.z[j] = self.normalizer.forward(j, f64::from(x[j])) as f32;
+        for (j, (z, &v)) in self.z.iter_mut().zip(x).enumerate() {
+            *z = self.normalizer.forward(j, f64::from(v)) as f32;
         }
         if missing > 0 {
             match self.forest.impute(&self.z) {
@@ -475,11 +486,11 @@ impl Detector {
                     .for_each(|v| *v = 0.0),
             }
         }
-        for j in 0..m {
-            self.raw[j] = if x[j].is_nan() {
-                self.normalizer.inverse(j, f64::from(self.z[j]))
+        for (j, ((raw, &z), &v)) in self.raw.iter_mut().zip(&self.z).zip(x).enumerate() {
+            *raw = if v.is_nan() {
+                self.normalizer.inverse(j, f64::from(z))
             } else {
-                f64::from(x[j])
+                f64::from(v)
             };
         }
         let score = self
@@ -491,6 +502,9 @@ impl Detector {
         let mut verdict = Verdict::quiet(state, threshold, self.confidence(), missing);
         verdict.score = score;
         let grade = self.thresholder.grade(score, threshold);
+        if state == DetectorState::Ready && grade > 0.0 && !self.in_run() {
+            self.run_peak = 0.0;
+        }
         if state == DetectorState::Ready && grade > 0.0 && explain {
             verdict.grade = grade;
             verdict.is_anomaly = true;
@@ -502,6 +516,10 @@ impl Detector {
         } else if state == DetectorState::Ready && grade > 0.0 {
             // bootstrap: no explanation, but remember the event for echo suppression
             verdict.is_anomaly = !self.is_echo_without_attribution();
+        }
+        if state == DetectorState::Ready && grade > 0.0 {
+            self.last_candidate = Some(self.seen);
+            self.run_peak = self.run_peak.max(score);
         }
 
         self.forest
@@ -518,10 +536,17 @@ impl Detector {
     }
 
     /// During bootstrap there is no attribution to tell an echo from a new event; treat points
-    /// within a shingle of the last anomaly as echoes.
+    /// within a shingle of the last anomaly, or continuing a run, as the same event.
     fn is_echo_without_attribution(&self) -> bool {
-        self.last_anomaly
-            .is_some_and(|last| self.seen - last < self.config.shingle_size as u64)
+        self.in_run()
+            || self
+                .last_anomaly
+                .is_some_and(|last| self.seen - last < self.config.shingle_size as u64)
+    }
+
+    /// Whether the previous point also scored above the threshold.
+    fn in_run(&self) -> bool {
+        self.last_candidate.is_some_and(|c| c + 1 == self.seen)
     }
 
     fn warm_up(&mut self, x: &[f32]) {
@@ -546,8 +571,8 @@ impl Detector {
                 self.normalizer.update(row);
             }
             for row in rows.chunks_exact(m) {
-                for j in 0..m {
-                    self.z[j] = self.normalizer.forward(j, row[j]) as f32;
+                for (j, (z, &v)) in self.z.iter_mut().zip(row).enumerate() {
+                    *z = self.normalizer.forward(j, v) as f32;
                 }
                 self.forest
                     .update(&self.z)
@@ -584,8 +609,24 @@ impl Detector {
             .unwrap_or(k - 1);
         verdict.relative_index = strongest as i32 - (k as i32 - 1);
 
-        // one event, one alarm: a candidate within a shingle of the last anomaly counts only if
-        // most of its score comes from the slots that arrived since then
+        // the metric and direction driving the newest slot
+        let newest = k - 1;
+        let driver = (0..m)
+            .map(|j| (j, a.high(newest * m + j), a.low(newest * m + j)))
+            .max_by(|x, y| (x.1 + x.2).total_cmp(&(y.1 + y.2)))
+            .map(|(j, h, l)| (j, h >= l))
+            .expect("at least one metric");
+
+        // one event, one alarm: inside a run of high scores, a point is a new event only if a
+        // different metric or direction drives it and it is stronger than the run so far (as the
+        // reference's run logic); otherwise the event that opened the run goes on (a level
+        // shift, the aftermath of a reset)
+        if self.in_run() && (self.last_event == Some(driver) || verdict.score <= self.run_peak) {
+            verdict.suppressed = Some(Suppression::OngoingEvent);
+            return;
+        }
+        // and a candidate within a shingle of the last anomaly counts only if enough of its
+        // score comes from the slots that arrived since then
         if let Some(last) = self.last_anomaly {
             let gap = (self.seen - last) as usize;
             if gap < k && total > 0.0 {
@@ -597,8 +638,8 @@ impl Detector {
             }
         }
 
+        self.last_event = Some(driver);
         // expected values of the metrics that carry the newest slot's attribution
-        let newest = k - 1;
         let newest_total = slot(newest);
         if newest_total <= 0.0 {
             return;

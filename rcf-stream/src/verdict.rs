@@ -27,6 +27,10 @@ pub enum Suppression {
     EchoOfEarlierAnomaly,
     /// The attributed metric is within the configured tolerance of its expected value.
     NearExpected,
+    /// The point continues a run of high scores opened by an anomaly, driven by the same metric
+    /// in the same direction or no stronger than the run so far (a level shift, the aftermath of
+    /// a reset): one event, one alarm.
+    OngoingEvent,
 }
 
 /// One metric's share of the score: `high` if it is above what the detector expects, `low` if

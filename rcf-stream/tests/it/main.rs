@@ -1,1 +1,3 @@
-//! rcf-stream integration tests.
+//! rcf-stream integration tests: one binary.
+
+mod detector;

@@ -1,0 +1,476 @@
+//! Detector behaviour on seeded synthetic streams, with stated margins.
+
+use rcf_stream::{
+    Detector, DetectorState, Error, Margin, Normalization, Sensitivity, Suppression, Tolerance,
+    Verdict,
+};
+
+/// SplitMix64 with normal draws, for seeded test data.
+struct Rng(u64);
+
+impl Rng {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let u = self.uniform().max(1e-300);
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * self.uniform()).cos()
+    }
+}
+
+/// Three telemetry-like metrics at time t.
+fn telemetry(t: usize, rng: &mut Rng) -> [f32; 3] {
+    let tf = t as f64;
+    [
+        (20.0 + 5.0 * (tf / 40.0).sin() + 0.3 * rng.normal()) as f32, // torque
+        (100.0 - (t % 1_000) as f64 / 20.0 + 0.2 * rng.normal()) as f32, // battery
+        (50.0 + 10.0 * (tf / 300.0).sin() + 1.0 * rng.normal()) as f32, // msg_rate
+    ]
+}
+
+fn detector(seed: u64) -> Detector {
+    Detector::builder(["torque", "battery", "msg_rate"])
+        .seed(seed)
+        .build()
+        .unwrap()
+}
+
+fn run(
+    d: &mut Detector,
+    from: usize,
+    to: usize,
+    rng: &mut Rng,
+    mut f: impl FnMut(usize, &mut [f32; 3]),
+) -> Vec<(usize, Verdict)> {
+    (from..to)
+        .map(|t| {
+            let mut x = telemetry(t, rng);
+            f(t, &mut x);
+            (t, d.process(&x).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_spike_yields_one_alarm_naming_its_metric() {
+    for seed in 1..=3 {
+        let mut rng = Rng(seed);
+        let mut d = detector(seed);
+        // mid-way through a battery discharge cycle (the saw-tooth resets every 1,000 steps)
+        let verdicts = run(&mut d, 0, 4_000, &mut rng, |t, x| {
+            if t == 3_500 {
+                x[2] += 60.0; // a message-rate burst
+            }
+        });
+        let alarms: Vec<&(usize, Verdict)> =
+            verdicts.iter().filter(|(_, v)| v.is_anomaly).collect();
+        let near: Vec<usize> = alarms
+            .iter()
+            .map(|(t, _)| *t)
+            .filter(|t| (3_500..3_510).contains(t))
+            .collect();
+        assert_eq!(
+            near,
+            vec![3_500],
+            "seed {seed}: alarms near the spike {near:?}"
+        );
+        let (_, v) = alarms.iter().find(|(t, _)| *t == 3_500).unwrap();
+        let top = v.top_metric().unwrap();
+        assert_eq!(&*top.metric, "msg_rate");
+        assert_eq!(top.direction(), "high");
+        assert_eq!(v.relative_index, 0);
+        let total: f64 = v.attribution.iter().map(|a| a.total()).sum();
+        assert!(
+            (total - v.score).abs() < 1e-9 * v.score,
+            "attribution {total} vs score {}",
+            v.score
+        );
+        let e = v
+            .expected
+            .iter()
+            .find(|e| &*e.metric == "msg_rate")
+            .expect("expected msg_rate");
+        // expected ≈ the usual rate (40..60), actual ≈ usual + 60
+        assert!(
+            (30.0..70.0).contains(&e.expected),
+            "expected {}",
+            e.expected
+        );
+        assert!(e.actual > e.expected + 40.0);
+        // the shingle echoes of the spike scored high but were suppressed, with a reason
+        for (t, v) in &verdicts[3_501..3_504] {
+            if v.score > v.threshold {
+                assert!(
+                    matches!(
+                        v.suppressed,
+                        Some(Suppression::EchoOfEarlierAnomaly | Suppression::OngoingEvent)
+                    ),
+                    "t = {t}: {v:?}"
+                );
+            }
+        }
+        // Ordinary points raise few false alarms once the forest has seen a full cycle of every
+        // metric (message rate: 1,885 steps). The battery's saw-tooth resets (every 1,000 steps)
+        // are real changes and may alarm, within 40 steps. Margin: 5 alarms in the remaining
+        // ≈ 2,000 steady points (0.25 %).
+        let steady = |t: usize| t >= 1_900 && t % 1_000 >= 40 && !(3_500..3_510).contains(&t);
+        let others: Vec<usize> = alarms
+            .iter()
+            .map(|(t, _)| *t)
+            .filter(|&t| steady(t))
+            .collect();
+        assert!(others.len() <= 5, "seed {seed}: other alarms at {others:?}");
+        let resets = alarms
+            .iter()
+            .filter(|(t, _)| *t >= 1_000 && t % 1_000 < 40)
+            .count();
+        assert!(
+            resets <= 9,
+            "seed {seed}: {resets} alarms around the 3 resets"
+        );
+    }
+}
+
+#[test]
+fn a_second_event_right_after_the_first_still_alarms() {
+    let mut rng = Rng(9);
+    let mut d = detector(9);
+    let verdicts = run(&mut d, 0, 3_510, &mut rng, |t, x| {
+        if t == 3_500 {
+            x[0] += 40.0; // torque spike
+        }
+        if t == 3_502 {
+            x[2] -= 60.0; // message-rate drop two points later (RCF issue #359)
+        }
+    });
+    let alarms: Vec<usize> = verdicts
+        .iter()
+        .filter(|(_, v)| v.is_anomaly)
+        .map(|(t, _)| *t)
+        .filter(|t| *t >= 3_500)
+        .collect();
+    assert!(
+        alarms.contains(&3_500) && alarms.contains(&3_502),
+        "alarms {alarms:?}"
+    );
+    // the folded attribution still holds the torque spike two slots back; the new event shows
+    // in the message-rate attribution and its expected value
+    let (_, v) = &verdicts[3_502];
+    let rate = v
+        .attribution
+        .iter()
+        .find(|a| &*a.metric == "msg_rate")
+        .unwrap();
+    assert_eq!(rate.direction(), "low");
+    let e = v
+        .expected
+        .iter()
+        .find(|e| &*e.metric == "msg_rate")
+        .expect("expected msg_rate");
+    assert!(e.actual < e.expected - 40.0, "{e:?}");
+}
+
+#[test]
+fn a_level_shift_alarms_then_quiets() {
+    let mut rng = Rng(4);
+    let mut d = detector(4);
+    let verdicts = run(&mut d, 0, 9_000, &mut rng, |t, x| {
+        if t >= 4_000 {
+            x[1] += 30.0; // battery recalibrated: a permanent shift
+        }
+    });
+    let alarm_at =
+        |r: std::ops::Range<usize>| verdicts[r].iter().filter(|(_, v)| v.is_anomaly).count();
+    assert!(alarm_at(4_000..4_010) >= 1, "the shift must alarm");
+    // as the forest's samples and the normaliser take in the new level, alarms stop: the last
+    // 3,000 points (≥ one sample lifetime 1/λ = 2,560 later) raise almost none
+    let late = alarm_at(6_000..9_000);
+    assert!(late <= 15, "{late} alarms long after the shift");
+}
+
+#[test]
+fn constant_input_gives_no_alarms_and_no_nan() {
+    let mut d = Detector::builder(["a", "b"]).build().unwrap();
+    for _ in 0..3_000 {
+        let v = d.process(&[5.0, 0.0]).unwrap();
+        assert!(!v.is_anomaly);
+        assert!(v.score.is_finite() && v.threshold.is_finite() && v.confidence.is_finite());
+        assert!(!v.grade.is_nan());
+    }
+    assert_eq!(d.state(), DetectorState::Ready);
+}
+
+#[test]
+fn missing_values_are_imputed_and_lower_confidence() {
+    let mut rng = Rng(5);
+    let mut d = detector(5);
+    run(&mut d, 0, 3_000, &mut rng, |_, _| {});
+    let full = d.process(&telemetry(3_000, &mut rng)).unwrap();
+    assert_eq!(full.imputed, 0);
+    let mut last = full.clone();
+    for t in 3_001..4_000 {
+        let mut x = telemetry(t, &mut rng);
+        x[1] = f32::NAN; // battery sensor offline
+        last = d.process(&x).unwrap();
+        assert_eq!(last.imputed, 1);
+        assert!(last.score.is_finite());
+    }
+    // a third of the values missing for 1,000 points: data quality (decayed like the forest,
+    // 1/λ = 2,560) falls to 1 − (1/3)(1 − e^{−1000/2560}) ≈ 0.89, and confidence with it;
+    // margin: a drop of at least 0.05
+    assert!(
+        last.confidence < full.confidence - 0.05,
+        "{} vs {}",
+        last.confidence,
+        full.confidence
+    );
+    // and imputing the missing battery raises no alarm storm
+    assert!(!last.is_anomaly);
+}
+
+#[test]
+fn bootstrap_gives_verdicts_from_the_first_live_point() {
+    let mut rng = Rng(6);
+    let history: Vec<f32> = (0..2_000).flat_map(|t| telemetry(t, &mut rng)).collect();
+    let mut d = detector(6);
+    assert!(matches!(d.state(), DetectorState::Warming { .. }));
+    assert!((2_000u64) > d.points_needed());
+    d.bootstrap(&history).unwrap();
+    assert_eq!(d.state(), DetectorState::Ready);
+    let mut x = telemetry(2_000, &mut rng);
+    x[0] += 40.0;
+    let v = d.process(&x).unwrap();
+    assert_eq!(v.state, DetectorState::Ready);
+    assert!(v.is_anomaly, "first live point: {v:?}");
+    assert!(v.confidence > 0.5);
+    // a fresh detector says nothing for its first point
+    let mut fresh = detector(6);
+    let first = fresh.process(&x).unwrap();
+    assert!(!first.is_anomaly && matches!(first.state, DetectorState::Warming { seen: 1, .. }));
+}
+
+#[test]
+fn checkpoint_round_trip_continues_identically() {
+    let mut rng = Rng(7);
+    let mut a = detector(7);
+    run(&mut a, 0, 2_500, &mut rng, |_, _| {});
+    let mut b = Detector::from_bytes(&a.to_bytes()).unwrap();
+    let mut rng_a = Rng(70);
+    let mut rng_b = Rng(70);
+    for t in 2_500..3_500 {
+        let mut xa = telemetry(t, &mut rng_a);
+        let mut xb = telemetry(t, &mut rng_b);
+        if t % 250 == 0 {
+            xa[2] += 50.0;
+            xb[2] += 50.0;
+        }
+        assert_eq!(a.process(&xa).unwrap(), b.process(&xb).unwrap(), "t = {t}");
+    }
+    assert_eq!(a.to_bytes(), b.to_bytes());
+    // a detector saved while warming up restores too
+    let mut w = detector(8);
+    for t in 0..5 {
+        w.process(&telemetry(t, &mut rng)).unwrap();
+    }
+    let w2 = Detector::from_bytes(&w.to_bytes()).unwrap();
+    assert_eq!(w2.points_seen(), 5);
+}
+
+#[test]
+fn corrupt_checkpoints_are_errors() {
+    let mut d = detector(1);
+    let mut rng = Rng(1);
+    run(&mut d, 0, 300, &mut rng, |_, _| {});
+    let bytes = d.to_bytes();
+    for cut in (0..bytes.len()).step_by(bytes.len() / 50 + 1) {
+        assert!(Detector::from_bytes(&bytes[..cut]).is_err());
+    }
+    for i in (0..bytes.len()).step_by(bytes.len() / 100 + 1) {
+        let mut b = bytes.clone();
+        b[i] ^= 0x20;
+        assert!(Detector::from_bytes(&b).is_err(), "flip at {i}");
+    }
+    // a forest state is not a detector checkpoint
+    let forest = d.forest().to_bytes();
+    assert!(matches!(
+        Detector::from_bytes(&forest),
+        Err(Error::Checkpoint(_))
+    ));
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_changes_nothing() {
+    let mut d = detector(2);
+    let mut rng = Rng(2);
+    run(&mut d, 0, 200, &mut rng, |_, _| {});
+    let before = d.to_bytes();
+    match d.process(&[1.0, 2.0]) {
+        Err(
+            e @ Error::DimensionMismatch {
+                expected: 3,
+                actual: 2,
+            },
+        ) => {
+            assert_eq!(e.to_string(), "expected 3 metric values per point, got 2");
+        }
+        other => panic!("{other:?}"),
+    }
+    match d.process(&[1.0, f32::INFINITY, 2.0]) {
+        Err(e @ Error::NonFinite { .. }) => assert!(e.to_string().contains("`battery`")),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        d.bootstrap(&[1.0; 7]),
+        Err(Error::HistoryShape { len: 7, metrics: 3 })
+    ));
+    assert_eq!(before, d.to_bytes());
+}
+
+#[test]
+fn bad_parameters_are_named() {
+    let name = |r: Result<Detector, Error>| match r {
+        Err(Error::InvalidParameter { name, .. }) => name.to_string(),
+        Err(Error::Forest(rcf_stream::rcf_core::Error::InvalidParameter { name, .. })) => {
+            name.to_string()
+        }
+        other => panic!("expected a parameter error, got {:?}", other.map(|_| ())),
+    };
+    assert_eq!(
+        name(Detector::builder(Vec::<String>::new()).build()),
+        "metrics"
+    );
+    assert_eq!(name(Detector::builder(["a", "a"]).build()), "metrics");
+    assert_eq!(
+        name(
+            Detector::builder(["a"])
+                .sensitivity(Sensitivity::AnomalyRate(0.9))
+                .build()
+        ),
+        "sensitivity"
+    );
+    assert_eq!(
+        name(Detector::builder(["a"]).sample_size(1).build()),
+        "sample_size"
+    );
+    assert_eq!(
+        name(Detector::builder(["a"]).shingle_size(0).build()),
+        "shingle_size"
+    );
+    assert_eq!(
+        name(
+            Detector::builder(["a"])
+                .ignore_near_expected(Tolerance {
+                    above: Some(Margin::Amount(-1.0)),
+                    below: None
+                })
+                .build()
+        ),
+        "ignore_near_expected"
+    );
+}
+
+#[test]
+fn sensitivity_orders_alarm_counts() {
+    let count = |s: Sensitivity| {
+        let mut rng = Rng(11);
+        let mut d = Detector::builder(["torque", "battery", "msg_rate"])
+            .sensitivity(s)
+            .seed(11)
+            .build()
+            .unwrap();
+        run(&mut d, 0, 6_000, &mut rng, |_, _| {})
+            .iter()
+            .filter(|(_, v)| v.is_anomaly)
+            .count()
+    };
+    let (low, medium, high) = (
+        count(Sensitivity::Low),
+        count(Sensitivity::Medium),
+        count(Sensitivity::High),
+    );
+    assert!(
+        low >= medium && medium >= high,
+        "low {low} medium {medium} high {high}"
+    );
+    assert!(low > high, "low {low} high {high}");
+}
+
+#[test]
+fn anomaly_rate_is_roughly_calibrated() {
+    let mut rng = Rng(12);
+    let mut d = Detector::builder(["torque", "battery", "msg_rate"])
+        .sensitivity(Sensitivity::AnomalyRate(0.02))
+        .seed(12)
+        .build()
+        .unwrap();
+    let verdicts = run(&mut d, 0, 8_000, &mut rng, |_, _| {});
+    let candidates = verdicts[2_000..]
+        .iter()
+        .filter(|(_, v)| v.score > v.threshold)
+        .count();
+    let rate = candidates as f64 / 6_000.0;
+    // candidates (before one-alarm-per-event suppression) at ≈ 2 %; margin ±1 point for the
+    // histogram's adaptation and decay
+    assert!((0.01..0.03).contains(&rate), "candidate rate {rate}");
+}
+
+#[test]
+fn ignore_near_expected_suppresses_small_deviations() {
+    let make = |tol: Tolerance| {
+        Detector::builder(["torque", "battery", "msg_rate"])
+            .ignore_near_expected(tol)
+            .seed(13)
+            .build()
+            .unwrap()
+    };
+    let bump = |t: usize, x: &mut [f32; 3]| {
+        if t == 3_500 {
+            x[2] += 40.0; // a message-rate bump of 80 % of the usual rate
+        }
+    };
+    let mut plain = make(Tolerance::default());
+    let v = run(&mut plain, 0, 3_501, &mut Rng(13), bump)
+        .pop()
+        .unwrap()
+        .1;
+    assert!(v.is_anomaly, "without a band the bump alarms: {v:?}");
+    let mut banded = make(Tolerance {
+        above: Some(Margin::Amount(45.0)),
+        below: None,
+    });
+    let v = run(&mut banded, 0, 3_501, &mut Rng(13), bump)
+        .pop()
+        .unwrap()
+        .1;
+    assert!(!v.is_anomaly);
+    assert_eq!(v.suppressed, Some(Suppression::NearExpected));
+}
+
+#[test]
+fn difference_normalisation_catches_a_stuck_sensor() {
+    let mut d = Detector::builder(["temp"])
+        .normalization(Normalization::NormalizeDifference)
+        .seed(14)
+        .build()
+        .unwrap();
+    let mut rng = Rng(14);
+    let mut alarms = Vec::new();
+    for t in 0..5_000 {
+        let x = if (4_000..4_100).contains(&t) {
+            21.3 // stuck at one reading
+        } else {
+            (20.0 + 3.0 * (t as f64 / 25.0).sin() + 0.1 * rng.normal()) as f32
+        };
+        if d.process(&[x]).unwrap().is_anomaly {
+            alarms.push(t);
+        }
+    }
+    assert!(
+        alarms.iter().any(|t| (4_000..4_100).contains(t)),
+        "alarms {alarms:?}"
+    );
+}
