@@ -1,3 +1,4 @@
 //! rcf-stream integration tests: one binary.
 
+mod cli;
 mod detector;

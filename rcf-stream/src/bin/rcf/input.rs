@@ -1,0 +1,276 @@
+//! Reading telemetry: CSV (a header, an optional timestamp column, one column per metric) or
+//! JSON Lines (one object per line: an optional timestamp key, one numeric key per metric).
+//! Malformed rows come back as errors with their line number; the caller decides to skip them.
+
+use std::io::{BufRead, BufReader, Read};
+
+/// Input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// Comma- or semicolon-separated values with a header line.
+    Csv,
+    /// JSON Lines: one object per line.
+    Jsonl,
+}
+
+/// Names recognised as the timestamp column / key (case-insensitive).
+const TIMESTAMP_NAMES: [&str; 5] = ["timestamp", "time", "ts", "datetime", "date"];
+
+fn is_timestamp(name: &str, wanted: Option<&str>) -> bool {
+    match wanted {
+        Some(w) => name == w,
+        None => TIMESTAMP_NAMES.iter().any(|t| name.eq_ignore_ascii_case(t)),
+    }
+}
+
+/// One data row.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) line: u64,
+    pub(crate) timestamp: Option<String>,
+    pub(crate) values: Vec<f32>,
+}
+
+/// A row that could not be read.
+#[derive(Debug)]
+pub(crate) struct RowError {
+    pub(crate) line: u64,
+    pub(crate) reason: String,
+}
+
+/// What an input holds: its metrics, then rows.
+pub(crate) struct Input {
+    pub(crate) metrics: Vec<String>,
+    rows: Box<dyn Iterator<Item = Result<Row, RowError>>>,
+}
+
+impl Iterator for Input {
+    type Item = Result<Row, RowError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rows.next()
+    }
+}
+
+/// Parses a number; empty fields and NaN mark a missing value.
+fn number(field: &str) -> Result<f32, String> {
+    let f = field.trim();
+    if f.is_empty() || f.eq_ignore_ascii_case("nan") || f.eq_ignore_ascii_case("null") {
+        return Ok(f32::NAN);
+    }
+    f.parse::<f32>()
+        .map_err(|_| format!("`{f}` is not a number"))
+        .and_then(|v| {
+            if v.is_infinite() {
+                Err(format!("`{f}` is not finite"))
+            } else {
+                Ok(v)
+            }
+        })
+}
+
+/// Opens `reader` as `format`, reading the header (CSV) or the first record (JSON Lines).
+///
+/// # Errors
+///
+/// A message if the input is empty or its header names no metric.
+pub(crate) fn open(
+    reader: Box<dyn Read>,
+    format: Format,
+    timestamp: Option<&str>,
+) -> Result<Input, String> {
+    match format {
+        Format::Csv => open_csv(reader, timestamp),
+        Format::Jsonl => open_jsonl(reader, timestamp),
+    }
+}
+
+fn open_csv(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, String> {
+    let mut buffered = BufReader::new(reader);
+    // read the whole header line to sniff the delimiter (SKAB and many European exports use
+    // `;`), then hand it back to the CSV reader in front of the rest
+    let mut header = Vec::new();
+    buffered
+        .read_until(b'\n', &mut header)
+        .map_err(|e| format!("cannot read input: {e}"))?;
+    let header_line = String::from_utf8_lossy(&header).into_owned();
+    if header_line.trim().is_empty() {
+        return Err("empty input: expected a CSV header line".into());
+    }
+    let delimiter = if header_line.contains(';') && !header_line.contains(',') {
+        b';'
+    } else {
+        b','
+    };
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(std::io::Cursor::new(header).chain(buffered));
+    let headers = csv
+        .headers()
+        .map_err(|e| format!("cannot read the CSV header: {e}"))?
+        .clone();
+    let ts = headers.iter().position(|h| is_timestamp(h, wanted));
+    if let (Some(w), None) = (wanted, ts) {
+        return Err(format!("no column named `{w}` in the header"));
+    }
+    let metrics: Vec<String> = headers
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| Some(i) != ts)
+        .map(|(_, h)| h.to_string())
+        .collect();
+    if metrics.is_empty() {
+        return Err("the header names no metric column".into());
+    }
+    let width = headers.len();
+    let rows = csv.into_records().map(move |record| {
+        let record = record.map_err(|e| RowError {
+            line: e.position().map_or(0, |p| p.line()),
+            reason: e.to_string(),
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != width {
+            return Err(RowError {
+                line,
+                reason: format!("expected {width} fields, got {}", record.len()),
+            });
+        }
+        let mut values = Vec::with_capacity(width);
+        let mut timestamp = None;
+        for (i, field) in record.iter().enumerate() {
+            if Some(i) == ts {
+                timestamp = Some(field.to_string());
+            } else {
+                values.push(number(field).map_err(|reason| RowError {
+                    line,
+                    reason: format!("column `{}`: {reason}", &headers[i]),
+                })?);
+            }
+        }
+        Ok(Row {
+            line,
+            timestamp,
+            values,
+        })
+    });
+    Ok(Input {
+        metrics,
+        rows: Box::new(rows),
+    })
+}
+
+fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, String> {
+    let mut lines = BufReader::new(reader).lines().enumerate().peekable();
+    // the first non-blank line defines the metrics (in its key order, sorted by serde_json)
+    let first = loop {
+        match lines.peek() {
+            None => return Err("empty input: expected at least one JSON object".into()),
+            Some((_, Ok(l))) if l.trim().is_empty() => {
+                lines.next();
+            }
+            Some((i, Ok(l))) => break (*i, l.clone()),
+            Some((_, Err(e))) => return Err(format!("cannot read input: {e}")),
+        }
+    };
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&first.1)
+        .map_err(|e| format!("line {}: not a JSON object: {e}", first.0 + 1))?;
+    let ts_key = object.keys().find(|k| is_timestamp(k, wanted)).cloned();
+    if let (Some(w), None) = (wanted, &ts_key) {
+        return Err(format!("line {}: no key named `{w}`", first.0 + 1));
+    }
+    let metrics: Vec<String> = object
+        .keys()
+        .filter(|k| Some(*k) != ts_key.as_ref())
+        .cloned()
+        .collect();
+    if metrics.is_empty() {
+        return Err(format!(
+            "line {}: the object has no metric key",
+            first.0 + 1
+        ));
+    }
+    let names = metrics.clone();
+    let rows = lines.filter_map(move |(i, line)| {
+        let line_no = i as u64 + 1;
+        let text = match line {
+            Ok(t) => t,
+            Err(e) => {
+                return Some(Err(RowError {
+                    line: line_no,
+                    reason: e.to_string(),
+                }));
+            }
+        };
+        if text.trim().is_empty() {
+            return None;
+        }
+        let parsed: Result<serde_json::Map<String, serde_json::Value>, _> =
+            serde_json::from_str(&text);
+        let object = match parsed {
+            Ok(o) => o,
+            Err(e) => {
+                return Some(Err(RowError {
+                    line: line_no,
+                    reason: format!("not a JSON object: {e}"),
+                }));
+            }
+        };
+        let timestamp = ts_key
+            .as_ref()
+            .and_then(|k| object.get(k))
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        let mut values = Vec::with_capacity(names.len());
+        for name in &names {
+            let v = match object.get(name) {
+                None | Some(serde_json::Value::Null) => f32::NAN,
+                Some(serde_json::Value::Number(n)) => match n.as_f64() {
+                    Some(f) if f.is_finite() => f as f32,
+                    _ => {
+                        return Some(Err(RowError {
+                            line: line_no,
+                            reason: format!("key `{name}`: {n} is not finite"),
+                        }));
+                    }
+                },
+                Some(serde_json::Value::String(s)) => match number(s) {
+                    Ok(v) => v,
+                    Err(reason) => {
+                        return Some(Err(RowError {
+                            line: line_no,
+                            reason: format!("key `{name}`: {reason}"),
+                        }));
+                    }
+                },
+                Some(other) => {
+                    return Some(Err(RowError {
+                        line: line_no,
+                        reason: format!("key `{name}`: {other} is not a number"),
+                    }));
+                }
+            };
+            values.push(v);
+        }
+        if let Some(extra) = object
+            .keys()
+            .find(|k| !names.contains(k) && Some(*k) != ts_key.as_ref())
+        {
+            return Some(Err(RowError {
+                line: line_no,
+                reason: format!("unknown key `{extra}` (the first line defines the metrics)"),
+            }));
+        }
+        Some(Ok(Row {
+            line: line_no,
+            timestamp,
+            values,
+        }))
+    });
+    Ok(Input {
+        metrics,
+        rows: Box::new(rows),
+    })
+}
