@@ -1,5 +1,5 @@
 # Every developer command. `make test` is the README's one test command; `.ci/run` = `make ci`.
-.PHONY: fmt lint test doc bench report ci quickstart
+.PHONY: fmt lint test doc bench report ci demo quickstart
 
 fmt:
 	cargo fmt --all
@@ -19,11 +19,15 @@ doc:
 
 # criterion benches (real numbers: run on a quiet machine)
 bench:
-	cargo bench -p rcf-benches --bench forest
+	cargo bench -p rcf-benches
 
 # figures criterion does not measure (memory, box-cache curve, scaling); see BENCHMARKS.md
 report:
 	cargo run --release -p rcf-benches --bin report
+
+# the README's main job: the built-in fleet demo
+demo:
+	cargo run --release -p rcf-stream --bin rcf -- detect
 
 quickstart:
 	cargo run --release -p rcf-core --example quickstart

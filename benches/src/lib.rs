@@ -56,3 +56,14 @@ pub fn w4_forest() -> RandomCutForest {
     }
     f
 }
+
+/// A detector with W1's forest parameters (1 metric, shingle 8, 50 trees, 256 samples).
+pub fn w1_detector() -> rcf_stream::Detector {
+    rcf_stream::Detector::builder(["value"])
+        .shingle_size(8)
+        .num_trees(50)
+        .sample_size(256)
+        .seed(1)
+        .build()
+        .expect("valid W1 parameters")
+}

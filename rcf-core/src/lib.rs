@@ -4,11 +4,6 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-/// The workspace README's Rust quickstart, compiled and run as a doctest so it cannot rot.
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct RootReadmeDoctests;
-
 mod config;
 mod error;
 mod forest;

@@ -357,12 +357,15 @@ impl Detector {
         &self.forest
     }
 
-    /// Points a fresh detector needs before its first verdict: the normaliser's warm-up, the
-    /// shingle, the forest's `output_after` and the thresholder's first scores.
+    /// Points a fresh detector consumes before it gives verdicts (it is ready from the next
+    /// one): the forest needs `shingle_size − 1 + output_after` inputs (the normaliser's first
+    /// `normalize_after` inputs are buffered, then fed to the forest, so they count), and the
+    /// thresholder its first [`MIN_SCORES`] scores. 77 with the defaults; 0 more after a
+    /// [`bootstrap`](Self::bootstrap) with at least that many rows.
     pub fn points_needed(&self) -> u64 {
-        (self.config.normalize_after + self.config.shingle_size - 1 + self.config.output_after)
-            as u64
-            + MIN_SCORES
+        let forest = (self.config.shingle_size - 1 + self.config.output_after)
+            .max(self.config.normalize_after);
+        forest as u64 + MIN_SCORES
     }
 
     /// Warming or ready.

@@ -33,9 +33,28 @@
 //! assert_eq!(v.top_metric().unwrap().direction(), "high");
 //! # Ok::<(), rcf_stream::Error>(())
 //! ```
+//!
+//! # Cold start
+//!
+//! A fresh detector with the defaults gives its first verdict at its 78th point (see
+//! [`Detector::points_needed`]); after [`Detector::bootstrap`] with at least that many rows of
+//! history, from the first live point.
+//!
+//! # The `rcf` command line tool
+//!
+//! With the default `cli` feature this crate builds `rcf`: `rcf detect [FILE|-]` reads CSV or
+//! JSON Lines telemetry and writes one verdict per row; `rcf detect` alone runs a built-in fleet
+//! demo. Exit codes: 0 the run completed (malformed rows were reported on stderr and
+//! skipped), 1 the input could not be read or `--strict` met a malformed row, 2 invalid command
+//! line.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
+
+/// The workspace README's Rust quickstarts, compiled and run as doctests so they cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct RootReadmeDoctests;
 
 mod checkpoint;
 mod detector;

@@ -474,3 +474,43 @@ fn difference_normalisation_catches_a_stuck_sensor() {
         "alarms {alarms:?}"
     );
 }
+
+#[test]
+fn verdicts_for_ordinary_points_allocate_nothing() {
+    let mut rng = Rng(15);
+    let mut d = detector(15);
+    let verdicts = run(&mut d, 0, 3_000, &mut rng, |_, _| {});
+    let ordinary: Vec<&Verdict> = verdicts
+        .iter()
+        .map(|(_, v)| v)
+        .filter(|v| v.score <= v.threshold)
+        .collect();
+    assert!(ordinary.len() > 2_500);
+    for v in ordinary {
+        // empty vectors that never allocated (attribution and expected values are built only
+        // for points above the threshold)
+        assert_eq!(v.attribution.capacity(), 0);
+        assert_eq!(v.expected.capacity(), 0);
+    }
+}
+
+#[test]
+fn points_needed_before_the_first_verdict() {
+    // forest: shingle 4 − 1 + output_after 64 = 67 inputs (the normaliser's first 10 are
+    // buffered, then fed to the forest), then 10 scores for the thresholder: 77
+    let mut d = detector(16);
+    assert_eq!(d.points_needed(), 77);
+    let mut rng = Rng(16);
+    let mut first_ready = None;
+    for t in 0..200 {
+        let v = d.process(&telemetry(t, &mut rng)).unwrap();
+        if v.state == DetectorState::Ready && first_ready.is_none() {
+            first_ready = Some(t + 1);
+        }
+    }
+    assert_eq!(
+        first_ready,
+        Some(78),
+        "ready from the point after the 77 needed"
+    );
+}
