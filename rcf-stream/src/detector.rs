@@ -368,6 +368,16 @@ impl Detector {
         forest as u64 + MIN_SCORES
     }
 
+    /// The recent share of observed (not missing) values, in [0, 1], decayed like the forest's
+    /// samples; it scales each verdict's `confidence`.
+    pub fn data_quality(&self) -> f64 {
+        if self.quality.weight() > 0.0 {
+            self.quality.mean()
+        } else {
+            1.0
+        }
+    }
+
     /// Warming or ready.
     pub fn state(&self) -> DetectorState {
         if self.forest.is_ready() && self.thresholder.count() >= MIN_SCORES {

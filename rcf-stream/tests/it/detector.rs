@@ -219,6 +219,11 @@ fn missing_values_are_imputed_and_lower_confidence() {
         assert_eq!(last.imputed, 1);
         assert!(last.score.is_finite());
     }
+    assert!(
+        d.data_quality() < 0.95 && d.data_quality() > 0.8,
+        "quality {}",
+        d.data_quality()
+    );
     // a third of the values missing for 1,000 points: data quality (decayed like the forest,
     // 1/λ = 2,560) falls to 1 − (1/3)(1 − e^{−1000/2560}) ≈ 0.89, and confidence with it;
     // margin: a drop of at least 0.05
