@@ -12,22 +12,11 @@
 
 use rcf_core::RandomCutForest;
 
-/// A tiny seeded generator, so the example needs nothing but rcf-core.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use rcf_datasets::synth::Rng;
 
 fn main() -> Result<(), rcf_core::Error> {
     // 20,000 readings of a noisy sine (period 200) with 10 spikes of ±3..5 after t = 1,000
-    let mut rng = SplitMix(7);
+    let mut rng = Rng::new(7);
     let n = 20_000;
     let mut series: Vec<f32> = (0..n)
         .map(|t| {

@@ -5,22 +5,7 @@ use rcf_stream::{
     Verdict,
 };
 
-/// SplitMix64 with normal draws, for seeded test data.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let u = self.uniform().max(1e-300);
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * self.uniform()).cos()
-    }
-}
+use rcf_datasets::synth::Rng;
 
 /// Three telemetry-like metrics at time t.
 fn telemetry(t: usize, rng: &mut Rng) -> [f32; 3] {
@@ -58,7 +43,7 @@ fn run(
 #[test]
 fn a_spike_yields_one_alarm_naming_its_metric() {
     for seed in 1..=3 {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut d = detector(seed);
         // mid-way through a battery discharge cycle (the saw-tooth resets every 1,000 steps)
         let verdicts = run(&mut d, 0, 4_000, &mut rng, |t, x| {
@@ -137,7 +122,7 @@ fn a_spike_yields_one_alarm_naming_its_metric() {
 
 #[test]
 fn a_second_event_right_after_the_first_still_alarms() {
-    let mut rng = Rng(9);
+    let mut rng = Rng::new(9);
     let mut d = detector(9);
     let verdicts = run(&mut d, 0, 3_510, &mut rng, |t, x| {
         if t == 3_500 {
@@ -176,7 +161,7 @@ fn a_second_event_right_after_the_first_still_alarms() {
 
 #[test]
 fn a_level_shift_alarms_then_quiets() {
-    let mut rng = Rng(4);
+    let mut rng = Rng::new(4);
     let mut d = detector(4);
     let verdicts = run(&mut d, 0, 9_000, &mut rng, |t, x| {
         if t >= 4_000 {
@@ -206,7 +191,7 @@ fn constant_input_gives_no_alarms_and_no_nan() {
 
 #[test]
 fn missing_values_are_imputed_and_lower_confidence() {
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     let mut d = detector(5);
     run(&mut d, 0, 3_000, &mut rng, |_, _| {});
     let full = d.process(&telemetry(3_000, &mut rng)).unwrap();
@@ -239,7 +224,7 @@ fn missing_values_are_imputed_and_lower_confidence() {
 
 #[test]
 fn bootstrap_gives_verdicts_from_the_first_live_point() {
-    let mut rng = Rng(6);
+    let mut rng = Rng::new(6);
     let history: Vec<f32> = (0..2_000).flat_map(|t| telemetry(t, &mut rng)).collect();
     let mut d = detector(6);
     assert!(matches!(d.state(), DetectorState::Warming { .. }));
@@ -260,12 +245,12 @@ fn bootstrap_gives_verdicts_from_the_first_live_point() {
 
 #[test]
 fn checkpoint_round_trip_continues_identically() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let mut a = detector(7);
     run(&mut a, 0, 2_500, &mut rng, |_, _| {});
     let mut b = Detector::from_bytes(&a.to_bytes()).unwrap();
-    let mut rng_a = Rng(70);
-    let mut rng_b = Rng(70);
+    let mut rng_a = Rng::new(70);
+    let mut rng_b = Rng::new(70);
     for t in 2_500..3_500 {
         let mut xa = telemetry(t, &mut rng_a);
         let mut xb = telemetry(t, &mut rng_b);
@@ -288,7 +273,7 @@ fn checkpoint_round_trip_continues_identically() {
 #[test]
 fn corrupt_checkpoints_are_errors() {
     let mut d = detector(1);
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     run(&mut d, 0, 300, &mut rng, |_, _| {});
     let bytes = d.to_bytes();
     for cut in (0..bytes.len()).step_by(bytes.len() / 50 + 1) {
@@ -310,7 +295,7 @@ fn corrupt_checkpoints_are_errors() {
 #[test]
 fn bad_input_is_a_clear_error_and_changes_nothing() {
     let mut d = detector(2);
-    let mut rng = Rng(2);
+    let mut rng = Rng::new(2);
     run(&mut d, 0, 200, &mut rng, |_, _| {});
     let before = d.to_bytes();
     match d.process(&[1.0, 2.0]) {
@@ -381,7 +366,7 @@ fn bad_parameters_are_named() {
 #[test]
 fn sensitivity_orders_alarm_counts() {
     let count = |s: Sensitivity| {
-        let mut rng = Rng(11);
+        let mut rng = Rng::new(11);
         let mut d = Detector::builder(["torque", "battery", "msg_rate"])
             .sensitivity(s)
             .seed(11)
@@ -406,7 +391,7 @@ fn sensitivity_orders_alarm_counts() {
 
 #[test]
 fn anomaly_rate_is_roughly_calibrated() {
-    let mut rng = Rng(12);
+    let mut rng = Rng::new(12);
     let mut d = Detector::builder(["torque", "battery", "msg_rate"])
         .sensitivity(Sensitivity::AnomalyRate(0.02))
         .seed(12)
@@ -438,7 +423,7 @@ fn ignore_near_expected_suppresses_small_deviations() {
         }
     };
     let mut plain = make(Tolerance::default());
-    let v = run(&mut plain, 0, 3_501, &mut Rng(13), bump)
+    let v = run(&mut plain, 0, 3_501, &mut Rng::new(13), bump)
         .pop()
         .unwrap()
         .1;
@@ -447,7 +432,7 @@ fn ignore_near_expected_suppresses_small_deviations() {
         above: Some(Margin::Amount(45.0)),
         below: None,
     });
-    let v = run(&mut banded, 0, 3_501, &mut Rng(13), bump)
+    let v = run(&mut banded, 0, 3_501, &mut Rng::new(13), bump)
         .pop()
         .unwrap()
         .1;
@@ -462,7 +447,7 @@ fn difference_normalisation_catches_a_stuck_sensor() {
         .seed(14)
         .build()
         .unwrap();
-    let mut rng = Rng(14);
+    let mut rng = Rng::new(14);
     let mut alarms = Vec::new();
     for t in 0..5_000 {
         let x = if (4_000..4_100).contains(&t) {
@@ -482,7 +467,7 @@ fn difference_normalisation_catches_a_stuck_sensor() {
 
 #[test]
 fn verdicts_for_ordinary_points_allocate_nothing() {
-    let mut rng = Rng(15);
+    let mut rng = Rng::new(15);
     let mut d = detector(15);
     let verdicts = run(&mut d, 0, 3_000, &mut rng, |_, _| {});
     let ordinary: Vec<&Verdict> = verdicts
@@ -505,7 +490,7 @@ fn points_needed_before_the_first_verdict() {
     // buffered, then fed to the forest), then 10 scores for the thresholder: 77
     let mut d = detector(16);
     assert_eq!(d.points_needed(), 77);
-    let mut rng = Rng(16);
+    let mut rng = Rng::new(16);
     let mut first_ready = None;
     for t in 0..200 {
         let v = d.process(&telemetry(t, &mut rng)).unwrap();

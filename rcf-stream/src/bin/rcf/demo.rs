@@ -1,6 +1,8 @@
 //! The built-in demo: a small synthetic fleet with labelled anomalies, streamed through one
 //! detector per device, and a report of what was found.
 
+use std::io::Write;
+
 use rcf_stream::Detector;
 
 use crate::{DetectArgs, build_detector};
@@ -59,7 +61,8 @@ const EVENTS: [Event; 6] = [
     },
 ];
 
-/// SplitMix64 with normal draws.
+/// SplitMix64 with normal draws. The same generator as `rcf_datasets::synth::Rng`, repeated
+/// here because the published `rcf` binary cannot depend on the unpublished datasets crate.
 struct Rng(u64);
 
 impl Rng {
@@ -123,15 +126,23 @@ fn device(d: usize) -> Vec<[f32; 5]> {
     rows
 }
 
-/// Runs the demo and prints what it found.
+/// Runs the demo and prints what it found. Output errors (a closed pipe, say) end the run with
+/// an error instead of a panic.
 pub(crate) fn run(args: &DetectArgs) -> Result<(), String> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    macro_rules! say {
+        ($($arg:tt)*) => {
+            writeln!(out, $($arg)*).map_err(|e| format!("cannot write output: {e}"))?
+        };
+    }
     let metrics: Vec<String> = METRICS.iter().map(|m| m.to_string()).collect();
-    println!(
+    say!(
         "rcf detect: built-in demo. 3 simulated devices report {} once a minute for {MINUTES} \
          minutes;",
         METRICS.join(", ")
     );
-    println!(
+    say!(
         "each device's detector is bootstrapped from its first {HISTORY} minutes, then streams \
          the rest. {} anomalies are injected.\n",
         EVENTS.len()
@@ -170,7 +181,7 @@ pub(crate) fn run(args: &DetectArgs) -> Result<(), String> {
                             )
                         },
                     );
-                    println!(
+                    say!(
                         "  found   device-{d} minute {:>4}: {:<58} alarm at minute {t} ({} {}{expected}; grade {:.2})",
                         e.start,
                         e.kind,
@@ -179,7 +190,7 @@ pub(crate) fn run(args: &DetectArgs) -> Result<(), String> {
                         v.grade
                     );
                 }
-                None => println!("  MISSED  device-{d} minute {:>4}: {}", e.start, e.kind),
+                None => say!("  MISSED  device-{d} minute {:>4}: {}", e.start, e.kind),
             }
         }
         let unexplained = alarms
@@ -192,12 +203,12 @@ pub(crate) fn run(args: &DetectArgs) -> Result<(), String> {
             .count();
         false_alarms += unexplained;
     }
-    println!(
+    say!(
         "\nfound {found} of {} injected anomalies; {false_alarms} other alarms in {live_points} live points ({:.2} %).",
         EVENTS.len(),
         100.0 * false_alarms as f64 / live_points as f64
     );
-    println!(
+    say!(
         "run `rcf detect FILE` on your own CSV or JSON Lines telemetry (see `rcf detect --help`)."
     );
     Ok(())
