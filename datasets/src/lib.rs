@@ -8,6 +8,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod metrics;
+pub mod nab;
 pub mod synth;
 
 use std::fmt;
