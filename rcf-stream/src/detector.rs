@@ -514,6 +514,9 @@ impl Detector {
         let state = self.state();
         let mut verdict = Verdict::quiet(state, threshold, self.confidence(), missing);
         verdict.score = score;
+        if score > 0.0 && self.thresholder.count() > 0 {
+            verdict.p_value = self.thresholder.p_value(score);
+        }
         let grade = self.thresholder.grade(score, threshold);
         if state == DetectorState::Ready && grade > 0.0 && !self.in_run() {
             self.run_peak = 0.0;

@@ -71,81 +71,106 @@ impl Sensitivity {
     }
 }
 
-/// The rate histogram forgets this many times faster than the score statistics: a quantile
+/// The score distribution forgets this many times faster than the score statistics: a quantile
 /// needs only about a thousand recent scores, and the high scores of a young forest must not
 /// linger in the tail (measured: at the forest's own decay the threshold was still 20 % too high
 /// 3,000 points in).
 const HISTOGRAM_DECAY_FACTOR: f64 = 4.0;
 
-/// Width of a histogram bucket, in score units.
+/// Width of a distribution bucket, in score units.
 const BUCKET: f64 = 0.01;
-/// Buckets: scores are at most `log2(1 + sample_size)` ≤ 14.1; anything higher lands in the last.
-const BUCKETS: usize = 1_500;
+/// Buckets: scores are at most `log2(1 + sample_size)` ≤ 14.1; 10.24 and above share the last.
+const BUCKETS: usize = 1_024;
 
-/// A decayed histogram of scores with an incrementally maintained upper quantile.
+/// A decayed distribution of recent scores in fixed buckets, kept as a Fenwick tree so that the
+/// mass above any score and any quantile cost O(log buckets). Decay is lazy: new weights grow by
+/// `1 / (1 − decay)` per point instead of every old weight shrinking, and everything is rescaled
+/// when the weights get large.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct QuantileHistogram {
-    rate: f64,
-    /// Bucket weights, scaled by `scale` (lazy decay: new weights grow instead of old ones
-    /// shrinking).
-    weights: Vec<f64>,
+struct ScoreDistribution {
+    /// Fenwick tree (1-based) of bucket weights.
+    tree: Vec<f64>,
     scale: f64,
     total: f64,
-    /// The quantile bucket: the mass strictly above it is `above` ≤ rate · total.
-    index: usize,
-    above: f64,
 }
 
-impl QuantileHistogram {
-    fn new(rate: f64) -> Self {
+impl ScoreDistribution {
+    fn new() -> Self {
         Self {
-            rate,
-            weights: vec![0.0; BUCKETS],
+            tree: vec![0.0; BUCKETS + 1],
             scale: 1.0,
             total: 0.0,
-            index: BUCKETS - 1,
-            above: 0.0,
         }
+    }
+
+    fn bucket(score: f64) -> usize {
+        ((score.max(0.0) / BUCKET) as usize).min(BUCKETS - 1)
     }
 
     fn add(&mut self, score: f64, decay: f64) {
         self.scale /= 1.0 - decay;
         if self.scale > 1e100 {
-            // renormalise: divide everything by the scale (relative weights are unchanged)
             let s = self.scale;
-            self.weights.iter_mut().for_each(|w| *w /= s);
+            self.tree.iter_mut().for_each(|w| *w /= s);
             self.total /= s;
-            self.above /= s;
             self.scale = 1.0;
         }
-        let b = ((score / BUCKET) as usize).min(BUCKETS - 1);
-        self.weights[b] += self.scale;
+        let mut i = Self::bucket(score) + 1;
+        while i <= BUCKETS {
+            self.tree[i] += self.scale;
+            i += i & i.wrapping_neg();
+        }
         self.total += self.scale;
-        if b > self.index {
-            self.above += self.scale;
-        }
-        let target = self.rate * self.total;
-        // move down while the next bucket still fits above the target, up while too much is
-        while self.index > 0 && self.above + self.weights[self.index] <= target {
-            self.above += self.weights[self.index];
-            self.index -= 1;
-        }
-        while self.above > target && self.index + 1 < BUCKETS {
-            self.index += 1;
-            self.above -= self.weights[self.index];
-        }
     }
 
-    /// The `1 − rate` quantile: inside the quantile bucket, interpolated as if its mass were
-    /// spread evenly (a bucket can hold more than `rate` of the mass on its own).
-    fn quantile(&self) -> f64 {
-        let w = self.weights[self.index];
-        let fraction = if w > 0.0 {
-            ((self.rate * self.total - self.above) / w).clamp(0.0, 1.0)
+    /// Weight of buckets `0..b`.
+    fn below(&self, b: usize) -> f64 {
+        let mut i = b;
+        let mut sum = 0.0;
+        while i > 0 {
+            sum += self.tree[i];
+            i -= i & i.wrapping_neg();
+        }
+        sum
+    }
+
+    /// Share of recent scores above `score` (mass inside its bucket interpolated evenly).
+    fn tail(&self, score: f64) -> f64 {
+        if self.total <= 0.0 {
+            return 1.0;
+        }
+        let b = Self::bucket(score);
+        let (lo, hi) = (self.below(b), self.below(b + 1));
+        let within = ((score / BUCKET) - b as f64).clamp(0.0, 1.0);
+        let above = self.total - hi + (hi - lo) * (1.0 - within);
+        (above / self.total).clamp(0.0, 1.0)
+    }
+
+    /// The score with share `rate` of recent scores above it.
+    fn upper_quantile(&self, rate: f64) -> f64 {
+        let target = (1.0 - rate) * self.total;
+        // Fenwick descent: the largest prefix of buckets with weight ≤ target
+        let (mut pos, mut acc) = (0usize, 0.0);
+        let mut step = BUCKETS.next_power_of_two();
+        while step > 0 {
+            if pos + step <= BUCKETS && acc + self.tree[pos + step] <= target {
+                pos += step;
+                acc += self.tree[pos];
+            }
+            step >>= 1;
+        }
+        // bucket `pos` holds the quantile: interpolate inside it
+        let w = if pos < BUCKETS {
+            self.below(pos + 1) - acc
         } else {
             0.0
         };
-        (self.index as f64 + 1.0 - fraction) * BUCKET
+        let fraction = if w > 0.0 {
+            ((target - acc) / w).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        (pos as f64 + fraction) * BUCKET
     }
 }
 
@@ -156,21 +181,17 @@ pub(crate) struct Thresholder {
     decay: f64,
     scores: Decayed,
     count: u64,
-    histogram: Option<QuantileHistogram>,
+    distribution: ScoreDistribution,
 }
 
 impl Thresholder {
     pub(crate) fn new(sensitivity: Sensitivity, decay: f64) -> Self {
-        let histogram = match sensitivity {
-            Sensitivity::AnomalyRate(rate) => Some(QuantileHistogram::new(rate)),
-            _ => None,
-        };
         Self {
             sensitivity,
             decay,
             scores: Decayed::default(),
             count: 0,
-            histogram,
+            distribution: ScoreDistribution::new(),
         }
     }
 
@@ -180,12 +201,13 @@ impl Thresholder {
     }
 
     fn adaptive(&self) -> f64 {
-        let mean = self.scores.mean();
-        match (&self.histogram, self.sensitivity.z()) {
+        match self.sensitivity {
             // an explicit rate is honoured as asked: no floor
-            (Some(h), _) => h.quantile(),
-            (None, Some(z)) => (mean + z * self.deviation()).max(LOWER_THRESHOLD),
-            (None, None) => unreachable!("a rate sensitivity always has a histogram"),
+            Sensitivity::AnomalyRate(rate) => self.distribution.upper_quantile(rate),
+            s => {
+                let z = s.z().expect("every other sensitivity has a z-factor");
+                (self.scores.mean() + z * self.deviation()).max(LOWER_THRESHOLD)
+            }
         }
     }
 
@@ -224,30 +246,29 @@ impl Thresholder {
         let threshold = self.threshold();
         self.scores
             .update(score.min(threshold.max(self.scores.mean())), self.decay);
-        if let Some(h) = &mut self.histogram {
-            h.add(score, (HISTOGRAM_DECAY_FACTOR * self.decay).min(0.05));
-        }
+        self.distribution
+            .add(score, (HISTOGRAM_DECAY_FACTOR * self.decay).min(0.05));
         self.count += 1;
+    }
+
+    /// The share of recent scores above `score`: a tail probability (p-value) comparable
+    /// across streams, 1 before any score.
+    pub(crate) fn p_value(&self, score: f64) -> f64 {
+        self.distribution.tail(score)
     }
 
     pub(crate) fn is_consistent(&self) -> bool {
         self.decay.is_finite()
             && self.scores.is_finite()
             && self.sensitivity.validate().is_ok()
-            && self.histogram.as_ref().is_none_or(|h| {
-                h.weights.len() == BUCKETS && h.index < BUCKETS && h.total.is_finite()
-            })
-            && matches!(
-                (&self.histogram, self.sensitivity),
-                (Some(_), Sensitivity::AnomalyRate(_))
-                    | (
-                        None,
-                        Sensitivity::Low
-                            | Sensitivity::Medium
-                            | Sensitivity::High
-                            | Sensitivity::ZFactor(_)
-                    )
-            )
+            && self.distribution.tree.len() == BUCKETS + 1
+            && self.distribution.total.is_finite()
+            && self.distribution.scale.is_finite()
+            && self
+                .distribution
+                .tree
+                .iter()
+                .all(|w| w.is_finite() && *w >= 0.0)
     }
 }
 
@@ -325,6 +346,21 @@ mod tests {
         }
         assert!(t.threshold() < INITIAL_THRESHOLD);
         assert!(t.threshold() >= LOWER_THRESHOLD);
+    }
+
+    #[test]
+    fn p_values_are_tail_shares() {
+        let mut t = Thresholder::new(Sensitivity::Medium, 0.0);
+        for i in 0..1_000 {
+            t.update(0.5 + i as f64 / 1_000.0); // uniform on [0.5, 1.5)
+        }
+        for (s, expected) in [(0.5, 1.0), (0.75, 0.75), (1.0, 0.5), (1.4, 0.1), (1.6, 0.0)] {
+            let p = t.p_value(s);
+            assert!(
+                (p - expected).abs() < 0.005,
+                "p({s}) = {p}, expected {expected}"
+            );
+        }
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub struct Verdict {
     pub confidence: f64,
     /// The threshold the score was compared with.
     pub threshold: f64,
+    /// The share of this detector's recent scores that were higher: a tail probability,
+    /// comparable across streams whatever their score scale (1 while warming).
+    pub p_value: f64,
     /// Per-metric attribution, summing to the score (see the type docs for when it is filled).
     pub attribution: Vec<MetricAttribution>,
     /// Expected values of the metrics the attribution points at.
@@ -115,6 +118,7 @@ impl Verdict {
             is_anomaly: false,
             confidence,
             threshold,
+            p_value: 1.0,
             attribution: Vec::new(),
             expected: Vec::new(),
             relative_index: 0,
