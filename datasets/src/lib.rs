@@ -10,6 +10,7 @@
 
 pub mod metrics;
 pub mod nab;
+pub mod skab;
 pub mod synth;
 
 use std::fmt;

@@ -53,13 +53,59 @@ fn detector() -> Detector {
 /// `0.5 · min(1, score / threshold)`, so the threshold-free metrics see the detector's ranking
 /// and NAB's sweep may still pick a threshold below the alarms if that scores better.
 /// One-alarm-per-event suppression is part of what NAB then measures.
+/// Standard normal CDF (Abramowitz & Stegun 7.1.26 for erf; |error| < 1.5e-7).
+fn phi(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.3275911 * x);
+    let poly = t
+        * (0.254829592
+            + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let erf = 1.0 - poly * (-x * x).exp();
+    if z >= 0.0 {
+        0.5 * (1.0 + erf)
+    } else {
+        0.5 * (1.0 - erf)
+    }
+}
+
 fn run_detector(f: &NabFile) -> Vec<f64> {
     let mut d = detector();
     let mapping = std::env::var("RCF_ACCURACY_SCORE").unwrap_or_default();
+    // HTM-style anomaly likelihood: the short-term average of scores judged against the
+    // long-term distribution of such averages
+    let short: usize = std::env::var("RCF_LIKELIHOOD_SHORT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut recent: std::collections::VecDeque<f64> = std::collections::VecDeque::new();
+    let (mut w, mut mean, mut var) = (0.0f64, 0.0f64, 0.0f64);
+    let decay = 1.0 / 2_560.0;
     f.values
         .iter()
         .map(|&v| {
             let verdict = d.process(&[v as f32]).expect("NAB values are finite");
+            if mapping == "likelihood" {
+                if verdict.score <= 0.0 {
+                    return 0.0;
+                }
+                recent.push_back(verdict.score);
+                if recent.len() > short {
+                    recent.pop_front();
+                }
+                let avg = recent.iter().sum::<f64>() / recent.len() as f64;
+                let sd = var.sqrt().max(1e-3);
+                let likelihood = if w > 50.0 {
+                    phi((avg - mean) / sd)
+                } else {
+                    0.5
+                };
+                w = (1.0 - decay) * w + 1.0;
+                let a = 1.0 / w;
+                let diff = avg - mean;
+                mean += a * diff;
+                var = (1.0 - a) * (var + a * diff * diff);
+                return likelihood;
+            }
             if mapping == "pvalue" {
                 return 1.0 - verdict.p_value;
             }
@@ -104,6 +150,63 @@ fn summary(files: &[NabFile], scores: &HashMap<String, Vec<f64>>) -> String {
     );
     line.push_str(&format!(" auc_pr={ap:.3}"));
     line
+}
+
+/// SKAB: per file, a fresh detector (all 8 sensors) bootstrapped with the training rows, then
+/// the test rows streamed. SKAB's anomalies are long segments scored point by point, so a
+/// point counts as flagged when its score is above the threshold (the one-alarm-per-event flag
+/// marks only an event's start). Reports pooled F1, mean AUC-PR of `score / threshold`, and
+/// its lift over the positive rate (what random scores get).
+fn skab(files: &[rcf_datasets::skab::SkabFile]) -> String {
+    use rcf_datasets::skab::{SENSORS, TRAINING_ROWS};
+    let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
+    let (mut ap_sum, mut lift_sum) = (0.0, 0.0);
+    for f in files {
+        let mut d = Detector::builder(SENSORS)
+            .seed(0)
+            .build()
+            .expect("valid configuration");
+        d.bootstrap(&f.values[..TRAINING_ROWS * 8])
+            .expect("finite values");
+        let mut labelled = Vec::new();
+        for t in TRAINING_ROWS..f.len() {
+            let v = d.process(f.row(t)).expect("finite values");
+            let flagged = v.threshold > 0.0 && v.score > v.threshold;
+            match (flagged, f.anomaly[t]) {
+                (true, true) => tp += 1,
+                (true, false) => fp += 1,
+                (false, true) => fn_ += 1,
+                _ => {}
+            }
+            let s = if v.threshold > 0.0 {
+                v.score / v.threshold
+            } else {
+                0.0
+            };
+            labelled.push((s, f.anomaly[t]));
+        }
+        let positives = labelled.iter().filter(|l| l.1).count() as f64 / labelled.len() as f64;
+        let ap = rcf_datasets::metrics::average_precision(&labelled);
+        ap_sum += ap;
+        lift_sum += if positives > 0.0 { ap / positives } else { 1.0 };
+    }
+    let precision = tp as f64 / (tp + fp).max(1) as f64;
+    let recall = tp as f64 / (tp + fn_).max(1) as f64;
+    let f1 = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+    let n = files.len() as f64;
+    eprintln!(
+        "  precision {precision:.3}, recall {recall:.3} over {} test rows",
+        tp + fp + fn_
+    );
+    format!(
+        "SKAB f1={f1:.3} auc_pr={:.3} auc_pr_lift={:.2}",
+        ap_sum / n,
+        lift_sum / n
+    )
 }
 
 fn main() -> std::process::ExitCode {
@@ -170,8 +273,18 @@ fn main() -> std::process::ExitCode {
             println!("{}", summary(&files, &scores));
             std::process::ExitCode::SUCCESS
         }
+        Some("skab") => match rcf_datasets::skab::load(&root) {
+            Ok(files) => {
+                println!("{}", skab(&files));
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("accuracy: {e}");
+                std::process::ExitCode::from(1)
+            }
+        },
         _ => {
-            eprintln!("usage: accuracy nab [--reference aws]");
+            eprintln!("usage: accuracy nab [--reference aws] | accuracy skab");
             std::process::ExitCode::from(2)
         }
     }
