@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod fleet;
 pub mod metrics;
 pub mod nab;
 pub mod skab;
