@@ -56,6 +56,11 @@
 #[cfg(doctest)]
 pub struct RootReadmeDoctests;
 
+/// This crate's README example, run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct CrateReadmeDoctests;
+
 mod checkpoint;
 mod detector;
 mod error;

@@ -504,3 +504,37 @@ fn points_needed_before_the_first_verdict() {
         "ready from the point after the 77 needed"
     );
 }
+
+/// Golden checkpoint: bytes written by checkpoint format 1 must keep loading and behave exactly
+/// like a detector built and fed the same way now. If this fails, the format or the detector's
+/// behaviour changed: bump `CHECKPOINT_FORMAT_VERSION` (keeping a reader for the old one) or
+/// regenerate the fixture deliberately with `RCF_REGENERATE_GOLDEN=1`.
+#[test]
+fn golden_v1_checkpoint_loads_and_matches_a_fresh_detector() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/detector-v1.bin");
+    let recipe = || {
+        let mut d = Detector::builder(["a", "b"])
+            .num_trees(5)
+            .sample_size(32)
+            .seed(3)
+            .build()
+            .unwrap();
+        let mut rng = Rng::new(3);
+        for _ in 0..200 {
+            d.process(&[rng.normal() as f32, (2.0 + rng.uniform()) as f32])
+                .unwrap();
+        }
+        d
+    };
+    if std::env::var_os("RCF_REGENERATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, recipe().to_bytes()).unwrap();
+    }
+    let bytes = std::fs::read(&path).expect("golden fixture present");
+    let mut old = Detector::from_bytes(&bytes).unwrap();
+    let mut fresh = recipe();
+    for x in [[0.0f32, 2.5], [4.0, 2.5], [0.1, 9.0]] {
+        assert_eq!(old.process(&x).unwrap(), fresh.process(&x).unwrap());
+    }
+}
