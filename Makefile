@@ -1,5 +1,5 @@
 # Every developer command. `make test` is the README's one test command; `.ci/run` = `make ci`.
-.PHONY: fmt lint test doc bench report ci demo quickstart
+.PHONY: fmt lint test test-rust test-py doc bench report ci demo quickstart
 
 fmt:
 	cargo fmt --all
@@ -9,10 +9,24 @@ lint:
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	cargo clippy -p rcf-core --no-default-features --all-targets -- -D warnings
 
-# every test of the workspace: unit, integration, property and doc tests
-test:
+PYTHON ?= python3
+VENV ?= .venv
+
+# every test of the workspace: Rust (unit, integration, property, CLI, doc tests), then Python
+test: test-rust test-py
+
+test-rust:
 	cargo test --workspace --all-features
 	cargo test -p rcf-core --no-default-features
+
+# builds the extension into a virtual environment (pip install ./rcf-py, as users do) and runs
+# pytest; "no tests collected" (exit 5) counts as a failure
+test-py:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip maturin pytest numpy
+	$(VENV)/bin/pip install -q ./rcf-py
+	$(VENV)/bin/python -m pytest -q rcf-py/tests; code=$$?; \
+	if [ $$code -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$code
 
 doc:
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features

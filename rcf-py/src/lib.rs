@@ -1,5 +1,20 @@
-//! Python bindings for rcf. The pyo3 module lands with the Python issue; until then this crate
-//! only builds, so the workspace layout is fixed from the start.
-#![forbid(unsafe_code)]
+//! Python bindings for rcf: the private native module `rcf._rcf`. The public package is
+//! `python/rcf`; logic lives in the Rust crates, this crate only translates.
+#![deny(unsafe_code)]
 
-pub use rcf_stream;
+mod arrays;
+mod detector;
+mod errors;
+mod forest;
+
+use pyo3::prelude::*;
+
+/// The native part of the `rcf` package.
+#[pymodule(gil_used = false)]
+fn _rcf(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<forest::PyRandomCutForest>()?;
+    m.add_class::<detector::PyDetector>()?;
+    m.add_class::<detector::PyVerdict>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! `rcf.RandomCutForest`.
+
+use std::sync::Mutex;
+
+use numpy::{AllowTypeChange, IntoPyArray, PyArray1, PyArrayLike1, PyArrayLike2};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple, PyType};
+use rcf_core::RandomCutForest;
+
+use crate::arrays::{batch, check_finite, check_width, point};
+use crate::errors::PyRcfError;
+
+/// `(high, low)` attribution arrays.
+type HighLow<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+
+/// A Random Cut Forest over a stream of points.
+///
+/// Args:
+///     input_dims: values per point given to `update`/`score`.
+///     shingle_size: internal shingling; the forest works on the last `shingle_size` inputs.
+///     num_trees, sample_size, time_decay, output_after, initial_accept_fraction,
+///     box_cache_min_mass, seed: as in the Rust crate `rcf-core` (None: its default).
+///
+/// Raises:
+///     ConfigError: a parameter is out of range (also a ValueError).
+#[pyclass(module = "rcf._rcf", name = "RandomCutForest", frozen)]
+pub(crate) struct PyRandomCutForest {
+    inner: Mutex<RandomCutForest>,
+}
+
+impl PyRandomCutForest {
+    fn with<T>(&self, f: impl FnOnce(&mut RandomCutForest) -> T) -> T {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+}
+
+#[pymethods]
+impl PyRandomCutForest {
+    #[new]
+    #[pyo3(signature = (input_dims, *, shingle_size=1, num_trees=None, sample_size=None,
+        time_decay=None, output_after=None, initial_accept_fraction=None,
+        box_cache_min_mass=None, seed=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        input_dims: usize,
+        shingle_size: usize,
+        num_trees: Option<usize>,
+        sample_size: Option<usize>,
+        time_decay: Option<f64>,
+        output_after: Option<usize>,
+        initial_accept_fraction: Option<f64>,
+        box_cache_min_mass: Option<usize>,
+        seed: Option<u64>,
+    ) -> PyResult<Self> {
+        let mut b = RandomCutForest::builder(input_dims).shingle_size(shingle_size);
+        if let Some(v) = num_trees {
+            b = b.num_trees(v);
+        }
+        if let Some(v) = sample_size {
+            b = b.sample_size(v);
+        }
+        if let Some(v) = time_decay {
+            b = b.time_decay(v);
+        }
+        if let Some(v) = output_after {
+            b = b.output_after(v);
+        }
+        if let Some(v) = initial_accept_fraction {
+            b = b.initial_accept_fraction(v);
+        }
+        if let Some(v) = box_cache_min_mass {
+            b = b.box_cache_min_mass(v);
+        }
+        if let Some(v) = seed {
+            b = b.seed(v);
+        }
+        let forest = b.build().map_err(PyRcfError::from)?;
+        Ok(Self {
+            inner: Mutex::new(forest),
+        })
+    }
+
+    /// Adds one point (`input_dims` values).
+    fn update(&self, py: Python<'_>, x: PyArrayLike1<'_, f32, AllowTypeChange>) -> PyResult<()> {
+        let x = point(&x);
+        py.detach(|| self.with(|f| f.update(&x)))
+            .map_err(|e| PyRcfError::from(e).into())
+    }
+
+    /// Scores one point without learning it (higher = more anomalous; about 1 is typical).
+    fn score(&self, py: Python<'_>, x: PyArrayLike1<'_, f32, AllowTypeChange>) -> PyResult<f64> {
+        let x = point(&x);
+        py.detach(|| self.with(|f| f.score(&x)))
+            .map_err(|e| PyRcfError::from(e).into())
+    }
+
+    /// Scores one point, then learns it (the streaming fast path).
+    fn process(&self, py: Python<'_>, x: PyArrayLike1<'_, f32, AllowTypeChange>) -> PyResult<f64> {
+        let x = point(&x);
+        py.detach(|| self.with(|f| f.process(&x)))
+            .map_err(|e| PyRcfError::from(e).into())
+    }
+
+    /// Per-dimension attribution of the score: `(high, low)` arrays that sum to the score.
+    fn attribution<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyArrayLike1<'_, f32, AllowTypeChange>,
+    ) -> PyResult<HighLow<'py>> {
+        let x = point(&x);
+        let a = py
+            .detach(|| self.with(|f| f.attribution(&x)))
+            .map_err(PyRcfError::from)?;
+        Ok((
+            a.highs().to_vec().into_pyarray(py),
+            a.lows().to_vec().into_pyarray(py),
+        ))
+    }
+
+    /// Fills the NaN values of one point from the forest; returns the completed point.
+    fn impute<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyArrayLike1<'_, f32, AllowTypeChange>,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let x = point(&x);
+        let out = py
+            .detach(|| self.with(|f| f.impute(&x)))
+            .map_err(PyRcfError::from)?;
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Learns every row of a 2-D array (n × input_dims), in order.
+    fn update_many(
+        &self,
+        py: Python<'_>,
+        x: PyArrayLike2<'_, f32, AllowTypeChange>,
+    ) -> PyResult<()> {
+        let dims = self.with(|f| f.input_dims());
+        let (values, _, cols) = batch(&x);
+        check_width(cols, dims)?;
+        check_finite(&values, cols)?;
+        py.detach(|| self.with(|f| values.chunks_exact(dims).try_for_each(|row| f.update(row))))
+            .map_err(|e| PyRcfError::from(e).into())
+    }
+
+    /// Scores every row of a 2-D array of full forest points (n × dimensions) against the
+    /// forest as it is, on all cores; returns a float64 array.
+    fn score_many<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyArrayLike2<'_, f32, AllowTypeChange>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let dims = self.with(|f| f.dimensions());
+        let (values, _, cols) = batch(&x);
+        check_width(cols, dims)?;
+        let scores = py
+            .detach(|| self.with(|f| f.score_many(&values)))
+            .map_err(PyRcfError::from)?;
+        Ok(scores.into_pyarray(py))
+    }
+
+    /// Scores then learns every row of a 2-D array (n × input_dims), in order; returns the
+    /// scores.
+    fn process_many<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyArrayLike2<'_, f32, AllowTypeChange>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let dims = self.with(|f| f.input_dims());
+        let (values, _, cols) = batch(&x);
+        check_width(cols, dims)?;
+        check_finite(&values, cols)?;
+        let scores = py
+            .detach(|| {
+                self.with(|f| {
+                    values
+                        .chunks_exact(dims)
+                        .map(|row| f.process(row))
+                        .collect::<Result<Vec<f64>, _>>()
+                })
+            })
+            .map_err(PyRcfError::from)?;
+        Ok(scores.into_pyarray(py))
+    }
+
+    /// Inputs learned so far.
+    #[getter]
+    fn entries_seen(&self) -> u64 {
+        self.with(|f| f.entries_seen())
+    }
+
+    /// Whether scores are produced yet.
+    #[getter]
+    fn is_ready(&self) -> bool {
+        self.with(|f| f.is_ready())
+    }
+
+    /// Values per `update`/`score` call.
+    #[getter]
+    fn input_dims(&self) -> usize {
+        self.with(|f| f.input_dims())
+    }
+
+    /// Dimension of the forest's points (`input_dims * shingle_size`).
+    #[getter]
+    fn dimensions(&self) -> usize {
+        self.with(|f| f.dimensions())
+    }
+
+    /// Bytes of memory the forest holds.
+    #[getter]
+    fn memory_usage(&self) -> usize {
+        self.with(|f| f.memory_usage())
+    }
+
+    /// The forest's versioned, checksummed state.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let bytes = py.detach(|| self.with(|f| f.to_bytes()));
+        PyBytes::new(py, &bytes)
+    }
+
+    /// Restores a forest saved by `to_bytes`.
+    ///
+    /// Raises:
+    ///     StateError: the bytes are not a valid forest state.
+    #[classmethod]
+    fn from_bytes(_cls: &Bound<'_, PyType>, py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        let data = data.to_vec();
+        let forest = py
+            .detach(|| RandomCutForest::from_bytes(&data))
+            .map_err(PyRcfError::from)?;
+        Ok(Self {
+            inner: Mutex::new(forest),
+        })
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let from_bytes = slf.get_type().getattr("from_bytes")?;
+        let state = slf.get().to_bytes(py);
+        PyTuple::new(py, [from_bytes, PyTuple::new(py, [state])?.into_any()])
+    }
+
+    fn __copy__(&self) -> Self {
+        Self {
+            inner: Mutex::new(self.with(|f| f.clone())),
+        }
+    }
+
+    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> Self {
+        self.__copy__()
+    }
+
+    fn __repr__(&self) -> String {
+        self.with(|f| {
+            let c = f.config();
+            format!(
+                "RandomCutForest(input_dims={}, shingle_size={}, num_trees={}, sample_size={}, \
+                 time_decay={}, seed={}, entries_seen={})",
+                c.input_dims,
+                c.shingle_size,
+                c.num_trees,
+                c.sample_size,
+                c.time_decay,
+                c.seed,
+                f.entries_seen()
+            )
+        })
+    }
+}

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+import rcf
+
+
+def test_exceptions_subclass_value_error_where_apt():
+    for cls in (rcf.ConfigError, rcf.DimensionError, rcf.InputError):
+        assert issubclass(cls, rcf.RcfError) and issubclass(cls, ValueError)
+    assert issubclass(rcf.StateError, rcf.RcfError) and not issubclass(rcf.StateError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"input_dims": 0}, "input_dims"),
+        ({"input_dims": 1, "num_trees": 0}, "num_trees"),
+        ({"input_dims": 1, "sample_size": 1}, "sample_size"),
+        ({"input_dims": 1, "time_decay": float("nan")}, "time_decay"),
+        ({"input_dims": 1, "shingle_size": 0}, "shingle_size"),
+    ],
+)
+def test_bad_parameters_name_themselves(kwargs, name):
+    with pytest.raises(rcf.ConfigError, match=f"`{name}`"):
+        rcf.RandomCutForest(**kwargs)
+
+
+def test_wrong_shapes_and_values():
+    f = rcf.RandomCutForest(2, seed=1)
+    with pytest.raises(rcf.DimensionError, match="expected 2 values per point, got 3"):
+        f.update([1.0, 2.0, 3.0])
+    with pytest.raises(rcf.DimensionError):
+        f.update_many(np.zeros((5, 3)))
+    with pytest.raises(rcf.InputError, match="NaN"):
+        f.update([1.0, np.nan])
+    with pytest.raises(rcf.InputError):
+        f.update_many(np.array([[1.0, np.inf]]))
+    with pytest.raises(rcf.DimensionError, match="empty"):
+        f.score_many(np.zeros((0, 2)))
+    with pytest.raises(ValueError):  # numpy refuses the conversion before rcf sees it
+        f.update(["a", "b"])
+    assert f.entries_seen == 0  # nothing was learned from rejected input
+    d = rcf.Detector(2)
+    with pytest.raises(rcf.ConfigError, match="metric_names"):
+        rcf.Detector(2, metric_names=["a"])
+    with pytest.raises(rcf.ConfigError, match="sensitivity"):
+        rcf.Detector(2, sensitivity="extreme")
+    with pytest.raises(rcf.InputError, match="finite"):
+        d.process([1.0, np.inf])
+
+
+def test_corrupt_state_raises_state_error():
+    f = rcf.RandomCutForest(1, seed=1)
+    f.update_many(np.arange(300, dtype=np.float32).reshape(-1, 1) % 7)
+    data = f.to_bytes()
+    for bad in (b"", b"not a forest", data[:-5], data[:30] + bytes([data[30] ^ 1]) + data[31:]):
+        with pytest.raises(rcf.StateError):
+            rcf.RandomCutForest.from_bytes(bad)
+    with pytest.raises(rcf.StateError):
+        rcf.Detector.from_bytes(data)  # a forest is not a detector checkpoint
