@@ -12,6 +12,7 @@ pyo3::import_exception!(rcf.exceptions, ConfigError);
 pyo3::import_exception!(rcf.exceptions, DimensionError);
 pyo3::import_exception!(rcf.exceptions, InputError);
 pyo3::import_exception!(rcf.exceptions, StateError);
+pyo3::import_exception!(rcf.exceptions, NotFittedError);
 
 /// A Rust error on its way to Python (the orphan rule forbids `From<rcf_stream::Error> for PyErr`).
 pub(crate) struct PyRcfError(pub(crate) StreamError);

@@ -8,7 +8,7 @@ use pyo3::types::{PyBytes, PyTuple, PyType};
 use rcf_core::RandomCutForest;
 
 use crate::arrays::{batch, check_finite, check_width, point};
-use crate::errors::PyRcfError;
+use crate::errors::{ConfigError, NotFittedError, PyRcfError};
 
 /// `(high, low)` attribution arrays.
 type HighLow<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
@@ -26,9 +26,54 @@ type HighLow<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
 #[pyclass(module = "rcf._rcf", name = "RandomCutForest", frozen)]
 pub(crate) struct PyRandomCutForest {
     inner: Mutex<RandomCutForest>,
+    /// The anomaly-score threshold set by `fit` (scikit-learn surface).
+    threshold: Mutex<Option<f64>>,
 }
 
 impl PyRandomCutForest {
+    fn wrap(forest: RandomCutForest) -> Self {
+        Self {
+            inner: Mutex::new(forest),
+            threshold: Mutex::new(None),
+        }
+    }
+
+    fn fitted_threshold(&self) -> PyResult<f64> {
+        self.threshold
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ok_or_else(|| {
+                NotFittedError::new_err("this RandomCutForest is not fitted: call fit(X) first")
+            })
+    }
+
+    /// Anomaly scores of the rows of `x` (inputs, `input_dims` each): with shingling, row `i`
+    /// is scored as the window of the `shingle_size` rows ending at it; the first
+    /// `shingle_size − 1` rows have no window and score NaN.
+    fn row_scores(
+        &self,
+        py: Python<'_>,
+        x: &PyArrayLike2<'_, f32, AllowTypeChange>,
+    ) -> PyResult<Vec<f64>> {
+        let (dims, k) = self.with(|f| (f.input_dims(), f.config().shingle_size));
+        let (values, rows, cols) = batch(x);
+        check_width(cols, dims)?;
+        check_finite(&values, cols)?;
+        if rows < k {
+            return Ok(vec![f64::NAN; rows]);
+        }
+        let mut points = Vec::with_capacity((rows - k + 1) * dims * k);
+        for end in k - 1..rows {
+            points.extend_from_slice(&values[(end + 1 - k) * dims..(end + 1) * dims]);
+        }
+        let scores = py
+            .detach(|| self.with(|f| f.score_many(&points)))
+            .map_err(PyRcfError::from)?;
+        let mut out = vec![f64::NAN; k - 1];
+        out.extend(scores);
+        Ok(out)
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut RandomCutForest) -> T) -> T {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
@@ -76,9 +121,7 @@ impl PyRandomCutForest {
             b = b.seed(v);
         }
         let forest = b.build().map_err(PyRcfError::from)?;
-        Ok(Self {
-            inner: Mutex::new(forest),
-        })
+        Ok(Self::wrap(forest))
     }
 
     /// Adds one point (`input_dims` values).
@@ -231,9 +274,7 @@ impl PyRandomCutForest {
         let forest = py
             .detach(|| RandomCutForest::from_bytes(&data))
             .map_err(PyRcfError::from)?;
-        Ok(Self {
-            inner: Mutex::new(forest),
-        })
+        Ok(Self::wrap(forest))
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
@@ -244,9 +285,112 @@ impl PyRandomCutForest {
     }
 
     fn __copy__(&self) -> Self {
-        Self {
-            inner: Mutex::new(self.with(|f| f.clone())),
+        let copy = Self::wrap(self.with(|f| f.clone()));
+        *copy.threshold.lock().unwrap_or_else(|p| p.into_inner()) =
+            *self.threshold.lock().unwrap_or_else(|p| p.into_inner());
+        copy
+    }
+
+    /// scikit-learn style: learns every row of `X` (n × input_dims), then sets the anomaly
+    /// threshold at the `1 − contamination` quantile of the training rows' scores (like
+    /// BigQuery ML's `contamination`). Returns the forest.
+    ///
+    /// Raises:
+    ///     ConfigError: contamination is not in (0, 0.5).
+    #[pyo3(signature = (x, *, contamination=0.01))]
+    fn fit<'py>(
+        slf: &Bound<'py, Self>,
+        x: PyArrayLike2<'_, f32, AllowTypeChange>,
+        contamination: f64,
+    ) -> PyResult<Bound<'py, Self>> {
+        if !(contamination > 0.0 && contamination < 0.5) {
+            return Err(ConfigError::new_err(format!(
+                "invalid `contamination`: must be in (0, 0.5), got {contamination}"
+            )));
         }
+        let py = slf.py();
+        let this = slf.get();
+        let (values, _, cols) = batch(&x);
+        let dims = this.with(|f| f.input_dims());
+        check_width(cols, dims)?;
+        check_finite(&values, cols)?;
+        py.detach(|| this.with(|f| values.chunks_exact(dims).try_for_each(|row| f.update(row))))
+            .map_err(PyRcfError::from)?;
+        let mut scores: Vec<f64> = this
+            .row_scores(py, &x)?
+            .into_iter()
+            .filter(|s| !s.is_nan())
+            .collect();
+        let threshold = if scores.is_empty() {
+            f64::INFINITY
+        } else {
+            scores.sort_by(f64::total_cmp);
+            let i = (((1.0 - contamination) * scores.len() as f64).ceil() as usize)
+                .clamp(1, scores.len())
+                - 1;
+            scores[i]
+        };
+        *this.threshold.lock().unwrap_or_else(|p| p.into_inner()) = Some(threshold);
+        Ok(slf.clone())
+    }
+
+    /// scikit-learn style: the opposite of the anomaly score of each row (higher = more
+    /// normal), float64; NaN for the first `shingle_size − 1` rows.
+    fn score_samples<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyArrayLike2<'_, f32, AllowTypeChange>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let scores = self.row_scores(py, &x)?;
+        Ok(scores
+            .into_iter()
+            .map(|s| -s)
+            .collect::<Vec<_>>()
+            .into_pyarray(py))
+    }
+
+    /// scikit-learn style: `score_samples(X)` shifted so that negative means an outlier (its
+    /// anomaly score is above the threshold `fit` set).
+    ///
+    /// Raises:
+    ///     NotFittedError: `fit` was not called.
+    fn decision_function<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyArrayLike2<'_, f32, AllowTypeChange>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let threshold = self.fitted_threshold()?;
+        let scores = self.row_scores(py, &x)?;
+        Ok(scores
+            .into_iter()
+            .map(|s| threshold - s)
+            .collect::<Vec<_>>()
+            .into_pyarray(py))
+    }
+
+    /// scikit-learn style: −1 for outliers, +1 for inliers (and for rows without a full
+    /// shingle), int64.
+    ///
+    /// Raises:
+    ///     NotFittedError: `fit` was not called.
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyArrayLike2<'_, f32, AllowTypeChange>,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let threshold = self.fitted_threshold()?;
+        let scores = self.row_scores(py, &x)?;
+        Ok(scores
+            .into_iter()
+            .map(|s| if s > threshold { -1 } else { 1 })
+            .collect::<Vec<i64>>()
+            .into_pyarray(py))
+    }
+
+    /// The anomaly-score threshold `fit` set, or None.
+    #[getter]
+    fn threshold_(&self) -> Option<f64> {
+        *self.threshold.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> Self {

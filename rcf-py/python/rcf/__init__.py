@@ -5,13 +5,21 @@ calibrated thresholds, one alarm per event, explanations, bootstrap, checkpoints
 """
 
 from rcf._rcf import Detector, RandomCutForest, Verdict, __version__
-from rcf.exceptions import ConfigError, DimensionError, InputError, RcfError, StateError
+from rcf.exceptions import (
+    ConfigError,
+    DimensionError,
+    InputError,
+    NotFittedError,
+    RcfError,
+    StateError,
+)
 
 __all__ = [
     "ConfigError",
     "Detector",
     "DimensionError",
     "InputError",
+    "NotFittedError",
     "RandomCutForest",
     "RcfError",
     "StateError",

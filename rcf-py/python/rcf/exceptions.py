@@ -19,3 +19,7 @@ class InputError(RcfError, ValueError):
 
 class StateError(RcfError):
     """Saved bytes are not a valid state: corrupt, truncated, foreign or from another version."""
+
+
+class NotFittedError(RcfError, ValueError, AttributeError):
+    """A scikit-learn style method needs ``fit`` first (like scikit-learn's own)."""
