@@ -4,11 +4,12 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+__all__ = ["Detector", "RandomCutForest", "Verdict", "__version__"]
 
 @final
 class RandomCutForest:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         input_dims: int,
         *,
         shingle_size: int = 1,
@@ -19,7 +20,9 @@ class RandomCutForest:
         initial_accept_fraction: float | None = None,
         box_cache_min_mass: int | None = None,
         seed: int | None = None,
-    ) -> None: ...
+    ) -> RandomCutForest: ...
+    def __copy__(self) -> RandomCutForest: ...
+    def __deepcopy__(self, memo: object) -> RandomCutForest: ...
     def update(self, x: npt.ArrayLike) -> None: ...
     def score(self, x: npt.ArrayLike) -> float: ...
     def process(self, x: npt.ArrayLike) -> float: ...
@@ -77,8 +80,8 @@ class Verdict:
 
 @final
 class Detector:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         input_dims: int,
         *,
         metric_names: list[str] | None = None,
@@ -89,7 +92,9 @@ class Detector:
         output_after: int | None = None,
         sensitivity: str | float | dict[str, float] | None = None,
         seed: int | None = None,
-    ) -> None: ...
+    ) -> Detector: ...
+    def __copy__(self) -> Detector: ...
+    def __deepcopy__(self, memo: object) -> Detector: ...
     def process(self, x: npt.ArrayLike) -> Verdict: ...
     def process_many(self, x: npt.ArrayLike) -> dict[str, npt.NDArray[np.float64] | npt.NDArray[np.bool_]]: ...
     def bootstrap(self, x: npt.ArrayLike) -> None: ...
