@@ -23,7 +23,7 @@ test-rust:
 # pytest; "no tests collected" (exit 5) counts as a failure
 test-py:
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip maturin pytest numpy pandas mypy matplotlib
+	$(VENV)/bin/pip install -q --upgrade pip maturin pytest hypothesis numpy pandas mypy matplotlib
 	$(VENV)/bin/pip install -q ./rcf-py
 	$(VENV)/bin/python -m pytest -q rcf-py/tests; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$code

@@ -9,6 +9,9 @@ call per point), and, if installed, krcf's per-point loop; with the per-call ove
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -59,5 +62,29 @@ def main() -> None:
         print(f"krcf per point / rcf process_many: {best['krcf per point'] / best['rcf process_many']:.2f}x")
 
 
+SCORE_MANY = """
+import time, numpy as np, rcf
+rng = np.random.default_rng(4)
+t = np.arange(20_007)
+x = (np.sin(2 * np.pi * t / 200) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+pts = np.lib.stride_tricks.sliding_window_view(x, 8).copy()
+f = rcf.RandomCutForest(8, seed=4)
+f.update_many(pts)
+best = min((lambda t0: (f.score_many(pts), time.perf_counter() - t0)[1])(time.perf_counter()) for _ in range(5))
+print(best * 1e6 / len(pts))
+"""
+
+
+def score_many_scaling() -> None:
+    us = {}
+    for threads in (1, 2):
+        env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+        out = subprocess.run([sys.executable, "-c", SCORE_MANY], env=env, capture_output=True, text=True, check=True)
+        us[threads] = float(out.stdout)
+    print(f"score_many from one Python call (W4-style, 20,000 points): 1 thread {us[1]:.2f} µs/point, "
+          f"2 threads {us[2]:.2f} µs/point: {us[1] / us[2]:.2f}x")
+
+
 if __name__ == "__main__":
     main()
+    score_many_scaling()

@@ -2,12 +2,12 @@
 
 use std::sync::Mutex;
 
-use numpy::{AllowTypeChange, IntoPyArray, PyArray1, PyArrayLike1, PyArrayLike2, PyArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 use rcf_stream::{Detector, DetectorState, Sensitivity, Verdict};
 
-use crate::arrays::{batch, check_width, point};
+use crate::arrays::{Array1, Array2, batch, check_width, point};
 use crate::errors::{ConfigError, PyRcfError};
 
 fn sensitivity(s: &Bound<'_, PyAny>) -> PyResult<Sensitivity> {
@@ -183,12 +183,8 @@ impl PyDetector {
     }
 
     /// Processes one point (NaN marks a missing value) and returns its Verdict.
-    fn process(
-        &self,
-        py: Python<'_>,
-        x: PyArrayLike1<'_, f32, AllowTypeChange>,
-    ) -> PyResult<PyVerdict> {
-        let x = point(&x);
+    fn process(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<PyVerdict> {
+        let x = point(&x)?;
         let v = py
             .detach(|| self.with(|d| d.process(&x)))
             .map_err(PyRcfError::from)?;
@@ -198,13 +194,9 @@ impl PyDetector {
     /// Processes every row of a 2-D array in order; returns a dict of arrays: score, grade,
     /// is_anomaly, confidence, threshold, p_value, and attribution (n × metrics × 2: high, low;
     /// zero for points at or below the threshold).
-    fn process_many<'py>(
-        &self,
-        py: Python<'py>,
-        x: PyArrayLike2<'_, f32, AllowTypeChange>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    fn process_many<'py>(&self, py: Python<'py>, x: Array2<'_>) -> PyResult<Bound<'py, PyDict>> {
         let m = self.with(|d| d.metrics().len());
-        let (values, rows, cols) = batch(&x);
+        let (values, rows, cols) = batch(&x)?;
         check_width(cols, m)?;
         let verdicts = py
             .detach(|| {
@@ -244,9 +236,9 @@ impl PyDetector {
     }
 
     /// Warms the detector from history (a 2-D array, oldest row first) in one call.
-    fn bootstrap(&self, py: Python<'_>, x: PyArrayLike2<'_, f32, AllowTypeChange>) -> PyResult<()> {
+    fn bootstrap(&self, py: Python<'_>, x: Array2<'_>) -> PyResult<()> {
         let m = self.with(|d| d.metrics().len());
-        let (values, _, cols) = batch(&x);
+        let (values, _, cols) = batch(&x)?;
         check_width(cols, m)?;
         py.detach(|| self.with(|d| d.bootstrap(&values)))
             .map_err(|e| PyRcfError::from(e).into())

@@ -2,12 +2,12 @@
 
 use std::sync::Mutex;
 
-use numpy::{AllowTypeChange, IntoPyArray, PyArray1, PyArrayLike1, PyArrayLike2};
+use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use rcf_core::RandomCutForest;
 
-use crate::arrays::{batch, check_finite, check_width, point};
+use crate::arrays::{Array1, Array2, batch, check_finite, check_width, point};
 use crate::errors::{ConfigError, NotFittedError, PyRcfError};
 
 /// `(high, low)` attribution arrays.
@@ -50,13 +50,9 @@ impl PyRandomCutForest {
     /// Anomaly scores of the rows of `x` (inputs, `input_dims` each): with shingling, row `i`
     /// is scored as the window of the `shingle_size` rows ending at it; the first
     /// `shingle_size − 1` rows have no window and score NaN.
-    fn row_scores(
-        &self,
-        py: Python<'_>,
-        x: &PyArrayLike2<'_, f32, AllowTypeChange>,
-    ) -> PyResult<Vec<f64>> {
+    fn row_scores(&self, py: Python<'_>, x: &Array2<'_>) -> PyResult<Vec<f64>> {
         let (dims, k) = self.with(|f| (f.input_dims(), f.config().shingle_size));
-        let (values, rows, cols) = batch(x);
+        let (values, rows, cols) = batch(x)?;
         check_width(cols, dims)?;
         check_finite(&values, cols)?;
         if rows < k {
@@ -125,33 +121,29 @@ impl PyRandomCutForest {
     }
 
     /// Adds one point (`input_dims` values).
-    fn update(&self, py: Python<'_>, x: PyArrayLike1<'_, f32, AllowTypeChange>) -> PyResult<()> {
-        let x = point(&x);
+    fn update(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<()> {
+        let x = point(&x)?;
         py.detach(|| self.with(|f| f.update(&x)))
             .map_err(|e| PyRcfError::from(e).into())
     }
 
     /// Scores one point without learning it (higher = more anomalous; about 1 is typical).
-    fn score(&self, py: Python<'_>, x: PyArrayLike1<'_, f32, AllowTypeChange>) -> PyResult<f64> {
-        let x = point(&x);
+    fn score(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<f64> {
+        let x = point(&x)?;
         py.detach(|| self.with(|f| f.score(&x)))
             .map_err(|e| PyRcfError::from(e).into())
     }
 
     /// Scores one point, then learns it (the streaming fast path).
-    fn process(&self, py: Python<'_>, x: PyArrayLike1<'_, f32, AllowTypeChange>) -> PyResult<f64> {
-        let x = point(&x);
+    fn process(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<f64> {
+        let x = point(&x)?;
         py.detach(|| self.with(|f| f.process(&x)))
             .map_err(|e| PyRcfError::from(e).into())
     }
 
     /// Per-dimension attribution of the score: `(high, low)` arrays that sum to the score.
-    fn attribution<'py>(
-        &self,
-        py: Python<'py>,
-        x: PyArrayLike1<'_, f32, AllowTypeChange>,
-    ) -> PyResult<HighLow<'py>> {
-        let x = point(&x);
+    fn attribution<'py>(&self, py: Python<'py>, x: Array1<'_>) -> PyResult<HighLow<'py>> {
+        let x = point(&x)?;
         let a = py
             .detach(|| self.with(|f| f.attribution(&x)))
             .map_err(PyRcfError::from)?;
@@ -162,12 +154,8 @@ impl PyRandomCutForest {
     }
 
     /// Fills the NaN values of one point from the forest; returns the completed point.
-    fn impute<'py>(
-        &self,
-        py: Python<'py>,
-        x: PyArrayLike1<'_, f32, AllowTypeChange>,
-    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-        let x = point(&x);
+    fn impute<'py>(&self, py: Python<'py>, x: Array1<'_>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let x = point(&x)?;
         let out = py
             .detach(|| self.with(|f| f.impute(&x)))
             .map_err(PyRcfError::from)?;
@@ -175,13 +163,9 @@ impl PyRandomCutForest {
     }
 
     /// Learns every row of a 2-D array (n × input_dims), in order.
-    fn update_many(
-        &self,
-        py: Python<'_>,
-        x: PyArrayLike2<'_, f32, AllowTypeChange>,
-    ) -> PyResult<()> {
+    fn update_many(&self, py: Python<'_>, x: Array2<'_>) -> PyResult<()> {
         let dims = self.with(|f| f.input_dims());
-        let (values, _, cols) = batch(&x);
+        let (values, _, cols) = batch(&x)?;
         check_width(cols, dims)?;
         check_finite(&values, cols)?;
         py.detach(|| self.with(|f| values.chunks_exact(dims).try_for_each(|row| f.update(row))))
@@ -193,10 +177,10 @@ impl PyRandomCutForest {
     fn score_many<'py>(
         &self,
         py: Python<'py>,
-        x: PyArrayLike2<'_, f32, AllowTypeChange>,
+        x: Array2<'_>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let dims = self.with(|f| f.dimensions());
-        let (values, _, cols) = batch(&x);
+        let (values, _, cols) = batch(&x)?;
         check_width(cols, dims)?;
         let scores = py
             .detach(|| self.with(|f| f.score_many(&values)))
@@ -209,10 +193,10 @@ impl PyRandomCutForest {
     fn process_many<'py>(
         &self,
         py: Python<'py>,
-        x: PyArrayLike2<'_, f32, AllowTypeChange>,
+        x: Array2<'_>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let dims = self.with(|f| f.input_dims());
-        let (values, _, cols) = batch(&x);
+        let (values, _, cols) = batch(&x)?;
         check_width(cols, dims)?;
         check_finite(&values, cols)?;
         let scores = py
@@ -300,7 +284,7 @@ impl PyRandomCutForest {
     #[pyo3(signature = (x, *, contamination=0.01))]
     fn fit<'py>(
         slf: &Bound<'py, Self>,
-        x: PyArrayLike2<'_, f32, AllowTypeChange>,
+        x: Array2<'_>,
         contamination: f64,
     ) -> PyResult<Bound<'py, Self>> {
         if !(contamination > 0.0 && contamination < 0.5) {
@@ -310,7 +294,7 @@ impl PyRandomCutForest {
         }
         let py = slf.py();
         let this = slf.get();
-        let (values, _, cols) = batch(&x);
+        let (values, _, cols) = batch(&x)?;
         let dims = this.with(|f| f.input_dims());
         check_width(cols, dims)?;
         check_finite(&values, cols)?;
@@ -339,7 +323,7 @@ impl PyRandomCutForest {
     fn score_samples<'py>(
         &self,
         py: Python<'py>,
-        x: PyArrayLike2<'_, f32, AllowTypeChange>,
+        x: Array2<'_>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let scores = self.row_scores(py, &x)?;
         Ok(scores
@@ -357,7 +341,7 @@ impl PyRandomCutForest {
     fn decision_function<'py>(
         &self,
         py: Python<'py>,
-        x: PyArrayLike2<'_, f32, AllowTypeChange>,
+        x: Array2<'_>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let threshold = self.fitted_threshold()?;
         let scores = self.row_scores(py, &x)?;
@@ -373,11 +357,7 @@ impl PyRandomCutForest {
     ///
     /// Raises:
     ///     NotFittedError: `fit` was not called.
-    fn predict<'py>(
-        &self,
-        py: Python<'py>,
-        x: PyArrayLike2<'_, f32, AllowTypeChange>,
-    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    fn predict<'py>(&self, py: Python<'py>, x: Array2<'_>) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let threshold = self.fitted_threshold()?;
         let scores = self.row_scores(py, &x)?;
         Ok(scores

@@ -58,3 +58,11 @@ def test_corrupt_state_raises_state_error():
             rcf.RandomCutForest.from_bytes(bad)
     with pytest.raises(rcf.StateError):
         rcf.Detector.from_bytes(data)  # a forest is not a detector checkpoint
+
+
+def test_values_beyond_float32_are_a_clear_error():
+    f = rcf.RandomCutForest(2, seed=1)
+    with pytest.raises(rcf.InputError, match="outside the float32 range"):
+        f.update([1e39, 0.0])
+    with pytest.raises(rcf.InputError, match="row 1, column 0"):
+        f.update_many(np.array([[0.0, 0.0], [-1e300, 0.0]]))

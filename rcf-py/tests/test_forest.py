@@ -65,3 +65,14 @@ def test_impute_fills_the_missing_value(rng):
 def test_repr_shows_the_configuration():
     r = repr(rcf.RandomCutForest(3, shingle_size=2, num_trees=10, seed=9))
     assert "input_dims=3" in r and "shingle_size=2" in r and "num_trees=10" in r and "seed=9" in r
+
+
+def test_properties(rng):
+    f = rcf.RandomCutForest(3, shingle_size=2, num_trees=10, sample_size=32, seed=1)
+    assert (f.input_dims, f.dimensions, f.entries_seen, f.is_ready) == (3, 6, 0, False)
+    small = f.memory_usage
+    f.update_many(rng.normal(size=(200, 3)))
+    assert f.is_ready and f.entries_seen == 200 and f.memory_usage >= small
+    d = rcf.Detector(2, metric_names=["a", "b"])
+    assert d.metric_names == ["a", "b"] and d.points_seen == 0
+    assert "metric_names=[\"a\", \"b\"]" in repr(d)
