@@ -4,10 +4,15 @@ import pathlib
 import re
 
 
-def test_readme_quickstart_runs(capsys):
-    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
-    assert blocks, "the README has a Python example"
+import pytest
+
+ROOT = pathlib.Path(__file__).parent.parent.parent
+
+
+@pytest.mark.parametrize("readme", [ROOT / "README.md", ROOT / "rcf-py" / "README.md"], ids=["workspace", "package"])
+def test_readme_quickstart_runs(readme, capsys):
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), flags=re.S)
+    assert blocks, f"{readme} has a Python example"
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})
+        exec(compile(block, str(readme), "exec"), {})
     assert "Verdict(" in capsys.readouterr().out
