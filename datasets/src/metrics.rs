@@ -189,6 +189,44 @@ pub fn vus(labelled: &[(f64, bool)], window: usize, thresholds: usize) -> Option
     Some((auc_sum / windows, ap_sum / windows))
 }
 
+/// The period TSB-AD uses as the VUS buffer length (its `find_length`): the lag of the highest
+/// local maximum of the autocorrelation of the first 20,000 values, over lags 3…400; 125 when
+/// there is none or it falls outside 3…300 (after the offset of 3, as the reference does).
+pub fn period(values: &[f64]) -> usize {
+    const FALLBACK: usize = 125;
+    const BASE: usize = 3;
+    let x = &values[..values.len().min(20_000)];
+    let n = x.len();
+    if n <= BASE + 2 {
+        return FALLBACK;
+    }
+    let mean = x.iter().sum::<f64>() / n as f64;
+    let denom: f64 = x.iter().map(|v| (v - mean) * (v - mean)).sum();
+    if denom <= 0.0 || !denom.is_finite() {
+        return FALLBACK;
+    }
+    let max_lag = 400.min(n - 1);
+    let acf: Vec<f64> = (BASE..=max_lag)
+        .map(|lag| {
+            (lag..n)
+                .map(|t| (x[t] - mean) * (x[t - lag] - mean))
+                .sum::<f64>()
+                / denom
+        })
+        .collect();
+    // strict local maxima, as scipy's argrelextrema(np.greater); the first wins ties
+    let mut best: Option<(usize, f64)> = None;
+    for i in 1..acf.len().saturating_sub(1) {
+        if acf[i] > acf[i - 1] && acf[i] > acf[i + 1] && best.is_none_or(|b| acf[i] > b.1) {
+            best = Some((i, acf[i]));
+        }
+    }
+    match best {
+        Some((i, _)) if (3..=300).contains(&i) => i + BASE,
+        _ => FALLBACK,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +252,15 @@ mod tests {
         let l = [(0.9, true), (0.7, false), (0.6, true), (0.2, false)];
         assert!((average_precision(&l) - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
         assert!((roc_auc(&l) - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn period_finds_a_sine_period_and_falls_back_on_noise() {
+        let sine: Vec<f64> = (0..2_000)
+            .map(|t| (t as f64 * std::f64::consts::TAU / 48.0).sin())
+            .collect();
+        assert_eq!(period(&sine), 48);
+        assert_eq!(period(&[1.0; 50]), 125);
+        assert_eq!(period(&[]), 125);
     }
 }

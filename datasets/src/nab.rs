@@ -399,6 +399,21 @@ pub fn auc(file: &NabFile, scores: &[f64]) -> Option<(f64, f64)> {
     ))
 }
 
+/// VUS-ROC and VUS-PR of `scores` on `file`, with window rows as positive labels and
+/// probationary rows left out (as [`auc`]); the buffer length is the series'
+/// [`period`](crate::metrics::period), as TSB-AD chooses it. `None` when the file has no window.
+pub fn vus(file: &NabFile, scores: &[f64]) -> Option<(f64, f64)> {
+    if file.windows.is_empty() {
+        return None;
+    }
+    let start = file.probation();
+    let labelled: Vec<(f64, bool)> = (start..file.values.len())
+        .map(|i| (scores[i], file.in_window(i)))
+        .collect();
+    let window = crate::metrics::period(&file.values[start..]);
+    crate::metrics::vus(&labelled, window, 250)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Prints progress on stderr and ends with exactly one line:
-//! `NAB standard=S reward_low_FP_rate=P reward_low_FN_rate=N auc_pr=A`. No per-file tuning: every
+//! `NAB standard=S reward_low_FP_rate=P reward_low_FN_rate=N auc_pr=A vus_pr=V`. No per-file tuning: every
 //! file gets the same detector configuration; NAB then picks one threshold per profile for the
 //! whole corpus, as its rules allow.
 
@@ -49,10 +49,6 @@ fn detector() -> Detector {
     b.build().expect("valid configuration")
 }
 
-/// NAB wants scores in [0, 1]. Reported anomalies map to [0.5, 1] by grade; every other row to
-/// `0.5 · min(1, score / threshold)`, so the threshold-free metrics see the detector's ranking
-/// and NAB's sweep may still pick a threshold below the alarms if that scores better.
-/// One-alarm-per-event suppression is part of what NAB then measures.
 /// Standard normal CDF (Abramowitz & Stegun 7.1.26 for erf; |error| < 1.5e-7).
 fn phi(z: f64) -> f64 {
     let x = z.abs() / std::f64::consts::SQRT_2;
@@ -68,6 +64,10 @@ fn phi(z: f64) -> f64 {
     }
 }
 
+/// NAB wants scores in [0, 1]. Reported anomalies map to [0.5, 1] by grade; every other row to
+/// `0.5 · min(1, score / threshold)`, so the threshold-free metrics see the detector's ranking
+/// and NAB's sweep may still pick a threshold below the alarms if that scores better.
+/// One-alarm-per-event suppression is part of what NAB then measures.
 fn run_detector(f: &NabFile) -> Vec<f64> {
     let mut d = detector();
     let mapping = std::env::var("RCF_ACCURACY_SCORE").unwrap_or_default();
@@ -149,6 +149,16 @@ fn summary(files: &[NabFile], scores: &HashMap<String, Vec<f64>>) -> String {
         aucs.len()
     );
     line.push_str(&format!(" auc_pr={ap:.3}"));
+    let vus: Vec<(f64, f64)> = files
+        .iter()
+        .filter_map(|f| nab::vus(f, &scores[&f.name]))
+        .collect();
+    let vus_roc = vus.iter().map(|a| a.0).sum::<f64>() / vus.len() as f64;
+    let vus_pr = vus.iter().map(|a| a.1).sum::<f64>() / vus.len() as f64;
+    eprintln!(
+        "  VUS-PR {vus_pr:.3}, VUS-ROC {vus_roc:.3} (same files and labels; buffer = period)"
+    );
+    line.push_str(&format!(" vus_pr={vus_pr:.3}"));
     line
 }
 
