@@ -249,8 +249,12 @@ fn row_weights(file: &NabFile, p: &Profile) -> Vec<(f64, Option<usize>)> {
 
 /// The raw NAB score of one file's `scores` at threshold `theta`.
 pub fn file_score(file: &NabFile, scores: &[f64], theta: f64, p: &Profile) -> f64 {
+    score_from(file, scores, theta, p, file.probation())
+}
+
+/// [`file_score`] with rows before `start` left unscored.
+fn score_from(file: &NabFile, scores: &[f64], theta: f64, p: &Profile, start: usize) -> f64 {
     let weights = row_weights(file, p);
-    let start = file.probation();
     let mut best: Vec<Option<f64>> = vec![None; file.windows.len()];
     let mut total = 0.0;
     for i in start..file.values.len() {
@@ -414,6 +418,46 @@ pub fn vus(file: &NabFile, scores: &[f64]) -> Option<(f64, f64)> {
     crate::metrics::vus(&labelled, window, 250)
 }
 
+/// A NAB-style score of binary detections against changepoints, as SKAB reports it for
+/// changepoint detection: each changepoint opens a window of `width` rows to its right
+/// (overlapping windows merge), rows before `start` are not scored, and NAB's row weights of
+/// `profile` apply (earliest detection in a window counts, misses cost `fn_`, other detections
+/// `fp` scaled by NAB's sigmoid). Summed over `series` (one `(changepoints, detections)` pair
+/// per file, equal lengths) and normalised as NAB does: 0 for no detections, 100 for one at each
+/// window's start. `None` when no window starts at or after `start`, or a pair's lengths differ.
+pub fn changepoint_score(
+    series: &[(&[bool], &[bool])],
+    width: usize,
+    start: usize,
+    p: &Profile,
+) -> Option<f64> {
+    let (mut raw, mut windows) = (0.0, 0usize);
+    for &(changepoints, detections) in series {
+        let n = changepoints.len();
+        if detections.len() != n {
+            return None;
+        }
+        let mut merged: Vec<(usize, usize)> = Vec::new();
+        for (i, _) in changepoints.iter().enumerate().filter(|c| *c.1) {
+            let end = (i + width.max(1) - 1).min(n - 1);
+            match merged.last_mut() {
+                Some(last) if i <= last.1 + 1 => last.1 = last.1.max(end),
+                _ => merged.push((i, end)),
+            }
+        }
+        let file = NabFile {
+            name: String::new(),
+            timestamps: Vec::new(),
+            values: vec![0.0; n],
+            windows: merged,
+        };
+        let scores: Vec<f64> = detections.iter().map(|&d| f64::from(u8::from(d))).collect();
+        raw += score_from(&file, &scores, 0.5, p, start);
+        windows += counted_windows(&file, start).iter().filter(|c| **c).count();
+    }
+    (windows > 0).then(|| normalize(raw, windows, p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,5 +535,37 @@ mod tests {
                 assert!(score_at(&f, &s, t, p).raw <= best.raw + 1e-12);
             }
         }
+    }
+
+    #[test]
+    fn changepoint_score_spans_null_to_perfect() {
+        let mut cp = vec![false; 300];
+        cp[100] = true;
+        cp[200] = true;
+        cp[230] = true; // merges with the window opened at 200
+        let none = vec![false; 300];
+        let p = &PROFILES[0];
+        let score = |d: &[bool]| changepoint_score(&[(&cp, d)], 60, 50, p).unwrap();
+        assert_eq!(score(&none), 0.0);
+        let mut perfect = none.clone();
+        perfect[100] = true;
+        perfect[200] = true;
+        assert!((score(&perfect) - 100.0).abs() < 1e-9);
+        // a late detection earns less than an early one, a false alarm costs
+        let mut late = none.clone();
+        late[150] = true;
+        late[280] = true;
+        assert!(
+            score(&late) > 0.0 && score(&late) < 100.0,
+            "{}",
+            score(&late)
+        );
+        let mut extra = perfect.clone();
+        extra[20] = true; // before `start`: not scored
+        assert_eq!(score(&extra), score(&perfect));
+        extra[60] = true;
+        assert!(score(&extra) < score(&perfect));
+        assert!(changepoint_score(&[(&cp, &none[..10])], 60, 0, p).is_none());
+        assert!(changepoint_score(&[(&none, &none)], 60, 0, p).is_none());
     }
 }
