@@ -3,10 +3,12 @@
 //! ```text
 //! cargo run --release -p rcf-benches --bin accuracy -- nab                    # our detector
 //! cargo run --release -p rcf-benches --bin accuracy -- nab --reference aws    # AWS RCF's bundled results
+//! cargo run --release -p rcf-benches --bin accuracy -- skab                   # SKAB: F1, AUC-PR lift, NAB-style
 //! ```
 //!
 //! Prints progress on stderr and ends with exactly one line:
-//! `NAB standard=S reward_low_FP_rate=P reward_low_FN_rate=N auc_pr=A vus_pr=V`. No per-file tuning: every
+//! `NAB standard=S reward_low_FP_rate=P reward_low_FN_rate=N auc_pr=A` (VUS-PR / VUS-ROC go to
+//! stderr with the progress, so the line keeps the issue's exact format). No per-file tuning: every
 //! file gets the same detector configuration; NAB then picks one threshold per profile for the
 //! whole corpus, as its rules allow.
 
@@ -158,7 +160,6 @@ fn summary(files: &[NabFile], scores: &HashMap<String, Vec<f64>>) -> String {
     eprintln!(
         "  VUS-PR {vus_pr:.3}, VUS-ROC {vus_roc:.3} (same files and labels; buffer = period)"
     );
-    line.push_str(&format!(" vus_pr={vus_pr:.3}"));
     line
 }
 
