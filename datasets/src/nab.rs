@@ -387,16 +387,23 @@ pub fn optimize(files: &[NabFile], scores: &HashMap<String, Vec<f64>>, p: &Profi
     best
 }
 
-/// Threshold-free metrics of one file: window rows are positives, probationary rows excluded.
+/// `(score, in a window)` for every row after probation: what the threshold-free metrics rank.
 /// `None` for a file without windows.
-pub fn auc(file: &NabFile, scores: &[f64]) -> Option<(f64, f64)> {
+fn scored_rows(file: &NabFile, scores: &[f64]) -> Option<Vec<(f64, bool)>> {
     if file.windows.is_empty() {
         return None;
     }
-    let start = file.probation();
-    let labelled: Vec<(f64, bool)> = (start..file.values.len())
-        .map(|i| (scores[i], file.in_window(i)))
-        .collect();
+    Some(
+        (file.probation()..file.values.len())
+            .map(|i| (scores[i], file.in_window(i)))
+            .collect(),
+    )
+}
+
+/// Threshold-free metrics of one file: window rows are positives, probationary rows excluded.
+/// `None` for a file without windows.
+pub fn auc(file: &NabFile, scores: &[f64]) -> Option<(f64, f64)> {
+    let labelled = scored_rows(file, scores)?;
     Some((
         crate::metrics::average_precision(&labelled),
         crate::metrics::roc_auc(&labelled),
@@ -407,14 +414,8 @@ pub fn auc(file: &NabFile, scores: &[f64]) -> Option<(f64, f64)> {
 /// probationary rows left out (as [`auc`]); the buffer length is the series'
 /// [`period`](crate::metrics::period), as TSB-AD chooses it. `None` when the file has no window.
 pub fn vus(file: &NabFile, scores: &[f64]) -> Option<(f64, f64)> {
-    if file.windows.is_empty() {
-        return None;
-    }
-    let start = file.probation();
-    let labelled: Vec<(f64, bool)> = (start..file.values.len())
-        .map(|i| (scores[i], file.in_window(i)))
-        .collect();
-    let window = crate::metrics::period(&file.values[start..]);
+    let labelled = scored_rows(file, scores)?;
+    let window = crate::metrics::period(&file.values[file.probation()..]);
     crate::metrics::vus(&labelled, window, 250)
 }
 

@@ -130,6 +130,15 @@ fn run_detector(f: &NabFile) -> Vec<f64> {
         .collect()
 }
 
+/// Per-file means of a pair of metrics.
+fn mean_pair(per_file: &[(f64, f64)]) -> (f64, f64) {
+    let n = per_file.len() as f64;
+    (
+        per_file.iter().map(|a| a.0).sum::<f64>() / n,
+        per_file.iter().map(|a| a.1).sum::<f64>() / n,
+    )
+}
+
 fn summary(files: &[NabFile], scores: &HashMap<String, Vec<f64>>) -> String {
     let mut line = String::from("NAB");
     for p in &PROFILES {
@@ -144,8 +153,7 @@ fn summary(files: &[NabFile], scores: &HashMap<String, Vec<f64>>) -> String {
         .iter()
         .filter_map(|f| nab::auc(f, &scores[&f.name]))
         .collect();
-    let ap = aucs.iter().map(|a| a.0).sum::<f64>() / aucs.len() as f64;
-    let roc = aucs.iter().map(|a| a.1).sum::<f64>() / aucs.len() as f64;
+    let (ap, roc) = mean_pair(&aucs);
     eprintln!(
         "  AUC-PR {ap:.3}, AUC-ROC {roc:.3} (mean of {} files with windows)",
         aucs.len()
@@ -155,8 +163,7 @@ fn summary(files: &[NabFile], scores: &HashMap<String, Vec<f64>>) -> String {
         .iter()
         .filter_map(|f| nab::vus(f, &scores[&f.name]))
         .collect();
-    let vus_roc = vus.iter().map(|a| a.0).sum::<f64>() / vus.len() as f64;
-    let vus_pr = vus.iter().map(|a| a.1).sum::<f64>() / vus.len() as f64;
+    let (vus_roc, vus_pr) = mean_pair(&vus);
     eprintln!(
         "  VUS-PR {vus_pr:.3}, VUS-ROC {vus_roc:.3} (same files and labels; buffer = period)"
     );
