@@ -146,7 +146,10 @@ pub fn vus(labelled: &[(f64, bool)], window: usize, thresholds: usize) -> Option
         let mut fpr = vec![0.0f64; thresholds + 2];
         let mut precision = vec![1.0f64; thresholds + 1];
         for (j, &t) in cut.iter().enumerate() {
-            lab.copy_from_slice(&extended);
+            // `lab` is only read inside `outer` (which holds `inner` and `seq`, as w ≤ window)
+            for &(a, b) in &outer {
+                lab[a..=b].copy_from_slice(&extended[a..=b]);
+            }
             let mut existence = 0;
             for &(a, b) in &inner {
                 let mut any = false;
