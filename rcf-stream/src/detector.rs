@@ -517,7 +517,7 @@ impl Detector {
         if score > 0.0 && self.thresholder.count() > 0 {
             verdict.p_value = self.thresholder.p_value(score);
         }
-        let grade = self.thresholder.grade(score, threshold);
+        let grade = Thresholder::grade(score, threshold);
         if state == DetectorState::Ready && grade > 0.0 && !self.in_run() {
             self.run_peak = 0.0;
         }

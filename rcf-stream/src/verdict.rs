@@ -78,7 +78,9 @@ pub struct ExpectedValue {
 pub struct Verdict {
     /// The forest's score (about 1 for typical points; 0 while warming).
     pub score: f64,
-    /// How anomalous, in [0, 1]: 0 at or below the threshold, 1 well above it.
+    /// How anomalous, in [0, 1): 0 at or below the threshold, else `1 − threshold / score`
+    /// (½ at twice the threshold); comparable across streams, and strong anomalies keep their
+    /// order (it does not saturate).
     pub grade: f64,
     /// Whether this point is reported as an anomaly.
     pub is_anomaly: bool,

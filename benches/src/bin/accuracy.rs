@@ -4,6 +4,7 @@
 //! cargo run --release -p rcf-benches --bin accuracy -- nab                    # our detector
 //! cargo run --release -p rcf-benches --bin accuracy -- nab --reference aws    # AWS RCF's bundled results
 //! cargo run --release -p rcf-benches --bin accuracy -- skab                   # SKAB: F1, AUC-PR lift, NAB-style
+//! cargo run --release -p rcf-benches --bin accuracy -- fleet                  # synthetic fleet: events found, false alarms
 //! ```
 //!
 //! Prints progress on stderr and ends with exactly one line:
@@ -11,6 +12,12 @@
 //! stderr with the progress, so the line keeps the issue's exact format). No per-file tuning: every
 //! file gets the same detector configuration; NAB then picks one threshold per profile for the
 //! whole corpus, as its rules allow.
+//!
+//! Development switches (experiments only; reported results use none of them):
+//! `RCF_ACCURACY_CONFIG` (detector parameters), `RCF_ACCURACY_SCORE` (NAB score mapping),
+//! `RCF_ACCURACY_DIFF=1` (each metric's first difference as an extra metric), `RCF_NAB_DEBUG`
+//! (windows hit and detections at each profile's threshold), `RCF_FLEET_DEBUG` (every false
+//! alarm of the fleet run).
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -21,8 +28,8 @@ use rcf_stream::{Detector, Normalization, Sensitivity};
 /// The configuration every NAB file gets: the detector's defaults. (`RCF_ACCURACY_CONFIG`,
 /// e.g. `shingle=8,sensitivity=high,normalization=difference`, overrides them for
 /// development experiments; reported results use the defaults.)
-fn detector() -> Detector {
-    let mut b = Detector::builder(["value"]).seed(0);
+fn detector<S: AsRef<str>>(metrics: &[S]) -> Detector {
+    let mut b = Detector::builder(metrics.iter().map(AsRef::as_ref)).seed(0);
     if let Ok(spec) = std::env::var("RCF_ACCURACY_CONFIG") {
         for kv in spec.split(',').filter(|s| !s.is_empty()) {
             let (k, v) = kv.split_once('=').expect("key=value");
@@ -46,9 +53,64 @@ fn detector() -> Detector {
                 other => panic!("unknown key {other}"),
             };
         }
-        eprintln!("  configuration override: {spec}");
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| eprintln!("  configuration override: {spec}"));
     }
     b.build().expect("valid configuration")
+}
+
+/// A detector over the runner's rows; with `RCF_ACCURACY_DIFF=1` (an experiment) each metric is
+/// followed by its first difference as an extra metric.
+struct Run {
+    detector: Detector,
+    diff: Option<Vec<f32>>,
+    row: Vec<f32>,
+}
+
+impl Run {
+    fn new<S: AsRef<str>>(metrics: &[S]) -> Self {
+        if std::env::var("RCF_ACCURACY_DIFF").is_ok_and(|v| v == "1") {
+            let names: Vec<String> = metrics
+                .iter()
+                .flat_map(|m| [m.as_ref().to_string(), format!("{}'", m.as_ref())])
+                .collect();
+            Run {
+                detector: detector(&names),
+                diff: Some(Vec::new()),
+                row: Vec::new(),
+            }
+        } else {
+            Run {
+                detector: detector(metrics),
+                diff: None,
+                row: Vec::new(),
+            }
+        }
+    }
+
+    fn process(&mut self, x: &[f32]) -> rcf_stream::Verdict {
+        let Some(last) = &mut self.diff else {
+            return self.detector.process(x).expect("finite values");
+        };
+        if last.is_empty() {
+            last.extend_from_slice(x);
+        }
+        self.row.clear();
+        for (v, l) in x.iter().zip(last.iter_mut()) {
+            self.row.extend([*v, *v - *l]);
+            *l = *v;
+        }
+        self.detector.process(&self.row).expect("finite values")
+    }
+
+    fn bootstrap(&mut self, rows: &[f32], m: usize) {
+        if self.diff.is_none() {
+            return self.detector.bootstrap(rows).expect("finite values");
+        }
+        for r in rows.chunks_exact(m) {
+            self.process(r);
+        }
+    }
 }
 
 /// Standard normal CDF (Abramowitz & Stegun 7.1.26 for erf; |error| < 1.5e-7).
@@ -71,7 +133,7 @@ fn phi(z: f64) -> f64 {
 /// and NAB's sweep may still pick a threshold below the alarms if that scores better.
 /// One-alarm-per-event suppression is part of what NAB then measures.
 fn run_detector(f: &NabFile) -> Vec<f64> {
-    let mut d = detector();
+    let mut d = Run::new(&["value"]);
     let mapping = std::env::var("RCF_ACCURACY_SCORE").unwrap_or_default();
     // HTM-style anomaly likelihood: the short-term average of scores judged against the
     // long-term distribution of such averages
@@ -85,7 +147,7 @@ fn run_detector(f: &NabFile) -> Vec<f64> {
     f.values
         .iter()
         .map(|&v| {
-            let verdict = d.process(&[v as f32]).expect("NAB values are finite");
+            let verdict = d.process(&[v as f32]);
             if mapping == "likelihood" {
                 if verdict.score <= 0.0 {
                     return 0.0;
@@ -119,7 +181,11 @@ fn run_detector(f: &NabFile) -> Vec<f64> {
                     0.0
                 };
             }
-            if verdict.is_anomaly {
+            if verdict.is_anomaly && mapping == "ratio" {
+                0.5 + 0.5 * (1.0 - verdict.threshold / verdict.score)
+            } else if verdict.is_anomaly && mapping == "expgrade" {
+                0.5 + 0.5 * (1.0 - (-3.0 * (verdict.score / verdict.threshold - 1.0)).exp())
+            } else if verdict.is_anomaly {
                 0.5 + 0.5 * verdict.grade
             } else if verdict.threshold > 0.0 {
                 0.5 * (verdict.score / verdict.threshold).min(1.0)
@@ -148,6 +214,23 @@ fn summary(files: &[NabFile], scores: &HashMap<String, Vec<f64>>) -> String {
             p.name, s.normalized, s.raw, s.threshold
         );
         line.push_str(&format!(" {}={:.2}", p.name, s.normalized));
+        if std::env::var_os("RCF_NAB_DEBUG").is_some() {
+            let (mut hit, mut windows, mut fps, mut dets) = (0, 0, 0, 0);
+            for f in files {
+                let sc = &scores[&f.name];
+                windows += f.windows.len();
+                for &(a, b) in &f.windows {
+                    hit += usize::from((a..=b).any(|i| i >= f.probation() && sc[i] >= s.threshold));
+                }
+                for (i, &v) in sc.iter().enumerate().skip(f.probation()) {
+                    if v >= s.threshold {
+                        dets += 1;
+                        fps += usize::from(!f.in_window(i));
+                    }
+                }
+            }
+            eprintln!("    windows hit {hit}/{windows}, detections {dets}, outside windows {fps}");
+        }
     }
     let aucs: Vec<(f64, f64)> = files
         .iter()
@@ -182,16 +265,12 @@ fn skab(files: &[rcf_datasets::skab::SkabFile]) -> String {
     let (mut ap_sum, mut lift_sum) = (0.0, 0.0);
     let mut alarms: Vec<Vec<bool>> = Vec::with_capacity(files.len());
     for f in files {
-        let mut d = Detector::builder(SENSORS)
-            .seed(0)
-            .build()
-            .expect("valid configuration");
-        d.bootstrap(&f.values[..TRAINING_ROWS * 8])
-            .expect("finite values");
+        let mut d = Run::new(&SENSORS);
+        d.bootstrap(&f.values[..TRAINING_ROWS * 8], 8);
         let mut labelled = Vec::new();
         let mut alarm = Vec::with_capacity(f.len() - TRAINING_ROWS);
         for t in TRAINING_ROWS..f.len() {
-            let v = d.process(f.row(t)).expect("finite values");
+            let v = d.process(f.row(t));
             alarm.push(v.is_anomaly);
             let flagged = v.threshold > 0.0 && v.score > v.threshold;
             match (flagged, f.anomaly[t]) {
@@ -269,8 +348,121 @@ fn skab(files: &[rcf_datasets::skab::SkabFile]) -> String {
     )
 }
 
+/// Devices in the fleet evaluation.
+const FLEET_DEVICES: usize = 24;
+/// Minutes per device.
+const FLEET_MINUTES: usize = 6_000;
+/// Minutes of history each detector is bootstrapped with (as the `rcf detect` demo does).
+const FLEET_HISTORY: usize = 1_500;
+/// An alarm up to this many minutes after an event (or its first hour) still counts for it.
+const FLEET_SLACK: usize = 10;
+
+/// The synthetic fleet: [`FLEET_DEVICES`] devices with three events each, the eight kinds in
+/// rotation (9 events of each), a seeded start in each of three slots after the bootstrap. A
+/// fresh detector per device (all 5 metrics), bootstrapped with [`FLEET_HISTORY`] minutes. An
+/// event is found when an alarm falls in its first hour (plus [`FLEET_SLACK`]) or, for
+/// events with an end, up to `FLEET_SLACK` after it; every other alarm is false, including
+/// alarms after the first hour of a benign firmware change (which should be learned).
+fn fleet() -> String {
+    use rcf_datasets::fleet::{AnomalyKind, Event, METRICS, device};
+    const KINDS: [AnomalyKind; 8] = [
+        AnomalyKind::Spike,
+        AnomalyKind::LevelShift,
+        AnomalyKind::Drift,
+        AnomalyKind::StuckSensor,
+        AnomalyKind::VarianceBurst,
+        AnomalyKind::MessageRateBurst,
+        AnomalyKind::AuthFailureBurst,
+        AnomalyKind::FirmwareChange,
+    ];
+    let len = |kind| match kind {
+        AnomalyKind::Spike => 1,
+        AnomalyKind::LevelShift | AnomalyKind::Drift => 120,
+        AnomalyKind::StuckSensor => 100,
+        AnomalyKind::VarianceBurst => 60,
+        AnomalyKind::MessageRateBurst => 30,
+        _ => 10,
+    };
+    let mut rng = rcf_datasets::synth::Rng::new(5);
+    let mut found = [0usize; 8];
+    let mut total = [0usize; 8];
+    let (mut false_alarms, mut live) = (0usize, 0usize);
+    for i in 0..FLEET_DEVICES {
+        let mut kinds: Vec<usize> = (0..3).map(|k| (3 * i + k) % 8).collect();
+        // a firmware change lasts to the end, so it goes last
+        kinds.sort_by_key(|&k| KINDS[k] == AnomalyKind::FirmwareChange);
+        let events: Vec<Event> = kinds
+            .iter()
+            .enumerate()
+            .map(|(slot, &k)| {
+                let start = 2_000 + slot * 1_300 + (rng.uniform() * 600.0) as usize;
+                let kind = KINDS[k];
+                let len = if kind == AnomalyKind::FirmwareChange {
+                    FLEET_MINUTES - start
+                } else {
+                    len(kind)
+                };
+                Event { kind, start, len }
+            })
+            .collect();
+        let dev = device(i, FLEET_MINUTES, events, 11);
+        let mut d = Run::new(&METRICS);
+        d.bootstrap(&dev.values[..FLEET_HISTORY * METRICS.len()], METRICS.len());
+        let mut hit = vec![false; dev.events.len()];
+        for t in FLEET_HISTORY..dev.len() {
+            let v = d.process(dev.row(t));
+            live += 1;
+            if !v.is_anomaly {
+                continue;
+            }
+            let mut counted = false;
+            for (e, h) in dev.events.iter().zip(&mut hit) {
+                let first_hour = e.start..e.start + e.len.min(60) + FLEET_SLACK;
+                let end = e.start + e.len..e.start + e.len + FLEET_SLACK;
+                let bounded = e.kind != AnomalyKind::FirmwareChange;
+                if first_hour.contains(&t) || (bounded && end.contains(&t)) {
+                    *h = true;
+                    counted = true;
+                }
+            }
+            false_alarms += usize::from(!counted);
+            if !counted && std::env::var_os("RCF_FLEET_DEBUG").is_some() {
+                let top = v.top_metric().map_or("-".into(), |m| m.metric.to_string());
+                eprintln!(
+                    "    false alarm {} t={t} t%720={} {top} grade {:.2}",
+                    dev.name,
+                    t % 720,
+                    v.grade
+                );
+            }
+        }
+        for (e, h) in dev.events.iter().zip(hit) {
+            let k = KINDS
+                .iter()
+                .position(|&x| x == e.kind)
+                .expect("a known kind");
+            total[k] += 1;
+            found[k] += usize::from(h);
+        }
+    }
+    for (k, kind) in KINDS.iter().enumerate() {
+        eprintln!("  {:<48} {}/{}", kind.describe(), found[k], total[k]);
+    }
+    let (f, e) = (found.iter().sum::<usize>(), total.iter().sum::<usize>());
+    let per_day = false_alarms as f64 / live as f64 * 1_440.0;
+    eprintln!("  {false_alarms} false alarms in {live} live device-minutes");
+    format!(
+        "FLEET found={f}/{e} recall={:.3} false_alarms_per_device_day={per_day:.3}",
+        f as f64 / e as f64
+    )
+}
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("fleet") {
+        println!("{}", fleet());
+        return std::process::ExitCode::SUCCESS;
+    }
     let root = match rcf_datasets::data_root() {
         Ok(r) => r,
         Err(e) => {
@@ -344,7 +536,7 @@ fn main() -> std::process::ExitCode {
             }
         },
         _ => {
-            eprintln!("usage: accuracy nab [--reference aws] | accuracy skab");
+            eprintln!("usage: accuracy nab [--reference aws] | accuracy skab | accuracy fleet");
             std::process::ExitCode::from(2)
         }
     }
