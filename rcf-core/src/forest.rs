@@ -253,6 +253,30 @@ impl RandomCutForest {
         }
     }
 
+    /// The forest point that input `x` would be scored as: the newest `shingle_size - 1`
+    /// inputs, then `x` (`dimensions()` values; `x` itself without shingling). `None` until
+    /// `shingle_size - 1` inputs have been seen.
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    ///
+    /// let mut forest = RandomCutForest::builder(1).shingle_size(3).build()?;
+    /// assert_eq!(forest.shingled(&[9.0])?, None);
+    /// forest.update(&[1.0])?;
+    /// forest.update(&[2.0])?;
+    /// assert_eq!(forest.shingled(&[9.0])?, Some(vec![1.0, 2.0, 9.0]));
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] if `x.len()` is not `input_dims`.
+    pub fn shingled(&self, x: &[f32]) -> Result<Option<Vec<f32>>> {
+        check_len(x, self.config.input_dims)?;
+        let mut out = vec![0.0; self.config.dimensions];
+        Ok(self.build_query(x, &mut out).then_some(out))
+    }
+
     /// Writes the forest point for input `x` (the newest `shingle_size - 1` inputs, then `x`)
     /// into `out`; false if fewer than `shingle_size - 1` inputs have been seen.
     fn build_query(&self, x: &[f32], out: &mut [f32]) -> bool {

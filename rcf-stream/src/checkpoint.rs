@@ -3,8 +3,10 @@
 //! The envelope is rcf-core's ([`rcf_core::state::seal`]): magic `b"RCF-DTCT"`, format
 //! version, payload length and CRC-32. The payload (bincode 2) holds the configuration, the
 //! normaliser, thresholder and data-quality statistics, the counters, and the forest's own
-//! sealed state as a byte blob. Restoring checks every part for consistency, so corrupt or
-//! foreign bytes give an error, never a panic.
+//! sealed state as a byte blob; format 2 appends the open event's reference (its own forest
+//! blob, normaliser, threshold, start, conforming count and shingle), if an event is open.
+//! Format 1 checkpoints (no event tracking) still load, with no event open. Restoring checks
+//! every part for consistency, so corrupt or foreign bytes give an error, never a panic.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,13 +15,14 @@ use rcf_core::state::{Bytes, open, seal};
 
 use crate::detector::{Detector, DetectorConfig};
 use crate::error::{Error, Result};
+use crate::event::OpenEvent;
 use crate::normalize::Normalizer;
 use crate::stats::Decayed;
 use crate::threshold::Thresholder;
 
 const MAGIC: &[u8; 8] = b"RCF-DTCT";
-/// The checkpoint format version this build writes and reads.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+/// The checkpoint format version this build writes; it also reads version 1.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
 const DECODE_LIMIT: usize = 1 << 30;
 
 #[derive(Serialize, Deserialize)]
@@ -36,6 +39,17 @@ struct Snapshot {
     last_event: Option<(usize, bool)>,
     run_peak: f64,
     forest: Bytes,
+}
+
+/// An open event's reference, as stored (format 2).
+#[derive(Serialize, Deserialize)]
+struct EventSnapshot {
+    forest: Bytes,
+    normalizer: Normalizer,
+    threshold: f64,
+    started: u64,
+    conforming: u64,
+    shingle: Vec<f32>,
 }
 
 fn inconsistent(what: &str) -> Error {
@@ -72,8 +86,17 @@ impl Detector {
             run_peak: self.run_peak,
             forest: Bytes(self.forest.to_bytes()),
         };
-        let payload = bincode::serde::encode_to_vec(&snapshot, bincode::config::standard())
-            .expect("encoding a checkpoint into memory cannot fail");
+        let event = self.event.as_ref().map(|e| EventSnapshot {
+            forest: Bytes(e.forest.to_bytes()),
+            normalizer: e.normalizer.clone(),
+            threshold: e.threshold,
+            started: e.started,
+            conforming: e.conforming as u64,
+            shingle: e.shingle.clone(),
+        });
+        let payload =
+            bincode::serde::encode_to_vec((&snapshot, &event), bincode::config::standard())
+                .expect("encoding a checkpoint into memory cannot fail");
         seal(MAGIC, CHECKPOINT_FORMAT_VERSION, &payload)
     }
 
@@ -84,11 +107,26 @@ impl Detector {
     /// [`Error::Checkpoint`] for truncated, corrupt, foreign or inconsistent bytes (never a
     /// panic); a forest error if the embedded forest state does not restore.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let payload = open(MAGIC, CHECKPOINT_FORMAT_VERSION, bytes).map_err(Error::Checkpoint)?;
         let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-        let (s, used): (Snapshot, usize) = bincode::serde::decode_from_slice(payload, config)
-            .map_err(|e| Error::Checkpoint(rcf_core::StateError::Decode(e.to_string())))?;
-        if used != payload.len() {
+        let decode_error = |e: bincode::error::DecodeError| {
+            Error::Checkpoint(rcf_core::StateError::Decode(e.to_string()))
+        };
+        let ((s, event), used): ((Snapshot, Option<EventSnapshot>), usize) =
+            match open(MAGIC, CHECKPOINT_FORMAT_VERSION, bytes) {
+                Ok(payload) => {
+                    let (decoded, used) =
+                        bincode::serde::decode_from_slice(payload, config).map_err(decode_error)?;
+                    (decoded, payload.len() - used)
+                }
+                Err(rcf_core::StateError::UnsupportedVersion { found: 1, .. }) => {
+                    let payload = open(MAGIC, 1, bytes).map_err(Error::Checkpoint)?;
+                    let (s, used) =
+                        bincode::serde::decode_from_slice(payload, config).map_err(decode_error)?;
+                    ((s, None), payload.len() - used)
+                }
+                Err(e) => return Err(Error::Checkpoint(e)),
+            };
+        if used != 0 {
             return Err(inconsistent("trailing bytes after the checkpoint"));
         }
         let forest = RandomCutForest::from_bytes(&s.forest.0)?;
@@ -154,6 +192,27 @@ impl Detector {
         d.last_candidate = s.last_candidate;
         d.last_event = s.last_event;
         d.run_peak = s.run_peak;
+        if let Some(e) = event {
+            let forest = RandomCutForest::from_bytes(&e.forest.0)?;
+            if forest.config() != d.forest.config()
+                || !e.normalizer.is_consistent(m)
+                || !e.threshold.is_finite()
+                || e.started > s.seen
+                || e.conforming > s.seen
+                || e.shingle.len() != d.forest.dimensions()
+                || e.shingle.iter().any(|v| !v.is_finite())
+            {
+                return Err(inconsistent("the open event's reference is inconsistent"));
+            }
+            d.event = Some(Box::new(OpenEvent {
+                forest,
+                normalizer: e.normalizer,
+                threshold: e.threshold,
+                started: e.started,
+                conforming: e.conforming as usize,
+                shingle: e.shingle,
+            }));
+        }
         Ok(d)
     }
 }

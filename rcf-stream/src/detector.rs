@@ -6,6 +6,7 @@ use rcf_core::{RandomCutForest, Scratch};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, invalid};
+use crate::event::OpenEvent;
 use crate::normalize::{Normalization, Normalizer};
 use crate::stats::Decayed;
 use crate::threshold::{MIN_SCORES, Sensitivity, Thresholder};
@@ -278,6 +279,8 @@ pub struct Detector {
     pub(crate) last_event: Option<(usize, bool)>,
     /// The highest score of the current run of candidates.
     pub(crate) run_peak: f64,
+    /// The open event's reference model, if an event is open (see [`crate::event`]).
+    pub(crate) event: Option<Box<OpenEvent>>,
     scratch: Scratch,
     z: Vec<f32>,
     raw: Vec<f64>,
@@ -329,6 +332,7 @@ impl Detector {
             last_candidate: None,
             last_event: None,
             run_peak: 0.0,
+            event: None,
             scratch: forest.scratch(),
             z: vec![0.0; m],
             raw: vec![0.0; m],
@@ -538,6 +542,8 @@ impl Detector {
             self.run_peak = self.run_peak.max(score);
         }
 
+        self.track_event(&mut verdict, threshold);
+
         self.forest
             .update(&self.z)
             .expect("normalised values are finite and of the right length");
@@ -549,6 +555,35 @@ impl Detector {
             self.last_anomaly = Some(self.seen);
         }
         verdict
+    }
+
+    /// Follows the open event against its reference, or opens one on an alarm (before the
+    /// forest and normaliser learn this point).
+    fn track_event(&mut self, verdict: &mut Verdict, threshold: f64) {
+        if let Some(event) = &mut self.event {
+            event.observe(&self.raw);
+            if event.is_over(self.seen, self.config.shingle_size, self.config.sample_size) {
+                self.event = None;
+            }
+        }
+        if verdict.is_anomaly
+            && self.event.is_none()
+            && self.forest.entries_seen() >= self.config.sample_size as u64
+            && let Some(shingle) = self
+                .forest
+                .shingled(&self.z)
+                .expect("normalised values are of the right length")
+        {
+            self.event = Some(Box::new(OpenEvent {
+                forest: self.forest.clone(),
+                normalizer: self.normalizer.clone(),
+                threshold,
+                started: self.seen,
+                conforming: 0,
+                shingle,
+            }));
+        }
+        verdict.in_event = self.event.is_some();
     }
 
     /// During bootstrap there is no attribution to tell an echo from a new event; treat points

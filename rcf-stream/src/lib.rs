@@ -64,6 +64,7 @@ pub struct CrateReadmeDoctests;
 mod checkpoint;
 mod detector;
 mod error;
+mod event;
 mod normalize;
 mod stats;
 mod threshold;

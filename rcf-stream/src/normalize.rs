@@ -104,6 +104,14 @@ impl Normalizer {
         }
     }
 
+    /// Follows the (complete) input `x` for the difference modes without learning from it:
+    /// the statistics stay as they are.
+    pub(crate) fn follow(&mut self, x: &[f64]) {
+        for (m, &v) in self.metrics.iter_mut().zip(x) {
+            m.last = Some(v);
+        }
+    }
+
     pub(crate) fn is_consistent(&self, metrics: usize) -> bool {
         self.metrics.len() == metrics
             && self.decay.is_finite()

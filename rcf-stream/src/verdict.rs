@@ -105,6 +105,11 @@ pub struct Verdict {
     pub suppressed: Option<Suppression>,
     /// Values of this point that were missing (NaN) and imputed.
     pub imputed: usize,
+    /// Whether this point lies inside an anomalous event: from the alarm that opened it until
+    /// the stream conforms again to the model as it was before the event (see the
+    /// [`Detector`](crate::Detector) docs). Lasting anomalies stay `in_event` after the live
+    /// model, which keeps learning, has stopped scoring them high.
+    pub in_event: bool,
 }
 
 impl Verdict {
@@ -127,6 +132,7 @@ impl Verdict {
             state,
             suppressed: None,
             imputed,
+            in_event: false,
         }
     }
 
