@@ -84,6 +84,9 @@ pub(crate) struct PyVerdict {
     suppressed: Option<String>,
     /// Values of this point that were missing and imputed.
     imputed: usize,
+    /// Whether this point lies inside an anomalous event (from its alarm until the stream
+    /// conforms again to the model from before it).
+    in_event: bool,
 }
 
 #[pymethods]
@@ -126,6 +129,7 @@ fn to_py_verdict(py: Python<'_>, v: &Verdict) -> PyResult<PyVerdict> {
         },
         suppressed: v.suppressed.map(|s| format!("{s:?}")),
         imputed: v.imputed,
+        in_event: v.in_event,
     })
 }
 
@@ -192,7 +196,7 @@ impl PyDetector {
     }
 
     /// Processes every row of a 2-D array in order; returns a dict of arrays: score, grade,
-    /// is_anomaly, confidence, threshold, p_value, and attribution (n × metrics × 2: high, low;
+    /// is_anomaly, in_event, confidence, threshold, p_value, and attribution (n × metrics × 2: high, low;
     /// zero for points at or below the threshold).
     fn process_many<'py>(&self, py: Python<'py>, x: Array2<'_>) -> PyResult<Bound<'py, PyDict>> {
         let m = self.with(|d| d.metrics().len());
@@ -215,14 +219,16 @@ impl PyDetector {
         out.set_item("confidence", col(&|v| v.confidence).into_pyarray(py))?;
         out.set_item("threshold", col(&|v| v.threshold).into_pyarray(py))?;
         out.set_item("p_value", col(&|v| v.p_value).into_pyarray(py))?;
-        out.set_item(
-            "is_anomaly",
-            verdicts
-                .iter()
-                .map(|v| v.is_anomaly)
-                .collect::<Vec<bool>>()
-                .into_pyarray(py),
-        )?;
+        for (name, flag) in [
+            (
+                "is_anomaly",
+                (|v: &Verdict| v.is_anomaly) as fn(&Verdict) -> bool,
+            ),
+            ("in_event", |v: &Verdict| v.in_event),
+        ] {
+            let flags: Vec<bool> = verdicts.iter().map(flag).collect();
+            out.set_item(name, flags.into_pyarray(py))?;
+        }
         let mut attribution = vec![0.0f64; rows * m * 2];
         for (i, v) in verdicts.iter().enumerate() {
             for (j, a) in v.attribution.iter().enumerate() {

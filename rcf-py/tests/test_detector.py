@@ -29,6 +29,20 @@ def test_bootstrap_then_first_live_point_gets_an_explained_verdict(rng):
     assert high > low
     assert abs(sum(h + l for h, l in v.attribution.values()) - v.score) < 1e-9
     assert "msg_rate" in v.expected
+    assert v.in_event  # the alarm opens an event
+
+
+def test_in_event_outlasts_the_alarm_of_a_lasting_anomaly():
+    gen = np.random.default_rng(5)
+    t = np.arange(3000)
+    x = (20 + 5 * np.sin(t / 40) + 0.3 * gen.standard_normal(3000))[:, None]
+    x[2000:2200] += 15  # stuck high for 200 points, above the whole normal range
+    out = rcf.Detector(1, sample_size=128, seed=5).process_many(x)
+    alarms = np.flatnonzero(out["is_anomaly"][2000:2200])
+    assert alarms.size >= 1 and alarms[0] < 10
+    # one alarm per event, but the whole segment is in the event
+    assert out["in_event"][2000 + alarms[0] : 2200].all()
+    assert out["in_event"][2300:].mean() < 0.05
 
 
 def test_process_many_returns_arrays(rng):
@@ -36,7 +50,7 @@ def test_process_many_returns_arrays(rng):
     data = telemetry(3000, rng)
     data[2500, 0] += 40
     out = d.process_many(data)
-    assert set(out) == {"score", "grade", "is_anomaly", "confidence", "threshold", "p_value", "attribution"}
+    assert set(out) == {"score", "grade", "is_anomaly", "in_event", "confidence", "threshold", "p_value", "attribution"}
     assert out["score"].shape == (3000,) and out["is_anomaly"].dtype == np.bool_
     assert out["attribution"].shape == (3000, 3, 2)
     assert out["is_anomaly"][2500]

@@ -47,7 +47,7 @@ fn csv_in_csv_out_flags_the_spike() {
     let mut lines = stdout.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "timestamp,score,grade,anomaly,confidence,threshold,top_metric,direction,expected,relative_index,suppressed"
+        "timestamp,score,grade,anomaly,in_event,confidence,threshold,top_metric,direction,expected,relative_index,suppressed"
     );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 1_200);
@@ -55,8 +55,9 @@ fn csv_in_csv_out_flags_the_spike() {
     assert!(spike.starts_with("2026-01-01T00:15:00,"), "{spike}");
     let fields: Vec<&str> = spike.split(',').collect();
     assert_eq!(fields[3], "true", "{spike}");
-    assert_eq!(fields[6], "temp");
-    assert_eq!(fields[7], "high");
+    assert_eq!(fields[4], "true", "{spike}"); // the alarm opens an event
+    assert_eq!(fields[7], "temp");
+    assert_eq!(fields[8], "high");
     assert!(text(&out.stderr).contains("1200 rows read, 0 malformed"));
 }
 
@@ -153,9 +154,9 @@ fn bootstrap_rows_get_no_verdicts_and_calibrate_the_rest() {
     // the first live row already has a calibrated threshold and confidence
     let first: Vec<&str> = stdout.lines().nth(1).unwrap().split(',').collect();
     assert!(
-        first[4].parse::<f64>().unwrap() > 0.5,
+        first[5].parse::<f64>().unwrap() > 0.5,
         "confidence {}",
-        first[4]
+        first[5]
     );
 }
 

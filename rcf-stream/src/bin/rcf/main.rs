@@ -337,11 +337,12 @@ enum Writer<W: Write> {
     Jsonl(W),
 }
 
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 12] = [
     "timestamp",
     "score",
     "grade",
     "anomaly",
+    "in_event",
     "confidence",
     "threshold",
     "top_metric",
@@ -380,6 +381,7 @@ impl<W: Write> Writer<W> {
                     format!("{:.6}", v.score),
                     format!("{:.4}", v.grade),
                     v.is_anomaly.to_string(),
+                    v.in_event.to_string(),
                     format!("{:.4}", v.confidence),
                     format!("{:.6}", v.threshold),
                     top.map_or(String::new(), |t| t.metric.to_string()),
@@ -395,6 +397,7 @@ impl<W: Write> Writer<W> {
                     "score": v.score,
                     "grade": v.grade,
                     "anomaly": v.is_anomaly,
+                    "in_event": v.in_event,
                     "confidence": v.confidence,
                     "threshold": v.threshold,
                     "top_metric": top.map(|t| t.metric.to_string()),
