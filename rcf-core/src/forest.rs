@@ -483,6 +483,43 @@ impl RandomCutForest {
         if !self.is_ready() || !self.build_query(x, &mut scratch.query) {
             return Ok(0.0);
         }
+        Ok(self.score_query(scratch))
+    }
+
+    /// The score of a whole forest point (`dimensions()` values, oldest shingle slot first),
+    /// as [`shingled`](Self::shingled) builds it, without the forest's own recent inputs: for
+    /// scoring a stream against a forest that no longer follows it. No allocation.
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    ///
+    /// let mut forest = RandomCutForest::builder(1).shingle_size(2).seed(4).build()?;
+    /// for t in 0..500 {
+    ///     forest.update(&[(t as f32 / 9.0).sin()])?;
+    /// }
+    /// let mut scratch = forest.scratch();
+    /// let point = forest.shingled(&[3.0])?.expect("a full shingle");
+    /// assert_eq!(forest.score_point_with(&mut scratch, &point)?, forest.score(&[3.0])?);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimensionMismatch`] if `point.len()` is not `dimensions()`;
+    /// [`Error::NonFinite`] if a value is NaN or infinite.
+    pub fn score_point_with(&self, scratch: &mut Scratch, point: &[f32]) -> Result<f64> {
+        check_len(point, self.config.dimensions)?;
+        check_finite(point)?;
+        scratch.fit(self.config.dimensions, self.config.sample_size);
+        if !self.is_ready() {
+            return Ok(0.0);
+        }
+        scratch.query.copy_from_slice(point);
+        Ok(self.score_query(scratch))
+    }
+
+    /// The score of the point in `scratch.query` (fitted to this forest).
+    fn score_query(&self, scratch: &mut Scratch) -> f64 {
         let Scratch {
             tree: tsc,
             query,
@@ -501,7 +538,7 @@ impl RandomCutForest {
                     * tree.normaliser();
             }
         }
-        Ok(total / self.config.num_trees as f64)
+        total / self.config.num_trees as f64
     }
 
     /// Per-dimension attribution of [`score`](Self::score)`(x)`: its entries sum to the score.

@@ -111,22 +111,22 @@ impl Detector {
         let decode_error = |e: bincode::error::DecodeError| {
             Error::Checkpoint(rcf_core::StateError::Decode(e.to_string()))
         };
-        let ((s, event), used): ((Snapshot, Option<EventSnapshot>), usize) =
-            match open(MAGIC, CHECKPOINT_FORMAT_VERSION, bytes) {
-                Ok(payload) => {
-                    let (decoded, used) =
-                        bincode::serde::decode_from_slice(payload, config).map_err(decode_error)?;
-                    (decoded, payload.len() - used)
-                }
-                Err(rcf_core::StateError::UnsupportedVersion { found: 1, .. }) => {
-                    let payload = open(MAGIC, 1, bytes).map_err(Error::Checkpoint)?;
-                    let (s, used) =
-                        bincode::serde::decode_from_slice(payload, config).map_err(decode_error)?;
-                    ((s, None), payload.len() - used)
-                }
-                Err(e) => return Err(Error::Checkpoint(e)),
-            };
-        if used != 0 {
+        let (payload, version) = match open(MAGIC, CHECKPOINT_FORMAT_VERSION, bytes) {
+            Ok(payload) => (payload, CHECKPOINT_FORMAT_VERSION),
+            // format 1: the same snapshot, without the open event
+            Err(rcf_core::StateError::UnsupportedVersion { found: 1, .. }) => {
+                (open(MAGIC, 1, bytes).map_err(Error::Checkpoint)?, 1)
+            }
+            Err(e) => return Err(Error::Checkpoint(e)),
+        };
+        let ((s, event), used): ((Snapshot, Option<EventSnapshot>), usize) = if version == 1 {
+            let (s, used) =
+                bincode::serde::decode_from_slice(payload, config).map_err(decode_error)?;
+            ((s, None), used)
+        } else {
+            bincode::serde::decode_from_slice(payload, config).map_err(decode_error)?
+        };
+        if used != payload.len() {
             return Err(inconsistent("trailing bytes after the checkpoint"));
         }
         let forest = RandomCutForest::from_bytes(&s.forest.0)?;
@@ -205,6 +205,7 @@ impl Detector {
                 return Err(inconsistent("the open event's reference is inconsistent"));
             }
             d.event = Some(Box::new(OpenEvent {
+                scratch: forest.scratch(),
                 forest,
                 normalizer: e.normalizer,
                 threshold: e.threshold,

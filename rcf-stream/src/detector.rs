@@ -235,7 +235,14 @@ impl DetectorBuilder {
 ///
 /// Per point: validation → missing values (NaN) imputed from the forest → normalisation →
 /// internal shingling → score → adaptive threshold → suppression (one alarm per event,
-/// optional ignore-near-expected bands) → explanation for candidates → update.
+/// optional ignore-near-expected bands) → explanation for candidates → event tracking → update.
+///
+/// Event tracking: an alarm opens an event and keeps a frozen copy of the model as it was
+/// (forest, normaliser, threshold); [`Verdict::in_event`] stays true until a shingle's worth
+/// (at least 4) of consecutive points score at or below that threshold against the copy, or
+/// for at most two sample sizes of points. Events open once the forest has seen a sample size
+/// of points. While one is open it costs a second forest in memory and a second score per
+/// point.
 ///
 /// # Example
 ///
@@ -581,6 +588,7 @@ impl Detector {
                 started: self.seen,
                 conforming: 0,
                 shingle,
+                scratch: self.forest.scratch(),
             }));
         }
         verdict.in_event = self.event.is_some();

@@ -5,8 +5,8 @@
 //! that only compared scores with the threshold would call a stuck valve normal after a few
 //! hundred points. When an alarm opens an event, the detector therefore keeps a frozen copy of
 //! its model as it was (forest, normaliser and threshold) and scores every following point
-//! against that reference as well. The event lasts until [`CLEAR_AFTER_SHINGLES`] shingles'
-//! worth of consecutive points conform to the reference, or until it has lasted
+//! against that reference as well. The event lasts until a shingle's worth (at least
+//! [`MIN_CLEAR_AFTER`]) of consecutive points conform to the reference, or until it has lasted
 //! [`MAX_EVENT_SAMPLES`] sample sizes (by then the change is the new normal, like a firmware
 //! update, and the live model has learned it).
 //!
@@ -16,14 +16,12 @@
 //! Cost: while an event is open, one more forest in memory and one more score per point;
 //! nothing otherwise.
 
-use rcf_core::RandomCutForest;
+use rcf_core::{RandomCutForest, Scratch};
 
 use crate::normalize::Normalizer;
 
-/// An open event clears after this many shingle lengths of consecutive conforming points
-/// (at least 4 points): one conforming point inside an anomalous segment does not end it.
-pub(crate) const CLEAR_AFTER_SHINGLES: usize = 1;
-/// Minimum conforming points to clear an event.
+/// An open event clears after a shingle's worth of consecutive conforming points, and at least
+/// this many: one conforming point inside an anomalous segment does not end it.
 pub(crate) const MIN_CLEAR_AFTER: usize = 4;
 /// An event ends, whatever the reference says, after this many sample sizes of points (measured
 /// on SKAB: 1 → F1 0.61, 2 → 0.74, 4 → 0.72, as references of drifting streams go stale).
@@ -45,12 +43,14 @@ pub(crate) struct OpenEvent {
     pub(crate) conforming: usize,
     /// The newest shingle as the reference sees it (`shingle_size × metrics`, newest last).
     pub(crate) shingle: Vec<f32>,
+    /// Scoring buffers for the reference forest (not part of checkpoints).
+    pub(crate) scratch: Scratch,
 }
 
 impl OpenEvent {
-    /// Scores the complete input row `raw` against the reference and learns whether it
-    /// conforms; returns the reference score.
-    pub(crate) fn observe(&mut self, raw: &[f64]) -> f64 {
+    /// Scores the complete input row `raw` against the reference and counts whether it
+    /// conforms.
+    pub(crate) fn observe(&mut self, raw: &[f64]) {
         let m = raw.len();
         self.shingle.copy_within(m.., 0);
         let n = self.shingle.len();
@@ -58,18 +58,20 @@ impl OpenEvent {
             *slot = self.normalizer.forward(j, v) as f32;
         }
         self.normalizer.follow(raw);
-        let score = self.forest.score_many(&self.shingle).map_or(0.0, |s| s[0]);
+        let score = self
+            .forest
+            .score_point_with(&mut self.scratch, &self.shingle)
+            .expect("normalised values are finite and of the forest's dimension");
         if score <= self.threshold {
             self.conforming += 1;
         } else {
             self.conforming = 0;
         }
-        score
     }
 
     /// Whether the event is over at point `seen`.
     pub(crate) fn is_over(&self, seen: u64, shingle_size: usize, sample_size: usize) -> bool {
-        self.conforming >= (CLEAR_AFTER_SHINGLES * shingle_size).max(MIN_CLEAR_AFTER)
+        self.conforming >= shingle_size.max(MIN_CLEAR_AFTER)
             || seen - self.started >= (MAX_EVENT_SAMPLES * sample_size) as u64
     }
 }
