@@ -16,8 +16,9 @@
 //! Development switches (experiments only; reported results use none of them):
 //! `RCF_ACCURACY_CONFIG` (detector parameters), `RCF_ACCURACY_SCORE` (NAB score mapping),
 //! `RCF_ACCURACY_DIFF=1` (each metric's first difference as an extra metric), `RCF_NAB_DEBUG`
-//! (windows hit and detections at each profile's threshold), `RCF_FLEET_DEBUG` (every false
-//! alarm of the fleet run).
+//! (windows hit and detections at each profile's threshold), `RCF_SKAB_SCORE_FLAG` (SKAB rows
+//! flagged by `score > threshold` instead of `in_event`), `RCF_FLEET_DEBUG` (every false alarm
+//! of the fleet run).
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -103,10 +104,12 @@ impl Run {
         self.detector.process(&self.row).expect("finite values")
     }
 
-    fn bootstrap(&mut self, rows: &[f32], m: usize) {
+    fn bootstrap(&mut self, rows: &[f32]) {
         if self.diff.is_none() {
             return self.detector.bootstrap(rows).expect("finite values");
         }
+        // the detector sees each metric and its difference
+        let m = self.detector.metrics().len() / 2;
         for r in rows.chunks_exact(m) {
             self.process(r);
         }
@@ -181,11 +184,7 @@ fn run_detector(f: &NabFile) -> Vec<f64> {
                     0.0
                 };
             }
-            if verdict.is_anomaly && mapping == "ratio" {
-                0.5 + 0.5 * (1.0 - verdict.threshold / verdict.score)
-            } else if verdict.is_anomaly && mapping == "expgrade" {
-                0.5 + 0.5 * (1.0 - (-3.0 * (verdict.score / verdict.threshold - 1.0)).exp())
-            } else if verdict.is_anomaly {
+            if verdict.is_anomaly {
                 0.5 + 0.5 * verdict.grade
             } else if verdict.threshold > 0.0 {
                 0.5 * (verdict.score / verdict.threshold).min(1.0)
@@ -264,15 +263,16 @@ fn skab(files: &[rcf_datasets::skab::SkabFile]) -> String {
     let (mut tp, mut fp, mut fn_, mut tn) = (0usize, 0usize, 0usize, 0usize);
     let (mut ap_sum, mut lift_sum) = (0.0, 0.0);
     let mut alarms: Vec<Vec<bool>> = Vec::with_capacity(files.len());
+    let by_score = std::env::var_os("RCF_SKAB_SCORE_FLAG").is_some();
     for f in files {
         let mut d = Run::new(&SENSORS);
-        d.bootstrap(&f.values[..TRAINING_ROWS * 8], 8);
+        d.bootstrap(&f.values[..TRAINING_ROWS * 8]);
         let mut labelled = Vec::new();
         let mut alarm = Vec::with_capacity(f.len() - TRAINING_ROWS);
         for t in TRAINING_ROWS..f.len() {
             let v = d.process(f.row(t));
             alarm.push(v.is_anomaly);
-            let flagged = if std::env::var_os("RCF_SKAB_SCORE_FLAG").is_some() {
+            let flagged = if by_score {
                 v.threshold > 0.0 && v.score > v.threshold
             } else {
                 v.in_event
@@ -416,7 +416,7 @@ fn fleet() -> String {
             .collect();
         let dev = device(i, FLEET_MINUTES, events, 11);
         let mut d = Run::new(&METRICS);
-        d.bootstrap(&dev.values[..FLEET_HISTORY * METRICS.len()], METRICS.len());
+        d.bootstrap(&dev.values[..FLEET_HISTORY * METRICS.len()]);
         let mut hit = vec![false; dev.events.len()];
         let learned = |t: usize| {
             dev.events
