@@ -77,6 +77,16 @@ impl PointStore {
         index as u32
     }
 
+    /// Replaces every stored value `v` of input dimension `j` (its position in its unit) by
+    /// `f(j, v)`.
+    pub(crate) fn map_values(&mut self, f: impl Fn(usize, f32) -> f32) {
+        for unit in self.values.chunks_exact_mut(self.unit) {
+            for (j, v) in unit.iter_mut().enumerate() {
+                *v = f(j, *v);
+            }
+        }
+    }
+
     /// Index of the point made of the newest `units_per_point` units.
     #[inline]
     pub(crate) fn newest_point(&self) -> u32 {

@@ -727,6 +727,55 @@ impl Tree {
         changed
     }
 
+    /// Every internal node's subtree box, computed bottom-up in one pass (each box once, instead
+    /// of re-walking uncached subtrees per cached node). Returns the internal nodes in
+    /// pre-order (parents before children) and the boxes, node `r`'s at
+    /// `all[r · 2d..(r + 1) · 2d]` as `[min_0..min_d, max_0..max_d]`.
+    fn subtree_boxes(&self, dims: usize, store: &PointStore) -> (Vec<NodeRef>, Vec<f32>) {
+        let mut order = Vec::new();
+        let mut stack = vec![self.root];
+        while let Some(r) = stack.pop() {
+            if r == NONE || is_leaf(r) {
+                continue;
+            }
+            order.push(r);
+            let n = &self.nodes[r as usize];
+            stack.push(n.left);
+            stack.push(n.right);
+        }
+        let stride = 2 * dims;
+        let mut all = vec![0.0f32; self.nodes.len() * stride];
+        for &r in order.iter().rev() {
+            let n = self.nodes[r as usize];
+            for i in 0..dims {
+                let (al, ah) = self.extent(n.left, i, dims, &all, store);
+                let (bl, bh) = self.extent(n.right, i, dims, &all, store);
+                all[r as usize * stride + i] = if al < bl { al } else { bl };
+                all[r as usize * stride + dims + i] = if ah > bh { ah } else { bh };
+            }
+        }
+        (order, all)
+    }
+
+    /// The range of child `c`'s subtree in dimension `i`: its point's value for a leaf, its
+    /// row of [`subtree_boxes`](Self::subtree_boxes)' `all` otherwise.
+    fn extent(
+        &self,
+        c: NodeRef,
+        i: usize,
+        dims: usize,
+        all: &[f32],
+        store: &PointStore,
+    ) -> (f32, f32) {
+        if is_leaf(c) {
+            let v = store.point(self.leaf_point(c))[i];
+            (v, v)
+        } else {
+            let row = c as usize * 2 * dims;
+            (all[row + i], all[row + dims + i])
+        }
+    }
+
     /// Rebuilds every cached box from scratch (after a restore, a parameter change, or to
     /// compact the box pool). Also verifies routing: every cut must send its whole left subtree
     /// left (`max ≤ cut`) and its whole right subtree right (`min > cut`), which is equivalent
@@ -752,65 +801,17 @@ impl Tree {
         if self.root == NONE || is_leaf(self.root) {
             return Ok(());
         }
-        // pre-order list, then children before parents
-        let mut order = Vec::new();
-        let mut stack = vec![self.root];
-        while let Some(r) = stack.pop() {
-            if is_leaf(r) {
-                continue;
-            }
-            order.push(r);
-            let n = &self.nodes[r as usize];
-            stack.push(n.left);
-            stack.push(n.right);
-        }
-        // one bottom-up pass: every node's box from its children's, held in a temporary array
-        // (each box computed once, instead of re-walking uncached subtrees per cached node)
         let dims = params.dims;
         let stride = 2 * dims;
-        let mut all = vec![0.0f32; self.nodes.len() * stride];
+        let (order, all) = self.subtree_boxes(dims, store);
         let mut cached = 0;
         for &r in order.iter().rev() {
             let n = self.nodes[r as usize];
-            // a child is a leaf (its point's store index) or an internal node (its row in `all`)
-            let child = |c: NodeRef| -> (usize, bool) {
-                if is_leaf(c) {
-                    (self.leaf_point(c) as usize, true)
-                } else {
-                    (c as usize, false)
-                }
-            };
-            let (a, a_leaf) = child(n.left);
-            let (b, b_leaf) = child(n.right);
             let d = n.cut_dim as usize;
-            let left_max = if a_leaf {
-                store.point(a as u32)[d]
-            } else {
-                all[a * stride + dims + d]
-            };
-            let right_min = if b_leaf {
-                store.point(b as u32)[d]
-            } else {
-                all[b * stride + d]
-            };
+            let left_max = self.extent(n.left, d, dims, &all, store).1;
+            let right_min = self.extent(n.right, d, dims, &all, store).0;
             if !(left_max <= n.cut_value && right_min > n.cut_value) {
                 return Err(format!("node {r}'s cut does not separate its subtrees"));
-            }
-            for i in 0..dims {
-                let (al, ah) = if a_leaf {
-                    let v = store.point(a as u32)[i];
-                    (v, v)
-                } else {
-                    (all[a * stride + i], all[a * stride + dims + i])
-                };
-                let (bl, bh) = if b_leaf {
-                    let v = store.point(b as u32)[i];
-                    (v, v)
-                } else {
-                    (all[b * stride + i], all[b * stride + dims + i])
-                };
-                all[r as usize * stride + i] = if al < bl { al } else { bl };
-                all[r as usize * stride + dims + i] = if ah > bh { ah } else { bh };
             }
             if u32::from(self.node_mass[r as usize]) >= params.box_min_mass {
                 cached += 1;
@@ -826,6 +827,43 @@ impl Tree {
             }
         }
         let _ = sc;
+        Ok(())
+    }
+
+    /// Moves every cut along with the points it separates, after the store's values have been
+    /// mapped through `map(dimension, value)`, increasing in the value for every dimension.
+    /// Each cut becomes `map` of itself, nudged down to its left subtree's new maximum where
+    /// rounding would otherwise put it on its right subtree's new minimum, so every point still
+    /// routes to its leaf. Fails, naming the node, where the map made a left and a right value
+    /// equal (f32 precision lost): no cut can separate them any more. Boxes are stale
+    /// afterwards; [`rebuild_boxes`](Self::rebuild_boxes) follows.
+    pub(crate) fn map_cuts(
+        &mut self,
+        dims: usize,
+        store: &PointStore,
+        map: impl Fn(usize, f32) -> f32,
+    ) -> Result<(), String> {
+        if self.root == NONE || is_leaf(self.root) {
+            return Ok(());
+        }
+        let (order, all) = self.subtree_boxes(dims, store);
+        for &r in &order {
+            let n = self.nodes[r as usize];
+            let d = n.cut_dim as usize;
+            let left_max = self.extent(n.left, d, dims, &all, store).1;
+            let right_min = self.extent(n.right, d, dims, &all, store).0;
+            if left_max >= right_min {
+                return Err(format!(
+                    "node {r}: values {left_max} and {right_min} of dimension {d} became equal"
+                ));
+            }
+            let cut = map(d, n.cut_value);
+            self.nodes[r as usize].cut_value = if left_max <= cut && cut < right_min {
+                cut
+            } else {
+                left_max
+            };
+        }
         Ok(())
     }
 

@@ -5,4 +5,5 @@ mod detection;
 mod determinism;
 mod errors;
 mod invariants;
+mod rescale;
 mod state;
