@@ -42,6 +42,17 @@ impl AnomalyKind {
         }
     }
 
+    /// Every metric the anomaly changes ([`metric`](Self::metric) first).
+    pub fn metrics(self) -> &'static [&'static str] {
+        match self {
+            AnomalyKind::MessageRateBurst => &["msg_rate", "msg_size"],
+            AnomalyKind::Spike | AnomalyKind::Drift | AnomalyKind::VarianceBurst => &["torque"],
+            AnomalyKind::LevelShift | AnomalyKind::StuckSensor => &["battery"],
+            AnomalyKind::AuthFailureBurst => &["auth_failures"],
+            AnomalyKind::FirmwareChange => &["msg_size"],
+        }
+    }
+
     /// A short description.
     pub fn describe(self) -> &'static str {
         match self {
@@ -234,6 +245,8 @@ mod tests {
         for d in &a {
             for e in &d.events {
                 assert!(METRICS.contains(&e.kind.metric()));
+                assert_eq!(e.kind.metrics()[0], e.kind.metric());
+                assert!(e.kind.metrics().iter().all(|m| METRICS.contains(m)));
             }
         }
     }

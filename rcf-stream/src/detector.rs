@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use rcf_core::{RandomCutForest, Scratch};
+use rcf_core::{Attribution, RandomCutForest, Scratch};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, invalid};
@@ -18,12 +18,17 @@ pub const DEFAULT_SHINGLE_SIZE: usize = 4;
 /// Inputs used to initialise the normaliser before anything reaches the forest.
 pub const DEFAULT_NORMALIZE_AFTER: usize = 10;
 
-/// Share of a candidate's attribution that must come from the shingle slots that arrived after
-/// the last anomaly for it to count as a new event rather than an echo of that one. Pure echoes
-/// put a few per cent there; a new event of similar size next to the old one about half.
-const NEW_EVENT_SHARE: f64 = 0.25;
 /// Metrics carrying at least this share of the newest slot's attribution get an expected value.
 const EXPECTED_SHARE: f64 = 0.3;
+/// Default [`DetectorConfig::holdoff`]: points after an anomaly during which the same metric
+/// and direction raise a new one only by scoring [`HOLDOFF_RISE`] times higher.
+pub const DEFAULT_HOLDOFF: usize = 100;
+/// Inside the hold-off, a candidate must score this many times the last anomaly's score.
+pub const HOLDOFF_RISE: f64 = 1.2;
+/// Default [`DetectorConfig::repeat_tolerance`].
+pub const DEFAULT_REPEAT_TOLERANCE: f64 = 0.1;
+/// Recent anomalies remembered for repeat suppression.
+pub const REPEAT_MEMORY: usize = 16;
 
 /// A margin for ignoring deviations near the expected value.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -89,6 +94,13 @@ pub struct DetectorConfig {
     pub normalize_after: usize,
     /// The forest's box cache threshold (speed/memory; see rcf-core).
     pub box_cache_min_mass: usize,
+    /// Points after an anomaly during which the same metric in the same direction raises a new
+    /// anomaly only if it scores [`HOLDOFF_RISE`] times as high ([`Suppression::HoldOff`]).
+    pub holdoff: usize,
+    /// A candidate whose shingle lies within this fraction of its own deviation (L1, from the
+    /// metrics' typical levels) of a recent anomaly's shingle repeats a known pattern and is
+    /// not reported ([`Suppression::Repeat`]); 0 disables.
+    pub repeat_tolerance: f64,
 }
 
 /// Builds a [`Detector`]; see [`Detector::builder`].
@@ -169,6 +181,23 @@ impl DetectorBuilder {
         self
     }
 
+    /// Points after an anomaly during which the same metric and direction raise a new anomaly
+    /// only when they score [`HOLDOFF_RISE`] times as high. Default [`DEFAULT_HOLDOFF`]; 0
+    /// turns the hold-off off.
+    pub fn holdoff(mut self, points: usize) -> Self {
+        self.config.holdoff = points;
+        self
+    }
+
+    /// How close (as a fraction of a candidate's own deviation) a candidate must come to one
+    /// of the last [`REPEAT_MEMORY`] anomalies to count as a repeat of that known pattern
+    /// (a nightly backup's spike, a sawtooth's reset) and not be reported. Default
+    /// [`DEFAULT_REPEAT_TOLERANCE`]; 0 reports every repeat.
+    pub fn repeat_tolerance(mut self, fraction: f64) -> Self {
+        self.config.repeat_tolerance = fraction;
+        self
+    }
+
     /// Validates the parameters and builds the detector.
     ///
     /// # Errors
@@ -205,6 +234,18 @@ impl DetectorBuilder {
                     format!("margins must be finite and non-negative, got {m:?}"),
                 ));
             }
+        }
+        if !(c.repeat_tolerance.is_finite() && (0.0..1.0).contains(&c.repeat_tolerance)) {
+            return Err(invalid(
+                "repeat_tolerance",
+                format!("must be in [0, 1), got {}", c.repeat_tolerance),
+            ));
+        }
+        if c.holdoff > 1_000_000 {
+            return Err(invalid(
+                "holdoff",
+                format!("must be at most 1000000 points, got {}", c.holdoff),
+            ));
         }
         if c.normalize_after == 0 || c.normalize_after > 100_000 {
             return Err(invalid(
@@ -278,16 +319,19 @@ pub struct Detector {
     /// Raw inputs buffered until the normaliser is initialised.
     pub(crate) warm: Vec<f64>,
     pub(crate) normalizer_ready: bool,
+    /// The last point that started an event: a reported anomaly, or a candidate recognised as
+    /// a [`Suppression::Repeat`] of one.
     pub(crate) last_anomaly: Option<u64>,
-    /// The last point that scored above the threshold (anomaly or not): consecutive candidates
-    /// form a run.
-    pub(crate) last_candidate: Option<u64>,
-    /// The metric and direction (true = high) that drove the last anomaly's newest slot.
-    pub(crate) last_event: Option<(usize, bool)>,
-    /// The highest score of the current run of candidates.
-    pub(crate) run_peak: f64,
+    /// That point's score.
+    pub(crate) last_score: f64,
+    /// The metric and direction that drove it.
+    pub(crate) last_driver: Option<(usize, bool)>,
+    /// Shingles (forest points) of the last [`REPEAT_MEMORY`] event starts, oldest first.
+    pub(crate) memory: std::collections::VecDeque<Vec<f32>>,
     /// The open event's reference model, if an event is open (see [`crate::event`]).
     pub(crate) event: Option<Box<OpenEvent>>,
+    /// No new normalisation frame before this point (after the forest refused one).
+    pub(crate) next_reframe: u64,
     scratch: Scratch,
     z: Vec<f32>,
     raw: Vec<f64>,
@@ -314,6 +358,8 @@ impl Detector {
                 tolerance: Tolerance::default(),
                 normalize_after: DEFAULT_NORMALIZE_AFTER,
                 box_cache_min_mass: rcf_core::DEFAULT_BOX_CACHE_MIN_MASS,
+                holdoff: DEFAULT_HOLDOFF,
+                repeat_tolerance: DEFAULT_REPEAT_TOLERANCE,
             },
             time_decay: None,
             output_after: None,
@@ -336,10 +382,11 @@ impl Detector {
             warm: Vec::with_capacity(config.normalize_after * m),
             normalizer_ready: false,
             last_anomaly: None,
-            last_candidate: None,
-            last_event: None,
-            run_peak: 0.0,
+            last_score: 0.0,
+            last_driver: None,
+            memory: std::collections::VecDeque::new(),
             event: None,
+            next_reframe: 0,
             scratch: forest.scratch(),
             z: vec![0.0; m],
             raw: vec![0.0; m],
@@ -528,25 +575,35 @@ impl Detector {
         if score > 0.0 && self.thresholder.count() > 0 {
             verdict.p_value = self.thresholder.p_value(score);
         }
-        let grade = Thresholder::grade(score, threshold);
-        if state == DetectorState::Ready && grade > 0.0 && !self.in_run() {
-            self.run_peak = 0.0;
-        }
-        if state == DetectorState::Ready && grade > 0.0 && explain {
-            verdict.grade = grade;
-            verdict.is_anomaly = true;
-            self.explain(x, &mut verdict);
-            if verdict.suppressed.is_some() {
-                verdict.is_anomaly = false;
-                verdict.grade = 0.0;
-            }
-        } else if state == DetectorState::Ready && grade > 0.0 {
-            // bootstrap: no explanation, but remember the event for echo suppression
-            verdict.is_anomaly = !self.is_echo_without_attribution();
-        }
+        let grade = self.thresholder.grade(score, threshold);
         if state == DetectorState::Ready && grade > 0.0 {
-            self.last_candidate = Some(self.seen);
-            self.run_peak = self.run_peak.max(score);
+            let a = self
+                .forest
+                .attribution(&self.z)
+                .expect("normalised values are finite and of the right length");
+            let driver = self.driver(&a);
+            let holdoff = self.in_holdoff(score, driver);
+            let repeat = self.is_repeat(&a, holdoff);
+            verdict.suppressed = if holdoff {
+                Some(Suppression::HoldOff)
+            } else if repeat {
+                Some(Suppression::Repeat)
+            } else {
+                None
+            };
+            if explain {
+                self.explain(x, &a, &mut verdict);
+            }
+            if verdict.suppressed.is_none() {
+                verdict.is_anomaly = true;
+                verdict.grade = grade;
+            }
+            if verdict.is_anomaly || repeat {
+                // an event starts here: its hold-off follows
+                self.last_anomaly = Some(self.seen);
+                self.last_score = score;
+                self.last_driver = Some(driver);
+            }
         }
 
         self.track_event(&mut verdict, threshold);
@@ -555,11 +612,9 @@ impl Detector {
             .update(&self.z)
             .expect("normalised values are finite and of the right length");
         self.normalizer.update(&self.raw);
+        self.reframe();
         if score > 0.0 {
             self.thresholder.update(score);
-        }
-        if verdict.is_anomaly {
-            self.last_anomaly = Some(self.seen);
         }
         verdict
     }
@@ -594,18 +649,116 @@ impl Detector {
         verdict.in_event = self.event.is_some();
     }
 
-    /// During bootstrap there is no attribution to tell an echo from a new event; treat points
-    /// within a shingle of the last anomaly, or continuing a run, as the same event.
-    fn is_echo_without_attribution(&self) -> bool {
-        self.in_run()
-            || self
-                .last_anomaly
-                .is_some_and(|last| self.seen - last < self.config.shingle_size as u64)
+    /// Moves the forest into new normalisation frames when a metric's statistics have left its
+    /// frame (see [`crate::normalize`]). Should the forest refuse (the move would merge stored
+    /// values in `f32`), the old frames stay and the next attempt waits a sample size.
+    fn reframe(&mut self) {
+        if self.seen < self.next_reframe {
+            return;
+        }
+        if let Some(r) = self.normalizer.reframe() {
+            match self.forest.rescale_inputs(&r.scale, &r.shift) {
+                Ok(()) => {
+                    // remembered shingles move with the forest
+                    let m = self.names.len();
+                    for point in &mut self.memory {
+                        for (d, v) in point.iter_mut().enumerate() {
+                            *v = (f64::from(*v) * r.scale[d % m] + r.shift[d % m]) as f32;
+                        }
+                    }
+                    self.normalizer.adopt(r);
+                }
+                Err(_) => self.next_reframe = self.seen + self.config.sample_size as u64,
+            }
+        }
     }
 
-    /// Whether the previous point also scored above the threshold.
-    fn in_run(&self) -> bool {
-        self.last_candidate.is_some_and(|c| c + 1 == self.seen)
+    /// The metric and direction (true = high) carrying most of the newest shingle slot's
+    /// attribution.
+    fn driver(&self, a: &Attribution) -> (usize, bool) {
+        let m = self.names.len();
+        let newest = (self.config.shingle_size - 1) * m;
+        (0..m)
+            .map(|j| (j, a.high(newest + j), a.low(newest + j)))
+            .max_by(|x, y| (x.1 + x.2).total_cmp(&(y.1 + y.2)))
+            .map(|(j, h, l)| (j, h >= l))
+            .expect("at least one metric")
+    }
+
+    /// Whether a candidate scoring `score`, driven by `driver`, belongs to the event that
+    /// started last: inside the hold-off unless it scores [`HOLDOFF_RISE`] times as high, and
+    /// within a shingle of the start (the start's echoes, a level shift filling the shingle)
+    /// unless it is also driven by another metric or direction (a second anomaly right after
+    /// the first, RCF issue #359).
+    fn in_holdoff(&self, score: f64, driver: (usize, bool)) -> bool {
+        let Some(last) = self.last_anomaly else {
+            return false;
+        };
+        let gap = self.seen - last;
+        let echo = gap < self.config.shingle_size as u64 && self.last_driver == Some(driver);
+        gap <= self.config.holdoff as u64 && (echo || score <= HOLDOFF_RISE * self.last_score)
+    }
+
+    /// Whether a candidate that starts an event (`in_holdoff` false) repeats a recent event's
+    /// pattern: its shingle lies within `repeat_tolerance` of a remembered one, relative to its
+    /// own deviation from the metrics' typical levels, both measured where its attribution
+    /// lies (so that the other metrics' noise does not hide a repeat). Remembers the shingles
+    /// of event starts and of the candidates within a shingle after them, so an event is
+    /// remembered at every alignment its echoes took.
+    fn is_repeat(&mut self, a: &Attribution, in_holdoff: bool) -> bool {
+        let tolerance = self.config.repeat_tolerance;
+        let k = self.config.shingle_size as u64;
+        let echo = in_holdoff && self.last_anomaly.is_some_and(|l| self.seen - l < k);
+        if tolerance <= 0.0 || (in_holdoff && !echo) {
+            return false;
+        }
+        let Some(point) = self
+            .forest
+            .shingled(&self.z)
+            .expect("normalised values are of the right length")
+        else {
+            return false;
+        };
+        let m = self.names.len();
+        let folded = a.fold_shingle();
+        let total = folded.total().max(f64::MIN_POSITIVE);
+        let top = (0..m)
+            .map(|j| folded.high(j) + folded.low(j))
+            .fold(0.0, f64::max);
+        let involved: Vec<bool> = (0..m)
+            .map(|j| {
+                let t = folded.high(j) + folded.low(j);
+                t >= EXPECTED_SHARE * total || t == top
+            })
+            .collect();
+        let weight = |d: usize| {
+            if involved[d % m] {
+                a.high(d) + a.low(d)
+            } else {
+                0.0
+            }
+        };
+        let repeat = !in_holdoff && {
+            let deviation: f64 = point
+                .iter()
+                .enumerate()
+                .map(|(d, &v)| weight(d) * (f64::from(v) - self.normalizer.typical(d % m)).abs())
+                .sum();
+            self.memory.iter().any(|old| {
+                let distance: f64 = old
+                    .iter()
+                    .zip(&point)
+                    .enumerate()
+                    .map(|(d, (x, y))| weight(d) * (f64::from(*x) - f64::from(*y)).abs())
+                    .sum();
+                distance < tolerance * deviation
+            })
+        };
+        if self.memory.len() == REPEAT_MEMORY {
+            self.memory.pop_front();
+        }
+        self.memory.push_back(point);
+        repeat
     }
 
     fn warm_up(&mut self, x: &[f32]) {
@@ -629,6 +782,7 @@ impl Detector {
             for row in rows.chunks_exact(m) {
                 self.normalizer.update(row);
             }
+            self.normalizer.init_frames();
             for row in rows.chunks_exact(m) {
                 for (j, (z, &v)) in self.z.iter_mut().zip(row).enumerate() {
                     *z = self.normalizer.forward(j, v) as f32;
@@ -641,15 +795,11 @@ impl Detector {
         }
     }
 
-    /// Fills the attribution, relative index, suppression and expected values of a candidate.
-    fn explain(&mut self, x: &[f32], verdict: &mut Verdict) {
+    /// Fills the attribution and relative index of a candidate and, unless it is already
+    /// suppressed, its expected values and the ignore-near-expected verdict.
+    fn explain(&mut self, x: &[f32], a: &Attribution, verdict: &mut Verdict) {
         let m = self.names.len();
         let k = self.config.shingle_size;
-        let a = self
-            .forest
-            .attribution(&self.z)
-            .expect("normalised values are finite and of the right length");
-        let total = a.total();
         let folded = a.fold_shingle();
         verdict.attribution = (0..m)
             .map(|j| MetricAttribution {
@@ -668,37 +818,11 @@ impl Detector {
             .unwrap_or(k - 1);
         verdict.relative_index = strongest as i32 - (k as i32 - 1);
 
-        // the metric and direction driving the newest slot
-        let newest = k - 1;
-        let driver = (0..m)
-            .map(|j| (j, a.high(newest * m + j), a.low(newest * m + j)))
-            .max_by(|x, y| (x.1 + x.2).total_cmp(&(y.1 + y.2)))
-            .map(|(j, h, l)| (j, h >= l))
-            .expect("at least one metric");
-
-        // one event, one alarm: inside a run of high scores, a point is a new event only if a
-        // different metric or direction drives it and it is stronger than the run so far (as the
-        // reference's run logic); otherwise the event that opened the run goes on (a level
-        // shift, the aftermath of a reset)
-        if self.in_run() && (self.last_event == Some(driver) || verdict.score <= self.run_peak) {
-            verdict.suppressed = Some(Suppression::OngoingEvent);
+        if verdict.suppressed.is_some() {
             return;
         }
-        // and a candidate within a shingle of the last anomaly counts only if enough of its
-        // score comes from the slots that arrived since then
-        if let Some(last) = self.last_anomaly {
-            let gap = (self.seen - last) as usize;
-            if gap < k && total > 0.0 {
-                let new_share = (k - gap..k).map(slot).sum::<f64>() / total;
-                if new_share < NEW_EVENT_SHARE {
-                    verdict.suppressed = Some(Suppression::EchoOfEarlierAnomaly);
-                    return;
-                }
-            }
-        }
-
-        self.last_event = Some(driver);
         // expected values of the metrics that carry the newest slot's attribution
+        let newest = k - 1;
         let newest_total = slot(newest);
         if newest_total <= 0.0 {
             return;

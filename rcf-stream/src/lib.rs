@@ -72,8 +72,8 @@ mod verdict;
 
 pub use checkpoint::CHECKPOINT_FORMAT_VERSION;
 pub use detector::{
-    DEFAULT_NORMALIZE_AFTER, DEFAULT_SHINGLE_SIZE, Detector, DetectorBuilder, DetectorConfig,
-    Margin, Tolerance,
+    DEFAULT_HOLDOFF, DEFAULT_NORMALIZE_AFTER, DEFAULT_REPEAT_TOLERANCE, DEFAULT_SHINGLE_SIZE,
+    Detector, DetectorBuilder, DetectorConfig, HOLDOFF_RISE, Margin, REPEAT_MEMORY, Tolerance,
 };
 pub use error::{Error, Result};
 pub use normalize::Normalization;

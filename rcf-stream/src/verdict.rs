@@ -22,15 +22,16 @@ pub enum DetectorState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Suppression {
-    /// An anomaly was reported less than a shingle ago and this point's score comes mostly from
-    /// the shingle positions it shares with that one: the same event, seen again.
-    EchoOfEarlierAnomaly,
     /// The attributed metric is within the configured tolerance of its expected value.
     NearExpected,
-    /// The point continues a run of high scores opened by an anomaly, driven by the same metric
-    /// in the same direction or no stronger than the run so far (a level shift, the aftermath of
-    /// a reset): one event, one alarm.
-    OngoingEvent,
+    /// An event started less than the detector's hold-off ago and this point scores no more
+    /// than [`HOLDOFF_RISE`](crate::HOLDOFF_RISE) times as high as its start: the same event
+    /// going on (a spike's shingle echoes, a level shift's aftermath, the ups and downs of a
+    /// burst), reported once.
+    HoldOff,
+    /// The point's shingle nearly repeats that of one of the last few anomalies (a known
+    /// pattern: a nightly job's spike, a sawtooth's reset).
+    Repeat,
 }
 
 /// One metric's share of the score: `high` if it is above what the detector expects, `low` if
