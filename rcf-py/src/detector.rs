@@ -42,6 +42,10 @@ fn sensitivity(s: &Bound<'_, PyAny>) -> PyResult<Sensitivity> {
 ///     shingle_size, num_trees, sample_size, time_decay, output_after, seed: forest settings.
 ///     sensitivity: "low", "medium" (default) or "high" (Device Defender's confidence levels:
 ///         more to fewer alarms), a z-factor, or {"rate": r} for a target anomaly rate.
+///     holdoff: points after an event during which a new alarm must score 1.2 times as high
+///         (default 100; 0 turns it off).
+///     repeat_tolerance: how closely a candidate must repeat a recent event's pattern to be
+///         recognised and not reported (default 0.1; 0 reports every repeat).
 ///
 /// Raises:
 ///     ConfigError: a parameter is out of range (also a ValueError).
@@ -137,7 +141,8 @@ fn to_py_verdict(py: Python<'_>, v: &Verdict) -> PyResult<PyVerdict> {
 impl PyDetector {
     #[new]
     #[pyo3(signature = (input_dims, *, metric_names=None, shingle_size=None, num_trees=None,
-        sample_size=None, time_decay=None, output_after=None, sensitivity=None, seed=None))]
+        sample_size=None, time_decay=None, output_after=None, sensitivity=None, holdoff=None,
+        repeat_tolerance=None, seed=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         input_dims: usize,
@@ -148,6 +153,8 @@ impl PyDetector {
         time_decay: Option<f64>,
         output_after: Option<usize>,
         sensitivity: Option<&Bound<'_, PyAny>>,
+        holdoff: Option<usize>,
+        repeat_tolerance: Option<f64>,
         seed: Option<u64>,
     ) -> PyResult<Self> {
         let names =
@@ -176,6 +183,12 @@ impl PyDetector {
         }
         if let Some(s) = sensitivity {
             b = b.sensitivity(self::sensitivity(s)?);
+        }
+        if let Some(v) = holdoff {
+            b = b.holdoff(v);
+        }
+        if let Some(v) = repeat_tolerance {
+            b = b.repeat_tolerance(v);
         }
         if let Some(v) = seed {
             b = b.seed(v);

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 import rcf
 
@@ -68,3 +69,36 @@ def test_missing_values_are_imputed(rng):
 def test_sensitivity_forms():
     for s in ["low", "medium", "HIGH", 3.5, {"rate": 0.01}]:
         rcf.Detector(1, sensitivity=s)
+
+
+def test_holdoff_and_repeat_settings():
+    gen = np.random.default_rng(9)
+    t = np.arange(3000)
+    x = (20 + 5 * np.sin(2 * np.pi * t / 100) + 0.3 * gen.standard_normal(3000))[:, None]
+    x[t % 300 == 150] += 12  # a nightly spike, same phase of the cycle every time
+    x[2400:2430] += 8  # a short level shift, between two nightly spikes
+
+    def alarms(**kw):
+        return rcf.Detector(1, seed=9, **kw).process_many(x)["is_anomaly"]
+
+    default = alarms()
+    # the level shift is reported once; without the hold-off its aftermath alarms again
+    assert default[2400:2430].sum() == 1
+    assert alarms(holdoff=0)[2400:2500].sum() > 1
+    # the nightly spikes are recognised once the detector has seen a few
+    nightly = np.flatnonzero(t % 300 == 150)
+    late = nightly[nightly > 1000]
+    assert default[late].sum() <= 2
+    assert alarms(repeat_tolerance=0.0)[late].sum() >= len(late) - 1
+    d = rcf.Detector(1, seed=9)
+    reasons = {d.process(row).suppressed for row in x}
+    assert {"HoldOff", "Repeat"} <= reasons
+
+
+def test_bad_holdoff_and_repeat_settings_are_config_errors():
+    with pytest.raises(rcf.ConfigError, match="repeat_tolerance"):
+        rcf.Detector(1, repeat_tolerance=1.5)
+    with pytest.raises(ValueError, match="holdoff"):
+        rcf.Detector(1, holdoff=10**9)
+    with pytest.raises(OverflowError):
+        rcf.Detector(1, holdoff=-1)

@@ -93,6 +93,8 @@ class Detector:
         time_decay: float | None = None,
         output_after: int | None = None,
         sensitivity: str | float | dict[str, float] | None = None,
+        holdoff: int | None = None,
+        repeat_tolerance: float | None = None,
         seed: int | None = None,
     ) -> Detector: ...
     def __copy__(self) -> Detector: ...

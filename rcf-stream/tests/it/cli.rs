@@ -139,6 +139,9 @@ fn empty_input_and_bad_options_fail_clearly() {
     let bad = rcf(&["detect", "-", "--sensitivity", "rate=2"], "a\n1\n");
     assert_eq!(bad.status.code(), Some(2), "usage errors exit 2");
     assert!(text(&bad.stderr).contains("anomaly rate must be in (0, 0.5), got 2"));
+    let bad = rcf(&["detect", "-", "--repeat-tolerance", "1.5"], "a\n1\n");
+    assert_eq!(bad.status.code(), Some(2), "usage errors exit 2");
+    assert!(text(&bad.stderr).contains("`repeat_tolerance`: must be in [0, 1), got 1.5"));
 
     let missing = rcf(&["detect", "/no/such/file.csv"], "");
     assert_eq!(missing.status.code(), Some(1));

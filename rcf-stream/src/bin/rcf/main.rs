@@ -77,6 +77,14 @@ struct DetectArgs {
     /// z=FACTOR, or rate=FRACTION (target share of points above the threshold).
     #[arg(long, default_value = "medium", value_parser = parse_sensitivity)]
     sensitivity: Sensitivity,
+    /// Points after an event during which a new alarm must score 1.2 times as high (0: off).
+    #[arg(long, default_value_t = rcf_stream::DEFAULT_HOLDOFF)]
+    holdoff: usize,
+    /// How closely (a fraction of its deviation) a candidate must repeat one of the last few
+    /// events to be recognised as a known pattern and not reported (0: report every repeat).
+    #[arg(long, default_value_t = rcf_stream::DEFAULT_REPEAT_TOLERANCE,
+        value_parser = parse_repeat_tolerance)]
+    repeat_tolerance: f64,
     /// Master seed (runs are reproducible).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -118,6 +126,16 @@ fn parse_sensitivity(s: &str) -> Result<Sensitivity, String> {
     Ok(parsed)
 }
 
+fn parse_repeat_tolerance(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    // the same check as the library, reported as a usage error
+    Detector::builder(["x"])
+        .repeat_tolerance(v)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(v)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -142,6 +160,8 @@ fn build_detector(args: &DetectArgs, metrics: &[String]) -> Result<Detector, Str
         .num_trees(args.trees)
         .sample_size(args.sample_size)
         .sensitivity(args.sensitivity)
+        .holdoff(args.holdoff)
+        .repeat_tolerance(args.repeat_tolerance)
         .seed(args.seed)
         .build()
         .map_err(|e| e.to_string())
