@@ -274,9 +274,20 @@ impl DetectorBuilder {
 
 /// A streaming anomaly detector for one stream of named metrics (one device, say).
 ///
-/// Per point: validation → missing values (NaN) imputed from the forest → normalisation →
-/// internal shingling → score → adaptive threshold → suppression (one alarm per event,
-/// optional ignore-near-expected bands) → explanation for candidates → event tracking → update.
+/// Per point: validation → missing values (NaN) imputed from the forest → normalisation (in
+/// frames that move the forest along when they change, see [`Normalization::Normalize`]) →
+/// internal shingling → score → adaptive threshold → for candidates above it: attribution,
+/// suppression, explanation → event tracking → update.
+///
+/// Suppression makes one event one alarm. After an alarm (an event start), a candidate within
+/// the hold-off ([`DetectorConfig::holdoff`] points) is part of the same event
+/// ([`Suppression::HoldOff`]) unless it scores [`HOLDOFF_RISE`] times as high, or, within a
+/// shingle of the start, is driven by another metric or direction. A candidate that starts an
+/// event but nearly repeats one of the last [`REPEAT_MEMORY`] events' shingles (where its
+/// attribution lies) is a known pattern ([`Suppression::Repeat`]): it starts a hold-off but is
+/// not reported. Then the optional ignore-near-expected bands apply. Reported anomalies carry a
+/// grade, `score / (score + peak)` with `peak` the stream's tracked 99.5th-percentile score,
+/// which ranks alarms across streams.
 ///
 /// Event tracking: an alarm opens an event and keeps a frozen copy of the model as it was
 /// (forest, normaliser, threshold); [`Verdict::in_event`] stays true until a shingle's worth

@@ -253,7 +253,7 @@ impl Thresholder {
     /// (score + peak)`, where `peak` is the stream's typical high score (its tracked 99.5th
     /// percentile). ½ for a score at that level, towards 1 far above it, 0 at or below the
     /// threshold. A stream whose scores often run high (a bursty count) grades the same score
-    /// lower than a calm one; measured on NAB, ranking alarms by it rather than by
+    /// lower than a calm one; measured on NAB, ranking the same alarms by it rather than by
     /// `1 − threshold / score` raised the standard score from 55.1 to 62.7 (BENCHMARKS.md).
     pub(crate) fn grade(&self, score: f64, threshold: f64) -> f64 {
         if score <= threshold || score <= 0.0 {

@@ -79,9 +79,11 @@ pub struct ExpectedValue {
 pub struct Verdict {
     /// The forest's score (about 1 for typical points; 0 while warming).
     pub score: f64,
-    /// How anomalous, in [0, 1): 0 at or below the threshold, else `1 − threshold / score`
-    /// (½ at twice the threshold); comparable across streams, and strong anomalies keep their
-    /// order (it does not saturate).
+    /// How anomalous a reported anomaly is, in (0, 1), comparably across streams:
+    /// `score / (score + peak)`, where `peak` is the stream's own typical high score (its
+    /// tracked 99.5th percentile), so ½ for a score at that level; a stream whose scores often
+    /// run high grades the same score lower than a calm one. Strong anomalies keep their order
+    /// (it does not saturate). 0 for points not reported.
     pub grade: f64,
     /// Whether this point is reported as an anomaly.
     pub is_anomaly: bool,
