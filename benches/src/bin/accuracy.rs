@@ -14,7 +14,7 @@
 //! whole corpus, as its rules allow.
 //!
 //! Development switches (experiments only; reported results use none of them):
-//! `RCF_ACCURACY_CONFIG` (detector parameters), `RCF_ACCURACY_SCORE` (NAB score mapping),
+//! `RCF_ACCURACY_CONFIG` (detector parameters),
 //! `RCF_ACCURACY_DIFF=1` (each metric's first difference as an extra metric), `RCF_NAB_DEBUG`
 //! (windows hit and detections at each profile's threshold), `RCF_SKAB_SCORE_FLAG` (SKAB rows
 //! flagged by `score > threshold` instead of `in_event`), `RCF_FLEET_DEBUG` (every false alarm
@@ -118,90 +118,33 @@ impl Run {
     }
 }
 
-/// Standard normal CDF (Abramowitz & Stegun 7.1.26 for erf; |error| < 1.5e-7).
-fn phi(z: f64) -> f64 {
-    let x = z.abs() / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.3275911 * x);
-    let poly = t
-        * (0.254829592
-            + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-    let erf = 1.0 - poly * (-x * x).exp();
-    if z >= 0.0 {
-        0.5 * (1.0 + erf)
-    } else {
-        0.5 * (1.0 - erf)
-    }
+/// A detector's output on one NAB file: what NAB scores, and the anomaly score itself.
+struct NabRun {
+    /// NAB wants values in [0, 1]: reported anomalies map to `0.5 + 0.5 · grade`, every other
+    /// row to `0.5 · min(1, score / threshold)`, so NAB's sweep may still pick a cut below the
+    /// alarms if that scores better. One-alarm-per-event suppression is part of what NAB then
+    /// measures.
+    nab: Vec<f64>,
+    /// The verdicts' scores: what the threshold-free metrics (AUC-PR, VUS) rank, as they rank
+    /// AWS RCF's `anomaly_score`.
+    score: Vec<f64>,
 }
 
-/// NAB wants scores in [0, 1]. Reported anomalies map to [0.5, 1] by grade; every other row to
-/// `0.5 · min(1, score / threshold)`, so the threshold-free metrics see the detector's ranking
-/// and NAB's sweep may still pick a threshold below the alarms if that scores better.
-/// One-alarm-per-event suppression is part of what NAB then measures.
-fn run_detector(f: &NabFile) -> Vec<f64> {
+fn run_detector(f: &NabFile) -> NabRun {
     let mut d = Run::new(&["value"]);
-    let mapping = std::env::var("RCF_ACCURACY_SCORE").unwrap_or_default();
-    // HTM-style anomaly likelihood: the short-term average of scores judged against the
-    // long-term distribution of such averages
-    let short: usize = std::env::var("RCF_LIKELIHOOD_SHORT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let mut recent: std::collections::VecDeque<f64> = std::collections::VecDeque::new();
-    let (mut w, mut mean, mut var) = (0.0f64, 0.0f64, 0.0f64);
-    let decay = 1.0 / 2_560.0;
-    f.values
-        .iter()
-        .map(|&v| {
-            let verdict = d.process(&[v as f32]);
-            if mapping == "likelihood" {
-                if verdict.score <= 0.0 {
-                    return 0.0;
-                }
-                recent.push_back(verdict.score);
-                if recent.len() > short {
-                    recent.pop_front();
-                }
-                let avg = recent.iter().sum::<f64>() / recent.len() as f64;
-                let sd = var.sqrt().max(1e-3);
-                let likelihood = if w > 50.0 {
-                    phi((avg - mean) / sd)
-                } else {
-                    0.5
-                };
-                w = (1.0 - decay) * w + 1.0;
-                let a = 1.0 / w;
-                let diff = avg - mean;
-                mean += a * diff;
-                var = (1.0 - a) * (var + a * diff * diff);
-                return likelihood;
-            }
-            if mapping == "score" {
-                return if verdict.is_anomaly {
-                    0.5 + 0.5 * (1.0 - 1.0 / verdict.score.max(1.0))
-                } else {
-                    0.5 * (verdict.score / verdict.threshold.max(1e-9)).min(1.0)
-                };
-            }
-            if mapping == "pvalue" {
-                return 1.0 - verdict.p_value;
-            }
-            if mapping == "pvalue_alarm" {
-                // alarms only, ranked by how rare their score is
-                return if verdict.is_anomaly {
-                    1.0 - verdict.p_value
-                } else {
-                    0.0
-                };
-            }
-            if verdict.is_anomaly {
-                0.5 + 0.5 * verdict.grade
-            } else if verdict.threshold > 0.0 {
-                0.5 * (verdict.score / verdict.threshold).min(1.0)
-            } else {
-                0.0
-            }
-        })
-        .collect()
+    let (mut nab, mut score) = (Vec::new(), Vec::new());
+    for &v in &f.values {
+        let verdict = d.process(&[v as f32]);
+        nab.push(if verdict.is_anomaly {
+            0.5 + 0.5 * verdict.grade
+        } else if verdict.threshold > 0.0 {
+            0.5 * (verdict.score / verdict.threshold).min(1.0)
+        } else {
+            0.0
+        });
+        score.push(verdict.score);
+    }
+    NabRun { nab, score }
 }
 
 /// Per-file means of a pair of metrics.
@@ -213,7 +156,12 @@ fn mean_pair(per_file: &[(f64, f64)]) -> (f64, f64) {
     )
 }
 
-fn summary(files: &[NabFile], scores: &HashMap<String, Vec<f64>>) -> String {
+/// NAB's three scores of `scores`, and the threshold-free metrics of `ranking`.
+fn summary(
+    files: &[NabFile],
+    scores: &HashMap<String, Vec<f64>>,
+    ranking: &HashMap<String, Vec<f64>>,
+) -> String {
     let mut line = String::from("NAB");
     for p in &PROFILES {
         let s = nab::optimize(files, scores, p);
@@ -242,7 +190,7 @@ fn summary(files: &[NabFile], scores: &HashMap<String, Vec<f64>>) -> String {
     }
     let aucs: Vec<(f64, f64)> = files
         .iter()
-        .filter_map(|f| nab::auc(f, &scores[&f.name]))
+        .filter_map(|f| nab::auc(f, &ranking[&f.name]))
         .collect();
     let (ap, roc) = mean_pair(&aucs);
     eprintln!(
@@ -252,7 +200,7 @@ fn summary(files: &[NabFile], scores: &HashMap<String, Vec<f64>>) -> String {
     line.push_str(&format!(" auc_pr={ap:.3}"));
     let vus: Vec<(f64, f64)> = files
         .iter()
-        .filter_map(|f| nab::vus(f, &scores[&f.name]))
+        .filter_map(|f| nab::vus(f, &ranking[&f.name]))
         .collect();
     let (vus_roc, vus_pr) = mean_pair(&vus);
     eprintln!(
@@ -263,10 +211,11 @@ fn summary(files: &[NabFile], scores: &HashMap<String, Vec<f64>>) -> String {
 
 /// SKAB: per file, a fresh detector (all 8 sensors) bootstrapped with the training rows, then
 /// the test rows streamed. SKAB's anomalies are long segments scored point by point, so a
-/// point counts as flagged when its score is above the threshold (the one-alarm-per-event flag
-/// marks only an event's start). Reports pooled F1, mean AUC-PR of `score / threshold`, and
-/// its lift over the positive rate (what random scores get), and the NAB-style changepoint
-/// score of the detector's alarms (one per event), as SKAB's README reports it.
+/// point counts as flagged when it is `in_event` (the one-alarm-per-event flag marks only an
+/// event's start; `RCF_SKAB_SCORE_FLAG` flags `score > threshold` instead). Reports pooled F1,
+/// mean AUC-PR of `score / threshold`, and its lift over the positive rate (what random scores
+/// get), and the NAB-style changepoint score of the detector's alarms (one per event), as
+/// SKAB's README reports it.
 fn skab(files: &[rcf_datasets::skab::SkabFile]) -> String {
     use rcf_datasets::skab::{SENSORS, TRAINING_ROWS};
     let (mut tp, mut fp, mut fn_, mut tn) = (0usize, 0usize, 0usize, 0usize);
@@ -528,7 +477,7 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::from(1);
                 }
             };
-            let scores = if args.get(1).map(String::as_str) == Some("--reference") {
+            let (scores, ranking) = if args.get(1).map(String::as_str) == Some("--reference") {
                 let name = match args.get(2).map(String::as_str) {
                     Some("aws") => "randomCutForest",
                     other => {
@@ -536,15 +485,18 @@ fn main() -> std::process::ExitCode {
                         return std::process::ExitCode::from(2);
                     }
                 };
-                nab::load_results(&root, name, &files).expect("bundled results load")
+                let scores = nab::load_results(&root, name, &files).expect("bundled results load");
+                (scores.clone(), scores)
             } else {
-                let mut scores = HashMap::new();
+                let (mut scores, mut ranking) = (HashMap::new(), HashMap::new());
                 let total: usize = files.iter().map(|f| f.values.len()).sum();
                 let mut done = 0;
                 let started = std::time::Instant::now();
                 let terminal = std::io::stderr().is_terminal();
                 for f in &files {
-                    scores.insert(f.name.clone(), run_detector(f));
+                    let run = run_detector(f);
+                    scores.insert(f.name.clone(), run.nab);
+                    ranking.insert(f.name.clone(), run.score);
                     done += f.values.len();
                     if terminal {
                         eprint!(
@@ -569,9 +521,9 @@ fn main() -> std::process::ExitCode {
                     started.elapsed().as_secs_f64(),
                     ""
                 );
-                scores
+                (scores, ranking)
             };
-            println!("{}", summary(&files, &scores));
+            println!("{}", summary(&files, &scores, &ranking));
             std::process::ExitCode::SUCCESS
         }
         Some("skab") => match rcf_datasets::skab::load(&root) {
