@@ -4,8 +4,16 @@ fn main() {
     let mut d = rcf_benches::w1_detector();
     let mut hist = std::collections::BTreeMap::new();
     let mut spikes_hit = 0;
+    let mut missed = std::collections::BTreeMap::new();
     for (t, v) in w1.values.iter().enumerate() {
         let verdict = d.process(&[*v]).unwrap();
+        if w1.anomalies.contains(&t) && !verdict.is_anomaly {
+            let why = match verdict.suppressed {
+                Some(s) => format!("{s:?}"),
+                None => "below the threshold".into(),
+            };
+            *missed.entry(why).or_insert(0) += 1;
+        }
         if verdict.is_anomaly {
             let nearest = w1
                 .anomalies
@@ -32,5 +40,8 @@ fn main() {
     );
     for (k, n) in hist {
         println!("{k:>8}: {n}");
+    }
+    for (why, n) in missed {
+        println!("spikes not alarmed, {why}: {n}");
     }
 }

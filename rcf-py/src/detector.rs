@@ -43,7 +43,8 @@ fn sensitivity(s: &Bound<'_, PyAny>) -> PyResult<Sensitivity> {
 ///     sensitivity: "low", "medium" (default) or "high" (Device Defender's confidence levels:
 ///         more to fewer alarms), a z-factor, or {"rate": r} for a target anomaly rate.
 ///     holdoff: points after an event during which a new alarm must score 1.2 times as high
-///         (default 100; 0 turns it off).
+///         (default 100; it ends early after a quarter of it with no point above the
+///         threshold; 0 turns it off).
 ///     repeat_tolerance: how closely a candidate must repeat a recent event's pattern to be
 ///         recognised and not reported (default 0.1; 0 reports every repeat).
 ///

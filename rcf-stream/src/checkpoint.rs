@@ -45,6 +45,7 @@ struct Snapshot {
     last_anomaly: Option<u64>,
     last_score: f64,
     last_driver: Option<(usize, bool)>,
+    last_candidate: Option<u64>,
     memory: Vec<Vec<f32>>,
     next_reframe: u64,
     forest: Bytes,
@@ -125,6 +126,7 @@ impl LegacySnapshot {
             last_anomaly: None,
             last_score: 0.0,
             last_driver: None,
+            last_candidate: None,
             memory: Vec::new(),
             next_reframe: 0,
             forest: self.forest,
@@ -187,6 +189,7 @@ impl Detector {
             last_anomaly: self.last_anomaly,
             last_score: self.last_score,
             last_driver: self.last_driver,
+            last_candidate: self.last_candidate,
             memory: self.memory.iter().cloned().collect(),
             next_reframe: self.next_reframe,
             forest: Bytes(self.forest.to_bytes()),
@@ -282,6 +285,7 @@ impl Detector {
             || s.last_anomaly.is_some_and(|l| l > s.seen)
             || !(s.last_score.is_finite() && s.last_score >= 0.0)
             || s.last_driver.is_some_and(|(j, _)| j >= m)
+            || s.last_candidate.is_some_and(|l| l > s.seen)
             || s.memory.len() > REPEAT_MEMORY
             || s.memory
                 .iter()
@@ -299,6 +303,7 @@ impl Detector {
         d.last_anomaly = s.last_anomaly;
         d.last_score = s.last_score;
         d.last_driver = s.last_driver;
+        d.last_candidate = s.last_candidate;
         d.memory = s.memory.into();
         d.next_reframe = s.next_reframe;
         if let Some(e) = event {

@@ -20,11 +20,16 @@ pub const DEFAULT_NORMALIZE_AFTER: usize = 10;
 
 /// Metrics carrying at least this share of the newest slot's attribution get an expected value.
 const EXPECTED_SHARE: f64 = 0.3;
-/// Default [`DetectorConfig::holdoff`]: points after an anomaly during which the same metric
-/// and direction raise a new one only by scoring [`HOLDOFF_RISE`] times higher.
+/// Default [`DetectorConfig::holdoff`]: points after an anomaly during which a new one must
+/// score [`HOLDOFF_RISE`] times higher (the hold-off ends early after a quarter of it without a
+/// candidate).
 pub const DEFAULT_HOLDOFF: usize = 100;
 /// Inside the hold-off, a candidate must score this many times the last anomaly's score.
 pub const HOLDOFF_RISE: f64 = 1.2;
+/// The hold-off ends early once `holdoff / HOLDOFF_QUIET_PARTS` points in a row score at or
+/// below the threshold (measured: a quarter keeps NAB and the fleet where the full hold-off
+/// puts them and alarms 97 of W1's 100 spikes instead of 91; BENCHMARKS.md).
+const HOLDOFF_QUIET_PARTS: u64 = 4;
 /// Default [`DetectorConfig::repeat_tolerance`].
 pub const DEFAULT_REPEAT_TOLERANCE: f64 = 0.1;
 /// Recent anomalies remembered for repeat suppression.
@@ -94,8 +99,9 @@ pub struct DetectorConfig {
     pub normalize_after: usize,
     /// The forest's box cache threshold (speed/memory; see rcf-core).
     pub box_cache_min_mass: usize,
-    /// Points after an anomaly during which the same metric in the same direction raises a new
-    /// anomaly only if it scores [`HOLDOFF_RISE`] times as high ([`Suppression::HoldOff`]).
+    /// Points after an event starts during which a candidate is part of it
+    /// ([`Suppression::HoldOff`]) unless it scores [`HOLDOFF_RISE`] times as high; a quarter of
+    /// it without any candidate ends the event early.
     pub holdoff: usize,
     /// A candidate whose shingle lies within this fraction of its own deviation (L1, from the
     /// metrics' typical levels) of a recent anomaly's shingle repeats a known pattern and is
@@ -181,9 +187,9 @@ impl DetectorBuilder {
         self
     }
 
-    /// Points after an anomaly during which the same metric and direction raise a new anomaly
-    /// only when they score [`HOLDOFF_RISE`] times as high. Default [`DEFAULT_HOLDOFF`]; 0
-    /// turns the hold-off off.
+    /// Points after an anomaly during which a new anomaly must score [`HOLDOFF_RISE`] times as
+    /// high (the hold-off ends early after a quarter of it without a point above the
+    /// threshold). Default [`DEFAULT_HOLDOFF`]; 0 turns the hold-off off.
     pub fn holdoff(mut self, points: usize) -> Self {
         self.config.holdoff = points;
         self
@@ -337,6 +343,8 @@ pub struct Detector {
     pub(crate) last_score: f64,
     /// The metric and direction that drove it.
     pub(crate) last_driver: Option<(usize, bool)>,
+    /// The last point that scored above the threshold.
+    pub(crate) last_candidate: Option<u64>,
     /// Shingles (forest points) of the last [`REPEAT_MEMORY`] event starts, oldest first.
     pub(crate) memory: std::collections::VecDeque<Vec<f32>>,
     /// The open event's reference model, if an event is open (see [`crate::event`]).
@@ -395,6 +403,7 @@ impl Detector {
             last_anomaly: None,
             last_score: 0.0,
             last_driver: None,
+            last_candidate: None,
             memory: std::collections::VecDeque::new(),
             event: None,
             next_reframe: 0,
@@ -609,6 +618,7 @@ impl Detector {
                 verdict.is_anomaly = true;
                 verdict.grade = grade;
             }
+            self.last_candidate = Some(self.seen);
             if verdict.is_anomaly || repeat {
                 // an event starts here: its hold-off follows
                 self.last_anomaly = Some(self.seen);
@@ -700,14 +710,19 @@ impl Detector {
     /// started last: inside the hold-off unless it scores [`HOLDOFF_RISE`] times as high, and
     /// within a shingle of the start (the start's echoes, a level shift filling the shingle)
     /// unless it is also driven by another metric or direction (a second anomaly right after
-    /// the first, RCF issue #359).
+    /// the first, RCF issue #359). The event, and its hold-off, is over once a quarter of the
+    /// hold-off has passed without a candidate.
     fn in_holdoff(&self, score: f64, driver: (usize, bool)) -> bool {
         let Some(last) = self.last_anomaly else {
             return false;
         };
         let gap = self.seen - last;
         let echo = gap < self.config.shingle_size as u64 && self.last_driver == Some(driver);
-        gap <= self.config.holdoff as u64 && (echo || score <= HOLDOFF_RISE * self.last_score)
+        let holdoff = self.config.holdoff as u64;
+        let quiet = self
+            .last_candidate
+            .is_some_and(|c| self.seen - c > holdoff / HOLDOFF_QUIET_PARTS);
+        !quiet && gap <= holdoff && (echo || score <= HOLDOFF_RISE * self.last_score)
     }
 
     /// Whether a candidate that starts an event (`in_holdoff` false) repeats a recent event's

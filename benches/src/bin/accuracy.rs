@@ -45,6 +45,7 @@ fn detector<S: AsRef<str>>(metrics: &[S]) -> Detector {
                     "high" => Sensitivity::High,
                     z => Sensitivity::ZFactor(z.parse().unwrap()),
                 }),
+                "seed" => b.seed(v.parse().unwrap()),
                 "holdoff" => b.holdoff(v.parse().unwrap()),
                 "repeat" => b.repeat_tolerance(v.parse().unwrap()),
                 "normalization" => b.normalization(match v {

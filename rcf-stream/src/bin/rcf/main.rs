@@ -77,7 +77,8 @@ struct DetectArgs {
     /// z=FACTOR, or rate=FRACTION (target share of points above the threshold).
     #[arg(long, default_value = "medium", value_parser = parse_sensitivity)]
     sensitivity: Sensitivity,
-    /// Points after an event during which a new alarm must score 1.2 times as high (0: off).
+    /// Points after an event during which a new alarm must score 1.2 times as high; it ends
+    /// early after a quarter of it with no point above the threshold (0: off).
     #[arg(long, default_value_t = rcf_stream::DEFAULT_HOLDOFF)]
     holdoff: usize,
     /// How closely (a fraction of its deviation) a candidate must repeat one of the last few
