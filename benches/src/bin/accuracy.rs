@@ -16,7 +16,8 @@
 //! Development switches (experiments only; reported results use none of them):
 //! `RCF_ACCURACY_CONFIG` (detector parameters),
 //! `RCF_ACCURACY_DIFF=1` (each metric's first difference as an extra metric), `RCF_NAB_DEBUG`
-//! (windows hit and detections at each profile's threshold), `RCF_SKAB_SCORE_FLAG` (SKAB rows
+//! (windows hit and detections at each profile's threshold, and the score had each file its
+//! own best threshold), `RCF_SKAB_SCORE_FLAG` (SKAB rows
 //! flagged by `score > threshold` instead of `in_event`), `RCF_FLEET_DEBUG` (every false alarm
 //! of the fleet run).
 
@@ -148,6 +149,21 @@ fn run_detector(f: &NabFile) -> NabRun {
     NabRun { nab, score }
 }
 
+/// `v` averaged over a window of `width` rows centred on each row (shorter at the ends).
+fn centred_mean(v: &[f64], width: usize) -> Vec<f64> {
+    let half = width / 2;
+    let mut prefix = vec![0.0; v.len() + 1];
+    for (i, x) in v.iter().enumerate() {
+        prefix[i + 1] = prefix[i] + x;
+    }
+    (0..v.len())
+        .map(|i| {
+            let (a, b) = (i.saturating_sub(half), (i + half + 1).min(v.len()));
+            (prefix[b] - prefix[a]) / (b - a) as f64
+        })
+        .collect()
+}
+
 /// Per-file means of a pair of metrics.
 fn mean_pair(per_file: &[(f64, f64)]) -> (f64, f64) {
     let n = per_file.len() as f64;
@@ -173,20 +189,56 @@ fn summary(
         line.push_str(&format!(" {}={:.2}", p.name, s.normalized));
         if std::env::var_os("RCF_NAB_DEBUG").is_some() {
             let (mut hit, mut windows, mut fps, mut dets) = (0, 0, 0, 0);
+            let mut by_category: std::collections::BTreeMap<&str, usize> = Default::default();
+            let mut missed = Vec::new();
             for f in files {
                 let sc = &scores[&f.name];
                 windows += f.windows.len();
                 for &(a, b) in &f.windows {
-                    hit += usize::from((a..=b).any(|i| i >= f.probation() && sc[i] >= s.threshold));
+                    let found = (a..=b).any(|i| i >= f.probation() && sc[i] >= s.threshold);
+                    hit += usize::from(found);
+                    if !found {
+                        missed.push(format!("{} {a}..{b}", f.name));
+                    }
                 }
                 for (i, &v) in sc.iter().enumerate().skip(f.probation()) {
                     if v >= s.threshold {
                         dets += 1;
-                        fps += usize::from(!f.in_window(i));
+                        if !f.in_window(i) {
+                            fps += 1;
+                            let category = f.name.split('/').next().unwrap_or("");
+                            *by_category.entry(category).or_default() += 1;
+                        }
                     }
                 }
             }
             eprintln!("    windows hit {hit}/{windows}, detections {dets}, outside windows {fps}");
+            eprintln!("    outside windows by category: {by_category:?}");
+            eprintln!("    missed: {}", missed.join(", "));
+            // a ceiling for calibration alone: the best cut chosen per file (NAB allows one for
+            // the corpus), among the file's scores at or above 0.5 (the alarms) and "none"
+            let raw: f64 = files
+                .iter()
+                .map(|f| {
+                    let sc = &scores[&f.name];
+                    let mut cuts: Vec<f64> = sc[f.probation()..]
+                        .iter()
+                        .copied()
+                        .filter(|v| *v >= 0.5)
+                        .collect();
+                    cuts.push(f64::INFINITY);
+                    cuts.iter()
+                        .map(|&c| nab::file_score(f, sc, c, p))
+                        .fold(f64::NEG_INFINITY, f64::max)
+                })
+                .sum();
+            let n = nab::score_at(files, scores, f64::INFINITY, p);
+            let null = n.raw;
+            let perfect = -null * p.tp / p.fn_;
+            eprintln!(
+                "    with the best cut per file instead (not allowed by NAB): {:.2}",
+                100.0 * (raw - null) / (perfect - null)
+            );
         }
     }
     let aucs: Vec<(f64, f64)> = files
@@ -207,6 +259,19 @@ fn summary(
     eprintln!(
         "  VUS-PR {vus_pr:.3}, VUS-ROC {vus_roc:.3} (same files and labels; buffer = period)"
     );
+    if std::env::var_os("RCF_NAB_DEBUG").is_some() {
+        // what a non-causal score would get: each row's score averaged over a centred window
+        for width in [25usize, 101] {
+            let centred: Vec<(f64, f64)> = files
+                .iter()
+                .filter_map(|f| nab::auc(f, &centred_mean(&ranking[&f.name], width)))
+                .collect();
+            eprintln!(
+                "  AUC-PR of the scores averaged over {width} centred rows (not causal): {:.3}",
+                mean_pair(&centred).0
+            );
+        }
+    }
     line
 }
 
