@@ -32,7 +32,8 @@ pub const HOLDOFF_RISE: f64 = 1.2;
 const HOLDOFF_QUIET_PARTS: u64 = 4;
 /// Default [`DetectorConfig::repeat_tolerance`].
 pub const DEFAULT_REPEAT_TOLERANCE: f64 = 0.1;
-/// Recent anomalies remembered for repeat suppression.
+/// Shingles remembered for repeat suppression: each event's start and the candidates within a
+/// shingle after it (so a few recent events, at every alignment their echoes took).
 pub const REPEAT_MEMORY: usize = 16;
 
 /// A margin for ignoring deviations near the expected value.
@@ -103,9 +104,10 @@ pub struct DetectorConfig {
     /// ([`Suppression::HoldOff`]) unless it scores [`HOLDOFF_RISE`] times as high; a quarter of
     /// it without any candidate ends the event early.
     pub holdoff: usize,
-    /// A candidate whose shingle lies within this fraction of its own deviation (L1, from the
-    /// metrics' typical levels) of a recent anomaly's shingle repeats a known pattern and is
-    /// not reported ([`Suppression::Repeat`]); 0 disables.
+    /// A candidate whose shingle lies within this fraction of its own deviation from the
+    /// metrics' typical levels (L1, weighted by its attribution over the metrics that carry it)
+    /// of a remembered event's shingle repeats a known pattern and is not reported
+    /// ([`Suppression::Repeat`]); 0 disables.
     pub repeat_tolerance: f64,
 }
 
@@ -345,7 +347,8 @@ pub struct Detector {
     pub(crate) last_driver: Option<(usize, bool)>,
     /// The last point that scored above the threshold.
     pub(crate) last_candidate: Option<u64>,
-    /// Shingles (forest points) of the last [`REPEAT_MEMORY`] event starts, oldest first.
+    /// The last [`REPEAT_MEMORY`] remembered shingles (forest points) of event starts and their
+    /// echoes, oldest first.
     pub(crate) memory: std::collections::VecDeque<Vec<f32>>,
     /// The open event's reference model, if an event is open (see [`crate::event`]).
     pub(crate) event: Option<Box<OpenEvent>>,
