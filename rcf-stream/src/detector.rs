@@ -606,7 +606,8 @@ impl Detector {
                 .expect("normalised values are finite and of the right length");
             let driver = self.driver(&a);
             let holdoff = self.in_holdoff(score, driver);
-            let repeat = self.is_repeat(&a, holdoff);
+            let folded = a.fold_shingle();
+            let repeat = self.is_repeat(&a, &folded, holdoff);
             verdict.suppressed = if holdoff {
                 Some(Suppression::HoldOff)
             } else if repeat {
@@ -615,7 +616,7 @@ impl Detector {
                 None
             };
             if explain {
-                self.explain(x, &a, &mut verdict);
+                self.explain(x, &a, &folded, &mut verdict);
             }
             if verdict.suppressed.is_none() {
                 verdict.is_anomaly = true;
@@ -734,7 +735,7 @@ impl Detector {
     /// lies (so that the other metrics' noise does not hide a repeat). Remembers the shingles
     /// of event starts and of the candidates within a shingle after them, so an event is
     /// remembered at every alignment its echoes took.
-    fn is_repeat(&mut self, a: &Attribution, in_holdoff: bool) -> bool {
+    fn is_repeat(&mut self, a: &Attribution, folded: &Attribution, in_holdoff: bool) -> bool {
         let tolerance = self.config.repeat_tolerance;
         let k = self.config.shingle_size as u64;
         let echo = in_holdoff && self.last_anomaly.is_some_and(|l| self.seen - l < k);
@@ -749,7 +750,6 @@ impl Detector {
             return false;
         };
         let m = self.names.len();
-        let folded = a.fold_shingle();
         let total = folded.total().max(f64::MIN_POSITIVE);
         let top = (0..m)
             .map(|j| folded.high(j) + folded.low(j))
@@ -826,10 +826,10 @@ impl Detector {
 
     /// Fills the attribution and relative index of a candidate and, unless it is already
     /// suppressed, its expected values and the ignore-near-expected verdict.
-    fn explain(&mut self, x: &[f32], a: &Attribution, verdict: &mut Verdict) {
+    /// `folded` is `a` folded over the shingle.
+    fn explain(&mut self, x: &[f32], a: &Attribution, folded: &Attribution, verdict: &mut Verdict) {
         let m = self.names.len();
         let k = self.config.shingle_size;
-        let folded = a.fold_shingle();
         verdict.attribution = (0..m)
             .map(|j| MetricAttribution {
                 metric: self.names[j].clone(),
