@@ -243,12 +243,17 @@ fn bootstrap_gives_verdicts_from_the_first_live_point() {
 /// A stationary one-metric stream (a sine and noise) through a detector with the given sample
 /// size, `f` changing the value at time t.
 fn stationary(sample_size: usize, n: usize, f: impl Fn(usize, f32) -> f32) -> Vec<Verdict> {
+    stationary_with(Detector::builder(["torque"]).sample_size(sample_size), n, f)
+}
+
+/// [`stationary`] through the detector `builder` makes (seeded here).
+fn stationary_with(
+    builder: rcf_stream::DetectorBuilder,
+    n: usize,
+    f: impl Fn(usize, f32) -> f32,
+) -> Vec<Verdict> {
     let mut rng = Rng::new(21);
-    let mut d = Detector::builder(["torque"])
-        .sample_size(sample_size)
-        .seed(21)
-        .build()
-        .unwrap();
+    let mut d = builder.seed(21).build().unwrap();
     (0..n)
         .map(|t| {
             let x = (20.0 + 5.0 * (t as f64 / 40.0).sin() + 0.3 * rng.normal()) as f32;
@@ -678,11 +683,12 @@ fn golden_v1_and_v2_checkpoints_load_into_working_detectors() {
 /// clearly stronger anomaly inside the hold-off still alarms.
 #[test]
 fn the_holdoff_reports_an_event_once_unless_it_grows() {
-    let verdicts = stationary(256, 3_000, |t, x| match t {
+    let shift_then_spike = |t: usize, x: f32| match t {
         2_000..2_040 => x + 8.0, // a short level shift
         2_060 => x + 40.0,       // a far stronger spike 60 points later
         _ => x,
-    });
+    };
+    let verdicts = stationary(256, 3_000, shift_then_spike);
     let alarms: Vec<usize> = (2_000..2_100).filter(|&t| verdicts[t].is_anomaly).collect();
     assert_eq!(alarms.len(), 2, "alarms {alarms:?}");
     assert!(alarms[0] < 2_005 && alarms[1] == 2_060, "alarms {alarms:?}");
@@ -695,22 +701,12 @@ fn the_holdoff_reports_an_event_once_unless_it_grows() {
     assert!(held >= 3, "{held} candidates held off");
     assert!((alarms[0] + 1..2_060).all(|t| !verdicts[t].is_anomaly));
     // without a hold-off the same stream raises more alarms in that stretch
-    let mut rng = Rng::new(21);
-    let mut d = Detector::builder(["torque"])
-        .holdoff(0)
-        .seed(21)
-        .build()
-        .unwrap();
-    let mut unheld = 0;
-    for t in 0..2_100usize {
-        let x = (20.0 + 5.0 * (t as f64 / 40.0).sin() + 0.3 * rng.normal()) as f32;
-        let x = match t {
-            2_000..2_040 => x + 8.0,
-            2_060 => x + 40.0,
-            _ => x,
-        };
-        unheld += usize::from(d.process(&[x]).unwrap().is_anomaly && t >= 2_000);
-    }
+    let unheld = stationary_with(
+        Detector::builder(["torque"]).holdoff(0),
+        2_100,
+        shift_then_spike,
+    );
+    let unheld = unheld[2_000..].iter().filter(|v| v.is_anomaly).count();
     assert!(unheld > 2, "{unheld} alarms without a hold-off");
 }
 
