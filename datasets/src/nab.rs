@@ -310,6 +310,12 @@ fn total_windows(files: &[NabFile]) -> usize {
         .sum()
 }
 
+/// NAB's normalisation of a corpus raw score (a sum of [`file_score`]s over `files`): 0 for the
+/// null detector, 100 for a perfect one.
+pub fn normalized(files: &[NabFile], raw: f64, p: &Profile) -> f64 {
+    normalize(raw, total_windows(files), p)
+}
+
 /// The corpus score at a given threshold.
 pub fn score_at(
     files: &[NabFile],

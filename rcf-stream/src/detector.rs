@@ -685,12 +685,7 @@ impl Detector {
             match self.forest.rescale_inputs(&r.scale, &r.shift) {
                 Ok(()) => {
                     // remembered shingles move with the forest
-                    let m = self.names.len();
-                    for point in &mut self.memory {
-                        for (d, v) in point.iter_mut().enumerate() {
-                            *v = (f64::from(*v) * r.scale[d % m] + r.shift[d % m]) as f32;
-                        }
-                    }
+                    self.memory.iter_mut().for_each(|point| r.apply(point));
                     self.normalizer.adopt(r);
                 }
                 Err(_) => self.next_reframe = self.seen + self.config.sample_size as u64,

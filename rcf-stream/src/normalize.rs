@@ -92,6 +92,17 @@ pub(crate) struct Reframe {
     frames: Vec<Frame>,
 }
 
+impl Reframe {
+    /// Moves a forest point (`metrics` values per shingle slot, as the forest holds them) from
+    /// the old frames into the new ones, as the forest's own values are moved.
+    pub(crate) fn apply(&self, point: &mut [f32]) {
+        let m = self.scale.len();
+        for (d, v) in point.iter_mut().enumerate() {
+            *v = (f64::from(*v) * self.scale[d % m] + self.shift[d % m]) as f32;
+        }
+    }
+}
+
 /// The normaliser of a detector: one set of statistics and one frame per metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Normalizer {

@@ -232,12 +232,9 @@ fn summary(
                         .fold(f64::NEG_INFINITY, f64::max)
                 })
                 .sum();
-            let n = nab::score_at(files, scores, f64::INFINITY, p);
-            let null = n.raw;
-            let perfect = -null * p.tp / p.fn_;
             eprintln!(
                 "    with the best cut per file instead (not allowed by NAB): {:.2}",
-                100.0 * (raw - null) / (perfect - null)
+                nab::normalized(files, raw, p)
             );
         }
     }
