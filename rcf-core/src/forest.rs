@@ -325,9 +325,89 @@ impl RandomCutForest {
         self.process_inner(x, true)
     }
 
+    /// Adds every row of `inputs` (row-major, `input_dims` values each, oldest first) as
+    /// [`update`](Self::update) would, in order.
+    ///
+    /// All or nothing: the whole batch is checked before the first row is learned, so a
+    /// rejected batch leaves the forest as it was.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyInput`] for an empty batch, [`Error::BatchShape`] if the length is not a
+    /// multiple of `input_dims`, [`Error::NonFinite`] (with the index into `inputs`) for a NaN
+    /// or infinite value.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).seed(1).build()?;
+    /// let rows: Vec<f32> = (0..1_000).flat_map(|t| [(t % 7) as f32, 1.0]).collect();
+    /// forest.update_many(&rows)?;
+    /// assert_eq!(forest.entries_seen(), 1_000);
+    /// assert!(forest.update_many(&[1.0, f32::NAN]).is_err()); // nothing learned
+    /// assert_eq!(forest.entries_seen(), 1_000);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
+    pub fn update_many(&mut self, inputs: &[f32]) -> Result<()> {
+        self.check_batch(inputs, self.config.input_dims)?;
+        for row in inputs.chunks_exact(self.config.input_dims) {
+            self.process_checked(row, false);
+        }
+        Ok(())
+    }
+
+    /// Scores then adds every row of `inputs` (row-major, `input_dims` values each, oldest
+    /// first) as [`process`](Self::process) would, in order; returns one score per row.
+    ///
+    /// All or nothing, as [`update_many`](Self::update_many).
+    ///
+    /// # Errors
+    ///
+    /// As [`update_many`](Self::update_many).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(1).shingle_size(4).seed(1).build()?;
+    /// let rows: Vec<f32> = (0..2_000).map(|t| (t as f32 / 9.0).sin()).collect();
+    /// let scores = forest.process_many(&rows)?;
+    /// assert_eq!(scores.len(), 2_000);
+    /// assert!(scores[1_999] > 0.0);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
+    pub fn process_many(&mut self, inputs: &[f32]) -> Result<Vec<f64>> {
+        self.check_batch(inputs, self.config.input_dims)?;
+        Ok(inputs
+            .chunks_exact(self.config.input_dims)
+            .map(|row| self.process_checked(row, true))
+            .collect())
+    }
+
+    /// The checks every batch call makes before touching anything: not empty, whole rows of
+    /// `width` values, all finite.
+    fn check_batch(&self, values: &[f32], width: usize) -> Result<()> {
+        if values.is_empty() {
+            return Err(Error::EmptyInput { name: "points" });
+        }
+        if !values.len().is_multiple_of(width) {
+            return Err(Error::BatchShape {
+                len: values.len(),
+                dimensions: width,
+            });
+        }
+        check_finite(values)
+    }
+
     fn process_inner(&mut self, x: &[f32], want_score: bool) -> Result<f64> {
         check_len(x, self.config.input_dims)?;
         check_finite(x)?;
+        Ok(self.process_checked(x, want_score))
+    }
+
+    /// [`process`](Self::process) on an input already checked (length and finiteness).
+    fn process_checked(&mut self, x: &[f32], want_score: bool) -> f64 {
         let mut sc = std::mem::take(&mut self.scratch);
         sc.fit(self.config.dimensions, self.config.sample_size);
         let has_point = self.build_query(x, &mut sc.query);
@@ -339,7 +419,7 @@ impl RandomCutForest {
         }
         self.maintain();
         self.scratch = sc;
-        Ok(score)
+        score
     }
 
     /// Offers the point in `sc.query` (already appended to the store) to every tree, scoring
@@ -604,16 +684,7 @@ impl RandomCutForest {
     /// or infinite values.
     pub fn score_many(&self, points: &[f32]) -> Result<Vec<f64>> {
         let dims = self.config.dimensions;
-        if points.is_empty() {
-            return Err(Error::EmptyInput { name: "points" });
-        }
-        if !points.len().is_multiple_of(dims) {
-            return Err(Error::BatchShape {
-                len: points.len(),
-                dimensions: dims,
-            });
-        }
-        check_finite(points)?;
+        self.check_batch(points, dims)?;
         let n = points.len() / dims;
         let mut out = vec![0.0; n];
         if !self.is_ready() {

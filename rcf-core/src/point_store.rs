@@ -131,8 +131,8 @@ impl PointStore {
         let live = write;
         self.capacity_units = (live + live / 2).max(live + MIN_HEADROOM_UNITS);
         self.values.shrink_to(self.capacity_units * self.unit);
-        self.values
-            .reserve_exact(self.capacity_units * self.unit - self.values.len());
+        let room = self.capacity_units * self.unit - self.values.len();
+        self.values.reserve_exact(room);
         live_starts.clear();
         Remap { new_index }
     }
@@ -168,27 +168,72 @@ impl PointStore {
         }
     }
 
-    /// Restores a store of the given shape; [`check`](Self::check) validates it before use.
+    /// The largest capacity (in units) a forest with `points` sampled points at most (all
+    /// trees' samples plus the one an insert adds before its delete) can ever give its store:
+    /// the initial capacity, or 1.5 × the largest live set after a compaction (each point
+    /// covers `units_per_point` units, plus the tail of the next shingle). A saved capacity
+    /// above it did not come from this crate.
+    pub(crate) fn max_capacity_units(units_per_point: usize, points: usize) -> usize {
+        let k = units_per_point;
+        let live = points.saturating_mul(k).saturating_add(k);
+        let initial = (2 * points).saturating_add(k).max(MIN_HEADROOM_UNITS);
+        live.saturating_add((live / 2).max(MIN_HEADROOM_UNITS))
+            .max(initial)
+    }
+
+    /// Restores a store of the given shape, holding at most `max_points` sampled points;
+    /// [`check`](Self::check) validates the values before use.
+    ///
+    /// Everything is checked before anything is allocated: the blob must be whole units, and
+    /// the saved capacity at most [`max_capacity_units`](Self::max_capacity_units), so crafted
+    /// lengths cannot exhaust memory, overflow, or underflow.
     pub(crate) fn from_state(
         state: PointStoreState,
         unit: usize,
         units_per_point: usize,
+        max_points: usize,
     ) -> Result<Self, String> {
         let raw = state.values.0;
-        if !raw.len().is_multiple_of(4) {
-            return Err("point store is not whole floats".into());
+        let unit_bytes = unit * 4;
+        if !raw.len().is_multiple_of(unit_bytes) {
+            return Err(format!(
+                "point store of {} bytes is not a whole number of {unit}-value units",
+                raw.len()
+            ));
         }
+        let len_units = raw.len() / unit_bytes;
+        let limit = Self::max_capacity_units(units_per_point, max_points);
         let capacity_units = usize::try_from(state.capacity_units)
-            .map_err(|_| "point store capacity out of range".to_string())?;
-        let mut s = PointStore::new(unit, units_per_point, 0);
-        s.values = raw
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        s.capacity_units = capacity_units.max(s.len_units()).max(MIN_HEADROOM_UNITS);
-        let room = s.capacity_units * unit - s.values.len();
-        s.values.reserve_exact(room);
-        Ok(s)
+            .ok()
+            .filter(|&c| c <= limit)
+            .ok_or_else(|| {
+                format!(
+                    "point store capacity {} units is more than this configuration can use ({limit})",
+                    state.capacity_units
+                )
+            })?;
+        if len_units > limit {
+            return Err(format!(
+                "point store holds {len_units} units, more than this configuration can use ({limit})"
+            ));
+        }
+        let capacity_units = capacity_units.max(len_units).max(MIN_HEADROOM_UNITS);
+        let mut values = Vec::new();
+        values
+            .try_reserve_exact(capacity_units * unit)
+            .map_err(|_| {
+                format!("cannot reserve a point store capacity of {capacity_units} units")
+            })?;
+        values.extend(
+            raw.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        Ok(Self {
+            unit,
+            units_per_point,
+            values,
+            capacity_units,
+        })
     }
 
     /// Whether `start` names a whole point inside the arena.
@@ -202,6 +247,14 @@ impl PointStore {
 pub(crate) struct PointStoreState {
     values: crate::state::Bytes,
     capacity_units: u64,
+}
+
+impl PointStoreState {
+    /// Sets the saved capacity, for tests that craft states.
+    #[cfg(test)]
+    pub(crate) fn set_capacity_units(&mut self, capacity_units: u64) {
+        self.capacity_units = capacity_units;
+    }
 }
 
 /// Old → new point index after a compaction.
@@ -219,6 +272,30 @@ impl Remap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn saved(values: &[f32], capacity_units: u64) -> PointStoreState {
+        PointStoreState {
+            values: crate::state::Bytes(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            capacity_units,
+        }
+    }
+
+    #[test]
+    fn restore_refuses_capacities_and_lengths_no_forest_could_save() {
+        let limit = PointStore::max_capacity_units(2, 100);
+        assert!(PointStore::from_state(saved(&[1.0; 8], limit as u64), 2, 2, 100).is_ok());
+        for capacity in [limit as u64 + 1, 1 << 34, 1 << 61, u64::MAX] {
+            let e = PointStore::from_state(saved(&[1.0; 8], capacity), 2, 2, 100).unwrap_err();
+            assert!(e.contains("capacity"), "{e}");
+        }
+        // a blob that is not whole units (the underflow of `capacity * unit - len`)
+        let e = PointStore::from_state(saved(&[1.0; 7], 300), 2, 2, 100).unwrap_err();
+        assert!(e.contains("whole number"), "{e}");
+        // more units than any sample could hold
+        let e =
+            PointStore::from_state(saved(&vec![0.0; 2 * (limit + 1)], 0), 2, 2, 100).unwrap_err();
+        assert!(e.contains("holds"), "{e}");
+    }
 
     #[test]
     fn shingled_points_share_units() {

@@ -144,8 +144,13 @@ impl RandomCutForest {
                 StateError::Inconsistent("number of trees differs from num_trees".into()).into(),
             );
         }
-        let store = PointStore::from_state(state.store, c.input_dims, c.shingle_size)
-            .map_err(StateError::Inconsistent)?;
+        let store = PointStore::from_state(
+            state.store,
+            c.input_dims,
+            c.shingle_size,
+            c.num_trees * (c.sample_size + 1),
+        )
+        .map_err(StateError::Inconsistent)?;
         let trees = state
             .trees
             .into_iter()
@@ -338,6 +343,34 @@ mod tests {
         // most single-byte changes must be caught (some, e.g. in a point value or a key, are
         // legitimately valid states)
         assert!(rejected > 0);
+    }
+
+    /// The fuzzer's reproducers: a sealed state claiming a point-store capacity of 2^34 units
+    /// aborted the process (a 137 GB allocation), 2^61 and up panicked on overflow, and 2^20 to
+    /// 2^31 reserved up to 16 GiB. All are refused, naming the capacity.
+    #[test]
+    fn crafted_point_store_capacities_are_refused() {
+        let f = trained();
+        let craft = |capacity: u64| {
+            let mut state = f.state();
+            state.store.set_capacity_units(capacity);
+            let payload =
+                bincode::serde::encode_to_vec(&state, bincode::config::standard()).unwrap();
+            RandomCutForest::from_bytes(&reseal(&payload))
+        };
+        assert!(craft(300).is_ok());
+        for exp in [20u32, 24, 31, 34, 40, 61, 62, 63] {
+            match craft(1 << exp) {
+                Err(Error::State(StateError::Inconsistent(msg))) => {
+                    assert!(msg.contains("capacity"), "2^{exp}: {msg}")
+                }
+                other => panic!(
+                    "2^{exp}: expected a capacity error, got {:?}",
+                    other.map(|_| ())
+                ),
+            }
+        }
+        assert!(craft(u64::MAX).is_err());
     }
 
     #[test]

@@ -33,23 +33,30 @@ pub(crate) fn pos(v: f32) -> f32 {
 /// order. `gap` is 0 exactly when `x` lies in the box, since every term is non-negative. Common
 /// dimensions (multiples of 4 up to 16, and 1–3) get a fixed-length body with no remainder
 /// loop; the match is on the forest's dimension, so it predicts perfectly.
+///
+/// **Any finite input.** A difference of two finite `f32`s, or a lane's running sum, can
+/// overflow to infinity (a box from −3e38 to 3e38 has range 6e38 > `f32::MAX`), and an
+/// infinite gap or range would make the separation probability NaN. The fast body's result is
+/// therefore checked: if it is not finite (which only values beyond about ±1e38 can cause),
+/// the terms are recomputed in `f64`, where every such sum is exact enough and finite. The
+/// check is one predictable branch; both bodies give the same result for the same input, so
+/// determinism is kept.
 #[inline(always)]
 pub(crate) fn gap_and_range(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
-    {
+    let fast = {
         // below one register's width the SSE2 body would only run its scalar tail, and the
         // portable fixed-length bodies are faster (benches/kernels.rs: 6.1 vs 11.0 µs per
         // 1,024 calls at 3 dimensions)
         if x.len() < LANES {
-            gap_and_range_portable(x, min, max)
+            gap_and_range_f32(x, min, max)
         } else {
             x86_64::gap_and_range(x, min, max)
         }
-    }
+    };
     #[cfg(not(target_arch = "x86_64"))]
-    {
-        gap_and_range_portable(x, min, max)
-    }
+    let fast = gap_and_range_f32(x, min, max);
+    finite_or_wide(fast, x, min, max)
 }
 
 /// The portable [`gap_and_range`], the reference the arch kernels are tested against (and the
@@ -57,6 +64,39 @@ pub(crate) fn gap_and_range(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 #[inline(always)]
 pub(crate) fn gap_and_range_portable(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
+    finite_or_wide(gap_and_range_f32(x, min, max), x, min, max)
+}
+
+/// `fast` if both sums are finite, else [`gap_and_range_wide`] (see [`gap_and_range`]).
+#[inline(always)]
+fn finite_or_wide(fast: (f64, f64), x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
+    if (fast.0 + fast.1).is_finite() {
+        fast
+    } else {
+        gap_and_range_wide(x, min, max)
+    }
+}
+
+/// [`gap_and_range`] with every term in `f64`: finite for any finite inputs (each term is at
+/// most `2 · f32::MAX`, and a sum of at most 16,384 of them stays far below `f64::MAX`).
+/// The cold path, taken only when the `f32` lanes overflowed.
+#[cold]
+#[inline(never)]
+fn gap_and_range_wide(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
+    let mut gap = 0.0f64;
+    let mut range = 0.0f64;
+    for ((&x, &lo), &hi) in x.iter().zip(min).zip(max) {
+        let (x, lo, hi) = (f64::from(x), f64::from(lo), f64::from(hi));
+        gap += (lo - x).max(0.0) + (x - hi).max(0.0);
+        range += hi - lo;
+    }
+    (gap, range)
+}
+
+/// The `f32`-lane body of the portable kernel (may overflow for values beyond ±1e38; callers
+/// go through [`finite_or_wide`]).
+#[inline(always)]
+pub(crate) fn gap_and_range_f32(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
     let n = x.len();
     assert!(
         min.len() == n && max.len() == n,
@@ -199,6 +239,26 @@ mod tests {
                 "n={n}: {r} vs {nr}"
             );
             assert_eq!(g == 0.0, ng == 0.0, "inside-ness must be exact");
+        }
+    }
+
+    #[test]
+    fn overflowing_lanes_fall_back_to_wide_arithmetic() {
+        for n in [1usize, 2, 3, 4, 7, 8, 12, 16, 33] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| if i % 2 == 0 { f32::MAX } else { -f32::MAX })
+                .collect();
+            let min = vec![-f32::MAX; n];
+            let max: Vec<f32> = (0..n)
+                .map(|i| if i == 0 { -1e38 } else { f32::MAX })
+                .collect();
+            let (g, r) = gap_and_range(&x, &min, &max);
+            let (ng, nr) = naive(&x, &min, &max);
+            assert!(g.is_finite() && r.is_finite(), "n={n}: {g} {r}");
+            assert_eq!((g, r), (ng, nr), "n={n}: the wide path is the naive sum");
+            assert_eq!(gap_and_range_portable(&x, &min, &max), (g, r));
+            let p = separation_probability(&x, &min, &max);
+            assert!((0.0..=1.0).contains(&p), "n={n}: {p}");
         }
     }
 

@@ -10,7 +10,8 @@ use std::arch::x86_64::{
 
 use super::{LANES, pos, reduce};
 
-/// SSE2 twin of [`super::gap_and_range_portable`].
+/// SSE2 twin of the portable `f32`-lane body (`super::gap_and_range_f32`); the caller applies
+/// the same overflow fallback to both.
 #[inline(always)]
 pub(crate) fn gap_and_range(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
     let n = x.len();
@@ -56,7 +57,7 @@ pub(crate) fn gap_and_range(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
 mod tests {
     use proptest::prelude::*;
 
-    use super::super::gap_and_range_portable;
+    use super::super::{gap_and_range, gap_and_range_f32, gap_and_range_portable};
 
     proptest! {
         #[test]
@@ -68,7 +69,32 @@ mod tests {
             let min: Vec<f32> = values.iter().map(|v| v.1 - v.2).collect();
             let max: Vec<f32> = values.iter().map(|v| v.1 + v.2).collect();
             let fast = super::gap_and_range(&x, &min, &max);
+            let portable = gap_and_range_f32(&x, &min, &max);
+            prop_assert_eq!(fast.0.to_bits(), portable.0.to_bits());
+            prop_assert_eq!(fast.1.to_bits(), portable.1.to_bits());
+        }
+
+        /// Over the whole finite range (overflowing lanes included) the dispatched kernel and
+        /// the portable one agree bit for bit and stay finite.
+        #[test]
+        fn dispatched_kernel_matches_portable_for_any_finite_values(
+            bits in prop::collection::vec((any::<u32>(), any::<u32>(), any::<u32>()), 0..40),
+        ) {
+            let finite = |b: u32| {
+                let v = f32::from_bits(b);
+                if v.is_finite() { v } else { f32::MAX }
+            };
+            let x: Vec<f32> = bits.iter().map(|b| finite(b.0)).collect();
+            let (min, max): (Vec<f32>, Vec<f32>) = bits
+                .iter()
+                .map(|b| {
+                    let (a, c) = (finite(b.1), finite(b.2));
+                    (a.min(c), a.max(c))
+                })
+                .unzip();
+            let fast = gap_and_range(&x, &min, &max);
             let portable = gap_and_range_portable(&x, &min, &max);
+            prop_assert!(fast.0.is_finite() && fast.1.is_finite());
             prop_assert_eq!(fast.0.to_bits(), portable.0.to_bits());
             prop_assert_eq!(fast.1.to_bits(), portable.1.to_bits());
         }

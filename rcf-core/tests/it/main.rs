@@ -4,6 +4,7 @@ mod common;
 mod detection;
 mod determinism;
 mod errors;
+mod hostile;
 mod invariants;
 mod rescale;
 mod state;
