@@ -2,7 +2,7 @@
 //! with valid checksums, batches with a bad row. Each test is built from a reproducer.
 
 use proptest::prelude::*;
-use rcf_core::{Error, RandomCutForest, StateError};
+use rcf_core::{Error, RandomCutForest};
 
 /// A deterministic stream of arbitrary finite `f32` bit patterns (every magnitude from
 /// subnormals to `f32::MAX`, both signs).
