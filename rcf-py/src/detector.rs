@@ -216,15 +216,9 @@ impl PyDetector {
         let m = self.with(|d| d.metrics().len());
         let (values, rows, cols) = batch(&x)?;
         check_width(cols, m)?;
+        // all or nothing: a bad row anywhere leaves the detector as it was
         let verdicts = py
-            .detach(|| {
-                self.with(|d| {
-                    values
-                        .chunks_exact(m)
-                        .map(|row| d.process(row))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            })
+            .detach(|| self.with(|d| d.process_many(&values)))
             .map_err(PyRcfError::from)?;
         let col = |f: &dyn Fn(&Verdict) -> f64| verdicts.iter().map(f).collect::<Vec<f64>>();
         let out = PyDict::new(py);

@@ -168,7 +168,7 @@ impl PyRandomCutForest {
         let (values, _, cols) = batch(&x)?;
         check_width(cols, dims)?;
         check_finite(&values, cols)?;
-        py.detach(|| self.with(|f| values.chunks_exact(dims).try_for_each(|row| f.update(row))))
+        py.detach(|| self.with(|f| f.update_many(&values)))
             .map_err(|e| PyRcfError::from(e).into())
     }
 
@@ -200,14 +200,7 @@ impl PyRandomCutForest {
         check_width(cols, dims)?;
         check_finite(&values, cols)?;
         let scores = py
-            .detach(|| {
-                self.with(|f| {
-                    values
-                        .chunks_exact(dims)
-                        .map(|row| f.process(row))
-                        .collect::<Result<Vec<f64>, _>>()
-                })
-            })
+            .detach(|| self.with(|f| f.process_many(&values)))
             .map_err(PyRcfError::from)?;
         Ok(scores.into_pyarray(py))
     }
@@ -298,7 +291,7 @@ impl PyRandomCutForest {
         let dims = this.with(|f| f.input_dims());
         check_width(cols, dims)?;
         check_finite(&values, cols)?;
-        py.detach(|| this.with(|f| values.chunks_exact(dims).try_for_each(|row| f.update(row))))
+        py.detach(|| this.with(|f| f.update_many(&values)))
             .map_err(PyRcfError::from)?;
         let mut scores: Vec<f64> = this
             .row_scores(py, &x)?

@@ -66,3 +66,24 @@ def test_values_beyond_float32_are_a_clear_error():
         f.update([1e39, 0.0])
     with pytest.raises(rcf.InputError, match="row 1, column 0"):
         f.update_many(np.array([[0.0, 0.0], [-1e300, 0.0]]))
+
+
+def test_a_rejected_batch_changes_nothing():
+    # Detector.process_many([[1,2,3],[1,inf,3]]) learned row 0 and then raised
+    d = rcf.Detector(3, seed=1)
+    d.process_many(np.ones((50, 3)))
+    before = d.to_bytes()
+    bad = [[1, 2, 3], [1, float("inf"), 3]]
+    for call in (d.process_many, d.bootstrap):
+        with pytest.raises(rcf.InputError):
+            call(bad)
+        assert d.points_seen == 50
+        assert d.to_bytes() == before
+    f = rcf.RandomCutForest(3, seed=1)
+    f.update_many(np.ones((50, 3)))
+    before = f.to_bytes()
+    for call in (f.update_many, f.process_many):
+        with pytest.raises(rcf.InputError):
+            call(bad)
+        assert f.entries_seen == 50
+        assert f.to_bytes() == before

@@ -162,6 +162,79 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T> {
     Ok(value)
 }
 
+/// The cross-checks between the parts of a restored detector that its later steps and its
+/// own next checkpoint rely on: everything a detector built and fed through the API keeps.
+///
+/// Before the normaliser is ready every point so far is buffered (`seen` rows) and the forest
+/// has seen nothing; from then on the forest has seen exactly `seen` inputs (the buffered rows,
+/// then one per point). Statistics are within the ranges updates keep, and were made with the
+/// configuration's own decay, mode and sensitivity (a crafted decay of −5 made weights grow
+/// until a later checkpoint was refused).
+fn check_counters(s: &Snapshot, forest: &RandomCutForest) -> Result<()> {
+    let c = &s.config;
+    let m = c.metrics.len() as u64;
+    let seen = s.seen;
+    let warm_rows = s.warm.len() as u64 / m.max(1);
+    let buffered_ok = if s.normalizer_ready {
+        s.warm.is_empty() && forest.entries_seen() == seen && seen >= c.normalize_after as u64
+    } else {
+        s.warm.len() as u64 == warm_rows * m
+            && warm_rows == seen
+            && seen < c.normalize_after as u64
+            && forest.entries_seen() == 0
+    };
+    let bound = f64::from(f32::MAX);
+    let fails = [
+        (
+            !buffered_ok,
+            "buffered rows, points seen and the forest's inputs disagree",
+        ),
+        (
+            s.warm.iter().any(|v| !(v.is_finite() && v.abs() <= bound)),
+            "a buffered value is not a finite f32",
+        ),
+        (
+            !s.normalizer
+                .is_consistent(c.metrics.len(), c.normalization, c.time_decay),
+            "the normaliser's statistics or frames are out of range",
+        ),
+        (
+            !s.thresholder.is_consistent(c.sensitivity, c.time_decay),
+            "the thresholder's statistics are out of range",
+        ),
+        (s.thresholder.count() > seen, "more scores than points seen"),
+        (
+            !(s.quality.is_plausible() && (0.0..=1.0).contains(&s.quality.mean())),
+            "the data-quality statistics are out of range",
+        ),
+        (
+            s.last_anomaly.is_some_and(|l| l > seen) || s.last_candidate.is_some_and(|l| l > seen),
+            "the last anomaly or candidate lies in the future",
+        ),
+        (
+            !(s.last_score.is_finite() && (0.0..=1e6).contains(&s.last_score)),
+            "the last anomaly's score is out of range",
+        ),
+        (
+            s.last_driver.is_some_and(|(j, _)| j as u64 >= m),
+            "the last anomaly's metric is out of range",
+        ),
+        (
+            s.memory.len() > REPEAT_MEMORY
+                || s.memory
+                    .iter()
+                    .any(|p| p.len() != forest.dimensions() || p.iter().any(|v| !v.is_finite())),
+            "the repeat memory is malformed",
+        ),
+    ];
+    match fails.iter().find(|(failed, _)| *failed) {
+        Some((_, what)) => Err(inconsistent(&format!(
+            "detector statistics are inconsistent: {what}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl Detector {
     /// Serialises the whole detector (forest, normaliser, thresholder, counters) into a
     /// versioned, checksummed byte string; [`from_bytes`](Self::from_bytes) restores a detector
@@ -272,27 +345,7 @@ impl Detector {
                 "configuration fields disagree with each other",
             ));
         }
-        let warm_ok = if s.normalizer_ready {
-            s.warm.is_empty()
-        } else {
-            s.warm.len().is_multiple_of(m) && s.warm.len() < c.normalize_after * m
-        };
-        if !warm_ok
-            || s.warm.iter().any(|v| !v.is_finite())
-            || !s.normalizer.is_consistent(m)
-            || !s.thresholder.is_consistent()
-            || !s.quality.is_finite()
-            || s.last_anomaly.is_some_and(|l| l > s.seen)
-            || !(s.last_score.is_finite() && s.last_score >= 0.0)
-            || s.last_driver.is_some_and(|(j, _)| j >= m)
-            || s.last_candidate.is_some_and(|l| l > s.seen)
-            || s.memory.len() > REPEAT_MEMORY
-            || s.memory
-                .iter()
-                .any(|p| p.len() != forest.dimensions() || p.iter().any(|v| !v.is_finite()))
-        {
-            return Err(inconsistent("detector statistics are inconsistent"));
-        }
+        check_counters(&s, &forest)?;
         let mut d = Detector::from_parts(s.config, forest);
         d.normalizer = s.normalizer;
         d.thresholder = s.thresholder;
@@ -309,10 +362,13 @@ impl Detector {
         if let Some(e) = event {
             let forest = RandomCutForest::from_bytes(&e.forest.0)?;
             if forest.config() != d.forest.config()
-                || !e.normalizer.is_consistent(m)
-                || !e.threshold.is_finite()
+                || !e
+                    .normalizer
+                    .is_consistent(m, d.config.normalization, d.config.time_decay)
+                || !(e.threshold.is_finite() && e.threshold > 0.0)
                 || e.started > s.seen
-                || e.conforming > s.seen
+                || e.conforming > s.seen - e.started
+                || forest.entries_seen() > d.forest.entries_seen()
                 || e.shingle.len() != d.forest.dimensions()
                 || e.shingle.iter().any(|v| !v.is_finite())
             {
@@ -329,5 +385,114 @@ impl Detector {
             }));
         }
         Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Payload = (Snapshot, Option<EventSnapshot<Normalizer>>);
+    /// A named change to a decoded checkpoint.
+    type Craft<'a> = (&'a str, &'a dyn Fn(&mut Payload));
+
+    fn decoded(d: &Detector) -> Payload {
+        let bytes = d.to_bytes();
+        let payload = open(MAGIC, CHECKPOINT_FORMAT_VERSION, &bytes).unwrap();
+        decode(payload).unwrap()
+    }
+
+    fn sealed(p: &Payload) -> Vec<u8> {
+        let payload = bincode::serde::encode_to_vec(p, bincode::config::standard()).unwrap();
+        seal(MAGIC, CHECKPOINT_FORMAT_VERSION, &payload)
+    }
+
+    /// A detector that loads must keep loading after any number of further points: whatever
+    /// `from_bytes` accepts, the detector's own later `to_bytes` is accepted too.
+    fn assert_stays_restorable(bytes: &[u8]) {
+        let Ok(mut d) = Detector::from_bytes(bytes) else {
+            return;
+        };
+        for t in 0..40 {
+            let x = [
+                (t as f32 * 0.7).sin() * 1e3,
+                if t % 5 == 0 { f32::NAN } else { 2.0 },
+            ];
+            d.process(&x).unwrap();
+            if let Err(e) = Detector::from_bytes(&d.to_bytes()) {
+                panic!(
+                    "accepted, but after {} more points its checkpoint is refused: {e}",
+                    t + 1
+                );
+            }
+        }
+    }
+
+    /// The fuzzer's reproducer: 3 points seen, a normaliser that needs 10, sample size 4. A
+    /// crafted count of buffered rows was accepted, and 7 points later the detector's own
+    /// checkpoint was refused. Now only the consistent count loads, and what loads stays
+    /// restorable.
+    #[test]
+    fn buffered_rows_must_match_points_seen() {
+        let mut d = Detector::builder(["a", "b"])
+            .sample_size(4)
+            .normalize_after(10)
+            .build()
+            .unwrap();
+        for t in 0..3 {
+            d.process(&[t as f32, 1.0]).unwrap();
+        }
+        let base = decoded(&d);
+        for seen in 0..12u64 {
+            for rows in [0usize, 3, 9] {
+                let mut p = decoded(&d);
+                p.0.seen = seen;
+                p.0.warm = base.0.warm.iter().copied().cycle().take(rows * 2).collect();
+                let bytes = sealed(&p);
+                let accepted = Detector::from_bytes(&bytes).is_ok();
+                assert_eq!(accepted, seen as usize == rows, "seen {seen}, rows {rows}");
+                assert_stays_restorable(&bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn counters_and_scores_out_of_range_are_refused() {
+        let mut d = Detector::builder(["a", "b"]).seed(3).build().unwrap();
+        for t in 0..600 {
+            d.process(&[(t % 13) as f32, (t % 7) as f32]).unwrap();
+        }
+        d.process(&[90.0, 1.0]).unwrap();
+        let craft = |f: &dyn Fn(&mut Payload)| {
+            let mut p = decoded(&d);
+            f(&mut p);
+            sealed(&p)
+        };
+        assert!(Detector::from_bytes(&craft(&|_| {})).is_ok());
+        let cases: [Craft<'_>; 7] = [
+            ("seen", &|p| p.0.seen += 1),
+            ("last_score", &|p| p.0.last_score = 1e300),
+            ("last_anomaly", &|p| p.0.last_anomaly = Some(p.0.seen + 1)),
+            ("last_driver", &|p| p.0.last_driver = Some((2, true))),
+            ("ready", &|p| p.0.normalizer_ready = false),
+            ("memory", &|p| p.0.memory = vec![vec![f32::NAN; 8]]),
+            ("forest", &|p| {
+                let mut other = Detector::builder(["a", "b"]).seed(3).build().unwrap();
+                for t in 0..10 {
+                    other.process(&[t as f32, 0.0]).unwrap();
+                }
+                p.0.forest = Bytes(other.forest().to_bytes());
+            }),
+        ];
+        for (name, f) in cases {
+            let bytes = craft(f);
+            match Detector::from_bytes(&bytes) {
+                Err(Error::Checkpoint(_)) => {}
+                other => panic!(
+                    "{name}: expected a checkpoint error, got {:?}",
+                    other.map(|_| ())
+                ),
+            }
+        }
     }
 }

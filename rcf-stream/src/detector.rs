@@ -220,14 +220,28 @@ impl DetectorBuilder {
                 "at least one metric is needed, got none".into(),
             ));
         }
+        // before anything per name: a million names must fail at once, not after a
+        // quadratic scan (a 1,000,000-key JSON line hung the CLI)
+        if c.metrics.len() > rcf_core::MAX_DIMENSIONS {
+            return Err(invalid(
+                "metrics",
+                format!(
+                    "at most {} metrics are supported, got {}",
+                    rcf_core::MAX_DIMENSIONS,
+                    c.metrics.len()
+                ),
+            ));
+        }
+        let mut names = std::collections::HashSet::with_capacity(c.metrics.len());
         for (i, m) in c.metrics.iter().enumerate() {
             if m.is_empty() || m.len() > 128 || m.chars().any(char::is_control) {
+                let shown: String = m.chars().take(40).collect();
                 return Err(invalid(
                     "metrics",
-                    format!("metric {i} name must be 1-128 printable characters, got {m:?}"),
+                    format!("metric {i} name must be 1-128 printable characters, got {shown:?}"),
                 ));
             }
-            if c.metrics[..i].contains(m) {
+            if !names.insert(m.as_str()) {
                 return Err(invalid(
                     "metrics",
                     format!("metric name {m:?} appears twice"),
@@ -525,6 +539,39 @@ impl Detector {
         Ok(self.step(x, missing, true))
     }
 
+    /// Processes every row of `rows` (row-major, one value per metric, oldest first) as
+    /// [`process`](Self::process) would, in order; returns one verdict per row.
+    ///
+    /// All or nothing: every row is checked before the first is processed, so a rejected
+    /// batch leaves the detector as it was.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::HistoryShape`] if `rows` is not whole rows; [`Error::NonFinite`] (naming the
+    /// metric) for an infinite value in any row. Nothing is learned on error.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let mut detector = Detector::builder(["a", "b"]).seed(1).build()?;
+    /// let rows: Vec<f32> = (0..500).flat_map(|t| [(t % 9) as f32, 1.0]).collect();
+    /// let verdicts = detector.process_many(&rows)?;
+    /// assert_eq!(verdicts.len(), 500);
+    /// // a bad row anywhere: nothing learned
+    /// assert!(detector.process_many(&[1.0, 1.0, 1.0, f32::INFINITY]).is_err());
+    /// assert_eq!(detector.points_seen(), 500);
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
+    pub fn process_many(&mut self, rows: &[f32]) -> Result<Vec<Verdict>> {
+        let missing = self.check_rows(rows)?;
+        Ok(rows
+            .chunks_exact(self.names.len())
+            .zip(missing)
+            .map(|(row, missing)| self.step(row, missing, true))
+            .collect())
+    }
+
     /// Warms the detector from history (row-major, one value per metric per row, oldest
     /// first) in one call: the normaliser, the forest and the thresholder learn from it as if
     /// it had streamed through [`process`](Self::process), without building verdicts. A
@@ -533,21 +580,26 @@ impl Detector {
     ///
     /// # Errors
     ///
-    /// [`Error::HistoryShape`] if the history is not whole rows; the errors of
-    /// [`process`](Self::process) for a bad row (rows before it have been learned).
+    /// As [`process_many`](Self::process_many): all or nothing, nothing is learned from a
+    /// history with a bad row.
     pub fn bootstrap(&mut self, history: &[f32]) -> Result<()> {
-        let m = self.names.len();
-        if !history.len().is_multiple_of(m) {
-            return Err(Error::HistoryShape {
-                len: history.len(),
-                metrics: m,
-            });
-        }
-        for row in history.chunks_exact(m) {
-            let missing = self.check(row)?;
+        let missing = self.check_rows(history)?;
+        for (row, missing) in history.chunks_exact(self.names.len()).zip(missing) {
             self.step(row, missing, false);
         }
         Ok(())
+    }
+
+    /// Checks a batch of rows before any is processed; returns each row's missing count.
+    fn check_rows(&self, rows: &[f32]) -> Result<Vec<usize>> {
+        let m = self.names.len();
+        if !rows.len().is_multiple_of(m) {
+            return Err(Error::HistoryShape {
+                len: rows.len(),
+                metrics: m,
+            });
+        }
+        rows.chunks_exact(m).map(|row| self.check(row)).collect()
     }
 
     fn step(&mut self, x: &[f32], missing: usize, explain: bool) -> Verdict {
@@ -582,7 +634,12 @@ impl Detector {
         }
         for (j, ((raw, &z), &v)) in self.raw.iter_mut().zip(&self.z).zip(x).enumerate() {
             *raw = if v.is_nan() {
-                self.normalizer.inverse(j, f64::from(z))
+                // an imputed reading, kept in the f32 range of real inputs so the statistics
+                // it feeds stay within the bounds checkpoints verify
+                let bound = f64::from(f32::MAX);
+                self.normalizer
+                    .inverse(j, f64::from(z))
+                    .clamp(-bound, bound)
             } else {
                 f64::from(v)
             };

@@ -21,7 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::Decayed;
+use crate::stats::{Decayed, VALUE_BOUND};
 
 /// How each metric is transformed before it reaches the forest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -259,16 +259,24 @@ impl Normalizer {
         self.frames = r.frames;
     }
 
-    pub(crate) fn is_consistent(&self, metrics: usize) -> bool {
+    /// Whether a restored normaliser is one this build could have made for `metrics` metrics
+    /// in `mode` with `decay` (the detector's): its statistics and frames within the bounds
+    /// that updates keep (see [`Decayed::is_plausible`]), so that processing can never
+    /// overflow.
+    pub(crate) fn is_consistent(&self, metrics: usize, mode: Normalization, decay: f64) -> bool {
         self.metrics.len() == metrics
             && self.frames.len() == metrics
-            && self.decay.is_finite()
-            && self
-                .frames
-                .iter()
-                .all(|f| f.centre.is_finite() && f.scale.is_finite() && f.scale > 0.0)
+            && self.mode == mode
+            && self.decay.to_bits() == decay.to_bits()
+            && self.frames.iter().all(|f| {
+                f.centre.abs() <= VALUE_BOUND
+                    && f.scale.is_finite()
+                    && (ABSOLUTE_FLOOR..=10.0 * VALUE_BOUND).contains(&f.scale)
+            })
             && self.metrics.iter().all(|m| {
-                m.value.is_finite() && m.diff.is_finite() && m.last.is_none_or(f64::is_finite)
+                m.value.is_plausible()
+                    && m.diff.is_plausible()
+                    && m.last.is_none_or(|v| v.abs() <= f64::from(f32::MAX))
             })
     }
 }

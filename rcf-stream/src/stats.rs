@@ -2,6 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Largest magnitude any tracked statistic can reach: inputs are `f32` (at most 3.4e38), their
+/// differences at most twice that, scores far less.
+pub(crate) const VALUE_BOUND: f64 = 1e39;
+
 /// Mean and variance of a stream with exponential forgetting: the weight of an observation
 /// `k` steps old is `(1 − decay)^k`. The first observations are averaged evenly (the effective
 /// step is `1 / weight`), so early estimates are not biased towards the first value.
@@ -35,6 +39,18 @@ impl Decayed {
 
     pub(crate) fn is_finite(&self) -> bool {
         self.weight.is_finite() && self.mean.is_finite() && self.var.is_finite()
+    }
+
+    /// Whether these statistics could have come from updates with values of magnitude at most
+    /// [`VALUE_BOUND`]: finite, a non-negative weight, the mean within the bound and the
+    /// variance within its square. Restored checkpoints must pass this, so that later updates
+    /// cannot overflow (a crafted mean of 1e300 would make the next squared difference
+    /// infinite, and the detector's own checkpoint unloadable).
+    pub(crate) fn is_plausible(&self) -> bool {
+        self.is_finite()
+            && self.weight >= 0.0
+            && self.mean.abs() <= VALUE_BOUND
+            && (0.0..=VALUE_BOUND * VALUE_BOUND).contains(&self.var)
     }
 }
 

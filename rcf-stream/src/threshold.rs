@@ -281,22 +281,28 @@ impl Thresholder {
         self.distribution.tail(score)
     }
 
-    pub(crate) fn is_consistent(&self) -> bool {
-        self.decay.is_finite()
-            && self.scores.is_finite()
-            && self.sensitivity.validate().is_ok()
+    /// Whether a restored thresholder is one this build could have made with `sensitivity`
+    /// and `decay` (the detector's), with every statistic in the range updates keep.
+    pub(crate) fn is_consistent(&self, sensitivity: Sensitivity, decay: f64) -> bool {
+        let d = &self.distribution;
+        self.sensitivity == sensitivity
+            && self.decay.to_bits() == decay.to_bits()
+            && self.scores.is_plausible()
             && self.peak.is_finite()
-            && self.peak > 0.0
-            && self.distribution.tree.len() == BUCKETS + 1
-            && self.distribution.total.is_finite()
-            && self.distribution.scale.is_finite()
-            && self
-                .distribution
-                .tree
+            && (1e-300..=1e6).contains(&self.peak)
+            && d.tree.len() == BUCKETS + 1
+            && (0.0..=DISTRIBUTION_BOUND).contains(&d.total)
+            && (1.0..=2e100).contains(&d.scale)
+            && d.tree
                 .iter()
-                .all(|w| w.is_finite() && *w >= 0.0)
+                .all(|w| (0.0..=DISTRIBUTION_BOUND).contains(w))
     }
 }
+
+/// Largest weight a restored score distribution may hold: weights grow by at most the scale
+/// (≤ 2e100) per score and are rescaled past 1e100, so this leaves room for any real history
+/// while no sum of bucket weights can overflow.
+const DISTRIBUTION_BOUND: f64 = 1e250;
 
 /// The thresholder as checkpoint formats 1 and 2 stored it (no peak estimate).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -59,7 +59,10 @@ impl MetricAttribution {
 }
 
 /// What the detector expected a metric to read, in input units.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Equality treats NaN as equal to NaN: `actual` is NaN when the reading was missing, and two
+/// verdicts on the same missing reading are the same verdict.
+#[derive(Debug, Clone)]
 pub struct ExpectedValue {
     /// The metric.
     pub metric: Arc<str>,
@@ -67,6 +70,15 @@ pub struct ExpectedValue {
     pub actual: f64,
     /// The value the forest finds most typical given the other metrics and recent history.
     pub expected: f64,
+}
+
+impl PartialEq for ExpectedValue {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+        self.metric == other.metric
+            && same(self.actual, other.actual)
+            && same(self.expected, other.expected)
+    }
 }
 
 /// The detector's verdict on one point.

@@ -11,13 +11,18 @@ fn rcf(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run rcf");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    // write from another thread while this one collects the output (so a large input cannot
+    // deadlock on full pipes), and accept a broken pipe: `rcf` may rightly exit before it has
+    // read everything (a bad header, --strict), which made this helper fail by chance
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.as_bytes().to_vec();
+    let writer = std::thread::spawn(move || match pipe.write_all(&input) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.expect("write rcf's standard input"),
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
 }
 
 fn text(b: &[u8]) -> String {
@@ -187,4 +192,56 @@ fn the_demo_finds_the_injected_anomalies() {
     // normalisation, so at least 5 must be found
     assert!(found >= 5, "{stdout}");
     assert!(stdout.contains("message-rate burst") && stdout.contains("msg_rate high"));
+}
+
+/// A JSON Lines first line with 1,000,000 keys hung the CLI (a quadratic scan ran before the
+/// size check): it now fails at once with the limit.
+#[test]
+fn a_million_key_json_line_fails_with_the_metric_limit() {
+    let mut line = String::from("{");
+    for i in 0..1_000_000 {
+        if i > 0 {
+            line.push(',');
+        }
+        line.push_str(&format!("\"k{i}\":1"));
+    }
+    line.push_str("}\n");
+    let out = rcf(&["detect", "-", "--input-format", "jsonl"], &line);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("at most 16384 metrics"),
+        "{}",
+        &err[..err.len().min(500)]
+    );
+    assert!(err.len() < 2_000, "the error quotes {} bytes", err.len());
+}
+
+/// A malformed row's 10 MB field was echoed whole to stderr; messages now quote the start.
+#[test]
+fn a_huge_malformed_field_is_not_echoed_whole() {
+    let mut input = csv_input(200);
+    input.push_str("2026-01-02T00:00:00,");
+    input.push_str(&"x".repeat(10_000_000));
+    input.push_str(",1.0\n");
+    let out = rcf(&["detect", "-"], &input);
+    assert!(out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("is not a number"),
+        "{}",
+        &err[..err.len().min(500)]
+    );
+    assert!(
+        err.contains("(10000000 bytes)"),
+        "{}",
+        &err[..err.len().min(500)]
+    );
+    assert!(err.len() < 2_000, "stderr holds {} bytes", err.len());
+    // JSON Lines too
+    let mut jsonl = String::from("{\"a\": 1}\n");
+    jsonl.push_str(&format!("{{\"a\": \"{}\"}}\n", "y".repeat(10_000_000)));
+    let out = rcf(&["detect", "-", "--input-format", "jsonl"], &jsonl);
+    let err = text(&out.stderr);
+    assert!(err.len() < 2_000, "stderr holds {} bytes", err.len());
 }

@@ -51,6 +51,21 @@ impl Iterator for Input {
     }
 }
 
+/// At most this many characters of an input field are quoted in an error message: a
+/// malformed 10 MB field must not be echoed to the terminal.
+const SHOWN: usize = 60;
+
+/// `text` for an error message: whole if short, else its first [`SHOWN`] characters and how
+/// long it was.
+pub(crate) fn shown(text: &str) -> String {
+    if text.chars().count() <= SHOWN {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(SHOWN).collect();
+        format!("{head}… ({} bytes)", text.len())
+    }
+}
+
 /// Parses a number; empty fields and NaN mark a missing value.
 fn number(field: &str) -> Result<f32, String> {
     let f = field.trim();
@@ -58,10 +73,10 @@ fn number(field: &str) -> Result<f32, String> {
         return Ok(f32::NAN);
     }
     f.parse::<f32>()
-        .map_err(|_| format!("`{f}` is not a number"))
+        .map_err(|_| format!("`{}` is not a number", shown(f)))
         .and_then(|v| {
             if v.is_infinite() {
-                Err(format!("`{f}` is not finite"))
+                Err(format!("`{}` is not finite", shown(f)))
             } else {
                 Ok(v)
             }
@@ -144,7 +159,7 @@ fn open_csv(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, String
             } else {
                 values.push(number(field).map_err(|reason| RowError {
                     line,
-                    reason: format!("column `{}`: {reason}", &headers[i]),
+                    reason: format!("column `{}`: {reason}", shown(&headers[i])),
                 })?);
             }
         }
@@ -191,6 +206,8 @@ fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, Stri
         ));
     }
     let names = metrics.clone();
+    // a set for the per-row "unknown key" check: linear in the keys, however many there are
+    let known: std::collections::HashSet<String> = metrics.iter().cloned().collect();
     let rows = lines.filter_map(move |(i, line)| {
         let line_no = i as u64 + 1;
         let text = match line {
@@ -232,7 +249,7 @@ fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, Stri
                     _ => {
                         return Some(Err(RowError {
                             line: line_no,
-                            reason: format!("key `{name}`: {n} is not finite"),
+                            reason: format!("key `{}`: {n} is not finite", shown(name)),
                         }));
                     }
                 },
@@ -241,14 +258,18 @@ fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, Stri
                     Err(reason) => {
                         return Some(Err(RowError {
                             line: line_no,
-                            reason: format!("key `{name}`: {reason}"),
+                            reason: format!("key `{}`: {reason}", shown(name)),
                         }));
                     }
                 },
                 Some(other) => {
                     return Some(Err(RowError {
                         line: line_no,
-                        reason: format!("key `{name}`: {other} is not a number"),
+                        reason: format!(
+                            "key `{}`: {} is not a number",
+                            shown(name),
+                            shown(&other.to_string())
+                        ),
                     }));
                 }
             };
@@ -256,11 +277,14 @@ fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, Stri
         }
         if let Some(extra) = object
             .keys()
-            .find(|k| !names.contains(k) && Some(*k) != ts_key.as_ref())
+            .find(|k| !known.contains(*k) && Some(*k) != ts_key.as_ref())
         {
             return Some(Err(RowError {
                 line: line_no,
-                reason: format!("unknown key `{extra}` (the first line defines the metrics)"),
+                reason: format!(
+                    "unknown key `{}` (the first line defines the metrics)",
+                    shown(extra)
+                ),
             }));
         }
         Some(Ok(Row {
