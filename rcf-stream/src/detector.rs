@@ -741,8 +741,10 @@ impl Detector {
         if let Some(r) = self.normalizer.reframe() {
             match self.forest.rescale_inputs(&r.scale, &r.shift) {
                 Ok(()) => {
-                    // remembered shingles move with the forest
-                    self.memory.iter_mut().for_each(|point| r.apply(point));
+                    // remembered shingles move with the forest; one whose values would leave
+                    // the f32 range in the new frame (the forest's own values did not, but a
+                    // remembered event may lie further out) is forgotten
+                    self.memory.retain_mut(|point| r.apply(point));
                     self.normalizer.adopt(r);
                 }
                 Err(_) => self.next_reframe = self.seen + self.config.sample_size as u64,

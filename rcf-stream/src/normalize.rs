@@ -94,12 +94,14 @@ pub(crate) struct Reframe {
 
 impl Reframe {
     /// Moves a forest point (`metrics` values per shingle slot, as the forest holds them) from
-    /// the old frames into the new ones, as the forest's own values are moved.
-    pub(crate) fn apply(&self, point: &mut [f32]) {
+    /// the old frames into the new ones, as the forest's own values are moved. Returns whether
+    /// every moved value is a finite `f32` (the point is unusable otherwise).
+    pub(crate) fn apply(&self, point: &mut [f32]) -> bool {
         let m = self.scale.len();
         for (d, v) in point.iter_mut().enumerate() {
             *v = (f64::from(*v) * self.scale[d % m] + self.shift[d % m]) as f32;
         }
+        point.iter().all(|v| v.is_finite())
     }
 }
 

@@ -2,4 +2,5 @@
 
 mod cli;
 mod detector;
+mod fuzz_findings;
 mod hostile;
