@@ -245,3 +245,24 @@ fn a_huge_malformed_field_is_not_echoed_whole() {
     let err = text(&out.stderr);
     assert!(err.len() < 2_000, "stderr holds {} bytes", err.len());
 }
+
+/// Found by the fuzzer: a JSON number beyond the f32 range (1.5e63) was read as infinity and
+/// then blamed on the detector; the reader now names it, in CSV too.
+#[test]
+fn numbers_beyond_the_f32_range_are_named_by_the_reader() {
+    let out = rcf(
+        &["detect", "-", "--input-format", "jsonl"],
+        "{\"a\": 1}\n{\"a\": 1.5e63}\n",
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("line 2: key `a`: 1.5e63 is outside the float32 range"),
+        "{err}"
+    );
+    let out = rcf(&["detect", "-"], "a\n1\n-4e39\n");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("`-4e39` is outside the float32 range"),
+        "{err}"
+    );
+}

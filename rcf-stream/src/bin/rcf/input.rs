@@ -72,15 +72,24 @@ fn number(field: &str) -> Result<f32, String> {
     if f.is_empty() || f.eq_ignore_ascii_case("nan") || f.eq_ignore_ascii_case("null") {
         return Ok(f32::NAN);
     }
-    f.parse::<f32>()
-        .map_err(|_| format!("`{}` is not a number", shown(f)))
-        .and_then(|v| {
-            if v.is_infinite() {
-                Err(format!("`{}` is not finite", shown(f)))
-            } else {
-                Ok(v)
-            }
-        })
+    let v: f64 = f
+        .parse()
+        .map_err(|_| format!("`{}` is not a number", shown(f)))?;
+    narrow(v).map_err(|e| format!("`{}` {e}", shown(f)))
+}
+
+/// `v` as an `f32` reading: finite, and within the `f32` range (1.5e63 is a finite JSON
+/// number but would become infinity).
+fn narrow(v: f64) -> Result<f32, String> {
+    if !v.is_finite() {
+        return Err("is not finite".into());
+    }
+    let w = v as f32;
+    if w.is_finite() {
+        Ok(w)
+    } else {
+        Err(format!("is outside the float32 range (±{:e})", f32::MAX))
+    }
 }
 
 /// Opens `reader` as `format`, reading the header (CSV) or the first record (JSON Lines).
@@ -244,15 +253,25 @@ fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, Stri
         for name in &names {
             let v = match object.get(name) {
                 None | Some(serde_json::Value::Null) => f32::NAN,
-                Some(serde_json::Value::Number(n)) => match n.as_f64() {
-                    Some(f) if f.is_finite() => f as f32,
-                    _ => {
-                        return Some(Err(RowError {
-                            line: line_no,
-                            reason: format!("key `{}`: {n} is not finite", shown(name)),
-                        }));
+                Some(serde_json::Value::Number(n)) => {
+                    match n
+                        .as_f64()
+                        .ok_or_else(|| "is not finite".to_string())
+                        .and_then(narrow)
+                    {
+                        Ok(v) => v,
+                        Err(e) => {
+                            return Some(Err(RowError {
+                                line: line_no,
+                                reason: format!(
+                                    "key `{}`: {} {e}",
+                                    shown(name),
+                                    shown(&n.to_string())
+                                ),
+                            }));
+                        }
                     }
-                },
+                }
                 Some(serde_json::Value::String(s)) => match number(s) {
                     Ok(v) => v,
                     Err(reason) => {
