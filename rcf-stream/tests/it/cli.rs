@@ -256,7 +256,7 @@ fn numbers_beyond_the_f32_range_are_named_by_the_reader() {
     );
     let err = text(&out.stderr);
     assert!(
-        err.contains("line 2: key `a`: 1.5e63 is outside the float32 range"),
+        err.contains("line 2: key `a`: 1.5e+63 is outside the float32 range"),
         "{err}"
     );
     let out = rcf(&["detect", "-"], "a\n1\n-4e39\n");
