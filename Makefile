@@ -1,5 +1,5 @@
 # Every developer command. `make test` is the README's one test command; `.ci/run` = `make ci`.
-.PHONY: fmt lint test test-rust test-py doc bench report ci demo quickstart
+.PHONY: fmt lint test test-rust test-py doc bench report ci demo quickstart fuzz
 
 fmt:
 	cargo fmt --all
@@ -46,6 +46,11 @@ demo:
 
 quickstart:
 	cargo run --release -p rcf-core --example quickstart
+
+# coverage-guided fuzzing (libFuzzer, stable toolchain): FUZZ_SECONDS per target (RELIABILITY.md)
+FUZZ_SECONDS ?= 60
+fuzz:
+	bash rcf-stream/fuzz/run.sh $(FUZZ_SECONDS)
 
 ci:
 	bash .ci/run
