@@ -6,15 +6,31 @@
 //! range is an `InputError` naming it, instead of numpy's overflow warning followed by an
 //! infinity.
 
-use numpy::{AllowTypeChange, PyArrayLike1, PyArrayLike2};
+use numpy::{AllowTypeChange, PyArrayLikeDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::errors::{DimensionError, InputError};
 
-/// Array arguments: anything numpy can turn into float64 (lists, any dtype, any order, pandas).
-pub(crate) type Array1<'py> = PyArrayLike1<'py, f64, AllowTypeChange>;
-/// 2-D array arguments.
-pub(crate) type Array2<'py> = PyArrayLike2<'py, f64, AllowTypeChange>;
+/// Array arguments: anything numpy can turn into float64 (lists, any dtype, any order, pandas),
+/// of any number of dimensions, so that a wrong shape is our `DimensionError` naming the shape
+/// expected, not numpy's `TypeError: dimensionality mismatch`.
+pub(crate) type Array1<'py> = PyArrayLikeDyn<'py, f64, AllowTypeChange>;
+/// 2-D array arguments (checked by [`batch`]).
+pub(crate) type Array2<'py> = PyArrayLikeDyn<'py, f64, AllowTypeChange>;
+
+fn shape_of(shape: &[usize]) -> String {
+    match shape {
+        [n] => format!("({n},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
 
 fn narrow(values: impl Iterator<Item = f64>, cols: usize) -> PyResult<Vec<f32>> {
     values
@@ -34,28 +50,31 @@ fn narrow(values: impl Iterator<Item = f64>, cols: usize) -> PyResult<Vec<f32>> 
         .collect()
 }
 
-/// A 1-D point as an owned float32 vector.
+/// A 1-D point as an owned float32 vector (its length is checked by the Rust call).
 pub(crate) fn point(x: &Array1<'_>) -> PyResult<Vec<f32>> {
+    if x.ndim() != 1 {
+        return Err(DimensionError::new_err(format!(
+            "expected one point (a 1-D array), got an array of shape {}",
+            shape_of(x.shape())
+        )));
+    }
     let view = x.as_array();
     narrow(view.iter().copied(), view.len())
 }
 
-/// A 2-D batch as `(row-major float32 values, rows, columns)`.
-pub(crate) fn batch(x: &Array2<'_>) -> PyResult<(Vec<f32>, usize, usize)> {
-    let view = x.as_array();
-    let (rows, cols) = (view.nrows(), view.ncols());
-    Ok((narrow(view.iter().copied(), cols)?, rows, cols))
-}
-
-/// Checks a batch's width.
-pub(crate) fn check_width(cols: usize, expected: usize) -> PyResult<()> {
-    if cols == expected {
-        Ok(())
-    } else {
-        Err(DimensionError::new_err(format!(
-            "expected {expected} columns, got {cols}"
-        )))
+/// A 2-D batch of rows of `width` values as `(row-major float32 values, rows)`.
+pub(crate) fn batch(x: &Array2<'_>, width: usize) -> PyResult<(Vec<f32>, usize)> {
+    let shape = x.shape();
+    if shape.len() != 2 || shape[1] != width {
+        return Err(DimensionError::new_err(format!(
+            "expected a 2-D array of shape (n, {width}), got shape {}",
+            shape_of(shape)
+        )));
     }
+    let rows = shape[0];
+    // iteration order of an n-D view is row-major whatever the memory order
+    let view = x.as_array();
+    Ok((narrow(view.iter().copied(), width)?, rows))
 }
 
 /// Rejects NaN/inf in a batch where missing values are not meaningful.

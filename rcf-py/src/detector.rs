@@ -4,11 +4,13 @@ use std::sync::Mutex;
 
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
-use rcf_stream::{Detector, DetectorState, Sensitivity, Verdict};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
+use rcf_stream::{Detector, DetectorState, Margin, Normalization, Sensitivity, Tolerance, Verdict};
 
-use crate::arrays::{Array1, Array2, batch, check_width, point};
-use crate::errors::{ConfigError, PyRcfError};
+use crate::arrays::{Array1, Array2, batch, point};
+use crate::errors::{ConfigError, DimensionError, PyRcfError};
+use crate::pickle::{self, Pickle};
+use crate::run;
 
 fn sensitivity(s: &Bound<'_, PyAny>) -> PyResult<Sensitivity> {
     if let Ok(name) = s.extract::<String>() {
@@ -34,14 +36,73 @@ fn sensitivity(s: &Bound<'_, PyAny>) -> PyResult<Sensitivity> {
     ))
 }
 
+fn normalization(name: &str) -> PyResult<Normalization> {
+    match name {
+        "normalize" => Ok(Normalization::Normalize),
+        "none" => Ok(Normalization::None),
+        "difference" => Ok(Normalization::Difference),
+        "normalize_difference" => Ok(Normalization::NormalizeDifference),
+        other => Err(ConfigError::new_err(format!(
+            "invalid `normalization`: expected \"normalize\", \"none\", \"difference\" or \"normalize_difference\", got {other:?}"
+        ))),
+    }
+}
+
+/// `{"above": {"amount": a} | {"ratio": r}, "below": ...}` → [`Tolerance`].
+fn tolerance(d: &Bound<'_, PyDict>) -> PyResult<Tolerance> {
+    let bad =
+        |what: String| ConfigError::new_err(format!("invalid `ignore_near_expected`: {what}"));
+    let mut t = Tolerance::default();
+    for (key, value) in d.iter() {
+        let side: String = key.extract()?;
+        let margin = value
+            .cast::<PyDict>()
+            .ok()
+            .filter(|m| m.len() == 1)
+            .ok_or_else(|| {
+                bad(format!(
+                    "{side:?} must be {{\"amount\": a}} or {{\"ratio\": r}}"
+                ))
+            })?;
+        let (kind, v) = margin.iter().next().expect("one item");
+        let (kind, v): (String, f64) = (kind.extract()?, v.extract()?);
+        let m = match kind.as_str() {
+            "amount" => Margin::Amount(v),
+            "ratio" => Margin::Ratio(v),
+            other => {
+                return Err(bad(format!(
+                    "expected \"amount\" or \"ratio\", got {other:?}"
+                )));
+            }
+        };
+        match side.as_str() {
+            "above" => t.above = Some(m),
+            "below" => t.below = Some(m),
+            other => {
+                return Err(bad(format!(
+                    "expected \"above\" or \"below\", got {other:?}"
+                )));
+            }
+        }
+    }
+    Ok(t)
+}
+
 /// A streaming detector for one stream of named metrics.
 ///
 /// Args:
 ///     input_dims: number of metrics per point.
-///     metric_names: their names (default "m0", "m1", ...).
-///     shingle_size, num_trees, sample_size, time_decay, output_after, seed: forest settings.
+///     metric_names: their names (default "m0", "m1", ...). A pandas DataFrame given to
+///         `process_many` or `bootstrap` has its columns matched to them by name.
+///     shingle_size, num_trees, sample_size, time_decay, output_after, seed,
+///         box_cache_min_mass: forest settings (None: the Rust crate's defaults).
 ///     sensitivity: "low", "medium" (default) or "high" (Device Defender's confidence levels:
 ///         more to fewer alarms), a z-factor, or {"rate": r} for a target anomaly rate.
+///     normalization: "normalize" (default), "none", "difference" or "normalize_difference".
+///     normalize_after: inputs that initialise the normaliser (default 10).
+///     ignore_near_expected: {"above": {"amount": a} | {"ratio": r}, "below": ...}: a
+///         candidate whose attributed metrics lie within the band around their expected values
+///         is not reported (suppressed "near_expected").
 ///     holdoff: points after an event during which a new alarm must score 1.2 times as high
 ///         (default 100; it ends early after a quarter of it with no point above the
 ///         threshold; 0 turns it off).
@@ -56,13 +117,60 @@ pub(crate) struct PyDetector {
 }
 
 impl PyDetector {
-    fn with<T>(&self, f: impl FnOnce(&mut Detector) -> T) -> T {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+    /// Runs `f` on the detector through the funnel (interpreter released, then the lock).
+    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Detector) -> T + Send) -> T {
+        run::locked(py, &self.inner, f)
+    }
+
+    /// A fallible call through the funnel.
+    fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Detector) -> rcf_stream::Result<T> + Send,
+    ) -> PyResult<T> {
+        run::run(py, &self.inner, f)
+    }
+
+    /// The rows of `x` as row-major values. A DataFrame (anything with `columns`) whose
+    /// column names are the metric names is reordered to the detector's order; other names
+    /// are an error, so a frame with its columns in another order is never read silently.
+    fn rows(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
+        let names = self.with(py, |d| {
+            d.metrics()
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+        });
+        let x = match x.getattr("columns") {
+            Ok(columns) if !x.is_instance_of::<PyList>() => {
+                let given: Vec<String> = columns
+                    .try_iter()?
+                    .map(|c| c.and_then(|c| c.str()).map(|s| s.to_string()))
+                    .collect::<PyResult<_>>()?;
+                if given == names {
+                    x.clone()
+                } else {
+                    let mut sorted_given = given.clone();
+                    let mut sorted_names = names.clone();
+                    sorted_given.sort();
+                    sorted_names.sort();
+                    if sorted_given != sorted_names {
+                        return Err(DimensionError::new_err(format!(
+                            "the DataFrame's columns {given:?} are not the detector's metric_names {names:?}"
+                        )));
+                    }
+                    x.get_item(PyList::new(py, &names)?)?
+                }
+            }
+            _ => x.clone(),
+        };
+        let array: Array2<'_> = x.extract()?;
+        Ok(batch(&array, names.len())?.0)
     }
 }
 
-/// The verdict on one point (attributes mirror the Rust `Verdict`).
+/// The verdict on one point (attributes mirror the Rust `Verdict`). Verdicts pickle, so a
+/// worker pool can return them.
 #[pyclass(module = "rcf._rcf", name = "Verdict", frozen, get_all)]
 pub(crate) struct PyVerdict {
     /// The forest's score.
@@ -85,7 +193,8 @@ pub(crate) struct PyVerdict {
     relative_index: i32,
     /// "warming" or "ready".
     state: String,
-    /// Why a point above the threshold was not reported, if it was not.
+    /// Why a point above the threshold was not reported, if it was not: "near_expected",
+    /// "holdoff" or "repeat".
     suppressed: Option<String>,
     /// Values of this point that were missing and imputed.
     imputed: usize,
@@ -94,8 +203,109 @@ pub(crate) struct PyVerdict {
     in_event: bool,
 }
 
+/// A verdict's pickled state: its attributes in declaration order, in two groups (the
+/// numbers, then the rest).
+type VerdictState = (
+    (f64, f64, bool, f64, f64, f64),
+    (
+        Py<PyDict>,
+        Py<PyDict>,
+        i32,
+        String,
+        Option<String>,
+        usize,
+        bool,
+    ),
+);
+
+impl Pickle for PyVerdict {
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s: VerdictState = (
+            (
+                self.score,
+                self.grade,
+                self.is_anomaly,
+                self.confidence,
+                self.threshold,
+                self.p_value,
+            ),
+            (
+                self.attribution.bind(py).copy()?.unbind(),
+                self.expected.bind(py).copy()?.unbind(),
+                self.relative_index,
+                self.state.clone(),
+                self.suppressed.clone(),
+                self.imputed,
+                self.in_event,
+            ),
+        );
+        s.into_pyobject(py).map(|t| t.into_any())
+    }
+
+    fn from_state(_py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let ((score, grade, is_anomaly, confidence, threshold, p_value), rest): VerdictState =
+            state.extract()?;
+        let (attribution, expected, relative_index, state, suppressed, imputed, in_event) = rest;
+        Ok(PyVerdict {
+            score,
+            grade,
+            is_anomaly,
+            confidence,
+            threshold,
+            p_value,
+            attribution,
+            expected,
+            relative_index,
+            state,
+            suppressed,
+            imputed,
+            in_event,
+        })
+    }
+}
+
 #[pymethods]
 impl PyVerdict {
+    /// Rebuilds a verdict from its pickled state.
+    #[classmethod]
+    fn _from_state(_cls: &Bound<'_, PyType>, state: &Bound<'_, PyAny>) -> PyResult<Self> {
+        <Self as Pickle>::from_state(state.py(), state)
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        pickle::reduce(slf)
+    }
+
+    fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
+        pickle::copy(py, self)
+    }
+
+    fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
+        pickle::copy(py, self)
+    }
+
+    /// Verdicts are equal when every attribute is (NaN equal to NaN).
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Ok(other) = other.cast::<PyVerdict>() else {
+            return Ok(false);
+        };
+        let o = other.get();
+        let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+        Ok(same(self.score, o.score)
+            && same(self.grade, o.grade)
+            && self.is_anomaly == o.is_anomaly
+            && same(self.confidence, o.confidence)
+            && same(self.threshold, o.threshold)
+            && same(self.p_value, o.p_value)
+            && self.attribution.bind(py).eq(o.attribution.bind(py))?
+            && self.expected.bind(py).eq(o.expected.bind(py))?
+            && self.relative_index == o.relative_index
+            && self.state == o.state
+            && self.suppressed == o.suppressed
+            && self.imputed == o.imputed
+            && self.in_event == o.in_event)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Verdict(score={:.4}, grade={:.3}, is_anomaly={}, confidence={:.3}, threshold={:.4}, state={:?})",
@@ -132,10 +342,27 @@ fn to_py_verdict(py: Python<'_>, v: &Verdict) -> PyResult<PyVerdict> {
             DetectorState::Ready => "ready".into(),
             _ => "warming".into(),
         },
-        suppressed: v.suppressed.map(|s| format!("{s:?}")),
+        suppressed: v.suppressed.map(|s| s.as_str().to_string()),
         imputed: v.imputed,
         in_event: v.in_event,
     })
+}
+
+impl Pickle for PyDetector {
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let bytes = self.with(py, |d| d.to_bytes());
+        Ok(PyBytes::new(py, &bytes).into_any())
+    }
+
+    fn from_state(py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let bytes: Vec<u8> = state.extract()?;
+        let d = py
+            .detach(|| Detector::from_bytes(&bytes))
+            .map_err(PyRcfError::from)?;
+        Ok(Self {
+            inner: Mutex::new(d),
+        })
+    }
 }
 
 #[pymethods]
@@ -143,7 +370,8 @@ impl PyDetector {
     #[new]
     #[pyo3(signature = (input_dims, *, metric_names=None, shingle_size=None, num_trees=None,
         sample_size=None, time_decay=None, output_after=None, sensitivity=None, holdoff=None,
-        repeat_tolerance=None, seed=None))]
+        repeat_tolerance=None, normalization=None, normalize_after=None,
+        ignore_near_expected=None, box_cache_min_mass=None, seed=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         input_dims: usize,
@@ -156,6 +384,10 @@ impl PyDetector {
         sensitivity: Option<&Bound<'_, PyAny>>,
         holdoff: Option<usize>,
         repeat_tolerance: Option<f64>,
+        normalization: Option<&str>,
+        normalize_after: Option<usize>,
+        ignore_near_expected: Option<&Bound<'_, PyDict>>,
+        box_cache_min_mass: Option<usize>,
         seed: Option<u64>,
     ) -> PyResult<Self> {
         let names =
@@ -191,6 +423,18 @@ impl PyDetector {
         if let Some(v) = repeat_tolerance {
             b = b.repeat_tolerance(v);
         }
+        if let Some(v) = normalization {
+            b = b.normalization(self::normalization(v)?);
+        }
+        if let Some(v) = normalize_after {
+            b = b.normalize_after(v);
+        }
+        if let Some(t) = ignore_near_expected {
+            b = b.ignore_near_expected(tolerance(t)?);
+        }
+        if let Some(v) = box_cache_min_mass {
+            b = b.box_cache_min_mass(v);
+        }
         if let Some(v) = seed {
             b = b.seed(v);
         }
@@ -203,23 +447,29 @@ impl PyDetector {
     /// Processes one point (NaN marks a missing value) and returns its Verdict.
     fn process(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<PyVerdict> {
         let x = point(&x)?;
-        let v = py
-            .detach(|| self.with(|d| d.process(&x)))
-            .map_err(PyRcfError::from)?;
+        let v = self.run(py, |d| d.process(&x))?;
         to_py_verdict(py, &v)
     }
 
-    /// Processes every row of a 2-D array in order; returns a dict of arrays: score, grade,
-    /// is_anomaly, in_event, confidence, threshold, p_value, and attribution (n × metrics × 2: high, low;
-    /// zero for points at or below the threshold).
-    fn process_many<'py>(&self, py: Python<'py>, x: Array2<'_>) -> PyResult<Bound<'py, PyDict>> {
-        let m = self.with(|d| d.metrics().len());
-        let (values, rows, cols) = batch(&x)?;
-        check_width(cols, m)?;
-        // all or nothing: a bad row anywhere leaves the detector as it was
-        let verdicts = py
-            .detach(|| self.with(|d| d.process_many(&values)))
-            .map_err(PyRcfError::from)?;
+    /// Processes every row of a 2-D array (or a DataFrame, columns matched by name) in order,
+    /// all or nothing: a bad row anywhere raises and nothing is learned.
+    ///
+    /// Returns a dict of arrays: score, grade, is_anomaly, in_event, confidence, threshold,
+    /// p_value, and attribution (n × metrics × 2: high, low; zero for points at or below the
+    /// threshold). With `flat=True` every value is a 1-D column, the attribution as
+    /// `attribution_<metric>_high` / `_low`, so `pandas.DataFrame(out)` takes it as it is.
+    #[pyo3(signature = (x, *, flat=false))]
+    fn process_many<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        flat: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let values = self.rows(py, x)?;
+        let names = self.metric_names(py);
+        let m = names.len();
+        let verdicts = self.run(py, |d| d.process_many(&values))?;
+        let rows = verdicts.len();
         let col = |f: &dyn Fn(&Verdict) -> f64| verdicts.iter().map(f).collect::<Vec<f64>>();
         let out = PyDict::new(py);
         out.set_item("score", col(&|v| v.score).into_pyarray(py))?;
@@ -244,41 +494,53 @@ impl PyDetector {
                 attribution[(i * m + j) * 2 + 1] = a.low;
             }
         }
-        let flat: Bound<'py, PyArray1<f64>> = attribution.into_pyarray(py);
-        out.set_item("attribution", flat.reshape([rows, m, 2])?)?;
+        if flat {
+            for (j, name) in names.iter().enumerate() {
+                for (k, side) in ["high", "low"].into_iter().enumerate() {
+                    let column: Vec<f64> = (0..rows)
+                        .map(|i| attribution[(i * m + j) * 2 + k])
+                        .collect();
+                    out.set_item(
+                        format!("attribution_{name}_{side}"),
+                        column.into_pyarray(py),
+                    )?;
+                }
+            }
+        } else {
+            let cube: Bound<'py, PyArray1<f64>> = attribution.into_pyarray(py);
+            out.set_item("attribution", cube.reshape([rows, m, 2])?)?;
+        }
         Ok(out)
     }
 
-    /// Warms the detector from history (a 2-D array, oldest row first) in one call.
-    fn bootstrap(&self, py: Python<'_>, x: Array2<'_>) -> PyResult<()> {
-        let m = self.with(|d| d.metrics().len());
-        let (values, _, cols) = batch(&x)?;
-        check_width(cols, m)?;
-        py.detach(|| self.with(|d| d.bootstrap(&values)))
-            .map_err(|e| PyRcfError::from(e).into())
+    /// Warms the detector from history (a 2-D array or a DataFrame, oldest row first) in one
+    /// call, all or nothing.
+    fn bootstrap(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
+        let values = self.rows(py, x)?;
+        self.run(py, |d| d.bootstrap(&values))
     }
 
     /// The metric names.
     #[getter]
-    fn metric_names(&self) -> Vec<String> {
-        self.with(|d| d.metrics().iter().map(|m| m.to_string()).collect())
+    fn metric_names(&self, py: Python<'_>) -> Vec<String> {
+        self.with(py, |d| d.metrics().iter().map(|m| m.to_string()).collect())
     }
 
     /// Points processed so far (including bootstrap history).
     #[getter]
-    fn points_seen(&self) -> u64 {
-        self.with(|d| d.points_seen())
+    fn points_seen(&self, py: Python<'_>) -> u64 {
+        self.with(py, |d| d.points_seen())
     }
 
     /// Points a fresh detector needs before its first verdict.
     #[getter]
-    fn points_needed(&self) -> u64 {
-        self.with(|d| d.points_needed())
+    fn points_needed(&self, py: Python<'_>) -> u64 {
+        self.with(py, |d| d.points_needed())
     }
 
     /// The detector's versioned, checksummed checkpoint.
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let bytes = py.detach(|| self.with(|d| d.to_bytes()));
+        let bytes = self.with(py, |d| d.to_bytes());
         PyBytes::new(py, &bytes)
     }
 
@@ -288,34 +550,29 @@ impl PyDetector {
     ///     StateError: the bytes are not a valid checkpoint.
     #[classmethod]
     fn from_bytes(_cls: &Bound<'_, PyType>, py: Python<'_>, data: &[u8]) -> PyResult<Self> {
-        let data = data.to_vec();
-        let d = py
-            .detach(|| Detector::from_bytes(&data))
-            .map_err(PyRcfError::from)?;
-        Ok(Self {
-            inner: Mutex::new(d),
-        })
+        <Self as Pickle>::from_state(py, PyBytes::new(py, data).as_any())
+    }
+
+    /// Rebuilds a detector from its pickled state (its checkpoint bytes).
+    #[classmethod]
+    fn _from_state(_cls: &Bound<'_, PyType>, state: &Bound<'_, PyAny>) -> PyResult<Self> {
+        <Self as Pickle>::from_state(state.py(), state)
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        let py = slf.py();
-        let from_bytes = slf.get_type().getattr("from_bytes")?;
-        let state = slf.get().to_bytes(py);
-        PyTuple::new(py, [from_bytes, PyTuple::new(py, [state])?.into_any()])
+        pickle::reduce(slf)
     }
 
-    fn __copy__(&self) -> Self {
-        Self {
-            inner: Mutex::new(self.with(|d| d.clone())),
-        }
+    fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
+        pickle::copy(py, self)
     }
 
-    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> Self {
-        self.__copy__()
+    fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
+        pickle::copy(py, self)
     }
 
-    fn __repr__(&self) -> String {
-        self.with(|d| {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        self.with(py, |d| {
             let c = d.config();
             format!(
                 "Detector(metric_names={:?}, shingle_size={}, num_trees={}, sample_size={}, sensitivity={:?}, points_seen={})",

@@ -7,8 +7,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use rcf_core::RandomCutForest;
 
-use crate::arrays::{Array1, Array2, batch, check_finite, check_width, point};
+use crate::arrays::{Array1, Array2, batch, check_finite, point};
 use crate::errors::{ConfigError, NotFittedError, PyRcfError};
+use crate::pickle::{self, Pickle};
+use crate::run;
 
 /// `(high, low)` attribution arrays.
 type HighLow<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
@@ -51,10 +53,9 @@ impl PyRandomCutForest {
     /// is scored as the window of the `shingle_size` rows ending at it; the first
     /// `shingle_size − 1` rows have no window and score NaN.
     fn row_scores(&self, py: Python<'_>, x: &Array2<'_>) -> PyResult<Vec<f64>> {
-        let (dims, k) = self.with(|f| (f.input_dims(), f.config().shingle_size));
-        let (values, rows, cols) = batch(x)?;
-        check_width(cols, dims)?;
-        check_finite(&values, cols)?;
+        let (dims, k) = self.with(py, |f| (f.input_dims(), f.config().shingle_size));
+        let (values, rows) = batch(x, dims)?;
+        check_finite(&values, dims)?;
         if rows < k {
             return Ok(vec![f64::NAN; rows]);
         }
@@ -62,17 +63,43 @@ impl PyRandomCutForest {
         for end in k - 1..rows {
             points.extend_from_slice(&values[(end + 1 - k) * dims..(end + 1) * dims]);
         }
-        let scores = py
-            .detach(|| self.with(|f| f.score_many(&points)))
-            .map_err(PyRcfError::from)?;
+        let scores = self.run(py, |f| f.score_many(&points))?;
         let mut out = vec![f64::NAN; k - 1];
         out.extend(scores);
         Ok(out)
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut RandomCutForest) -> T) -> T {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+    /// Runs `f` on the forest through the funnel (interpreter released, then the lock).
+    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut RandomCutForest) -> T + Send) -> T {
+        run::locked(py, &self.inner, f)
+    }
+
+    /// A fallible call through the funnel, its error mapped to the Python exception.
+    fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut RandomCutForest) -> rcf_core::Result<T> + Send,
+    ) -> PyResult<T> {
+        run::run(py, &self.inner, f)
+    }
+}
+
+impl Pickle for PyRandomCutForest {
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let bytes = self.with(py, |f| f.to_bytes());
+        (PyBytes::new(py, &bytes), self.threshold_())
+            .into_pyobject(py)
+            .map(|t| t.into_any())
+    }
+
+    fn from_state(py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let (bytes, threshold): (Vec<u8>, Option<f64>) = state.extract()?;
+        let forest = py
+            .detach(|| RandomCutForest::from_bytes(&bytes))
+            .map_err(PyRcfError::from)?;
+        let this = Self::wrap(forest);
+        *this.threshold.lock().unwrap_or_else(|p| p.into_inner()) = threshold;
+        Ok(this)
     }
 }
 
@@ -123,30 +150,25 @@ impl PyRandomCutForest {
     /// Adds one point (`input_dims` values).
     fn update(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<()> {
         let x = point(&x)?;
-        py.detach(|| self.with(|f| f.update(&x)))
-            .map_err(|e| PyRcfError::from(e).into())
+        self.run(py, |f| f.update(&x))
     }
 
     /// Scores one point without learning it (higher = more anomalous; about 1 is typical).
     fn score(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<f64> {
         let x = point(&x)?;
-        py.detach(|| self.with(|f| f.score(&x)))
-            .map_err(|e| PyRcfError::from(e).into())
+        self.run(py, |f| f.score(&x))
     }
 
     /// Scores one point, then learns it (the streaming fast path).
     fn process(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<f64> {
         let x = point(&x)?;
-        py.detach(|| self.with(|f| f.process(&x)))
-            .map_err(|e| PyRcfError::from(e).into())
+        self.run(py, |f| f.process(&x))
     }
 
     /// Per-dimension attribution of the score: `(high, low)` arrays that sum to the score.
     fn attribution<'py>(&self, py: Python<'py>, x: Array1<'_>) -> PyResult<HighLow<'py>> {
         let x = point(&x)?;
-        let a = py
-            .detach(|| self.with(|f| f.attribution(&x)))
-            .map_err(PyRcfError::from)?;
+        let a = self.run(py, |f| f.attribution(&x))?;
         Ok((
             a.highs().to_vec().into_pyarray(py),
             a.lows().to_vec().into_pyarray(py),
@@ -156,20 +178,16 @@ impl PyRandomCutForest {
     /// Fills the NaN values of one point from the forest; returns the completed point.
     fn impute<'py>(&self, py: Python<'py>, x: Array1<'_>) -> PyResult<Bound<'py, PyArray1<f32>>> {
         let x = point(&x)?;
-        let out = py
-            .detach(|| self.with(|f| f.impute(&x)))
-            .map_err(PyRcfError::from)?;
+        let out = self.run(py, |f| f.impute(&x))?;
         Ok(out.into_pyarray(py))
     }
 
     /// Learns every row of a 2-D array (n × input_dims), in order.
     fn update_many(&self, py: Python<'_>, x: Array2<'_>) -> PyResult<()> {
-        let dims = self.with(|f| f.input_dims());
-        let (values, _, cols) = batch(&x)?;
-        check_width(cols, dims)?;
-        check_finite(&values, cols)?;
-        py.detach(|| self.with(|f| f.update_many(&values)))
-            .map_err(|e| PyRcfError::from(e).into())
+        let dims = self.with(py, |f| f.input_dims());
+        let (values, _) = batch(&x, dims)?;
+        check_finite(&values, dims)?;
+        self.run(py, |f| f.update_many(&values))
     }
 
     /// Scores every row of a 2-D array of full forest points (n × dimensions) against the
@@ -179,12 +197,9 @@ impl PyRandomCutForest {
         py: Python<'py>,
         x: Array2<'_>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let dims = self.with(|f| f.dimensions());
-        let (values, _, cols) = batch(&x)?;
-        check_width(cols, dims)?;
-        let scores = py
-            .detach(|| self.with(|f| f.score_many(&values)))
-            .map_err(PyRcfError::from)?;
+        let dims = self.with(py, |f| f.dimensions());
+        let (values, _) = batch(&x, dims)?;
+        let scores = self.run(py, |f| f.score_many(&values))?;
         Ok(scores.into_pyarray(py))
     }
 
@@ -195,49 +210,46 @@ impl PyRandomCutForest {
         py: Python<'py>,
         x: Array2<'_>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let dims = self.with(|f| f.input_dims());
-        let (values, _, cols) = batch(&x)?;
-        check_width(cols, dims)?;
-        check_finite(&values, cols)?;
-        let scores = py
-            .detach(|| self.with(|f| f.process_many(&values)))
-            .map_err(PyRcfError::from)?;
+        let dims = self.with(py, |f| f.input_dims());
+        let (values, _) = batch(&x, dims)?;
+        check_finite(&values, dims)?;
+        let scores = self.run(py, |f| f.process_many(&values))?;
         Ok(scores.into_pyarray(py))
     }
 
     /// Inputs learned so far.
     #[getter]
-    fn entries_seen(&self) -> u64 {
-        self.with(|f| f.entries_seen())
+    fn entries_seen(&self, py: Python<'_>) -> u64 {
+        self.with(py, |f| f.entries_seen())
     }
 
     /// Whether scores are produced yet.
     #[getter]
-    fn is_ready(&self) -> bool {
-        self.with(|f| f.is_ready())
+    fn is_ready(&self, py: Python<'_>) -> bool {
+        self.with(py, |f| f.is_ready())
     }
 
     /// Values per `update`/`score` call.
     #[getter]
-    fn input_dims(&self) -> usize {
-        self.with(|f| f.input_dims())
+    fn input_dims(&self, py: Python<'_>) -> usize {
+        self.with(py, |f| f.input_dims())
     }
 
     /// Dimension of the forest's points (`input_dims * shingle_size`).
     #[getter]
-    fn dimensions(&self) -> usize {
-        self.with(|f| f.dimensions())
+    fn dimensions(&self, py: Python<'_>) -> usize {
+        self.with(py, |f| f.dimensions())
     }
 
     /// Bytes of memory the forest holds.
     #[getter]
-    fn memory_usage(&self) -> usize {
-        self.with(|f| f.memory_usage())
+    fn memory_usage(&self, py: Python<'_>) -> usize {
+        self.with(py, |f| f.memory_usage())
     }
 
     /// The forest's versioned, checksummed state.
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let bytes = py.detach(|| self.with(|f| f.to_bytes()));
+        let bytes = self.with(py, |f| f.to_bytes());
         PyBytes::new(py, &bytes)
     }
 
@@ -254,18 +266,18 @@ impl PyRandomCutForest {
         Ok(Self::wrap(forest))
     }
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        let py = slf.py();
-        let from_bytes = slf.get_type().getattr("from_bytes")?;
-        let state = slf.get().to_bytes(py);
-        PyTuple::new(py, [from_bytes, PyTuple::new(py, [state])?.into_any()])
+    /// Rebuilds a forest from its pickled state (`(forest bytes, threshold_)`).
+    #[classmethod]
+    fn _from_state(_cls: &Bound<'_, PyType>, state: &Bound<'_, PyAny>) -> PyResult<Self> {
+        <Self as Pickle>::from_state(state.py(), state)
     }
 
-    fn __copy__(&self) -> Self {
-        let copy = Self::wrap(self.with(|f| f.clone()));
-        *copy.threshold.lock().unwrap_or_else(|p| p.into_inner()) =
-            *self.threshold.lock().unwrap_or_else(|p| p.into_inner());
-        copy
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        pickle::reduce(slf)
+    }
+
+    fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
+        pickle::copy(py, self)
     }
 
     /// scikit-learn style: learns every row of `X` (n × input_dims), then sets the anomaly
@@ -287,12 +299,10 @@ impl PyRandomCutForest {
         }
         let py = slf.py();
         let this = slf.get();
-        let (values, _, cols) = batch(&x)?;
-        let dims = this.with(|f| f.input_dims());
-        check_width(cols, dims)?;
-        check_finite(&values, cols)?;
-        py.detach(|| this.with(|f| f.update_many(&values)))
-            .map_err(PyRcfError::from)?;
+        let dims = this.with(py, |f| f.input_dims());
+        let (values, _) = batch(&x, dims)?;
+        check_finite(&values, dims)?;
+        this.run(py, |f| f.update_many(&values))?;
         let mut scores: Vec<f64> = this
             .row_scores(py, &x)?
             .into_iter()
@@ -366,12 +376,12 @@ impl PyRandomCutForest {
         *self.threshold.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> Self {
-        self.__copy__()
+    fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
+        pickle::copy(py, self)
     }
 
-    fn __repr__(&self) -> String {
-        self.with(|f| {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        self.with(py, |f| {
             let c = f.config();
             format!(
                 "RandomCutForest(input_dims={}, shingle_size={}, num_trees={}, sample_size={}, \

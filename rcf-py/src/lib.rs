@@ -6,6 +6,8 @@ mod arrays;
 mod detector;
 mod errors;
 mod forest;
+mod pickle;
+mod run;
 
 use pyo3::prelude::*;
 

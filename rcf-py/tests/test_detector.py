@@ -92,7 +92,8 @@ def test_holdoff_and_repeat_settings():
     assert alarms(repeat_tolerance=0.0)[late].sum() >= len(late) - 1
     d = rcf.Detector(1, seed=9)
     reasons = {d.process(row).suppressed for row in x}
-    assert {"HoldOff", "Repeat"} <= reasons
+    assert {"holdoff", "repeat"} <= reasons
+    assert reasons <= {None, "holdoff", "repeat", "near_expected"}
 
 
 def test_bad_holdoff_and_repeat_settings_are_config_errors():
@@ -102,3 +103,27 @@ def test_bad_holdoff_and_repeat_settings_are_config_errors():
         rcf.Detector(1, holdoff=10**9)
     with pytest.raises(OverflowError):
         rcf.Detector(1, holdoff=-1)
+
+
+def test_every_builder_option_is_available():
+    rng = np.random.default_rng(8)
+    x = 50 + rng.normal(size=(1500, 1))
+    for normalization in ("normalize", "none", "difference", "normalize_difference"):
+        d = rcf.Detector(1, normalization=normalization, normalize_after=20, box_cache_min_mass=4, seed=1)
+        d.process_many(x)
+    with pytest.raises(rcf.ConfigError, match="`normalization`"):
+        rcf.Detector(1, normalization="zscore")
+    with pytest.raises(rcf.ConfigError, match="`normalize_after`"):
+        rcf.Detector(1, normalize_after=0)
+    with pytest.raises(rcf.ConfigError, match="`ignore_near_expected`"):
+        rcf.Detector(1, ignore_near_expected={"sideways": {"ratio": 0.1}})
+    with pytest.raises(rcf.ConfigError, match="`ignore_near_expected`"):
+        rcf.Detector(1, ignore_near_expected={"above": {"ratio": -1.0}})
+    # a generous band above the expected value suppresses a modest rise as near_expected
+    banded = rcf.Detector(1, ignore_near_expected={"above": {"ratio": 0.5}}, seed=1)
+    banded.bootstrap(x)
+    plain = rcf.Detector(1, seed=1)
+    plain.bootstrap(x)
+    v_plain, v_banded = plain.process([58.0]), banded.process([58.0])
+    assert v_plain.is_anomaly
+    assert not v_banded.is_anomaly and v_banded.suppressed == "near_expected"

@@ -87,3 +87,42 @@ def test_a_rejected_batch_changes_nothing():
             call(bad)
         assert f.entries_seen == 50
         assert f.to_bytes() == before
+
+
+def _reseal(state: bytes, payload: bytes) -> bytes:
+    """The state envelope (magic, version, length, CRC-32) around a new payload."""
+    import struct
+    import zlib
+
+    return state[:12] + struct.pack("<QI", len(payload), zlib.crc32(payload)) + payload
+
+
+@pytest.mark.parametrize("kind", ["forest", "detector"])
+def test_resealed_mutations_of_state_bytes_raise_or_load_never_crash(kind):
+    # a crafted state with a valid checksum aborted the interpreter (a 137 GB allocation);
+    # every mutation now either loads or raises StateError
+    rng = np.random.default_rng(11)
+    if kind == "forest":
+        obj = rcf.RandomCutForest(2, shingle_size=2, num_trees=3, sample_size=16, seed=1)
+        obj.update_many(rng.normal(size=(300, 2)))
+        load = rcf.RandomCutForest.from_bytes
+    else:
+        obj = rcf.Detector(2, sample_size=16, num_trees=3, seed=1)
+        obj.process_many(rng.normal(size=(300, 2)))
+        load = rcf.Detector.from_bytes
+    state = obj.to_bytes()
+    payload = bytearray(state[24:])
+    loaded = refused = 0
+    for _ in range(1500):
+        p = bytearray(payload)
+        for _ in range(int(rng.integers(1, 4))):
+            i = int(rng.integers(len(p)))
+            p[i] = int(rng.integers(256))
+        if rng.random() < 0.2:
+            p = p[: int(rng.integers(len(p)))]
+        try:
+            load(_reseal(state, bytes(p)))
+            loaded += 1
+        except rcf.StateError:
+            refused += 1
+    assert loaded + refused == 1500 and refused > 0

@@ -27,3 +27,44 @@ def test_detector_pickle_continues_identically(rng):
     ours, theirs = d.process_many(later), restored.process_many(later)
     for key in ours:
         np.testing.assert_array_equal(ours[key], theirs[key])
+
+
+def _states(rng):
+    """Every class in every state: fresh, warming, fitted / ready, with an open event."""
+    x = rng.normal(size=(3000, 2)).astype(np.float32)
+    fresh = rcf.RandomCutForest(2, seed=1)
+    trained = rcf.RandomCutForest(2, shingle_size=2, seed=1)
+    trained.update_many(x)
+    fitted = rcf.RandomCutForest(2, seed=1).fit(x, contamination=0.02)
+    detectors = [rcf.Detector(2, seed=2)]
+    warming = rcf.Detector(2, seed=2)
+    warming.process_many(x[:5])
+    detectors.append(warming)
+    ready = rcf.Detector(2, seed=2, metric_names=["a", "b"], ignore_near_expected={"above": {"ratio": 0.1}})
+    ready.bootstrap(x)
+    in_event = copy.copy(ready)
+    verdict = in_event.process([40.0, 0.0])
+    assert verdict.is_anomaly and verdict.in_event
+    detectors += [ready, in_event]
+    quiet = ready.process([0.0, 0.0])
+    return [fresh, trained, fitted], detectors, [verdict, quiet]
+
+
+def test_every_object_pickles_in_every_state(rng):
+    forests, detectors, verdicts = _states(rng)
+    probe = np.array([[0.1, 0.2], [9.0, 9.0]], dtype=np.float32)
+    for f in forests:
+        for clone in (pickle.loads(pickle.dumps(f)), copy.copy(f), copy.deepcopy(f)):
+            assert clone.threshold_ == f.threshold_
+            assert clone.to_bytes() == f.to_bytes()
+            if f.threshold_ is not None:  # a fitted forest still predicts after pickling
+                np.testing.assert_array_equal(clone.predict(probe), f.predict(probe))
+    for d in detectors:
+        for clone in (pickle.loads(pickle.dumps(d)), copy.copy(d), copy.deepcopy(d)):
+            assert clone.to_bytes() == d.to_bytes()
+            assert clone.process([3.0, 1.0]) == copy.copy(d).process([3.0, 1.0])
+    for v in verdicts:
+        for clone in (pickle.loads(pickle.dumps(v)), copy.copy(v), copy.deepcopy(v)):
+            assert clone == v and clone is not v
+            assert (clone.attribution, clone.expected, clone.suppressed) == (v.attribution, v.expected, v.suppressed)
+    assert verdicts[0] != verdicts[1]

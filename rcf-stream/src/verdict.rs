@@ -34,6 +34,28 @@ pub enum Suppression {
     Repeat,
 }
 
+impl Suppression {
+    /// The reason as a plain name: `"near_expected"`, `"holdoff"` or `"repeat"` (what the CLI
+    /// writes and Python's `Verdict.suppressed` holds).
+    ///
+    /// ```
+    /// assert_eq!(rcf_stream::Suppression::HoldOff.as_str(), "holdoff");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suppression::NearExpected => "near_expected",
+            Suppression::HoldOff => "holdoff",
+            Suppression::Repeat => "repeat",
+        }
+    }
+}
+
+impl std::fmt::Display for Suppression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One metric's share of the score: `high` if it is above what the detector expects, `low` if
 /// below. Over all metrics, `high + low` sums to the score.
 #[derive(Debug, Clone, PartialEq)]

@@ -52,10 +52,10 @@ fn detector_checkpoint(data: &[u8]) {
         }
         let v = detector.process(&x).unwrap();
         assert!(v.score.is_finite() && v.grade.is_finite(), "{v:?}");
-        if i % 4 == 0 {
-            if let Err(e) = Detector::from_bytes(&detector.to_bytes()) {
-                panic!("point {i}: its own checkpoint is refused: {e}");
-            }
+        if i % 4 == 0
+            && let Err(e) = Detector::from_bytes(&detector.to_bytes())
+        {
+            panic!("point {i}: its own checkpoint is refused: {e}");
         }
     }
 }

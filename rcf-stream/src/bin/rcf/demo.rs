@@ -6,7 +6,7 @@ use std::io::Write;
 use rcf_datasets::fleet::{self, METRICS};
 use rcf_stream::Detector;
 
-use crate::{DetectArgs, build_detector};
+use crate::{DetectArgs, Failure, build_detector, output_error};
 
 /// Minutes of history each detector is bootstrapped with before the live stream.
 const HISTORY: usize = 1_500;
@@ -16,12 +16,12 @@ const SLACK: usize = 10;
 
 /// Runs the demo and prints what it found. Output errors (a closed pipe, say) end the run with
 /// an error instead of a panic.
-pub(crate) fn run(args: &DetectArgs) -> Result<(), String> {
+pub(crate) fn run(args: &DetectArgs) -> Result<(), Failure> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     macro_rules! say {
         ($($arg:tt)*) => {
-            writeln!(out, $($arg)*).map_err(|e| format!("cannot write output: {e}"))?
+            writeln!(out, $($arg)*).map_err(output_error)?
         };
     }
     let devices = fleet::demo_fleet();
@@ -35,9 +35,15 @@ pub(crate) fn run(args: &DetectArgs) -> Result<(), String> {
     );
     say!(
         "each device's detector is bootstrapped from its first {HISTORY} minutes, then streams the rest. \
-         {events} anomalies are injected.\n"
+         {events} events are injected, one of them a benign change.\n"
     );
-    let (mut found, mut other, mut live) = (0, 0, 0);
+    let is_benign = |e: &fleet::Event| e.kind == fleet::AnomalyKind::FirmwareChange;
+    let harmful = devices
+        .iter()
+        .flat_map(|d| &d.events)
+        .filter(|e| !is_benign(e))
+        .count();
+    let (mut found, mut other, mut live, mut benign_alarms, mut benign) = (0, 0, 0, 0, 0);
     for device in &devices {
         let mut detector: Detector = build_detector(args, &metrics)?;
         detector
@@ -54,7 +60,31 @@ pub(crate) fn run(args: &DetectArgs) -> Result<(), String> {
         let window =
             |e: &fleet::Event, t: usize| (e.start..e.start + e.len.min(60) + SLACK).contains(&t);
         for e in &device.events {
-            match alarms.iter().find(|(t, _)| window(e, *t)) {
+            let alarm = alarms.iter().find(|(t, _)| window(e, *t));
+            if is_benign(e) {
+                // a benign change is not a finding: an alarm on it is one the user must learn
+                // away (the fleet layer's feedback), and is counted as such
+                benign += 1;
+                match alarm {
+                    Some((t, _)) => {
+                        benign_alarms += 1;
+                        say!(
+                            "  benign  {} minute {:>4}: {:<50} alarmed at minute {t} (a false alarm to learn away)",
+                            device.name,
+                            e.start,
+                            e.kind.describe()
+                        );
+                    }
+                    None => say!(
+                        "  benign  {} minute {:>4}: {:<50} no alarm",
+                        device.name,
+                        e.start,
+                        e.kind.describe()
+                    ),
+                }
+                continue;
+            }
+            match alarm {
                 Some((t, v)) => {
                     found += 1;
                     let top = v.top_metric().expect("anomalies carry an attribution");
@@ -91,8 +121,13 @@ pub(crate) fn run(args: &DetectArgs) -> Result<(), String> {
             .count();
     }
     say!(
-        "\nfound {found} of {events} injected anomalies; {other} other alarms in {live} live points ({:.2} %).",
-        100.0 * other as f64 / live as f64
+        "\nfound {found} of {harmful} injected anomalies; {benign_alarms} alarms on the {benign} benign changes \
+         and {other} other alarms in {live} live points ({:.2} % false alarms).",
+        100.0 * (other + benign_alarms) as f64 / live as f64
+    );
+    say!(
+        "grade: how anomalous an alarm is, comparable across devices: score / (score + the device's \
+         typical high score), so 0.5 is an alarm at the level of its usual peaks and near 1 far above them."
     );
     say!(
         "run `rcf detect FILE` on your own CSV or JSON Lines telemetry (see `rcf detect --help`)."

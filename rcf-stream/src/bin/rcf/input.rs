@@ -41,6 +41,8 @@ pub(crate) struct RowError {
 /// What an input holds: its metrics, then rows.
 pub(crate) struct Input {
     pub(crate) metrics: Vec<String>,
+    /// Whether rows carry a timestamp (else the output's first column is the line number).
+    pub(crate) has_timestamp: bool,
     rows: Box<dyn Iterator<Item = Result<Row, RowError>>>,
 }
 
@@ -147,6 +149,16 @@ fn open_csv(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, String
     if metrics.is_empty() {
         return Err("the header names no metric column".into());
     }
+    // a first line of numbers is data, not a header: say so, instead of one "not a number"
+    // error per row naming the first row's values as columns
+    if ts.is_none() && headers.iter().all(|h| h.parse::<f64>().is_ok()) {
+        return Err(format!(
+            "the first line ({}) looks like data, not a header: CSV input needs a header line \
+             naming the metrics (and optionally a timestamp column)",
+            shown(header_line.trim())
+        ));
+    }
+    let has_timestamp = ts.is_some();
     let width = headers.len();
     let rows = csv.into_records().map(move |record| {
         let record = record.map_err(|e| RowError {
@@ -180,8 +192,15 @@ fn open_csv(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, String
     });
     Ok(Input {
         metrics,
+        has_timestamp,
         rows: Box::new(rows),
     })
+}
+
+/// A line without the UTF-8 byte order mark some tools put at the start of a file (CSV
+/// accepted it; JSON Lines refused its first line).
+fn strip_bom(line: &str) -> &str {
+    line.strip_prefix('\u{feff}').unwrap_or(line)
 }
 
 fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, String> {
@@ -197,8 +216,9 @@ fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, Stri
             Some((_, Err(e))) => return Err(format!("cannot read input: {e}")),
         }
     };
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&first.1)
-        .map_err(|e| format!("line {}: not a JSON object: {e}", first.0 + 1))?;
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(strip_bom(&first.1))
+            .map_err(|e| format!("line {}: not a JSON object: {e}", first.0 + 1))?;
     let ts_key = object.keys().find(|k| is_timestamp(k, wanted)).cloned();
     if let (Some(w), None) = (wanted, &ts_key) {
         return Err(format!("line {}: no key named `{w}`", first.0 + 1));
@@ -214,6 +234,7 @@ fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, Stri
             first.0 + 1
         ));
     }
+    let has_timestamp = ts_key.is_some();
     let names = metrics.clone();
     // a set for the per-row "unknown key" check: linear in the keys, however many there are
     let known: std::collections::HashSet<String> = metrics.iter().cloned().collect();
@@ -232,7 +253,7 @@ fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, Stri
             return None;
         }
         let parsed: Result<serde_json::Map<String, serde_json::Value>, _> =
-            serde_json::from_str(&text);
+            serde_json::from_str(strip_bom(&text));
         let object = match parsed {
             Ok(o) => o,
             Err(e) => {
@@ -314,6 +335,7 @@ fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, Stri
     });
     Ok(Input {
         metrics,
+        has_timestamp,
         rows: Box::new(rows),
     })
 }

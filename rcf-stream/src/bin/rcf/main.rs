@@ -51,7 +51,8 @@ enum OutputFormat {
 
 #[derive(Args)]
 struct DetectArgs {
-    /// Input file, or `-` for standard input. Omit to run the built-in demo.
+    /// Input file, or `-` for standard input. Omitted: standard input when it is a pipe or a
+    /// file, else the built-in demo.
     file: Option<PathBuf>,
     /// Input format (default: from the file extension, `.jsonl`/`.ndjson` for JSON Lines,
     /// else CSV; for standard input, JSON Lines if the first character is `{`).
@@ -99,7 +100,13 @@ struct DetectArgs {
     /// Write only the rows reported as anomalies.
     #[arg(long)]
     anomalies_only: bool,
+    /// Also write each row's input values (one column or key per metric, after the verdict).
+    #[arg(long)]
+    echo: bool,
 }
+
+/// Malformed rows reported in full before the rest are only counted.
+const SHOWN_ERRORS: u64 = 10;
 
 fn parse_sensitivity(s: &str) -> Result<Sensitivity, String> {
     let lower = s.to_ascii_lowercase();
@@ -141,17 +148,109 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Detect(args) => match &args.file {
+            // `cat f.jsonl | rcf detect` reads the pipe; a terminal, or an empty standard
+            // input (`< /dev/null`, CI), gets the demo
+            None if stdin_has_data() => detect(&args, &PathBuf::from("-")),
             None => demo::run(&args).map(|()| 0),
             Some(file) => detect(&args, file),
         },
     };
     match result {
         Ok(_) => ExitCode::SUCCESS,
-        Err(message) => {
+        // `rcf detect | head`: the reader went away; stop quietly, as Unix tools do
+        Err(Failure::BrokenPipe) => ExitCode::SUCCESS,
+        Err(Failure::Message(message)) => {
             eprintln!("rcf: {message}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether standard input is not a terminal and has at least one byte to read (peeked into
+/// stdin's own buffer, so nothing is lost for the reader that follows).
+fn stdin_has_data() -> bool {
+    use io::BufRead;
+    let stdin = io::stdin();
+    !stdin.is_terminal() && stdin.lock().fill_buf().is_ok_and(|b| !b.is_empty())
+}
+
+/// Why a run stopped early.
+enum Failure {
+    /// Standard output was closed by its reader.
+    BrokenPipe,
+    /// Anything else, said on stderr.
+    Message(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Message(message)
+    }
+}
+
+/// An output error: a closed pipe ends the run quietly, anything else is reported.
+fn output_error(e: io::Error) -> Failure {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Failure::BrokenPipe
+    } else {
+        Failure::Message(format!("cannot write output: {e}"))
+    }
+}
+
+/// Malformed rows: the first [`SHOWN_ERRORS`] reported in full, then counted by kind and
+/// summarised at the end, so a wrong file does not flood the terminal.
+#[derive(Default)]
+struct Malformed {
+    total: u64,
+    by_kind: std::collections::BTreeMap<String, u64>,
+}
+
+impl Malformed {
+    fn report(&mut self, progress: &Progress, line: u64, reason: &str) {
+        self.total += 1;
+        if self.total <= SHOWN_ERRORS {
+            progress.clear();
+            eprintln!("rcf: line {line}: {reason} (row skipped)");
+            if self.total == SHOWN_ERRORS {
+                eprintln!("rcf: further malformed rows are counted, not shown");
+            }
+        } else {
+            *self.by_kind.entry(kind_of(reason)).or_default() += 1;
+        }
+    }
+
+    fn summary(&self) -> Option<String> {
+        if self.by_kind.is_empty() {
+            return None;
+        }
+        let kinds: Vec<String> = self
+            .by_kind
+            .iter()
+            .map(|(k, n)| format!("{n} × {k}"))
+            .collect();
+        Some(format!(
+            "{} more malformed rows not shown: {}",
+            self.total - SHOWN_ERRORS,
+            kinds.join(", ")
+        ))
+    }
+}
+
+/// The kind of a malformed-row message, for the summary: its text with quoted values and
+/// numbers left out ("column `temp`: `abc` is not a number" → "is not a number").
+fn kind_of(reason: &str) -> String {
+    let tail = reason.rsplit_once(": ").map_or(reason, |(_, t)| t);
+    let mut out = String::new();
+    let mut quoted = false;
+    for c in tail.chars() {
+        match c {
+            '`' => quoted = !quoted,
+            _ if quoted => {}
+            c if c.is_ascii_digit() => {}
+            c => out.push(c),
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A detector built from the command-line options.
@@ -187,15 +286,16 @@ impl Progress {
         }
     }
 
-    fn finish(&self) {
-        if self.enabled {
+    /// Clears the progress line, so a message does not glue onto it.
+    fn clear(&self) {
+        if self.enabled && self.rows >= 1_000 {
             eprint!("\r\x1b[2K");
         }
     }
 }
 
 /// Runs the detector over a file or standard input; returns the number of malformed rows.
-fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, String> {
+fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, Failure> {
     let stdin = file.as_os_str() == "-";
     let (reader, size): (Box<dyn Read>, Option<u64>) = if stdin {
         (Box::new(io::stdin()), None)
@@ -227,14 +327,25 @@ fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, String> {
     let metrics = input.metrics.clone();
     let mut detector = build_detector(args, &metrics)?;
     let stdout = io::stdout();
-    let mut out = Writer::new(args.output_format, BufWriter::new(stdout.lock()), &metrics)
-        .map_err(|e| format!("cannot write output: {e}"))?;
+    let stamp = if input.has_timestamp {
+        "timestamp"
+    } else {
+        "line"
+    };
+    let echo = if args.echo { &metrics[..] } else { &[] };
+    let mut out = Writer::new(
+        args.output_format,
+        BufWriter::new(stdout.lock()),
+        stamp,
+        echo,
+    )
+    .map_err(output_error)?;
     let mut progress = Progress {
         total: size,
         enabled: !stdin && io::stderr().is_terminal(),
         rows: 0,
     };
-    let mut malformed = 0u64;
+    let mut malformed = Malformed::default();
     let mut history: Vec<f32> = Vec::new();
     let mut history_rows = 0usize;
     let mut written = 0u64;
@@ -243,11 +354,11 @@ fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, String> {
         let row = match row {
             Ok(r) => r,
             Err(e) => {
-                malformed += 1;
-                report(e.line, &e.reason);
                 if args.strict {
-                    return Err(format!("line {}: malformed row (--strict)", e.line));
+                    progress.clear();
+                    return Err(format!("line {}: {} (--strict: stopped)", e.line, e.reason).into());
                 }
+                malformed.report(&progress, e.line, &e.reason);
                 continue;
             }
         };
@@ -263,31 +374,38 @@ fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, String> {
         match detector.process(&row.values) {
             Ok(v) => {
                 if !args.anomalies_only || v.is_anomaly {
-                    out.write(&row, &v)
-                        .map_err(|e| format!("cannot write output: {e}"))?;
+                    out.write(&row, &v).map_err(output_error)?;
                     written += 1;
                 }
             }
             Err(e) => {
-                malformed += 1;
-                report(row.line, &e.to_string());
                 if args.strict {
-                    return Err(format!("line {}: malformed row (--strict)", row.line));
+                    progress.clear();
+                    return Err(format!("line {}: {e} (--strict: stopped)", row.line).into());
                 }
+                malformed.report(&progress, row.line, &e.to_string());
             }
         }
     }
     if history_rows > 0 && history_rows < args.bootstrap {
-        // fewer rows than the bootstrap asked for: learn from them anyway
+        // fewer rows than the bootstrap asked for: learn from them anyway, and say so
         detector.bootstrap(&history).map_err(|e| e.to_string())?;
+        progress.clear();
+        eprintln!(
+            "rcf: warning: --bootstrap {} asked for more rows than the input has ({history_rows}): \
+             every row was used as history and no verdict was written",
+            args.bootstrap
+        );
     }
-    out.flush()
-        .map_err(|e| format!("cannot write output: {e}"))?;
-    progress.finish();
+    out.flush().map_err(output_error)?;
+    progress.clear();
+    if let Some(summary) = malformed.summary() {
+        eprintln!("rcf: {summary}");
+    }
     eprintln!(
         "rcf: {} rows read, {} malformed and skipped, {} verdicts written{}",
         progress.rows,
-        malformed,
+        malformed.total,
         written,
         if args.bootstrap > 0 {
             format!(", first {} rows used as history", history_rows)
@@ -295,11 +413,7 @@ fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, String> {
             String::new()
         }
     );
-    Ok(malformed)
-}
-
-fn report(line: u64, reason: &str) {
-    eprintln!("rcf: line {line}: {reason} (row skipped)");
+    Ok(malformed.total)
 }
 
 /// Decides CSV or JSON Lines from the first non-blank byte of standard input.
@@ -311,14 +425,25 @@ fn sniff(mut reader: Box<dyn Read>) -> Result<(Format, Box<dyn Read>), String> {
             Ok(0) => break,
             Ok(_) => {
                 head.push(byte[0]);
-                if !byte[0].is_ascii_whitespace() {
+                let in_bom = head.len() <= 3 && [0xEF, 0xBB, 0xBF].starts_with(&head);
+                if !byte[0].is_ascii_whitespace() && !in_bom {
                     break;
                 }
             }
             Err(e) => return Err(format!("cannot read input: {e}")),
         }
     }
-    let format = if head.last() == Some(&b'{') {
+    // a UTF-8 byte order mark before the first `{` still means JSON Lines
+    let start = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        3
+    } else {
+        0
+    };
+    let format = if head
+        .get(start..)
+        .and_then(|h| h.iter().find(|b| !b.is_ascii_whitespace()))
+        == Some(&b'{')
+    {
         Format::Jsonl
     } else {
         Format::Csv
@@ -354,12 +479,12 @@ impl Read for CountingReader {
 
 /// Verdict output: CSV or JSON Lines.
 enum Writer<W: Write> {
-    Csv(Box<csv::Writer<W>>),
-    Jsonl(W),
+    Csv(Box<csv::Writer<W>>, Vec<String>),
+    Jsonl(W, &'static str, Vec<String>),
 }
 
-const COLUMNS: [&str; 12] = [
-    "timestamp",
+/// The verdict columns after the first (`timestamp`, or `line` when the input has none).
+const COLUMNS: [&str; 11] = [
     "score",
     "grade",
     "anomaly",
@@ -374,14 +499,19 @@ const COLUMNS: [&str; 12] = [
 ];
 
 impl<W: Write> Writer<W> {
-    fn new(format: OutputFormat, w: W, _metrics: &[String]) -> io::Result<Self> {
+    /// `stamp` names the first column (`timestamp`, or `line` for inputs without one);
+    /// `echo` lists the metrics whose input values follow the verdict (none without `--echo`).
+    fn new(format: OutputFormat, w: W, stamp: &'static str, echo: &[String]) -> io::Result<Self> {
         Ok(match format {
             OutputFormat::Csv => {
                 let mut csv = csv::Writer::from_writer(w);
-                csv.write_record(COLUMNS)?;
-                Writer::Csv(Box::new(csv))
+                let header = std::iter::once(stamp)
+                    .chain(COLUMNS)
+                    .chain(echo.iter().map(String::as_str));
+                csv.write_record(header).map_err(into_io)?;
+                Writer::Csv(Box::new(csv), echo.to_vec())
             }
-            OutputFormat::Jsonl => Writer::Jsonl(w),
+            OutputFormat::Jsonl => Writer::Jsonl(w, stamp, echo.to_vec()),
         })
     }
 
@@ -390,31 +520,42 @@ impl<W: Write> Writer<W> {
         let expected = top
             .and_then(|t| v.expected.iter().find(|e| e.metric == t.metric))
             .map(|e| e.expected);
-        let suppressed = v.suppressed.map(|s| format!("{s:?}"));
+        let suppressed = v.suppressed.map(|s| s.as_str().to_string());
         let timestamp = row
             .timestamp
             .clone()
             .unwrap_or_else(|| row.line.to_string());
+        let value = |v: f32| {
+            if v.is_nan() {
+                String::new()
+            } else {
+                v.to_string()
+            }
+        };
         match self {
-            Writer::Csv(csv) => csv
-                .write_record([
-                    timestamp,
-                    format!("{:.6}", v.score),
-                    format!("{:.4}", v.grade),
-                    v.is_anomaly.to_string(),
-                    v.in_event.to_string(),
-                    format!("{:.4}", v.confidence),
-                    format!("{:.6}", v.threshold),
-                    top.map_or(String::new(), |t| t.metric.to_string()),
-                    top.map_or(String::new(), |t| t.direction().to_string()),
-                    expected.map_or(String::new(), |e| format!("{e:.6}")),
-                    v.relative_index.to_string(),
-                    suppressed.unwrap_or_default(),
-                ])
-                .map_err(io::Error::other),
-            Writer::Jsonl(w) => {
-                let object = serde_json::json!({
-                    "timestamp": timestamp,
+            Writer::Csv(csv, echo) => csv
+                .write_record(
+                    [
+                        timestamp,
+                        format!("{:.6}", v.score),
+                        format!("{:.4}", v.grade),
+                        v.is_anomaly.to_string(),
+                        v.in_event.to_string(),
+                        format!("{:.4}", v.confidence),
+                        format!("{:.6}", v.threshold),
+                        top.map_or(String::new(), |t| t.metric.to_string()),
+                        top.map_or(String::new(), |t| t.direction().to_string()),
+                        expected.map_or(String::new(), |e| format!("{e:.6}")),
+                        v.relative_index.to_string(),
+                        suppressed.unwrap_or_default(),
+                    ]
+                    .into_iter()
+                    .chain(row.values.iter().take(echo.len()).map(|&x| value(x))),
+                )
+                .map_err(into_io),
+            Writer::Jsonl(w, stamp, echo) => {
+                let mut object = serde_json::json!({
+                    *stamp: timestamp,
                     "score": v.score,
                     "grade": v.grade,
                     "anomaly": v.is_anomaly,
@@ -430,6 +571,19 @@ impl<W: Write> Writer<W> {
                         "metric": &*a.metric, "high": a.high, "low": a.low,
                     })).collect::<Vec<_>>(),
                 });
+                if !echo.is_empty() {
+                    let inputs: serde_json::Map<String, serde_json::Value> = echo
+                        .iter()
+                        .zip(&row.values)
+                        .map(|(m, &x)| {
+                            (
+                                m.clone(),
+                                serde_json::json!(if x.is_nan() { None } else { Some(x) }),
+                            )
+                        })
+                        .collect();
+                    object["values"] = serde_json::Value::Object(inputs);
+                }
                 writeln!(w, "{object}")
             }
         }
@@ -437,8 +591,17 @@ impl<W: Write> Writer<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Writer::Csv(csv) => csv.flush(),
-            Writer::Jsonl(w) => w.flush(),
+            Writer::Csv(csv, _) => csv.flush(),
+            Writer::Jsonl(w, ..) => w.flush(),
         }
+    }
+}
+
+/// A CSV writer error as the I/O error inside it, if it is one (so a closed pipe stays a
+/// broken pipe).
+fn into_io(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
     }
 }
