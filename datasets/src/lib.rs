@@ -17,6 +17,25 @@ pub mod synth;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// Where [`skip`] records skipped tests, for `make test` to list after the run (cargo captures
+/// a passing test's output, so a printed `SKIPPED` alone is invisible in the summary).
+pub const SKIP_LOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/rcf-skipped.txt");
+
+/// Records that `test` skipped (its data is absent): prints `SKIPPED test: reason` and appends
+/// the same line to [`SKIP_LOG`], which `make test` prints at the end of the run.
+pub fn skip(test: &str, reason: impl fmt::Display) {
+    use std::io::Write;
+    let line = format!("SKIPPED {test}: {reason}");
+    eprintln!("{line}");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(SKIP_LOG)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
 /// Why external data could not be loaded.
 #[derive(Debug)]
 #[non_exhaustive]

@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn loads_the_labelled_files_when_present() {
         let Ok(root) = crate::data_root() else {
-            eprintln!("SKIPPED skab loader test: no data directory (set RCF_DATA_DIR)");
+            crate::skip("skab loader test", "no data directory (set RCF_DATA_DIR)");
             return;
         };
         let files = load(&root).unwrap();

@@ -195,7 +195,7 @@ mod tests {
                 let rows = crate::rcf_paper_example(&root).unwrap();
                 assert_eq!(rows.len(), 2_010);
             }
-            Err(e) => eprintln!("SKIPPED paper_example_loads_when_present: {e}"),
+            Err(e) => crate::skip("paper_example_loads_when_present", e),
         }
     }
 }

@@ -12,7 +12,7 @@ fn data() -> Option<(std::path::PathBuf, Vec<NabFile>)> {
             Some((root, files))
         }
         Err(e) => {
-            eprintln!("SKIPPED NAB scorer checks: {e}");
+            rcf_datasets::skip("NAB scorer checks", e);
             None
         }
     }

@@ -98,7 +98,10 @@ fn attribution_names_the_spiked_metric() {
 #[test]
 fn paper_example_puts_its_anomaly_first() {
     let Some(root) = data_root() else {
-        eprintln!("SKIPPED paper_example_puts_its_anomaly_first: set RCF_DATA_DIR to run it");
+        rcf_datasets::skip(
+            "paper_example_puts_its_anomaly_first",
+            "no data directory (set RCF_DATA_DIR)",
+        );
         return;
     };
     let text = std::fs::read_to_string(root.join("rcf_paper_example/rcf-paper.csv")).unwrap();
