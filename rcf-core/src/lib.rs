@@ -4,6 +4,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod bytes;
 mod config;
 mod error;
 mod forest;

@@ -163,7 +163,7 @@ impl PointStore {
     /// The saved form: the used part of the arena as a little-endian blob, and the capacity.
     pub(crate) fn to_state(&self) -> PointStoreState {
         PointStoreState {
-            values: crate::state::Bytes(self.values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            values: crate::bytes::Bytes(self.values.iter().flat_map(|v| v.to_le_bytes()).collect()),
             capacity_units: self.capacity_units as u64,
         }
     }
@@ -245,7 +245,7 @@ impl PointStore {
 /// A point store's saved form (see `state.rs`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PointStoreState {
-    values: crate::state::Bytes,
+    values: crate::bytes::Bytes,
     capacity_units: u64,
 }
 
@@ -275,7 +275,7 @@ mod tests {
 
     fn saved(values: &[f32], capacity_units: u64) -> PointStoreState {
         PointStoreState {
-            values: crate::state::Bytes(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            values: crate::bytes::Bytes(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
             capacity_units,
         }
     }

@@ -31,8 +31,8 @@ pub(crate) struct SamplerParams {
 /// A sampler's saved form (see `state.rs`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SamplerState {
-    keys: crate::state::Bytes,
-    leaves: crate::state::Bytes,
+    keys: crate::bytes::Bytes,
+    leaves: crate::bytes::Bytes,
     next_accept: u64,
 }
 
@@ -171,8 +171,8 @@ impl Sampler {
     /// The saved form: keys (f32) and leaves (u16) as little-endian blobs, and the schedule.
     pub(crate) fn to_state(&self) -> SamplerState {
         SamplerState {
-            keys: crate::state::Bytes(self.keys.iter().flat_map(|k| k.to_le_bytes()).collect()),
-            leaves: crate::state::Bytes(self.leaves.iter().flat_map(|l| l.to_le_bytes()).collect()),
+            keys: crate::bytes::Bytes(self.keys.iter().flat_map(|k| k.to_le_bytes()).collect()),
+            leaves: crate::bytes::Bytes(self.leaves.iter().flat_map(|l| l.to_le_bytes()).collect()),
             next_accept: self.next_accept,
         }
     }

@@ -31,6 +31,8 @@ use crate::rng::TreeRng;
 use crate::sampler::{Sampler, SamplerState};
 use crate::tree::{Tree, TreeState};
 
+pub use crate::bytes::Bytes;
+
 const MAGIC: &[u8; 8] = b"RCF-FRST";
 /// The state format version this build writes and reads.
 pub const STATE_FORMAT_VERSION: u32 = 1;
@@ -48,37 +50,6 @@ struct State {
     trees: Vec<TreeState>,
     samplers: Vec<SamplerState>,
     rngs: Vec<TreeRng>,
-}
-
-/// A byte blob that serde formats store as raw bytes (one length, then a copy), not as a
-/// sequence of numbers: decoding it is a copy. Used for every array of the forest state, and
-/// by the streaming detector to embed a forest's state in its checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Bytes(pub Vec<u8>);
-
-impl Serialize for Bytes {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Bytes;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a byte array")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
-                Ok(Bytes(v))
-            }
-        }
-        deserializer.deserialize_byte_buf(Visitor)
-    }
 }
 
 impl RandomCutForest {

@@ -152,8 +152,8 @@ pub(crate) struct TreeState {
     root: u16,
     free_node: u16,
     free_leaf: u16,
-    nodes: crate::state::Bytes,
-    leaves: crate::state::Bytes,
+    nodes: crate::bytes::Bytes,
+    leaves: crate::bytes::Bytes,
 }
 
 impl TreeState {
@@ -885,8 +885,8 @@ impl Tree {
             root: self.root,
             free_node: self.free_node,
             free_leaf: self.free_leaf,
-            nodes: crate::state::Bytes(nodes),
-            leaves: crate::state::Bytes(leaves),
+            nodes: crate::bytes::Bytes(nodes),
+            leaves: crate::bytes::Bytes(leaves),
         }
     }
 
