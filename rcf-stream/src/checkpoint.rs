@@ -323,8 +323,8 @@ impl Detector {
                 "the forest does not match the detector's configuration",
             ));
         }
-        // the same checks as a fresh build
-        let rebuilt = Detector::builder(c.metrics.iter().cloned())
+        // the same checks as a fresh build (without building one)
+        let validated = Detector::builder(c.metrics.iter().cloned())
             .shingle_size(c.shingle_size)
             .num_trees(c.num_trees)
             .sample_size(c.sample_size)
@@ -338,9 +338,9 @@ impl Detector {
             .box_cache_min_mass(c.box_cache_min_mass)
             .holdoff(c.holdoff)
             .repeat_tolerance(c.repeat_tolerance)
-            .build()
+            .validate()
             .map_err(|e| inconsistent(&format!("configuration: {e}")))?;
-        if rebuilt.config() != c {
+        if &validated != c {
             return Err(inconsistent(
                 "configuration fields disagree with each other",
             ));

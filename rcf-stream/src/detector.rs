@@ -213,6 +213,36 @@ impl DetectorBuilder {
     /// [`Error::InvalidParameter`] (or a wrapped forest parameter error) naming the first
     /// parameter out of range.
     pub fn build(self) -> Result<Detector> {
+        let config = self.validate()?;
+        let forest = RandomCutForest::builder(config.metrics.len())
+            .shingle_size(config.shingle_size)
+            .num_trees(config.num_trees)
+            .sample_size(config.sample_size)
+            .box_cache_min_mass(config.box_cache_min_mass)
+            .seed(config.seed)
+            .time_decay(config.time_decay)
+            .output_after(config.output_after)
+            .build()?;
+        Ok(Detector::from_parts(config, forest))
+    }
+
+    /// Validates the parameters without building a detector (no forest is allocated): the
+    /// configuration [`build`](Self::build) would use, with its derived defaults filled in.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let config = Detector::builder(["a", "b"]).sample_size(128).validate()?;
+    /// assert_eq!(config.output_after, 32); // derived: sample_size / 4
+    /// assert!(Detector::builder(["a", "a"]).validate().is_err());
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
+    pub fn validate(self) -> Result<DetectorConfig> {
         let mut c = self.config;
         if c.metrics.is_empty() {
             return Err(invalid(
@@ -287,10 +317,10 @@ impl DetectorBuilder {
         if let Some(n) = self.output_after {
             fb = fb.output_after(n);
         }
-        let forest = fb.build()?;
-        c.time_decay = forest.config().time_decay;
-        c.output_after = forest.config().output_after as usize;
-        Ok(Detector::from_parts(c, forest))
+        let fc = fb.validate()?;
+        c.time_decay = fc.time_decay;
+        c.output_after = fc.output_after as usize;
+        Ok(c)
     }
 }
 

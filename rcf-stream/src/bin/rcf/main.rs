@@ -129,7 +129,7 @@ fn parse_sensitivity(s: &str) -> Result<Sensitivity, String> {
     // the same checks as the library, reported as a usage error
     Detector::builder(["x"])
         .sensitivity(parsed)
-        .build()
+        .validate()
         .map_err(|e| e.to_string())?;
     Ok(parsed)
 }
@@ -139,7 +139,7 @@ fn parse_repeat_tolerance(s: &str) -> Result<f64, String> {
     // the same check as the library, reported as a usage error
     Detector::builder(["x"])
         .repeat_tolerance(v)
-        .build()
+        .validate()
         .map_err(|e| e.to_string())?;
     Ok(v)
 }
