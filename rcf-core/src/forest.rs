@@ -5,9 +5,8 @@ use crate::error::{Error, Result, check_finite, check_len};
 use crate::point_store::PointStore;
 use crate::rng::TreeRng;
 use crate::sampler::{Offer, Sampler, SamplerParams};
-use crate::tree::visit::{
-    LOCKSTEP, LockstepPaths, complete, descend_lockstep, descend_points_lockstep,
-};
+use crate::scratch::Scratch;
+use crate::tree::visit::{LOCKSTEP, descend_lockstep, descend_points_lockstep};
 use crate::tree::{NONE, Tree, TreeParams, TreeScratch};
 
 /// Re-base sampler keys once `λ·(t − epoch)` exceeds this (keeps `f32` keys precise).
@@ -52,132 +51,6 @@ pub struct RandomCutForest {
     /// Sampler key epoch (see `sampler.rs`).
     pub(crate) epoch: u64,
     scratch: Scratch,
-}
-
-/// Reusable per-thread buffers for queries, so that [`RandomCutForest::score_with`] allocates
-/// nothing. Make one with [`RandomCutForest::scratch`]; it fits any forest of the same
-/// dimension.
-#[derive(Debug, Clone, Default)]
-pub struct Scratch {
-    tree: TreeScratch,
-    query: Vec<f32>,
-    /// Paths of the trees descended in lockstep.
-    paths: LockstepPaths,
-    capacity: usize,
-}
-
-impl Scratch {
-    fn new(dims: usize, capacity: usize) -> Self {
-        Self {
-            tree: TreeScratch::new(dims),
-            query: vec![0.0; dims],
-            paths: LockstepPaths::new(capacity + 1),
-            capacity,
-        }
-    }
-
-    fn fit(&mut self, dims: usize, capacity: usize) {
-        if self.query.len() != dims || self.capacity < capacity {
-            *self = Self::new(dims, capacity);
-        }
-    }
-}
-
-/// Bytes held by each part of a forest (see [`RandomCutForest::memory_breakdown`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct MemoryBreakdown {
-    /// Internal nodes (cuts, children, masses).
-    pub nodes: usize,
-    /// Leaves (point references and duplicate counts).
-    pub leaves: usize,
-    /// Cached bounding boxes.
-    pub boxes: usize,
-    /// Samplers (priority keys and leaf references).
-    pub samplers: usize,
-    /// The shared point store.
-    pub points: usize,
-    /// Everything else (per-tree headers, generators, scratch).
-    pub other: usize,
-}
-
-/// Per-dimension contributions to a score (rcf-reference §6): `high[i]` is the part due to the
-/// point lying above what the forest has seen in dimension `i`, `low[i]` below. The entries sum
-/// to the score.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct Attribution {
-    high: Vec<f64>,
-    low: Vec<f64>,
-    input_dims: usize,
-}
-
-impl Attribution {
-    /// Number of dimensions (the forest's, `input_dims * shingle_size`).
-    pub fn dimensions(&self) -> usize {
-        self.high.len()
-    }
-
-    /// Contribution of dimension `i` being high.
-    ///
-    /// # Panics
-    ///
-    /// If `i >= self.dimensions()`.
-    pub fn high(&self, i: usize) -> f64 {
-        self.high[i]
-    }
-
-    /// Contribution of dimension `i` being low.
-    ///
-    /// # Panics
-    ///
-    /// If `i >= self.dimensions()`.
-    pub fn low(&self, i: usize) -> f64 {
-        self.low[i]
-    }
-
-    /// All `high` contributions.
-    pub fn highs(&self) -> &[f64] {
-        &self.high
-    }
-
-    /// All `low` contributions.
-    pub fn lows(&self) -> &[f64] {
-        &self.low
-    }
-
-    /// Sum of all contributions: the score.
-    pub fn total(&self) -> f64 {
-        self.high.iter().sum::<f64>() + self.low.iter().sum::<f64>()
-    }
-
-    /// Folds a shingled attribution onto the inputs: entry `j` sums dimension `j` of every
-    /// shingle slice. With shingle size 1 this is a copy.
-    ///
-    /// ```
-    /// use rcf_core::RandomCutForest;
-    /// let mut forest = RandomCutForest::builder(2).shingle_size(3).build()?;
-    /// for t in 0..500 { forest.update(&[t as f32 % 7.0, 1.0])?; }
-    /// let a = forest.attribution(&[3.0, 9.0])?;
-    /// let per_input = a.fold_shingle();
-    /// assert_eq!(per_input.dimensions(), 2);
-    /// assert!((per_input.total() - a.total()).abs() < 1e-9);
-    /// # Ok::<(), rcf_core::Error>(())
-    /// ```
-    pub fn fold_shingle(&self) -> Attribution {
-        let n = self.input_dims;
-        let mut high = vec![0.0; n];
-        let mut low = vec![0.0; n];
-        for (i, (h, l)) in self.high.iter().zip(&self.low).enumerate() {
-            high[i % n] += h;
-            low[i % n] += l;
-        }
-        Attribution {
-            high,
-            low,
-            input_dims: n,
-        }
-    }
 }
 
 impl RandomCutForest {
@@ -279,7 +152,7 @@ impl RandomCutForest {
 
     /// Writes the forest point for input `x` (the newest `shingle_size - 1` inputs, then `x`)
     /// into `out`; false if fewer than `shingle_size - 1` inputs have been seen.
-    fn build_query(&self, x: &[f32], out: &mut [f32]) -> bool {
+    pub(crate) fn build_query(&self, x: &[f32], out: &mut [f32]) -> bool {
         let k = self.config.shingle_size;
         if self.entries_seen + 1 < k as u64 {
             return false;
@@ -472,30 +345,29 @@ impl RandomCutForest {
                     continue;
                 }
                 let i = base + k;
-                let admit = offers[k] != Offer::Reject;
                 let tree = &mut self.trees[i];
-                let path = paths.path(k);
-                let walk = tree.walk_up(q, leaves[k], path, &self.store, tsc, admit);
+                let admitted = match offers[k] {
+                    Offer::Admit { key, evict } => Some((key, evict)),
+                    Offer::Reject => None,
+                };
+                let rng = &mut self.rngs[i];
+                let (score, held) = tree.walk_and_insert(
+                    q,
+                    leaves[k],
+                    paths.path(k),
+                    &params,
+                    &self.store,
+                    tsc,
+                    admitted.map(|_| (start, &mut *rng)),
+                );
                 if score_it {
-                    total += walk.score * tree.normaliser();
+                    total += score * tree.normaliser();
                 }
-                if let Offer::Admit { key, evict } = offers[k] {
-                    let rng = &mut self.rngs[i];
-                    let held = tree.insert_along(
-                        q,
-                        start,
-                        walk.leaf,
-                        path,
-                        &params,
-                        &self.store,
-                        rng,
-                        tsc,
-                    );
-                    if let Some(gone) =
+                if let (Some((key, evict)), Some(held)) = (admitted, held)
+                    && let Some(gone) =
                         self.samplers[i].commit(held, key, evict, t, epoch, rng, &sp)
-                    {
-                        tree.delete(gone, &params, &self.store, tsc);
-                    }
+                {
+                    tree.delete(gone, &params, &self.store, tsc);
                 }
             }
         }
@@ -621,54 +493,6 @@ impl RandomCutForest {
         total / self.config.num_trees as f64
     }
 
-    /// Per-dimension attribution of [`score`](Self::score)`(x)`: its entries sum to the score.
-    ///
-    /// # Errors
-    ///
-    /// As [`score`](Self::score).
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use rcf_core::RandomCutForest;
-    /// let mut forest = RandomCutForest::builder(3).seed(2).build()?;
-    /// for t in 0..1_000 {
-    ///     let t = t as f32;
-    ///     forest.update(&[t.sin(), t.cos(), 0.5])?;
-    /// }
-    /// let a = forest.attribution(&[0.0, 0.0, 9.0])?;
-    /// // the third value is far above what the forest has seen
-    /// assert!(a.high(2) > 0.5 * a.total());
-    /// assert!((a.total() - forest.score(&[0.0, 0.0, 9.0])?).abs() < 1e-9);
-    /// # Ok::<(), rcf_core::Error>(())
-    /// ```
-    pub fn attribution(&self, x: &[f32]) -> Result<Attribution> {
-        check_len(x, self.config.input_dims)?;
-        check_finite(x)?;
-        let dims = self.config.dimensions;
-        let mut high = vec![0.0; dims];
-        let mut low = vec![0.0; dims];
-        let mut sc = self.scratch();
-        if self.is_ready() && self.build_query(x, &mut sc.query) {
-            let weight = 1.0 / self.config.num_trees as f64;
-            for tree in &self.trees {
-                tree.attribution_walk(
-                    &sc.query,
-                    &self.store,
-                    &mut sc.tree,
-                    weight,
-                    &mut high,
-                    &mut low,
-                );
-            }
-        }
-        Ok(Attribution {
-            high,
-            low,
-            input_dims: self.config.input_dims,
-        })
-    }
-
     /// Scores a batch of full-dimension points (row-major, `dimensions()` values each) against
     /// the forest as it is, without changing it. No shingling is applied: each row is a forest
     /// point. Uses all cores with the `parallel` feature; results are bit-identical with any
@@ -732,224 +556,6 @@ impl RandomCutForest {
             }
         }
         Ok(out)
-    }
-
-    /// Fills the NaN values of `x` (the newest `input_dims` values) from the forest, the way
-    /// the reference does (rcf-reference §7): each tree follows both branches of cuts on
-    /// missing values and proposes the completion from the leaf with the lowest score; the
-    /// result is the per-value median over trees. Returns `x` with its NaNs replaced.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::DimensionMismatch`] for a wrong length, [`Error::NonFinite`] for an infinite
-    /// value, [`Error::NothingToImpute`] if `x` has no NaN or the forest holds no points yet
-    /// (or too few inputs to complete a shingle).
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use rcf_core::RandomCutForest;
-    /// let mut forest = RandomCutForest::builder(2).seed(3).build()?;
-    /// for t in 0..2_000 {
-    ///     let a = (t % 10) as f32;
-    ///     forest.update(&[a, 2.0 * a])?; // the second value is twice the first
-    /// }
-    /// let filled = forest.impute(&[4.0, f32::NAN])?;
-    /// assert!((filled[1] - 8.0).abs() <= 2.0);
-    /// # Ok::<(), rcf_core::Error>(())
-    /// ```
-    pub fn impute(&self, x: &[f32]) -> Result<Vec<f32>> {
-        check_len(x, self.config.input_dims)?;
-        if let Some(index) = x.iter().position(|v| v.is_infinite()) {
-            return Err(Error::NonFinite {
-                index,
-                value: x[index],
-            });
-        }
-        if !x.iter().any(|v| v.is_nan()) {
-            return Err(Error::NothingToImpute {
-                reason: "the point has no NaN value",
-            });
-        }
-        let mut sc = self.scratch();
-        if self.trees.iter().all(|t| t.mass() == 0) || !self.build_query(x, &mut sc.query) {
-            return Err(Error::NothingToImpute {
-                reason: "the forest holds no complete point yet",
-            });
-        }
-        let dims = self.config.dimensions;
-        let head = dims - x.len();
-        let missing: Vec<usize> = (0..x.len()).filter(|&i| x[i].is_nan()).collect();
-        let mut proposals: Vec<Vec<f32>> =
-            vec![Vec::with_capacity(self.trees.len()); missing.len()];
-        let mut filled = vec![0.0f32; dims];
-        for tree in &self.trees {
-            let leaf = tree.impute_walk(&sc.query, &self.store, &mut sc.tree);
-            if leaf == NONE {
-                continue;
-            }
-            complete(
-                &sc.query,
-                self.store.point(tree.leaf_point(leaf)),
-                &mut filled,
-            );
-            for (k, &i) in missing.iter().enumerate() {
-                proposals[k].push(filled[head + i]);
-            }
-        }
-        let mut out = x.to_vec();
-        for (k, &i) in missing.iter().enumerate() {
-            out[i] = median(&mut proposals[k]);
-        }
-        Ok(out)
-    }
-
-    /// Bytes of heap memory this forest holds (capacities, not lengths), plus the struct itself.
-    pub fn memory_usage(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.trees.iter().map(Tree::memory_bytes).sum::<usize>()
-            + self.trees.capacity() * std::mem::size_of::<Tree>()
-            + self
-                .samplers
-                .iter()
-                .map(Sampler::memory_bytes)
-                .sum::<usize>()
-            + self.samplers.capacity() * std::mem::size_of::<Sampler>()
-            + self.rngs.capacity() * std::mem::size_of::<TreeRng>()
-            + self.store.memory_bytes()
-            + self.config.dimensions * 4 * 8 // scratch
-    }
-
-    /// Where [`memory_usage`](Self::memory_usage) goes, in bytes.
-    pub fn memory_breakdown(&self) -> MemoryBreakdown {
-        let (mut nodes, mut leaves, mut boxes) = (0, 0, 0);
-        for t in &self.trees {
-            let (n, l, b) = t.memory_parts();
-            nodes += n;
-            leaves += l;
-            boxes += b;
-        }
-        let samplers = self
-            .samplers
-            .iter()
-            .map(Sampler::memory_bytes)
-            .sum::<usize>();
-        let points = self.store.memory_bytes();
-        let total = self.memory_usage();
-        MemoryBreakdown {
-            nodes,
-            leaves,
-            boxes,
-            samplers,
-            points,
-            other: total - nodes - leaves - boxes - samplers - points,
-        }
-    }
-
-    /// Changes how many points a subtree needs for its bounding box to be cached (see
-    /// [`ForestBuilder::box_cache_min_mass`](crate::ForestBuilder::box_cache_min_mass)) and
-    /// rebuilds the boxes. Scores do not change, only speed and memory: for example, cache every
-    /// box (`2`) before scoring a large batch, and go back to the default afterwards.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidParameter`] if `min_mass < 2`.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use rcf_core::RandomCutForest;
-    /// let mut forest = RandomCutForest::builder(2).build()?;
-    /// for t in 0..1_000 { forest.update(&[(t % 13) as f32, (t % 7) as f32])?; }
-    /// let before = forest.score(&[3.0, 9.0])?;
-    /// let small = forest.memory_usage();
-    /// forest.set_box_cache_min_mass(2)?; // fastest: every box cached
-    /// assert!(forest.memory_usage() > small);
-    /// assert_eq!(forest.score(&[3.0, 9.0])?, before);
-    /// # Ok::<(), rcf_core::Error>(())
-    /// ```
-    pub fn set_box_cache_min_mass(&mut self, min_mass: usize) -> Result<()> {
-        let validated = RandomCutForest::builder(self.config.input_dims)
-            .box_cache_min_mass(min_mass)
-            .validate()?;
-        self.config.box_cache_min_mass = validated.box_cache_min_mass;
-        self.rebuild_boxes()
-            .map_err(|e| Error::State(crate::StateError::Inconsistent(e)))
-    }
-
-    /// Re-expresses everything the forest holds in new units: every stored value `v` of input
-    /// `j` (in every shingle slot) becomes `v · scale[j] + shift[j]`, and every cut moves with
-    /// the values it separates, so the trees keep their shape and every sampled point its leaf.
-    /// Afterwards, score inputs in the new units.
-    ///
-    /// This is what lets a caller normalise inputs and later change its normalisation without
-    /// distorting what the forest has learned: translating changes no score at all, and
-    /// scaling changes scores only through the *relative* ranges of the inputs (not at all when
-    /// every input gets the same scale). Costs one pass over the stored points and the trees
-    /// (about as much as [`from_bytes`](Self::from_bytes)); meant for occasional use.
-    ///
-    /// ```
-    /// use rcf_core::RandomCutForest;
-    ///
-    /// let mut forest = RandomCutForest::builder(1).shingle_size(4).seed(1).build()?;
-    /// for t in 0..1_000 {
-    ///     forest.update(&[(t % 20) as f32])?; // readings in one unit ...
-    /// }
-    /// let before = forest.score(&[50.0])?;
-    /// forest.rescale_inputs(&[0.1], &[-1.0])?; // ... now in another: x / 10 - 1
-    /// let after = forest.score(&[50.0 * 0.1 - 1.0])?;
-    /// assert!((after - before).abs() < 1e-6 * before);
-    /// # Ok::<(), rcf_core::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidParameter`] naming `scale` or `shift` if either does not hold
-    /// `input_dims` finite values or a scale is not positive, or naming `scale` if the new
-    /// values would not be finite `f32`s or two stored values that a cut separates would round
-    /// to the same `f32`. The forest is unchanged on error.
-    pub fn rescale_inputs(&mut self, scale: &[f64], shift: &[f64]) -> Result<()> {
-        let m = self.config.input_dims;
-        for (name, v) in [("scale", scale), ("shift", shift)] {
-            if v.len() != m {
-                return Err(Error::InvalidParameter {
-                    name,
-                    reason: format!("needs {m} values (one per input), got {}", v.len()),
-                });
-            }
-            if let Some(x) = v.iter().find(|x| !x.is_finite()) {
-                return Err(Error::InvalidParameter {
-                    name,
-                    reason: format!("values must be finite, got {x}"),
-                });
-            }
-        }
-        if let Some(a) = scale.iter().find(|a| **a <= 0.0) {
-            return Err(Error::InvalidParameter {
-                name: "scale",
-                reason: format!("values must be positive, got {a}"),
-            });
-        }
-        let map = |j: usize, v: f32| (f64::from(v) * scale[j] + shift[j]) as f32;
-        let precision = |reason: String| Error::InvalidParameter {
-            name: "scale",
-            reason: format!("{reason}; the forest is unchanged"),
-        };
-        // work on a copy, so that a failure part-way leaves this forest as it was
-        let mut next = self.clone();
-        next.store.map_values(map);
-        next.store
-            .check(m, self.config.shingle_size)
-            .map_err(|_| precision("rescaled values would overflow f32".into()))?;
-        let dims = self.config.dimensions;
-        for (i, tree) in next.trees.iter_mut().enumerate() {
-            tree.map_cuts(dims, &next.store, |d, c| map(d % m, c))
-                .map_err(|e| precision(format!("tree {i}, {e} in f32")))?;
-        }
-        next.rebuild_boxes()
-            .map_err(|e| precision(format!("rescaled cuts do not route: {e}")))?;
-        *self = next;
-        Ok(())
     }
 
     /// Points each tree currently holds (with multiplicity), in tree order.
@@ -1047,17 +653,6 @@ impl RandomCutForest {
     #[cfg(test)]
     pub(crate) fn average_depth(&self) -> f64 {
         self.trees.iter().map(Tree::average_depth).sum::<f64>() / self.trees.len() as f64
-    }
-}
-
-/// Median of `v` (mean of the two middle values for an even count); `v` is reordered.
-fn median(v: &mut [f32]) -> f32 {
-    v.sort_by(f32::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        ((f64::from(v[n / 2 - 1]) + f64::from(v[n / 2])) / 2.0) as f32
     }
 }
 
@@ -1168,18 +763,18 @@ mod tests {
                 let tree_index = i % f.trees.len();
                 let before = canonical(&f.trees[tree_index], &f.store);
                 let tree = &mut f.trees[tree_index];
-                let walk = tree.score_walk(&q, &f.store, &mut sc.tree, true);
+                let leaf = tree.descend(&q, &mut sc.tree.path);
                 let path = sc.tree.path.clone();
-                let leaf = tree.insert_along(
+                let (_, held) = tree.walk_and_insert(
                     &q,
-                    start,
-                    walk.leaf,
+                    leaf,
                     &path,
                     &params,
                     &f.store,
-                    &mut f.rngs[tree_index],
                     &mut sc.tree,
+                    Some((start, &mut f.rngs[tree_index])),
                 );
+                let leaf = held.expect("an admitted point is inserted");
                 assert_eq!(tree.mass() as usize, f.samplers[tree_index].len() + 1);
                 tree.delete(leaf, &params, &f.store, &mut sc.tree);
                 assert_eq!(

@@ -4,14 +4,19 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod attribution;
 mod bytes;
 mod config;
 mod error;
 mod forest;
+mod impute;
 mod kernels;
+mod memory;
 mod point_store;
+mod rescale;
 mod rng;
 mod sampler;
+mod scratch;
 pub mod state;
 mod tree;
 
@@ -29,10 +34,13 @@ pub mod __bench {
     }
 }
 
+pub use attribution::Attribution;
 pub use config::{
     DEFAULT_BOX_CACHE_MIN_MASS, DEFAULT_INITIAL_ACCEPT_FRACTION, DEFAULT_NUM_TREES,
     DEFAULT_SAMPLE_SIZE, DEFAULT_SEED, ForestBuilder, ForestConfig, MAX_DIMENSIONS, MAX_NUM_TREES,
     MAX_SAMPLE_SIZE,
 };
 pub use error::{Error, Result, StateError};
-pub use forest::{Attribution, MemoryBreakdown, RandomCutForest, Scratch};
+pub use forest::RandomCutForest;
+pub use memory::MemoryBreakdown;
+pub use scratch::Scratch;

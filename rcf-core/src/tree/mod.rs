@@ -473,6 +473,32 @@ impl Tree {
         hi.copy_from_slice(&sc.max);
     }
 
+    /// What one tree does with a point offered to the forest, in one pass: walks up from the
+    /// `leaf` that `q`'s descent `path` reached, scoring `q` (the unnormalised score), and,
+    /// if the sampler admitted it (`insert` holds its store index `start` and the tree's
+    /// generator), inserts it along that same walk, reusing the separation probabilities the
+    /// walk just computed. Returns the score and, when inserted, the leaf now holding `q`.
+    ///
+    /// The probabilities go from the walk to the insert inside this one call, so no caller
+    /// can insert along a walk that did not record them.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn walk_and_insert(
+        &mut self,
+        q: &[f32],
+        leaf: NodeRef,
+        path: &[NodeRef],
+        params: &TreeParams,
+        store: &PointStore,
+        sc: &mut TreeScratch,
+        insert: Option<(u32, &mut TreeRng)>,
+    ) -> (f64, Option<NodeRef>) {
+        let walk = self.walk_up(q, leaf, path, store, sc, insert.is_some());
+        let held = insert.map(|(start, rng)| {
+            self.insert_along(q, start, walk.leaf, path, params, store, rng, sc)
+        });
+        (walk.score, held)
+    }
+
     /// Inserts the point at store index `start` (coordinates `q`), given the descent `path`
     /// and reached `leaf` of `q`, and the separation probabilities `probs[j]` of `q` against
     /// the box of `path[j]` (0 where `q` lies inside, as recorded by the scoring walk).
@@ -483,7 +509,7 @@ impl Tree {
     /// costs one uniform per level instead of a cut per level. Returns the leaf now holding
     /// `q`.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn insert_along(
+    fn insert_along(
         &mut self,
         q: &[f32],
         start: u32,
