@@ -1,0 +1,343 @@
+//! Cached bounding boxes: the pool, filling, growing, shrinking and rebuilding them
+//! (invariant 4 of the module docs), and moving cuts with their values.
+
+use super::{NONE, NodeRef, Tree, TreeParams, TreeScratch, is_leaf};
+use crate::kernels::{extend_box, strictly_inside, union_box};
+use crate::point_store::PointStore;
+
+impl Tree {
+    /// Grows `[min, max]` by the bounding box of the subtree at `r`.
+    pub(crate) fn union_subtree_box(
+        &self,
+        r: NodeRef,
+        store: &PointStore,
+        min: &mut [f32],
+        max: &mut [f32],
+        stack: &mut Vec<NodeRef>,
+    ) {
+        let dims = min.len();
+        // the common cases without the stack: a leaf (the sibling of a bottom node) or a cached box
+        if is_leaf(r) {
+            extend_box(min, max, store.point(self.leaf_point(r)));
+            return;
+        }
+        if let Some((lo, hi)) = self.cached_box(r, dims) {
+            union_box(min, max, lo, hi);
+            return;
+        }
+        stack.clear();
+        stack.push(r);
+        while let Some(n) = stack.pop() {
+            if is_leaf(n) {
+                extend_box(min, max, store.point(self.leaf_point(n)));
+            } else if let Some((lo, hi)) = self.cached_box(n, dims) {
+                union_box(min, max, lo, hi);
+            } else {
+                let node = &self.nodes[n as usize];
+                stack.push(node.right);
+                stack.push(node.left);
+            }
+        }
+    }
+
+    /// Sets `[min, max]` to the bounding box of the subtree at `r`.
+    pub(crate) fn subtree_box(
+        &self,
+        r: NodeRef,
+        store: &PointStore,
+        min: &mut [f32],
+        max: &mut [f32],
+        stack: &mut Vec<NodeRef>,
+    ) {
+        if let Some((lo, hi)) = (!is_leaf(r))
+            .then(|| self.cached_box(r, min.len()))
+            .flatten()
+        {
+            min.copy_from_slice(lo);
+            max.copy_from_slice(hi);
+            return;
+        }
+        min.fill(f32::INFINITY);
+        max.fill(f32::NEG_INFINITY);
+        self.union_subtree_box(r, store, min, max, stack);
+    }
+
+    /// Gives node `r` a box slot (contents to be filled by the caller).
+    pub(super) fn acquire_box(&mut self, r: NodeRef, dims: usize) -> usize {
+        let slot = match self.free_boxes.pop() {
+            Some(s) => s,
+            None => {
+                let len = self.boxes.len();
+                if self.boxes.capacity() < len + 2 * dims {
+                    // grow by an eighth (not the Vec's doubling): the pool's peak size is its
+                    // steady-state size, and every slot of slack is resident memory
+                    self.boxes.reserve_exact((len / 8).max(8 * 2 * dims));
+                }
+                self.boxes.resize(len + 2 * dims, 0.0);
+                (len / (2 * dims)) as u16
+            }
+        };
+        self.nodes[r as usize].box_slot = slot;
+        slot as usize
+    }
+
+    pub(super) fn release_box(&mut self, r: NodeRef) {
+        let slot = &mut self.nodes[r as usize].box_slot;
+        if *slot != NONE {
+            self.free_boxes.push(*slot);
+            *slot = NONE;
+        }
+    }
+
+    /// The box of child `r` as slices, when it is free to get (a leaf's point or a cached
+    /// box); `None` for an uncached internal node.
+    #[inline]
+    pub(super) fn child_box<'a>(
+        &'a self,
+        r: NodeRef,
+        store: &'a PointStore,
+        dims: usize,
+    ) -> Option<(&'a [f32], &'a [f32])> {
+        if is_leaf(r) {
+            let p = store.point(self.leaf_point(r));
+            Some((p, p))
+        } else {
+            self.cached_box(r, dims)
+        }
+    }
+
+    /// Computes and caches the box of internal node `r` from its children.
+    pub(super) fn fill_box(&mut self, r: NodeRef, store: &PointStore, sc: &mut TreeScratch) {
+        let dims = sc.min.len();
+        let node = self.nodes[r as usize];
+        match (
+            self.child_box(node.left, store, dims),
+            self.child_box(node.right, store, dims),
+        ) {
+            // the common case: two boxes at hand, one pass
+            (Some((al, ah)), Some((bl, bh))) => {
+                for i in 0..dims {
+                    sc.min[i] = al[i].min(bl[i]);
+                    sc.max[i] = ah[i].max(bh[i]);
+                }
+            }
+            _ => {
+                sc.min.fill(f32::INFINITY);
+                sc.max.fill(f32::NEG_INFINITY);
+                self.union_subtree_box(node.left, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+                self.union_subtree_box(node.right, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+            }
+        }
+        let slot = match self.nodes[r as usize].box_slot {
+            NONE => self.acquire_box(r, dims),
+            s => s as usize,
+        };
+        let b = &mut self.boxes[slot * 2 * dims..(slot + 1) * 2 * dims];
+        let (lo, hi) = b.split_at_mut(dims);
+        lo.copy_from_slice(&sc.min);
+        hi.copy_from_slice(&sc.max);
+    }
+
+    /// Updates the cached box (in `slot`) of internal node `r` after `gone` left its subtree:
+    /// only the bounds `gone` sat on are recomputed, from the children. Returns whether the box
+    /// changed.
+    pub(super) fn shrink_box(
+        &mut self,
+        r: NodeRef,
+        slot: usize,
+        gone: &[f32],
+        store: &PointStore,
+        sc: &mut TreeScratch,
+    ) -> bool {
+        let dims = gone.len();
+        let span = slot * 2 * dims..(slot + 1) * 2 * dims;
+        let (lo, hi) = self.boxes[span.clone()].split_at(dims);
+        if strictly_inside(gone, lo, hi) {
+            return false;
+        }
+        let node = self.nodes[r as usize];
+        let (Some((al, ah)), Some((bl, bh))) = (
+            self.child_box(node.left, store, dims),
+            self.child_box(node.right, store, dims),
+        ) else {
+            // a child without a cached box: recompute the whole box from the leaves, and keep
+            // shrinking upwards (conservative: the box may or may not have changed)
+            self.fill_box(r, store, sc);
+            return true;
+        };
+        let mut changed = false;
+        for i in 0..dims {
+            let new_lo = if gone[i] == lo[i] {
+                al[i].min(bl[i])
+            } else {
+                lo[i]
+            };
+            let new_hi = if gone[i] == hi[i] {
+                ah[i].max(bh[i])
+            } else {
+                hi[i]
+            };
+            changed |= new_lo != lo[i] || new_hi != hi[i];
+            sc.min[i] = new_lo;
+            sc.max[i] = new_hi;
+        }
+        if changed {
+            let (lo, hi) = self.boxes[span].split_at_mut(dims);
+            lo.copy_from_slice(&sc.min);
+            hi.copy_from_slice(&sc.max);
+        }
+        changed
+    }
+
+    /// Every internal node's subtree box, computed bottom-up in one pass (each box once, instead
+    /// of re-walking uncached subtrees per cached node). Returns the internal nodes in
+    /// pre-order (parents before children) and the boxes, node `r`'s at
+    /// `all[r · 2d..(r + 1) · 2d]` as `[min_0..min_d, max_0..max_d]`.
+    pub(super) fn subtree_boxes(
+        &self,
+        dims: usize,
+        store: &PointStore,
+    ) -> (Vec<NodeRef>, Vec<f32>) {
+        let mut order = Vec::new();
+        let mut stack = vec![self.root];
+        while let Some(r) = stack.pop() {
+            if r == NONE || is_leaf(r) {
+                continue;
+            }
+            order.push(r);
+            let n = &self.nodes[r as usize];
+            stack.push(n.left);
+            stack.push(n.right);
+        }
+        let stride = 2 * dims;
+        let mut all = vec![0.0f32; self.nodes.len() * stride];
+        for &r in order.iter().rev() {
+            let n = self.nodes[r as usize];
+            for i in 0..dims {
+                let (al, ah) = self.extent(n.left, i, dims, &all, store);
+                let (bl, bh) = self.extent(n.right, i, dims, &all, store);
+                all[r as usize * stride + i] = if al < bl { al } else { bl };
+                all[r as usize * stride + dims + i] = if ah > bh { ah } else { bh };
+            }
+        }
+        (order, all)
+    }
+
+    /// The range of child `c`'s subtree in dimension `i`: its point's value for a leaf, its
+    /// row of [`subtree_boxes`](Self::subtree_boxes)' `all` otherwise.
+    pub(super) fn extent(
+        &self,
+        c: NodeRef,
+        i: usize,
+        dims: usize,
+        all: &[f32],
+        store: &PointStore,
+    ) -> (f32, f32) {
+        if is_leaf(c) {
+            let v = store.point(self.leaf_point(c))[i];
+            (v, v)
+        } else {
+            let row = c as usize * 2 * dims;
+            (all[row + i], all[row + dims + i])
+        }
+    }
+
+    /// Rebuilds every cached box from scratch (after a restore, a parameter change, or to
+    /// compact the box pool). Also verifies routing: every cut must send its whole left subtree
+    /// left (`max ≤ cut`) and its whole right subtree right (`min > cut`), which is equivalent
+    /// to every leaf's point descending to its leaf (invariant 3), at O(nodes · d) instead of a
+    /// descent per leaf. Returns an error naming the first node that violates it.
+    pub(crate) fn rebuild_boxes(
+        &mut self,
+        params: &TreeParams,
+        store: &PointStore,
+        sc: &mut TreeScratch,
+    ) -> Result<(), String> {
+        let mass = if self.root == NONE {
+            0
+        } else {
+            self.mass_of(self.root)
+        };
+        self.set_mass(mass);
+        for n in &mut self.nodes {
+            n.box_slot = NONE;
+        }
+        self.boxes.clear();
+        self.free_boxes.clear();
+        if self.root == NONE || is_leaf(self.root) {
+            return Ok(());
+        }
+        let dims = params.dims;
+        let stride = 2 * dims;
+        let (order, all) = self.subtree_boxes(dims, store);
+        let mut cached = 0;
+        for &r in order.iter().rev() {
+            let n = self.nodes[r as usize];
+            let d = n.cut_dim as usize;
+            let left_max = self.extent(n.left, d, dims, &all, store).1;
+            let right_min = self.extent(n.right, d, dims, &all, store).0;
+            if !(left_max <= n.cut_value && right_min > n.cut_value) {
+                return Err(format!("node {r}'s cut does not separate its subtrees"));
+            }
+            if u32::from(self.node_mass[r as usize]) >= params.box_min_mass {
+                cached += 1;
+            }
+        }
+        self.boxes = Vec::with_capacity(cached * stride);
+        self.free_boxes = Vec::new();
+        for &r in order.iter().rev() {
+            if u32::from(self.node_mass[r as usize]) >= params.box_min_mass {
+                let slot = self.acquire_box(r, dims);
+                self.boxes[slot * stride..(slot + 1) * stride]
+                    .copy_from_slice(&all[r as usize * stride..(r as usize + 1) * stride]);
+            }
+        }
+        let _ = sc;
+        Ok(())
+    }
+
+    /// Moves every cut along with the points it separates, after the store's values have been
+    /// mapped through `map(dimension, value)`, increasing in the value for every dimension.
+    /// Each cut becomes `map` of itself, nudged down to its left subtree's new maximum where
+    /// rounding would otherwise put it on its right subtree's new minimum, so every point still
+    /// routes to its leaf. Fails, naming the node, where the map made a left and a right value
+    /// equal (f32 precision lost): no cut can separate them any more. Boxes are stale
+    /// afterwards; [`rebuild_boxes`](Self::rebuild_boxes) follows.
+    pub(crate) fn map_cuts(
+        &mut self,
+        dims: usize,
+        store: &PointStore,
+        map: impl Fn(usize, f32) -> f32,
+    ) -> Result<(), String> {
+        if self.root == NONE || is_leaf(self.root) {
+            return Ok(());
+        }
+        let (order, all) = self.subtree_boxes(dims, store);
+        for &r in &order {
+            let n = self.nodes[r as usize];
+            let d = n.cut_dim as usize;
+            let left_max = self.extent(n.left, d, dims, &all, store).1;
+            let right_min = self.extent(n.right, d, dims, &all, store).0;
+            if left_max >= right_min {
+                return Err(format!(
+                    "node {r}: values {left_max} and {right_min} of dimension {d} became equal"
+                ));
+            }
+            let cut = map(d, n.cut_value);
+            self.nodes[r as usize].cut_value = if left_max <= cut && cut < right_min {
+                cut
+            } else {
+                left_max
+            };
+        }
+        Ok(())
+    }
+
+    /// Whether the box pool holds many more slots than boxes in use (after churn), so that
+    /// [`rebuild_boxes`](Self::rebuild_boxes) would give memory back.
+    pub(crate) fn box_pool_is_slack(&self, dims: usize) -> bool {
+        let slots = self.boxes.capacity() / (2 * dims);
+        let used = self.boxes.len() / (2 * dims) - self.free_boxes.len();
+        slots > used + used / 8 + 8
+    }
+}
