@@ -47,7 +47,7 @@ pub struct RandomCutForest {
     /// Inputs given to `update`/`process`.
     pub(crate) entries_seen: u64,
     /// Shingled points offered to the samplers (the sequence number of the next one).
-    pub(crate) points_seen: u64,
+    pub(crate) shingles_offered: u64,
     /// Sampler key epoch (see `sampler.rs`).
     pub(crate) epoch: u64,
     scratch: Scratch,
@@ -72,7 +72,7 @@ impl RandomCutForest {
                 2 * capacity + config.shingle_size,
             ),
             entries_seen: 0,
-            points_seen: 0,
+            shingles_offered: 0,
             epoch: 0,
             scratch: Scratch::new(config.dimensions, config.sample_size),
             config,
@@ -102,7 +102,7 @@ impl RandomCutForest {
     /// Whether scores are being produced: at least `output_after` points have been offered.
     /// Before that, scores are 0.
     pub fn is_ready(&self) -> bool {
-        self.points_seen >= self.config.output_after
+        self.shingles_offered >= self.config.output_after
     }
 
     /// New scratch buffers for [`score_with`](Self::score_with).
@@ -114,7 +114,7 @@ impl RandomCutForest {
         TreeParams {
             dims: self.config.dimensions,
             capacity: self.config.sample_size,
-            box_min_mass: self.config.box_cache_min_mass,
+            box_cache_min_mass: self.config.box_cache_min_mass,
         }
     }
 
@@ -304,7 +304,7 @@ impl RandomCutForest {
     /// evicted point. Trees are independent, so this order gives the same result as one tree
     /// after another.
     fn offer_point(&mut self, sc: &mut Scratch, want_score: bool) -> f64 {
-        let t = self.points_seen;
+        let t = self.shingles_offered;
         let score_it = want_score && self.is_ready();
         let start = self.store.newest_point();
         let params = self.tree_params();
@@ -371,21 +371,21 @@ impl RandomCutForest {
                 }
             }
         }
-        self.points_seen += 1;
+        self.shingles_offered += 1;
         total / n as f64
     }
 
     /// Re-bases sampler keys and compacts the point store when due.
     fn maintain(&mut self) {
         let lambda = self.config.time_decay;
-        let shift = lambda * (self.points_seen - self.epoch) as f64;
+        let shift = lambda * (self.shingles_offered - self.epoch) as f64;
         if shift > REBASE_AFTER {
             for s in &mut self.samplers {
                 s.rebase(shift);
             }
-            self.epoch = self.points_seen;
+            self.epoch = self.shingles_offered;
         }
-        if self.points_seen.is_multiple_of(BOX_POOL_CHECK_EVERY) && self.points_seen > 0 {
+        if self.shingles_offered.is_multiple_of(BOX_POOL_CHECK_EVERY) && self.shingles_offered > 0 {
             let params = self.tree_params();
             let mut sc = None;
             for tree in &mut self.trees {
@@ -587,11 +587,11 @@ impl RandomCutForest {
             return Err("number of trees, samplers and generators differs from num_trees".into());
         }
         self.store.check(c.input_dims, c.shingle_size)?;
-        if self.points_seen > self.entries_seen || self.epoch > self.points_seen {
+        if self.shingles_offered > self.entries_seen || self.epoch > self.shingles_offered {
             return Err("counters are inconsistent".into());
         }
         let expected_points = self.entries_seen.saturating_sub(c.shingle_size as u64 - 1);
-        if self.points_seen != expected_points {
+        if self.shingles_offered != expected_points {
             return Err("points seen does not match inputs seen and shingle size".into());
         }
         if (self.store.len_units() as u64) < self.entries_seen.min(c.shingle_size as u64 - 1) {
@@ -602,7 +602,7 @@ impl RandomCutForest {
             sampler
                 .check(c.sample_size)
                 .map_err(|e| format!("tree {i}: {e}"))?;
-            if sampler.len() >= c.sample_size && sampler.next_accept() < self.points_seen {
+            if sampler.len() >= c.sample_size && sampler.next_accept() < self.shingles_offered {
                 return Err(format!("tree {i}: sampler schedule is in the past"));
             }
             tree.check(&params, &self.store, sampler.leaves(), thorough)
@@ -632,7 +632,7 @@ impl RandomCutForest {
         rngs: Vec<TreeRng>,
         store: PointStore,
         entries_seen: u64,
-        points_seen: u64,
+        shingles_offered: u64,
         epoch: u64,
     ) -> Self {
         let scratch = Scratch::new(config.dimensions, config.sample_size);
@@ -643,7 +643,7 @@ impl RandomCutForest {
             rngs,
             store,
             entries_seen,
-            points_seen,
+            shingles_offered,
             epoch,
             scratch,
         }

@@ -3,8 +3,8 @@
 use crate::tree::TreeScratch;
 use crate::tree::visit::LockstepPaths;
 
-/// Reusable per-thread buffers for queries, so that [`RandomCutForest::score_with`] allocates
-/// nothing. Make one with [`RandomCutForest::scratch`]; it fits any forest of the same
+/// Reusable per-thread buffers for queries, so that [`RandomCutForest::score_with`](crate::RandomCutForest::score_with) allocates
+/// nothing. Make one with [`RandomCutForest::scratch`](crate::RandomCutForest::scratch); it fits any forest of the same
 /// dimension.
 #[derive(Debug, Clone, Default)]
 pub struct Scratch {

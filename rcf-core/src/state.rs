@@ -44,7 +44,7 @@ const DECODE_LIMIT: usize = 1 << 30;
 struct State {
     config: ForestConfig,
     entries_seen: u64,
-    points_seen: u64,
+    shingles_offered: u64,
     epoch: u64,
     store: PointStoreState,
     trees: Vec<TreeState>,
@@ -80,7 +80,7 @@ impl RandomCutForest {
         State {
             config: self.config.clone(),
             entries_seen: self.entries_seen,
-            points_seen: self.points_seen,
+            shingles_offered: self.shingles_offered,
             epoch: self.epoch,
             store: self.store.to_state(),
             trees: self.trees.iter().map(Tree::to_state).collect(),
@@ -145,7 +145,7 @@ impl RandomCutForest {
             state.rngs,
             store,
             state.entries_seen,
-            state.points_seen,
+            state.shingles_offered,
             state.epoch,
         );
         forest.check(false).map_err(StateError::Inconsistent)?;

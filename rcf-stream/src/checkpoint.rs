@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use rcf_core::RandomCutForest;
 use rcf_core::state::{Bytes, open, seal};
 
-use crate::detector::{DEFAULT_HOLDOFF, DEFAULT_REPEAT_TOLERANCE, Detector, DetectorConfig};
+use crate::config::DetectorConfig;
+use crate::correct::{DEFAULT_HOLDOFF, DEFAULT_REPEAT_TOLERANCE, Driver};
+use crate::detector::Detector;
 use crate::error::{Error, Result};
 use crate::event::OpenEvent;
 use crate::normalize::{LegacyNormalizer, Normalization, Normalizer};
@@ -44,7 +46,7 @@ struct Snapshot {
     normalizer_ready: bool,
     last_anomaly: Option<u64>,
     last_score: f64,
-    last_driver: Option<(usize, bool)>,
+    last_driver: Option<Driver>,
     last_candidate: Option<u64>,
     memory: Vec<Vec<f32>>,
     next_reframe: u64,
@@ -216,7 +218,7 @@ fn check_counters(s: &Snapshot, forest: &RandomCutForest) -> Result<()> {
             "the last anomaly's score is out of range",
         ),
         (
-            s.last_driver.is_some_and(|(j, _)| j as u64 >= m),
+            s.last_driver.is_some_and(|d| d.metric as u64 >= m),
             "the last anomaly's metric is out of range",
         ),
         (
@@ -473,7 +475,12 @@ mod tests {
             ("seen", &|p| p.0.seen += 1),
             ("last_score", &|p| p.0.last_score = 1e300),
             ("last_anomaly", &|p| p.0.last_anomaly = Some(p.0.seen + 1)),
-            ("last_driver", &|p| p.0.last_driver = Some((2, true))),
+            ("last_driver", &|p| {
+                p.0.last_driver = Some(Driver {
+                    metric: 2,
+                    high: true,
+                })
+            }),
             ("ready", &|p| p.0.normalizer_ready = false),
             ("memory", &|p| p.0.memory = vec![vec![f32::NAN; 8]]),
             ("forest", &|p| {

@@ -2,341 +2,32 @@
 
 use std::sync::Arc;
 
-use rcf_core::{Attribution, RandomCutForest, Scratch};
-use serde::{Deserialize, Serialize};
+use rcf_core::{RandomCutForest, Scratch};
 
-use crate::error::{Error, Result, invalid};
+use crate::config::{
+    DEFAULT_NORMALIZE_AFTER, DEFAULT_SHINGLE_SIZE, DetectorBuilder, DetectorConfig, Tolerance,
+};
+use crate::correct::{DEFAULT_HOLDOFF, DEFAULT_REPEAT_TOLERANCE, Driver};
+use crate::error::{Error, Result};
 use crate::event::OpenEvent;
 use crate::normalize::{Normalization, Normalizer};
 use crate::stats::Decayed;
 use crate::threshold::{MIN_SCORES, Sensitivity, Thresholder};
-use crate::verdict::{DetectorState, ExpectedValue, MetricAttribution, Suppression, Verdict};
-
-/// Default shingle size: a point is the last 4 readings of every metric, so changes of shape
-/// (not only of level) show.
-pub const DEFAULT_SHINGLE_SIZE: usize = 4;
-/// Inputs used to initialise the normaliser before anything reaches the forest.
-pub const DEFAULT_NORMALIZE_AFTER: usize = 10;
-
-/// Metrics carrying at least this share of the newest slot's attribution get an expected value.
-const EXPECTED_SHARE: f64 = 0.3;
-/// Default [`DetectorConfig::holdoff`]: points after an anomaly during which a new one must
-/// score [`HOLDOFF_RISE`] times higher (the hold-off ends early after a quarter of it without a
-/// candidate).
-pub const DEFAULT_HOLDOFF: usize = 100;
-/// Inside the hold-off, a candidate must score this many times the last anomaly's score.
-pub const HOLDOFF_RISE: f64 = 1.2;
-/// The hold-off ends early once `holdoff / HOLDOFF_QUIET_PARTS` points in a row score at or
-/// below the threshold (measured: a quarter keeps NAB and the fleet where the full hold-off
-/// puts them and alarms 97 of W1's 100 spikes instead of 91; BENCHMARKS.md).
-const HOLDOFF_QUIET_PARTS: u64 = 4;
-/// Default [`DetectorConfig::repeat_tolerance`].
-pub const DEFAULT_REPEAT_TOLERANCE: f64 = 0.1;
-/// Shingles remembered for repeat suppression: each event's start and the candidates within a
-/// shingle after it (so a few recent events, at every alignment their echoes took).
-pub const REPEAT_MEMORY: usize = 16;
-
-/// A margin for ignoring deviations near the expected value.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum Margin {
-    /// Ignore deviations up to this amount, in the metric's units.
-    Amount(f64),
-    /// Ignore deviations up to this fraction of the expected value's magnitude.
-    Ratio(f64),
-}
-
-impl Margin {
-    fn covers(self, deviation: f64, expected: f64) -> bool {
-        match self {
-            Margin::Amount(a) => deviation <= a,
-            Margin::Ratio(r) => deviation <= r * expected.abs(),
-        }
-    }
-
-    fn is_valid(self) -> bool {
-        match self {
-            Margin::Amount(v) | Margin::Ratio(v) => v.is_finite() && v >= 0.0,
-        }
-    }
-}
-
-/// Ignore-near-expected bands: a candidate anomaly whose attributed metric lies within the
-/// band around its expected value is suppressed ([`Suppression::NearExpected`]). Above and
-/// below are separate, so "only alert on drops" is `above: Some(Margin::Ratio(f64::MAX))`.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Tolerance {
-    /// Band above the expected value.
-    pub above: Option<Margin>,
-    /// Band below the expected value.
-    pub below: Option<Margin>,
-}
-
-/// Validated detector parameters; part of every checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct DetectorConfig {
-    /// Metric names, in input order.
-    pub metrics: Vec<String>,
-    /// Readings per metric in one forest point.
-    pub shingle_size: usize,
-    /// Trees.
-    pub num_trees: usize,
-    /// Points per tree.
-    pub sample_size: usize,
-    /// Forest time decay; also the decay of the normaliser and thresholder statistics.
-    pub time_decay: f64,
-    /// Forest points before scores are produced.
-    pub output_after: usize,
-    /// Master seed.
-    pub seed: u64,
-    /// Input transform.
-    pub normalization: Normalization,
-    /// How readily anomalies are raised.
-    pub sensitivity: Sensitivity,
-    /// Ignore-near-expected bands.
-    pub tolerance: Tolerance,
-    /// Inputs that initialise the normaliser before the forest sees anything.
-    pub normalize_after: usize,
-    /// The forest's box cache threshold (speed/memory; see rcf-core).
-    pub box_cache_min_mass: usize,
-    /// Points after an event starts during which a candidate is part of it
-    /// ([`Suppression::HoldOff`]) unless it scores [`HOLDOFF_RISE`] times as high; a quarter of
-    /// it without any candidate ends the event early.
-    pub holdoff: usize,
-    /// A candidate whose shingle lies within this fraction of its own deviation from the
-    /// metrics' typical levels (L1, weighted by its attribution over the metrics that carry it)
-    /// of a remembered event's shingle repeats a known pattern and is not reported
-    /// ([`Suppression::Repeat`]); 0 disables.
-    pub repeat_tolerance: f64,
-}
-
-/// Builds a [`Detector`]; see [`Detector::builder`].
-#[derive(Debug, Clone)]
-#[must_use = "a builder does nothing until `build()` is called"]
-pub struct DetectorBuilder {
-    config: DetectorConfig,
-    time_decay: Option<f64>,
-    output_after: Option<usize>,
-}
-
-impl DetectorBuilder {
-    /// Readings per metric in one forest point. Default [`DEFAULT_SHINGLE_SIZE`].
-    pub fn shingle_size(mut self, k: usize) -> Self {
-        self.config.shingle_size = k;
-        self
-    }
-
-    /// Trees in the forest. Default [`rcf_core::DEFAULT_NUM_TREES`].
-    pub fn num_trees(mut self, n: usize) -> Self {
-        self.config.num_trees = n;
-        self
-    }
-
-    /// Points sampled per tree. Default [`rcf_core::DEFAULT_SAMPLE_SIZE`].
-    pub fn sample_size(mut self, n: usize) -> Self {
-        self.config.sample_size = n;
-        self
-    }
-
-    /// Forest time decay (and the decay of the detector's statistics). Default
-    /// `1 / (10 · sample_size)`.
-    pub fn time_decay(mut self, decay: f64) -> Self {
-        self.time_decay = Some(decay);
-        self
-    }
-
-    /// Forest points before scores are produced. Default `sample_size / 4`.
-    pub fn output_after(mut self, n: usize) -> Self {
-        self.output_after = Some(n);
-        self
-    }
-
-    /// Master seed. Default [`rcf_core::DEFAULT_SEED`].
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.config.seed = seed;
-        self
-    }
-
-    /// Input transform. Default [`Normalization::Normalize`].
-    pub fn normalization(mut self, n: Normalization) -> Self {
-        self.config.normalization = n;
-        self
-    }
-
-    /// How readily anomalies are raised. Default [`Sensitivity::Medium`].
-    pub fn sensitivity(mut self, s: Sensitivity) -> Self {
-        self.config.sensitivity = s;
-        self
-    }
-
-    /// Ignore-near-expected bands. Default: none.
-    pub fn ignore_near_expected(mut self, t: Tolerance) -> Self {
-        self.config.tolerance = t;
-        self
-    }
-
-    /// Inputs that initialise the normaliser. Default [`DEFAULT_NORMALIZE_AFTER`].
-    pub fn normalize_after(mut self, n: usize) -> Self {
-        self.config.normalize_after = n;
-        self
-    }
-
-    /// The forest's box cache threshold (see
-    /// [`rcf_core::ForestBuilder::box_cache_min_mass`]).
-    pub fn box_cache_min_mass(mut self, n: usize) -> Self {
-        self.config.box_cache_min_mass = n;
-        self
-    }
-
-    /// Points after an anomaly during which a new anomaly must score [`HOLDOFF_RISE`] times as
-    /// high (the hold-off ends early after a quarter of it without a point above the
-    /// threshold). Default [`DEFAULT_HOLDOFF`]; 0 turns the hold-off off.
-    pub fn holdoff(mut self, points: usize) -> Self {
-        self.config.holdoff = points;
-        self
-    }
-
-    /// How close (as a fraction of a candidate's own deviation) a candidate must come to one
-    /// of the last [`REPEAT_MEMORY`] anomalies to count as a repeat of that known pattern
-    /// (a nightly backup's spike, a sawtooth's reset) and not be reported. Default
-    /// [`DEFAULT_REPEAT_TOLERANCE`]; 0 reports every repeat.
-    pub fn repeat_tolerance(mut self, fraction: f64) -> Self {
-        self.config.repeat_tolerance = fraction;
-        self
-    }
-
-    /// Validates the parameters and builds the detector.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidParameter`] (or a wrapped forest parameter error) naming the first
-    /// parameter out of range.
-    pub fn build(self) -> Result<Detector> {
-        let config = self.validate()?;
-        let forest = RandomCutForest::builder(config.metrics.len())
-            .shingle_size(config.shingle_size)
-            .num_trees(config.num_trees)
-            .sample_size(config.sample_size)
-            .box_cache_min_mass(config.box_cache_min_mass)
-            .seed(config.seed)
-            .time_decay(config.time_decay)
-            .output_after(config.output_after)
-            .build()?;
-        Ok(Detector::from_parts(config, forest))
-    }
-
-    /// Validates the parameters without building a detector (no forest is allocated): the
-    /// configuration [`build`](Self::build) would use, with its derived defaults filled in.
-    ///
-    /// # Errors
-    ///
-    /// As [`build`](Self::build).
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use rcf_stream::Detector;
-    /// let config = Detector::builder(["a", "b"]).sample_size(128).validate()?;
-    /// assert_eq!(config.output_after, 32); // derived: sample_size / 4
-    /// assert!(Detector::builder(["a", "a"]).validate().is_err());
-    /// # Ok::<(), rcf_stream::Error>(())
-    /// ```
-    pub fn validate(self) -> Result<DetectorConfig> {
-        let mut c = self.config;
-        if c.metrics.is_empty() {
-            return Err(invalid(
-                "metrics",
-                "at least one metric is needed, got none".into(),
-            ));
-        }
-        // before anything per name: a million names must fail at once, not after a
-        // quadratic scan (a 1,000,000-key JSON line hung the CLI)
-        if c.metrics.len() > rcf_core::MAX_DIMENSIONS {
-            return Err(invalid(
-                "metrics",
-                format!(
-                    "at most {} metrics are supported, got {}",
-                    rcf_core::MAX_DIMENSIONS,
-                    c.metrics.len()
-                ),
-            ));
-        }
-        let mut names = std::collections::HashSet::with_capacity(c.metrics.len());
-        for (i, m) in c.metrics.iter().enumerate() {
-            if m.is_empty() || m.len() > 128 || m.chars().any(char::is_control) {
-                let shown: String = m.chars().take(40).collect();
-                return Err(invalid(
-                    "metrics",
-                    format!("metric {i} name must be 1-128 printable characters, got {shown:?}"),
-                ));
-            }
-            if !names.insert(m.as_str()) {
-                return Err(invalid(
-                    "metrics",
-                    format!("metric name {m:?} appears twice"),
-                ));
-            }
-        }
-        c.sensitivity = c.sensitivity.validate()?;
-        for m in [c.tolerance.above, c.tolerance.below].into_iter().flatten() {
-            if !m.is_valid() {
-                return Err(invalid(
-                    "ignore_near_expected",
-                    format!("margins must be finite and non-negative, got {m:?}"),
-                ));
-            }
-        }
-        if !(c.repeat_tolerance.is_finite() && (0.0..1.0).contains(&c.repeat_tolerance)) {
-            return Err(invalid(
-                "repeat_tolerance",
-                format!("must be in [0, 1), got {}", c.repeat_tolerance),
-            ));
-        }
-        if c.holdoff > 1_000_000 {
-            return Err(invalid(
-                "holdoff",
-                format!("must be at most 1000000 points, got {}", c.holdoff),
-            ));
-        }
-        if c.normalize_after == 0 || c.normalize_after > 100_000 {
-            return Err(invalid(
-                "normalize_after",
-                format!("must be between 1 and 100000, got {}", c.normalize_after),
-            ));
-        }
-        let mut fb = RandomCutForest::builder(c.metrics.len())
-            .shingle_size(c.shingle_size)
-            .num_trees(c.num_trees)
-            .sample_size(c.sample_size)
-            .box_cache_min_mass(c.box_cache_min_mass)
-            .seed(c.seed);
-        if let Some(d) = self.time_decay {
-            fb = fb.time_decay(d);
-        }
-        if let Some(n) = self.output_after {
-            fb = fb.output_after(n);
-        }
-        let fc = fb.validate()?;
-        c.time_decay = fc.time_decay;
-        c.output_after = fc.output_after as usize;
-        Ok(c)
-    }
-}
+use crate::verdict::{DetectorState, Suppression, Verdict};
 
 /// A streaming anomaly detector for one stream of named metrics (one device, say).
 ///
 /// Per point: validation → missing values (NaN) imputed from the forest → normalisation (in
-/// frames that move the forest along when they change, see [`Normalization::Normalize`]) →
+/// frames that move the forest along when they change, see [`Normalization::Normalize`](crate::Normalization::Normalize)) →
 /// internal shingling → score → adaptive threshold → for candidates above it: attribution,
 /// suppression, explanation → event tracking → update.
 ///
 /// Suppression makes one event one alarm. After an alarm (an event start), a candidate within
-/// the hold-off ([`DetectorConfig::holdoff`] points) is part of the same event
-/// ([`Suppression::HoldOff`]) unless it scores [`HOLDOFF_RISE`] times as high, or, within a
+/// the hold-off ([`DetectorConfig::holdoff`](crate::DetectorConfig::holdoff) points) is part of the same event
+/// ([`Suppression::HoldOff`](crate::Suppression::HoldOff)) unless it scores [`HOLDOFF_RISE`](crate::HOLDOFF_RISE) times as high, or, within a
 /// shingle of the start, is driven by another metric or direction. A candidate that starts an
-/// event but nearly repeats one of the last [`REPEAT_MEMORY`] events' shingles (where its
-/// attribution lies) is a known pattern ([`Suppression::Repeat`]): it starts a hold-off but is
+/// event but nearly repeats one of the last [`REPEAT_MEMORY`](crate::REPEAT_MEMORY) events' shingles (where its
+/// attribution lies) is a known pattern ([`Suppression::Repeat`](crate::Suppression::Repeat)): it starts a hold-off but is
 /// not reported. Then the optional ignore-near-expected bands apply. Reported anomalies carry a
 /// grade, `score / (score + peak)` with `peak` the stream's tracked 99.5th-percentile score,
 /// which ranks alarms across streams.
@@ -383,15 +74,15 @@ pub struct Detector {
     pub(crate) warm: Vec<f64>,
     pub(crate) normalizer_ready: bool,
     /// The last point that started an event: a reported anomaly, or a candidate recognised as
-    /// a [`Suppression::Repeat`] of one.
+    /// a [`Suppression::Repeat`](crate::Suppression::Repeat) of one.
     pub(crate) last_anomaly: Option<u64>,
     /// That point's score.
     pub(crate) last_score: f64,
     /// The metric and direction that drove it.
-    pub(crate) last_driver: Option<(usize, bool)>,
+    pub(crate) last_driver: Option<Driver>,
     /// The last point that scored above the threshold.
     pub(crate) last_candidate: Option<u64>,
-    /// The last [`REPEAT_MEMORY`] remembered shingles (forest points) of event starts and their
+    /// The last [`REPEAT_MEMORY`](crate::REPEAT_MEMORY) remembered shingles (forest points) of event starts and their
     /// echoes, oldest first.
     pub(crate) memory: std::collections::VecDeque<Vec<f32>>,
     /// The open event's reference model, if an event is open (see [`crate::event`]).
@@ -399,7 +90,8 @@ pub struct Detector {
     /// No new normalisation frame before this point (after the forest refused one).
     pub(crate) next_reframe: u64,
     scratch: Scratch,
-    z: Vec<f32>,
+    /// The current point in the forest's frames (normalised, imputed).
+    pub(crate) z: Vec<f32>,
     raw: Vec<f64>,
 }
 
@@ -782,98 +474,6 @@ impl Detector {
         }
     }
 
-    /// The metric and direction (true = high) carrying most of the newest shingle slot's
-    /// attribution.
-    fn driver(&self, a: &Attribution) -> (usize, bool) {
-        let m = self.names.len();
-        let newest = (self.config.shingle_size - 1) * m;
-        (0..m)
-            .map(|j| (j, a.high(newest + j), a.low(newest + j)))
-            .max_by(|x, y| (x.1 + x.2).total_cmp(&(y.1 + y.2)))
-            .map(|(j, h, l)| (j, h >= l))
-            .expect("at least one metric")
-    }
-
-    /// Whether a candidate scoring `score`, driven by `driver`, belongs to the event that
-    /// started last: inside the hold-off unless it scores [`HOLDOFF_RISE`] times as high, and
-    /// within a shingle of the start (the start's echoes, a level shift filling the shingle)
-    /// unless it is also driven by another metric or direction (a second anomaly right after
-    /// the first, RCF issue #359). The event, and its hold-off, is over once a quarter of the
-    /// hold-off has passed without a candidate.
-    fn in_holdoff(&self, score: f64, driver: (usize, bool)) -> bool {
-        let Some(last) = self.last_anomaly else {
-            return false;
-        };
-        let gap = self.seen - last;
-        let echo = gap < self.config.shingle_size as u64 && self.last_driver == Some(driver);
-        let holdoff = self.config.holdoff as u64;
-        let quiet = self
-            .last_candidate
-            .is_some_and(|c| self.seen - c > holdoff / HOLDOFF_QUIET_PARTS);
-        !quiet && gap <= holdoff && (echo || score <= HOLDOFF_RISE * self.last_score)
-    }
-
-    /// Whether a candidate that starts an event (`in_holdoff` false) repeats a recent event's
-    /// pattern: its shingle lies within `repeat_tolerance` of a remembered one, relative to its
-    /// own deviation from the metrics' typical levels, both measured where its attribution
-    /// lies (so that the other metrics' noise does not hide a repeat). Remembers the shingles
-    /// of event starts and of the candidates within a shingle after them, so an event is
-    /// remembered at every alignment its echoes took.
-    fn is_repeat(&mut self, a: &Attribution, folded: &Attribution, in_holdoff: bool) -> bool {
-        let tolerance = self.config.repeat_tolerance;
-        let k = self.config.shingle_size as u64;
-        let echo = in_holdoff && self.last_anomaly.is_some_and(|l| self.seen - l < k);
-        if tolerance <= 0.0 || (in_holdoff && !echo) {
-            return false;
-        }
-        let Some(point) = self
-            .forest
-            .shingled(&self.z)
-            .expect("normalised values are of the right length")
-        else {
-            return false;
-        };
-        let m = self.names.len();
-        let total = folded.total().max(f64::MIN_POSITIVE);
-        let top = (0..m)
-            .map(|j| folded.high(j) + folded.low(j))
-            .fold(0.0, f64::max);
-        let involved: Vec<bool> = (0..m)
-            .map(|j| {
-                let t = folded.high(j) + folded.low(j);
-                t >= EXPECTED_SHARE * total || t == top
-            })
-            .collect();
-        let weight = |d: usize| {
-            if involved[d % m] {
-                a.high(d) + a.low(d)
-            } else {
-                0.0
-            }
-        };
-        let repeat = !in_holdoff && {
-            let deviation: f64 = point
-                .iter()
-                .enumerate()
-                .map(|(d, &v)| weight(d) * (f64::from(v) - self.normalizer.typical(d % m)).abs())
-                .sum();
-            self.memory.iter().any(|old| {
-                let distance: f64 = old
-                    .iter()
-                    .zip(&point)
-                    .enumerate()
-                    .map(|(d, (x, y))| weight(d) * (f64::from(*x) - f64::from(*y)).abs())
-                    .sum();
-                distance < tolerance * deviation
-            })
-        };
-        if self.memory.len() == REPEAT_MEMORY {
-            self.memory.pop_front();
-        }
-        self.memory.push_back(point);
-        repeat
-    }
-
     fn warm_up(&mut self, x: &[f32]) {
         let m = self.names.len();
         for (j, &v) in x.iter().enumerate() {
@@ -905,72 +505,6 @@ impl Detector {
                     .expect("normalised values are finite and of the right length");
             }
             self.normalizer_ready = true;
-        }
-    }
-
-    /// Fills the attribution and relative index of a candidate and, unless it is already
-    /// suppressed, its expected values and the ignore-near-expected verdict.
-    /// `folded` is `a` folded over the shingle.
-    fn explain(&mut self, x: &[f32], a: &Attribution, folded: &Attribution, verdict: &mut Verdict) {
-        let m = self.names.len();
-        let k = self.config.shingle_size;
-        verdict.attribution = (0..m)
-            .map(|j| MetricAttribution {
-                metric: self.names[j].clone(),
-                high: folded.high(j),
-                low: folded.low(j),
-            })
-            .collect();
-        let slot = |i: usize| {
-            (0..m)
-                .map(|j| a.high(i * m + j) + a.low(i * m + j))
-                .sum::<f64>()
-        };
-        let strongest = (0..k)
-            .max_by(|&p, &q| slot(p).total_cmp(&slot(q)))
-            .unwrap_or(k - 1);
-        verdict.relative_index = strongest as i32 - (k as i32 - 1);
-
-        if verdict.suppressed.is_some() {
-            return;
-        }
-        // expected values of the metrics that carry the newest slot's attribution
-        let newest = k - 1;
-        let newest_total = slot(newest);
-        if newest_total <= 0.0 {
-            return;
-        }
-        let mut query = self.z.clone();
-        for j in 0..m {
-            let share = (a.high(newest * m + j) + a.low(newest * m + j)) / newest_total;
-            if share < EXPECTED_SHARE {
-                continue;
-            }
-            query.copy_from_slice(&self.z);
-            query[j] = f32::NAN;
-            let Ok(filled) = self.forest.impute(&query) else {
-                continue;
-            };
-            let expected = self.normalizer.inverse(j, f64::from(filled[j]));
-            let actual = f64::from(x[j]);
-            verdict.expected.push(ExpectedValue {
-                metric: self.names[j].clone(),
-                actual,
-                expected,
-            });
-        }
-
-        // ignore-near-expected: suppress when every explained metric is inside its band
-        let t = self.config.tolerance;
-        if (t.above.is_some() || t.below.is_some()) && !verdict.expected.is_empty() {
-            let inside = verdict.expected.iter().all(|e| {
-                let d = e.actual - e.expected;
-                let band = if d >= 0.0 { t.above } else { t.below };
-                band.is_some_and(|b| b.covers(d.abs(), e.expected))
-            });
-            if inside {
-                verdict.suppressed = Some(Suppression::NearExpected);
-            }
         }
     }
 }

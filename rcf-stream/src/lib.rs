@@ -5,13 +5,19 @@
 //! raises a whole shingle of high scores, and nothing is said while the forest warms up. The
 //! detector adds what a stream needs around the forest:
 //!
-//! * **normalisation** of each metric with decayed statistics (scale-invariant, so tiny and huge
-//!   metrics are treated alike), or differencing;
+//! * **normalisation** of each metric in a frame (centre and scale) that follows its
+//!   winsorised decayed statistics; when a frame must move, the forest's stored values move
+//!   with it, so what the forest learned is never distorted (or differencing);
 //! * **missing values** (NaN) imputed from the forest, counted in the verdict's `confidence`;
 //! * an **adaptive, calibrated threshold** from the detector's own recent scores, set by
 //!   Device Defender's confidence levels, an explicit z-factor, or a target anomaly rate;
-//! * **one alarm per event**: points whose score comes from a shingle they share with the last
-//!   anomaly are suppressed, while a new event right after it still alarms;
+//! * **one alarm per event**: after an alarm, a hold-off during which a new one must score
+//!   1.2x as high, or come from another metric or direction within a shingle (the rule is
+//!   stated once, in the `correct` module's docs: see [`DetectorConfig::holdoff`]); and
+//!   **repeat recognition**: a candidate that nearly repeats one of the last few events'
+//!   patterns (a nightly job, a sawtooth's reset) is not reported;
+//! * **event tracking**: [`Verdict::in_event`] from an alarm until the stream conforms again
+//!   to a frozen copy of the model from before it;
 //! * **explanations**: per-metric attribution (high/low, summing to the score), expected values
 //!   in input units, and how many steps ago the anomaly started;
 //! * **cold start**: [`Detector::bootstrap`] warms everything from stored history in one call;
@@ -62,19 +68,24 @@ pub struct RootReadmeDoctests;
 pub struct CrateReadmeDoctests;
 
 mod checkpoint;
+mod config;
+mod correct;
 mod detector;
 mod error;
 mod event;
+mod explain;
 mod normalize;
 mod stats;
 mod threshold;
 mod verdict;
 
 pub use checkpoint::CHECKPOINT_FORMAT_VERSION;
-pub use detector::{
-    DEFAULT_HOLDOFF, DEFAULT_NORMALIZE_AFTER, DEFAULT_REPEAT_TOLERANCE, DEFAULT_SHINGLE_SIZE,
-    Detector, DetectorBuilder, DetectorConfig, HOLDOFF_RISE, Margin, REPEAT_MEMORY, Tolerance,
+pub use config::{
+    DEFAULT_NORMALIZE_AFTER, DEFAULT_SHINGLE_SIZE, DetectorBuilder, DetectorConfig, Margin,
+    Tolerance,
 };
+pub use correct::{DEFAULT_HOLDOFF, DEFAULT_REPEAT_TOLERANCE, HOLDOFF_RISE, REPEAT_MEMORY};
+pub use detector::Detector;
 pub use error::{Error, Result};
 pub use normalize::Normalization;
 pub use rcf_core;

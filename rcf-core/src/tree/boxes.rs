@@ -279,14 +279,14 @@ impl Tree {
             if !(left_max <= n.cut_value && right_min > n.cut_value) {
                 return Err(format!("node {r}'s cut does not separate its subtrees"));
             }
-            if u32::from(self.node_mass[r as usize]) >= params.box_min_mass {
+            if u32::from(self.node_mass[r as usize]) >= params.box_cache_min_mass {
                 cached += 1;
             }
         }
         self.boxes = Vec::with_capacity(cached * stride);
         self.free_boxes = Vec::new();
         for &r in order.iter().rev() {
-            if u32::from(self.node_mass[r as usize]) >= params.box_min_mass {
+            if u32::from(self.node_mass[r as usize]) >= params.box_cache_min_mass {
                 let slot = self.acquire_box(r, dims);
                 self.boxes[slot * stride..(slot + 1) * stride]
                     .copy_from_slice(&all[r as usize * stride..(r as usize + 1) * stride]);

@@ -174,7 +174,7 @@ impl Tree {
                 }
                 continue;
             }
-            let should = u32::from(mass) >= params.box_min_mass;
+            let should = u32::from(mass) >= params.box_cache_min_mass;
             match (cached, should) {
                 (None, false) => {}
                 (Some(_), false) => return Err(format!("node {i} caches a box below threshold")),

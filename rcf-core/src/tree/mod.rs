@@ -88,7 +88,7 @@ pub(crate) fn fixed_len<const D: usize>(s: &[f32]) -> &[f32] {
 pub(crate) struct TreeParams {
     pub(crate) dims: usize,
     pub(crate) capacity: usize,
-    pub(crate) box_min_mass: u32,
+    pub(crate) box_cache_min_mass: u32,
 }
 
 /// Reusable buffers for traversals (one set per thread).
@@ -433,7 +433,7 @@ impl Tree {
                 pn.right = u;
             }
         }
-        if mass >= params.box_min_mass {
+        if mass >= params.box_cache_min_mass {
             let dims = params.dims;
             let slot = self.acquire_box(u, dims);
             extend_box(&mut sc.min, &mut sc.max, q);
@@ -470,7 +470,7 @@ impl Tree {
                     let (lo, hi) = b.split_at_mut(dims);
                     extend_box(lo, hi, &sc.candidate);
                 }
-            } else if mass >= params.box_min_mass {
+            } else if mass >= params.box_cache_min_mass {
                 self.fill_box(r, store, sc);
             }
         }
@@ -545,7 +545,7 @@ impl Tree {
             if slot == NONE {
                 continue;
             }
-            if mass < params.box_min_mass {
+            if mass < params.box_cache_min_mass {
                 self.release_box(r);
                 continue;
             }
