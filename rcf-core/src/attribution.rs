@@ -16,6 +16,17 @@ pub struct Attribution {
 
 impl Attribution {
     /// Number of dimensions (the forest's, `input_dims * shingle_size`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).seed(1).build()?;
+    /// for t in 0..1_000 { forest.update(&[(t % 9) as f32, 1.0])?; }
+    /// let a = forest.attribution(&[4.0, 30.0])?;
+    /// assert_eq!(a.dimensions(), 2);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn dimensions(&self) -> usize {
         self.high.len()
     }
@@ -25,6 +36,17 @@ impl Attribution {
     /// # Panics
     ///
     /// If `i >= self.dimensions()`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).seed(1).build()?;
+    /// for t in 0..1_000 { forest.update(&[(t % 9) as f32, 1.0])?; }
+    /// let a = forest.attribution(&[4.0, 30.0])?;
+    /// assert!(a.high(1) > a.low(1)); // the second value is far above what was seen
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn high(&self, i: usize) -> f64 {
         self.high[i]
     }
@@ -34,21 +56,66 @@ impl Attribution {
     /// # Panics
     ///
     /// If `i >= self.dimensions()`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).seed(1).build()?;
+    /// for t in 0..1_000 { forest.update(&[(t % 9) as f32, 1.0])?; }
+    /// let a = forest.attribution(&[4.0, 30.0])?;
+    /// let b = forest.attribution(&[4.0, -30.0])?;
+    /// assert!(b.low(1) > b.high(1) && a.low(1) < a.high(1));
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn low(&self, i: usize) -> f64 {
         self.low[i]
     }
 
     /// All `high` contributions.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).seed(1).build()?;
+    /// for t in 0..1_000 { forest.update(&[(t % 9) as f32, 1.0])?; }
+    /// let a = forest.attribution(&[4.0, 30.0])?;
+    /// assert_eq!(a.highs().len(), 2);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn highs(&self) -> &[f64] {
         &self.high
     }
 
     /// All `low` contributions.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).seed(1).build()?;
+    /// for t in 0..1_000 { forest.update(&[(t % 9) as f32, 1.0])?; }
+    /// let a = forest.attribution(&[4.0, 30.0])?;
+    /// assert!(a.lows().iter().all(|&v| v >= 0.0));
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn lows(&self) -> &[f64] {
         &self.low
     }
 
     /// Sum of all contributions: the score.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).seed(1).build()?;
+    /// for t in 0..1_000 { forest.update(&[(t % 9) as f32, 1.0])?; }
+    /// let a = forest.attribution(&[4.0, 30.0])?;
+    /// assert!((a.total() - forest.score(&[4.0, 30.0])?).abs() < 1e-9);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn total(&self) -> f64 {
         self.high.iter().sum::<f64>() + self.low.iter().sum::<f64>()
     }

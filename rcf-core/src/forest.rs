@@ -80,32 +80,94 @@ impl RandomCutForest {
     }
 
     /// The validated parameters.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let forest = RandomCutForest::builder(2).sample_size(64).seed(1).build()?;
+    /// assert_eq!(forest.config().sample_size, 64);
+    /// assert_eq!(forest.config().output_after, 16); // derived: sample_size / 4
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn config(&self) -> &ForestConfig {
         &self.config
     }
 
     /// Dimension of the forest's points (`input_dims * shingle_size`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let forest = RandomCutForest::builder(3).shingle_size(4).build()?;
+    /// assert_eq!((forest.input_dims(), forest.dimensions()), (3, 12));
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn dimensions(&self) -> usize {
         self.config.dimensions
     }
 
     /// Values per `update`/`score` call.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let forest = RandomCutForest::builder(3).shingle_size(4).build()?;
+    /// assert_eq!(forest.input_dims(), 3);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn input_dims(&self) -> usize {
         self.config.input_dims
     }
 
     /// Inputs given to [`update`](Self::update) / [`process`](Self::process) so far.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).sample_size(64).seed(1).build()?;
+    /// forest.update(&[1.0, 2.0])?;
+    /// assert_eq!(forest.entries_seen(), 1);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn entries_seen(&self) -> u64 {
         self.entries_seen
     }
 
     /// Whether scores are being produced: at least `output_after` points have been offered.
     /// Before that, scores are 0.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).sample_size(64).seed(1).build()?;
+    /// assert!(!forest.is_ready());
+    /// for t in 0..16 { forest.update(&[t as f32, 0.0])?; }
+    /// assert!(forest.is_ready()); // output_after = 16 points
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn is_ready(&self) -> bool {
         self.shingles_offered >= self.config.output_after
     }
 
     /// New scratch buffers for [`score_with`](Self::score_with).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).sample_size(64).seed(1).build()?;
+    /// for t in 0..200 { forest.update(&[(t % 5) as f32, 1.0])?; }
+    /// let mut scratch = forest.scratch(); // reuse it for many queries: no allocation per call
+    /// let a = forest.score_with(&mut scratch, &[2.0, 1.0])?;
+    /// let b = forest.score_with(&mut scratch, &[9.0, 1.0])?;
+    /// assert!(b > a);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn scratch(&self) -> Scratch {
         Scratch::new(self.dimensions(), self.config.sample_size)
     }
@@ -170,6 +232,17 @@ impl RandomCutForest {
     ///
     /// [`Error::DimensionMismatch`] if `x.len()` is not `input_dims`; [`Error::NonFinite`] if a
     /// value is NaN or infinite. The forest is unchanged on error.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).sample_size(64).seed(1).build()?;
+    /// forest.update(&[1.0, 2.0])?;
+    /// assert!(forest.update(&[1.0]).is_err()); // wrong length: nothing changes
+    /// assert_eq!(forest.entries_seen(), 1);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn update(&mut self, x: &[f32]) -> Result<()> {
         self.process_inner(x, false).map(|_| ())
     }
@@ -419,6 +492,18 @@ impl RandomCutForest {
     ///
     /// [`Error::DimensionMismatch`] if `x.len()` is not `input_dims`; [`Error::NonFinite`] if
     /// a value is NaN or infinite.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).sample_size(64).seed(1).build()?;
+    /// for t in 0..500 { forest.update(&[(t % 10) as f32, 5.0])?; }
+    /// let typical = forest.score(&[3.0, 5.0])?;
+    /// let outlier = forest.score(&[3.0, 50.0])?;
+    /// assert!(outlier > 2.0 * typical);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn score(&self, x: &[f32]) -> Result<f64> {
         self.score_with(&mut self.scratch(), x)
     }
@@ -428,6 +513,17 @@ impl RandomCutForest {
     /// # Errors
     ///
     /// As [`score`](Self::score).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).sample_size(64).seed(1).build()?;
+    /// for t in 0..500 { forest.update(&[(t % 10) as f32, 5.0])?; }
+    /// let mut scratch = forest.scratch();
+    /// assert_eq!(forest.score_with(&mut scratch, &[3.0, 5.0])?, forest.score(&[3.0, 5.0])?);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn score_with(&self, scratch: &mut Scratch, x: &[f32]) -> Result<f64> {
         check_len(x, self.config.input_dims)?;
         check_finite(x)?;
@@ -506,6 +602,19 @@ impl RandomCutForest {
     /// [`Error::EmptyInput`] for an empty batch, [`Error::BatchShape`] if the length is not a
     /// multiple of `dimensions()`, [`Error::NonFinite`] (with the index into `points`) for NaN
     /// or infinite values.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).sample_size(64).seed(1).build()?;
+    /// for t in 0..500 { forest.update(&[(t % 10) as f32, 5.0])?; }
+    /// let scores = forest.score_many(&[3.0, 5.0, 3.0, 50.0])?; // two points, row-major
+    /// assert_eq!(scores.len(), 2);
+    /// assert_eq!(scores[0], forest.score(&[3.0, 5.0])?); // bit-identical to one at a time
+    /// assert!(scores[1] > scores[0]);
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn score_many(&self, points: &[f32]) -> Result<Vec<f64>> {
         let dims = self.config.dimensions;
         self.check_batch(points, dims)?;
@@ -559,6 +668,16 @@ impl RandomCutForest {
     }
 
     /// Points each tree currently holds (with multiplicity), in tree order.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(1).num_trees(3).sample_size(8).build()?;
+    /// for t in 0..100 { forest.update(&[t as f32])?; }
+    /// assert_eq!(forest.tree_masses(), vec![8, 8, 8]); // every sample is full
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn tree_masses(&self) -> Vec<u32> {
         self.trees.iter().map(Tree::mass).collect()
     }
@@ -571,6 +690,16 @@ impl RandomCutForest {
     /// [`Error::State`] with [`StateError::Inconsistent`](crate::StateError::Inconsistent)
     /// describing the first violation; a forest built and updated through this API always
     /// passes.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(2).sample_size(64).seed(1).build()?;
+    /// for t in 0..300 { forest.update(&[(t % 7) as f32, (t % 3) as f32])?; }
+    /// forest.check_invariants()?;
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn check_invariants(&self) -> Result<()> {
         self.check(true)
             .map_err(|e| Error::State(crate::StateError::Inconsistent(e)))

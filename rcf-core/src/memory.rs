@@ -25,6 +25,16 @@ pub struct MemoryBreakdown {
 
 impl RandomCutForest {
     /// Bytes of heap memory this forest holds (capacities, not lengths), plus the struct itself.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(1).shingle_size(8).build()?;
+    /// for t in 0..5_000 { forest.update(&[(t as f32 / 20.0).sin()])?; }
+    /// assert!(forest.memory_usage() < 1_000_000); // the W1 forest, trained
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn memory_usage(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.trees.iter().map(Tree::memory_bytes).sum::<usize>()
@@ -41,6 +51,17 @@ impl RandomCutForest {
     }
 
     /// Where [`memory_usage`](Self::memory_usage) goes, in bytes.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let mut forest = RandomCutForest::builder(1).shingle_size(8).build()?;
+    /// for t in 0..5_000 { forest.update(&[(t as f32 / 20.0).sin()])?; }
+    /// let b = forest.memory_breakdown();
+    /// assert_eq!(b.nodes + b.leaves + b.boxes + b.samplers + b.points + b.other, forest.memory_usage());
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
     pub fn memory_breakdown(&self) -> MemoryBreakdown {
         let (mut nodes, mut leaves, mut boxes) = (0, 0, 0);
         for t in &self.trees {
