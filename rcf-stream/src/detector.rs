@@ -97,6 +97,19 @@ pub struct Detector {
 
 impl Detector {
     /// Starts building a detector for the named metrics (in input order).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::{Detector, Sensitivity};
+    /// let d = Detector::builder(["torque", "battery"])
+    ///     .sensitivity(Sensitivity::High)
+    ///     .shingle_size(8)
+    ///     .seed(3)
+    ///     .build()?;
+    /// assert_eq!(d.config().sensitivity, Sensitivity::High);
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
     pub fn builder<I, S>(metrics: I) -> DetectorBuilder
     where
         I: IntoIterator<Item = S>,
@@ -155,21 +168,58 @@ impl Detector {
     }
 
     /// The validated parameters.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let d = Detector::builder(["temp", "load"]).seed(1).build()?;
+    /// assert_eq!(d.config().shingle_size, 4);
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
     pub fn config(&self) -> &DetectorConfig {
         &self.config
     }
 
     /// The metric names, in input order.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let d = Detector::builder(["temp", "load"]).seed(1).build()?;
+    /// assert_eq!(&*d.metrics()[1], "load");
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
     pub fn metrics(&self) -> &[Arc<str>] {
         &self.names
     }
 
     /// Points processed (including bootstrap history).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let mut d = Detector::builder(["temp", "load"]).seed(1).build()?;
+    /// d.process(&[20.0, 0.5])?;
+    /// assert_eq!(d.points_seen(), 1);
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
     pub fn points_seen(&self) -> u64 {
         self.seen
     }
 
     /// The forest behind the detector.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let d = Detector::builder(["temp", "load"]).seed(1).build()?;
+    /// assert_eq!(d.forest().dimensions(), 8); // 2 metrics x shingle 4
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
     pub fn forest(&self) -> &RandomCutForest {
         &self.forest
     }
@@ -179,6 +229,17 @@ impl Detector {
     /// `normalize_after` inputs are buffered, then fed to the forest, so they count), and the
     /// thresholder its first [`MIN_SCORES`] scores. 77 with the defaults; 0 more after a
     /// [`bootstrap`](Self::bootstrap) with at least that many rows.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let mut d = Detector::builder(["temp", "load"]).seed(1).build()?;
+    /// assert_eq!(d.points_needed(), 77);
+    /// for t in 0..77 { d.process(&[20.0 + (t % 5) as f32, 0.5])?; }
+    /// assert_eq!(d.state(), rcf_stream::DetectorState::Ready);
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
     pub fn points_needed(&self) -> u64 {
         let forest = (self.config.shingle_size - 1 + self.config.output_after)
             .max(self.config.normalize_after);
@@ -187,6 +248,16 @@ impl Detector {
 
     /// The recent share of observed (not missing) values, in [0, 1], decayed like the forest's
     /// samples; it scales each verdict's `confidence`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let mut d = Detector::builder(["temp", "load"]).seed(1).build()?;
+    /// for t in 0..100 { d.process(&[if t % 4 == 0 { f32::NAN } else { 20.0 }, 0.5])?; }
+    /// assert!(d.data_quality() < 0.95); // an eighth of the values were missing
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
     pub fn data_quality(&self) -> f64 {
         if self.quality.weight() > 0.0 {
             self.quality.mean()
@@ -196,6 +267,15 @@ impl Detector {
     }
 
     /// Warming or ready.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let d = Detector::builder(["temp", "load"]).seed(1).build()?;
+    /// assert!(matches!(d.state(), rcf_stream::DetectorState::Warming { seen: 0, needed: 77 }));
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
     pub fn state(&self) -> DetectorState {
         if self.forest.is_ready() && self.thresholder.count() >= MIN_SCORES {
             DetectorState::Ready
@@ -256,6 +336,18 @@ impl Detector {
     ///
     /// [`Error::DimensionMismatch`] for a wrong number of values, [`Error::NonFinite`] for an
     /// infinite value. The detector is unchanged on error.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let mut d = Detector::builder(["temp", "load"]).seed(1).build()?;
+    /// for t in 0..1_000 { d.process(&[20.0 + (t % 10) as f32 * 0.1, 0.5])?; }
+    /// let v = d.process(&[20.5, 9.0])?; // load jumps
+    /// assert!(v.is_anomaly && v.top_metric().unwrap().metric.as_ref() == "load");
+    /// assert!(d.process(&[1.0]).is_err()); // wrong length: nothing learned
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
     pub fn process(&mut self, x: &[f32]) -> Result<Verdict> {
         let missing = self.check(x)?;
         Ok(self.step(x, missing, true))

@@ -70,11 +70,34 @@ pub struct MetricAttribution {
 
 impl MetricAttribution {
     /// `high + low`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let mut d = Detector::builder(["a", "b"]).seed(1).build()?;
+    /// for t in 0..1_000 { d.process(&[(t % 9) as f32, 1.0])?; }
+    /// let v = d.process(&[4.0, 30.0])?;
+    /// let sum: f64 = v.attribution.iter().map(|m| m.total()).sum();
+    /// assert!((sum - v.score).abs() < 1e-9);
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
     pub fn total(&self) -> f64 {
         self.high + self.low
     }
 
     /// `"high"` or `"low"`, whichever is larger.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let mut d = Detector::builder(["a", "b"]).seed(1).build()?;
+    /// for t in 0..1_000 { d.process(&[(t % 9) as f32, 1.0])?; }
+    /// let v = d.process(&[4.0, 30.0])?;
+    /// assert_eq!(v.top_metric().unwrap().direction(), "high");
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
     pub fn direction(&self) -> &'static str {
         if self.high >= self.low { "high" } else { "low" }
     }
@@ -174,6 +197,17 @@ impl Verdict {
     }
 
     /// The metric with the largest attribution, if the attribution was computed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let mut d = Detector::builder(["a", "b"]).seed(1).build()?;
+    /// for t in 0..1_000 { d.process(&[(t % 9) as f32, 1.0])?; }
+    /// let v = d.process(&[4.0, 30.0])?;
+    /// assert_eq!(v.top_metric().map(|m| &*m.metric), Some("b"));
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
     pub fn top_metric(&self) -> Option<&MetricAttribution> {
         self.attribution
             .iter()
