@@ -10,7 +10,7 @@ use rcf_stream::{Detector, DetectorState, Margin, Normalization, Sensitivity, To
 use crate::arrays::{Array1, Array2, batch, point};
 use crate::errors::{ConfigError, DimensionError, PyRcfError};
 use crate::pickle::{self, Pickle};
-use crate::run;
+use crate::run::{self, Guarded};
 
 fn sensitivity(s: &Bound<'_, PyAny>) -> PyResult<Sensitivity> {
     if let Ok(name) = s.extract::<String>() {
@@ -117,20 +117,6 @@ pub(crate) struct PyDetector {
 }
 
 impl PyDetector {
-    /// Runs `f` on the detector through the funnel (interpreter released, then the lock).
-    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Detector) -> T + Send) -> T {
-        run::locked(py, &self.inner, f)
-    }
-
-    /// A fallible call through the funnel.
-    fn run<T: Send>(
-        &self,
-        py: Python<'_>,
-        f: impl FnOnce(&mut Detector) -> rcf_stream::Result<T> + Send,
-    ) -> PyResult<T> {
-        run::run(py, &self.inner, f)
-    }
-
     /// The rows of `x` as row-major values. A DataFrame (anything with `columns`) whose
     /// column names are the metric names is reordered to the detector's order; other names
     /// are an error, so a frame with its columns in another order is never read silently.
@@ -362,6 +348,14 @@ impl Pickle for PyDetector {
         Ok(Self {
             inner: Mutex::new(d),
         })
+    }
+}
+
+impl run::Guarded for PyDetector {
+    type Inner = Detector;
+
+    fn lock(&self) -> &Mutex<Detector> {
+        &self.inner
     }
 }
 

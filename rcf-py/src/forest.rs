@@ -10,7 +10,7 @@ use rcf_core::RandomCutForest;
 use crate::arrays::{Array1, Array2, batch, check_finite, point};
 use crate::errors::{ConfigError, NotFittedError, PyRcfError};
 use crate::pickle::{self, Pickle};
-use crate::run;
+use crate::run::{self, Guarded};
 
 /// `(high, low)` attribution arrays.
 type HighLow<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
@@ -68,20 +68,6 @@ impl PyRandomCutForest {
         out.extend(scores);
         Ok(out)
     }
-
-    /// Runs `f` on the forest through the funnel (interpreter released, then the lock).
-    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut RandomCutForest) -> T + Send) -> T {
-        run::locked(py, &self.inner, f)
-    }
-
-    /// A fallible call through the funnel, its error mapped to the Python exception.
-    fn run<T: Send>(
-        &self,
-        py: Python<'_>,
-        f: impl FnOnce(&mut RandomCutForest) -> rcf_core::Result<T> + Send,
-    ) -> PyResult<T> {
-        run::run(py, &self.inner, f)
-    }
 }
 
 impl Pickle for PyRandomCutForest {
@@ -100,6 +86,14 @@ impl Pickle for PyRandomCutForest {
         let this = Self::wrap(forest);
         *this.threshold.lock().unwrap_or_else(|p| p.into_inner()) = threshold;
         Ok(this)
+    }
+}
+
+impl run::Guarded for PyRandomCutForest {
+    type Inner = RandomCutForest;
+
+    fn lock(&self) -> &Mutex<RandomCutForest> {
+        &self.inner
     }
 }
 

@@ -35,3 +35,27 @@ pub(crate) fn run<T: Send, R: Send, E: Into<PyRcfError> + Send>(
     py.check_signals()?;
     result
 }
+
+/// A Python class wrapping one Rust object behind a lock: every access goes through
+/// [`with`](Self::with) or [`run`](Self::run), so through the funnel.
+pub(crate) trait Guarded {
+    /// The Rust object.
+    type Inner: Send;
+
+    /// Its lock.
+    fn lock(&self) -> &Mutex<Self::Inner>;
+
+    /// Runs `f` on the object through the funnel (interpreter released, then the lock).
+    fn with<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Self::Inner) -> R + Send) -> R {
+        locked(py, self.lock(), f)
+    }
+
+    /// A fallible call through the funnel, its error mapped to the Python exception.
+    fn run<R: Send, E: Into<PyRcfError> + Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Self::Inner) -> Result<R, E> + Send,
+    ) -> PyResult<R> {
+        run(py, self.lock(), f)
+    }
+}

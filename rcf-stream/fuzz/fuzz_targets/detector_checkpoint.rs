@@ -9,13 +9,15 @@ use rcf_stream::Detector;
 #[allow(dead_code)]
 #[path = "../src/common.rs"]
 mod common;
+#[path = "../src/points.rs"]
+mod points;
 
 fuzz_target!(init: common::write_seeds(common::detectors()), |data: &[u8]| {
     let Ok(mut detector) = Detector::from_bytes(data) else {
         return;
     };
     let m = detector.metrics().len();
-    for (i, mut x) in common::points(&data[data.len() / 2..], m, 12)
+    for (i, mut x) in points::points(&data[data.len() / 2..], m, 12)
         .into_iter()
         .enumerate()
     {

@@ -9,6 +9,8 @@ use rcf_core::RandomCutForest;
 #[allow(dead_code)]
 #[path = "../src/common.rs"]
 mod common;
+#[path = "../src/points.rs"]
+mod points;
 
 fuzz_target!(init: common::write_seeds(common::forests()), |data: &[u8]| {
     let Ok(mut forest) = RandomCutForest::from_bytes(data) else {
@@ -18,11 +20,11 @@ fuzz_target!(init: common::write_seeds(common::forests()), |data: &[u8]| {
         .check_invariants()
         .expect("an accepted state keeps every invariant");
     let dims = forest.input_dims();
-    for x in common::points(&data[data.len() / 2..], dims, 8) {
+    for x in points::points(&data[data.len() / 2..], dims, 8) {
         let s = forest.process(&x).expect("finite input of the right length");
         assert!(s.is_finite(), "score {s}");
     }
-    let batch: Vec<f32> = common::points(data, forest.dimensions(), 3).concat();
+    let batch: Vec<f32> = points::points(data, forest.dimensions(), 3).concat();
     for s in forest.score_many(&batch).expect("a well-formed batch") {
         assert!(s.is_finite(), "batch score {s}");
     }

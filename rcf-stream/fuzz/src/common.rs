@@ -35,22 +35,6 @@ pub fn mutate_sealed(
     libfuzzer_sys::fuzzer_mutate(data, size, max_size)
 }
 
-/// Up to `n` points of `dims` finite values made from `bytes` (non-finite bit patterns become
-/// 0; every finite magnitude is kept).
-pub fn points(bytes: &[u8], dims: usize, n: usize) -> Vec<Vec<f32>> {
-    let mut values = bytes.chunks_exact(4).map(|b| {
-        let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        if v.is_finite() { v } else { 0.0 }
-    });
-    (0..n)
-        .map(|i| {
-            (0..dims)
-                .map(|j| values.next().unwrap_or(((i * dims + j) as f32 * 0.37).sin()))
-                .collect()
-        })
-        .collect()
-}
-
 /// Writes `seeds` into the target's corpus directory (the first argument that is not a
 /// libFuzzer flag), so a run always starts from valid states of several shapes. Called from
 /// `fuzz_target!`'s init, which libFuzzer runs before it reads the corpus. Deterministic: the

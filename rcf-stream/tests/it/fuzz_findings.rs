@@ -7,24 +7,10 @@ use std::path::Path;
 use rcf_stream::Detector;
 use rcf_stream::rcf_core::RandomCutForest;
 
-/// The fuzz targets' `common::points`: up to `n` points of `dims` finite values from `bytes`.
-fn points(bytes: &[u8], dims: usize, n: usize) -> Vec<Vec<f32>> {
-    let mut values = bytes.chunks_exact(4).map(|b| {
-        let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        if v.is_finite() { v } else { 0.0 }
-    });
-    (0..n)
-        .map(|i| {
-            (0..dims)
-                .map(|j| {
-                    values
-                        .next()
-                        .unwrap_or(((i * dims + j) as f32 * 0.37).sin())
-                })
-                .collect()
-        })
-        .collect()
-}
+/// The fuzz targets' own input builder, so a finding replays with the same points.
+#[path = "../../fuzz/src/points.rs"]
+mod points;
+use points::points;
 
 fn forest_state(data: &[u8]) {
     let Ok(mut forest) = RandomCutForest::from_bytes(data) else {
