@@ -570,7 +570,7 @@ impl PyDetector {
             let c = d.config();
             format!(
                 "Detector(metric_names={:?}, shingle_size={}, num_trees={}, sample_size={}, sensitivity={:?}, points_seen={})",
-                c.metrics, c.shingle_size, c.num_trees, c.sample_size, c.sensitivity, d.points_seen()
+                c.metrics, c.forest.shingle_size, c.forest.num_trees, c.forest.sample_size, c.sensitivity, d.points_seen()
             )
         })
     }

@@ -7,7 +7,9 @@
 //! open event's reference (its own forest blob, normaliser, threshold, start, conforming count
 //! and shingle), if an event is open.
 //!
-//! Older formats still load: format 2 (before normalisation frames, hold-off and repeat
+//! Format 4 embeds the forest's validated configuration in the detector's (`DetectorConfig::
+//! forest`); format 3, which copied the forest's settings in field by field, loads losslessly
+//! (same verdicts, same bytes once saved again). Older formats still load: format 2 (before normalisation frames, hold-off and repeat
 //! memory) and format 1 (also before event tracking). Their configurations take today's
 //! defaults for the settings they predate, their normalisers' statistics become the frames,
 //! and their detectors start with no hold-off, an empty repeat memory and a fresh peak
@@ -31,13 +33,14 @@ use crate::threshold::{LegacyThresholder, Sensitivity, Thresholder};
 use crate::{REPEAT_MEMORY, Tolerance};
 
 const MAGIC: &[u8; 8] = b"RCF-DTCT";
-/// The checkpoint format version this build writes; it also reads versions 1 and 2.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 3;
+/// The checkpoint format version this build writes; it also reads versions 1 to 3.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 4;
 const DECODE_LIMIT: usize = 1 << 30;
 
+/// The detector as stored; `C` is the configuration's layout (today's, or format 3's).
 #[derive(Serialize, Deserialize)]
-struct Snapshot {
-    config: DetectorConfig,
+struct Snapshot<C = DetectorConfig> {
+    config: C,
     normalizer: Normalizer,
     thresholder: Thresholder,
     quality: Decayed,
@@ -81,6 +84,69 @@ struct LegacyConfig {
     box_cache_min_mass: usize,
 }
 
+/// The configuration as format 3 stored it: the forest's settings copied in, field by field.
+#[derive(Serialize, Deserialize)]
+struct ConfigV3 {
+    metrics: Vec<String>,
+    shingle_size: usize,
+    num_trees: usize,
+    sample_size: usize,
+    time_decay: f64,
+    output_after: usize,
+    seed: u64,
+    normalization: Normalization,
+    sensitivity: Sensitivity,
+    tolerance: Tolerance,
+    normalize_after: usize,
+    box_cache_min_mass: usize,
+    holdoff: usize,
+    repeat_tolerance: f64,
+}
+
+impl ConfigV3 {
+    /// Today's configuration for the same settings (validated, so a format-3 configuration
+    /// no build could make is refused).
+    fn upgrade(self) -> Result<DetectorConfig> {
+        Detector::builder(self.metrics)
+            .shingle_size(self.shingle_size)
+            .num_trees(self.num_trees)
+            .sample_size(self.sample_size)
+            .time_decay(self.time_decay)
+            .output_after(self.output_after)
+            .seed(self.seed)
+            .normalization(self.normalization)
+            .sensitivity(self.sensitivity)
+            .ignore_near_expected(self.tolerance)
+            .normalize_after(self.normalize_after)
+            .box_cache_min_mass(self.box_cache_min_mass)
+            .holdoff(self.holdoff)
+            .repeat_tolerance(self.repeat_tolerance)
+            .validate()
+            .map_err(|e| inconsistent(&format!("configuration: {e}")))
+    }
+}
+
+impl Snapshot<ConfigV3> {
+    fn upgrade(self) -> Result<Snapshot> {
+        Ok(Snapshot {
+            config: self.config.upgrade()?,
+            normalizer: self.normalizer,
+            thresholder: self.thresholder,
+            quality: self.quality,
+            seen: self.seen,
+            warm: self.warm,
+            normalizer_ready: self.normalizer_ready,
+            last_anomaly: self.last_anomaly,
+            last_score: self.last_score,
+            last_driver: self.last_driver,
+            last_candidate: self.last_candidate,
+            memory: self.memory,
+            next_reframe: self.next_reframe,
+            forest: self.forest,
+        })
+    }
+}
+
 /// The detector as formats 1 and 2 stored it.
 #[derive(Serialize, Deserialize)]
 #[allow(dead_code)] // the run-logic fields are decoded to move past them: nothing uses them now
@@ -100,10 +166,10 @@ struct LegacySnapshot {
 }
 
 impl LegacySnapshot {
-    fn upgrade(self) -> Snapshot {
+    fn upgrade(self) -> Snapshot<ConfigV3> {
         let c = self.config;
         Snapshot {
-            config: DetectorConfig {
+            config: ConfigV3 {
                 metrics: c.metrics,
                 shingle_size: c.shingle_size,
                 num_trees: c.num_trees,
@@ -197,11 +263,12 @@ fn check_counters(s: &Snapshot, forest: &RandomCutForest) -> Result<()> {
         ),
         (
             !s.normalizer
-                .is_consistent(c.metrics.len(), c.normalization, c.time_decay),
+                .is_consistent(c.metrics.len(), c.normalization, c.forest.time_decay),
             "the normaliser's statistics or frames are out of range",
         ),
         (
-            !s.thresholder.is_consistent(c.sensitivity, c.time_decay),
+            !s.thresholder
+                .is_consistent(c.sensitivity, c.forest.time_decay),
             "the thresholder's statistics are out of range",
         ),
         (s.thresholder.count() > seen, "more scores than points seen"),
@@ -299,47 +366,35 @@ impl Detector {
         let older = |found: u32| open(MAGIC, found, bytes).map_err(Error::Checkpoint);
         let (s, event) = match open(MAGIC, CHECKPOINT_FORMAT_VERSION, bytes) {
             Ok(payload) => decode::<(Snapshot, Option<EventSnapshot<Normalizer>>)>(payload)?,
+            // format 3: the forest's settings were copied into the configuration
+            Err(rcf_core::StateError::UnsupportedVersion { found: 3, .. }) => {
+                let (s, e): (Snapshot<ConfigV3>, Option<EventSnapshot<Normalizer>>) =
+                    decode(older(3)?)?;
+                (s.upgrade()?, e)
+            }
             Err(rcf_core::StateError::UnsupportedVersion { found: 2, .. }) => {
                 let (s, e): (LegacySnapshot, Option<EventSnapshot<LegacyNormalizer>>) =
                     decode(older(2)?)?;
-                (s.upgrade(), e.map(EventSnapshot::upgrade))
+                (s.upgrade().upgrade()?, e.map(EventSnapshot::upgrade))
             }
             // format 1: format 2 without the open event
-            Err(rcf_core::StateError::UnsupportedVersion { found: 1, .. }) => {
-                (decode::<LegacySnapshot>(older(1)?)?.upgrade(), None)
-            }
+            Err(rcf_core::StateError::UnsupportedVersion { found: 1, .. }) => (
+                decode::<LegacySnapshot>(older(1)?)?.upgrade().upgrade()?,
+                None,
+            ),
             Err(e) => return Err(Error::Checkpoint(e)),
         };
         let forest = RandomCutForest::from_bytes(&s.forest.0)?;
         let c = &s.config;
-        let fc = forest.config();
         let m = c.metrics.len();
-        if fc.input_dims != m
-            || fc.shingle_size != c.shingle_size
-            || fc.num_trees != c.num_trees
-            || fc.sample_size != c.sample_size
-            || fc.time_decay != c.time_decay
-            || fc.output_after != c.output_after as u64
-        {
+        if forest.config() != &c.forest {
             return Err(inconsistent(
                 "the forest does not match the detector's configuration",
             ));
         }
         // the same checks as a fresh build (without building one)
-        let validated = Detector::builder(c.metrics.iter().cloned())
-            .shingle_size(c.shingle_size)
-            .num_trees(c.num_trees)
-            .sample_size(c.sample_size)
-            .time_decay(c.time_decay)
-            .output_after(c.output_after)
-            .seed(c.seed)
-            .normalization(c.normalization)
-            .sensitivity(c.sensitivity)
-            .ignore_near_expected(c.tolerance)
-            .normalize_after(c.normalize_after)
-            .box_cache_min_mass(c.box_cache_min_mass)
-            .holdoff(c.holdoff)
-            .repeat_tolerance(c.repeat_tolerance)
+        let validated = c
+            .to_builder()
             .validate()
             .map_err(|e| inconsistent(&format!("configuration: {e}")))?;
         if &validated != c {
@@ -364,9 +419,11 @@ impl Detector {
         if let Some(e) = event {
             let forest = RandomCutForest::from_bytes(&e.forest.0)?;
             if forest.config() != d.forest.config()
-                || !e
-                    .normalizer
-                    .is_consistent(m, d.config.normalization, d.config.time_decay)
+                || !e.normalizer.is_consistent(
+                    m,
+                    d.config.normalization,
+                    d.config.forest.time_decay,
+                )
                 || !(e.threshold.is_finite() && e.threshold > 0.0)
                 || e.started > s.seen
                 || e.conforming > s.seen - e.started

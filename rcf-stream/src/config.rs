@@ -1,7 +1,7 @@
 //! [`DetectorBuilder`] (unchecked) → [`DetectorConfig`] (validated, part of every
 //! checkpoint), and the settings' types and defaults.
 
-use rcf_core::RandomCutForest;
+use rcf_core::{ForestBuilder, ForestConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::detector::Detector;
@@ -51,24 +51,17 @@ pub struct Tolerance {
     pub below: Option<Margin>,
 }
 
-/// Validated detector parameters; part of every checkpoint.
+/// Validated detector parameters; part of every checkpoint. The forest's own settings are its
+/// validated [`ForestConfig`] (`forest`), embedded as they are, not copied field by field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct DetectorConfig {
     /// Metric names, in input order.
     pub metrics: Vec<String>,
-    /// Readings per metric in one forest point.
-    pub shingle_size: usize,
-    /// Trees.
-    pub num_trees: usize,
-    /// Points per tree.
-    pub sample_size: usize,
-    /// Forest time decay; also the decay of the normaliser and thresholder statistics.
-    pub time_decay: f64,
-    /// Forest points before scores are produced.
-    pub output_after: usize,
-    /// Master seed.
-    pub seed: u64,
+    /// The forest's validated configuration: `shingle_size` (readings per metric in one point),
+    /// `num_trees`, `sample_size`, `time_decay` (also the decay of the normaliser and
+    /// thresholder statistics), `output_after`, `seed`, `box_cache_min_mass`, ...
+    pub forest: ForestConfig,
     /// Input transform.
     pub normalization: Normalization,
     /// How readily anomalies are raised.
@@ -77,11 +70,10 @@ pub struct DetectorConfig {
     pub tolerance: Tolerance,
     /// Inputs that initialise the normaliser before the forest sees anything.
     pub normalize_after: usize,
-    /// The forest's box cache threshold (speed/memory; see rcf-core).
-    pub box_cache_min_mass: usize,
     /// Points after an event starts during which a candidate is part of it
-    /// ([`Suppression::HoldOff`](crate::Suppression::HoldOff)) unless it scores [`HOLDOFF_RISE`](crate::HOLDOFF_RISE) times as high; a quarter of
-    /// it without any candidate ends the event early.
+    /// ([`Suppression::HoldOff`](crate::Suppression::HoldOff)) unless it scores
+    /// [`HOLDOFF_RISE`](crate::HOLDOFF_RISE) times as high; a quarter of it without any
+    /// candidate ends the event early.
     pub holdoff: usize,
     /// A candidate whose shingle lies within this fraction of its own deviation from the
     /// metrics' typical levels (L1, weighted by its attribution over the metrics that carry it)
@@ -90,81 +82,109 @@ pub struct DetectorConfig {
     pub repeat_tolerance: f64,
 }
 
+impl DetectorConfig {
+    /// A builder holding exactly these settings (to check a configuration from elsewhere, a
+    /// checkpoint say, against what `validate` makes of it).
+    pub(crate) fn to_builder(&self) -> DetectorBuilder {
+        let f = &self.forest;
+        Detector::builder(self.metrics.iter().cloned())
+            .shingle_size(f.shingle_size)
+            .num_trees(f.num_trees)
+            .sample_size(f.sample_size)
+            .time_decay(f.time_decay)
+            .output_after(usize::try_from(f.output_after).unwrap_or(usize::MAX))
+            .seed(f.seed)
+            .box_cache_min_mass(f.box_cache_min_mass as usize)
+            .normalization(self.normalization)
+            .sensitivity(self.sensitivity)
+            .ignore_near_expected(self.tolerance)
+            .normalize_after(self.normalize_after)
+            .holdoff(self.holdoff)
+            .repeat_tolerance(self.repeat_tolerance)
+    }
+}
+
 /// Builds a [`Detector`]; see [`Detector::builder`].
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build()` is called"]
 pub struct DetectorBuilder {
-    pub(crate) config: DetectorConfig,
-    pub(crate) time_decay: Option<f64>,
-    pub(crate) output_after: Option<usize>,
+    pub(crate) metrics: Vec<String>,
+    /// The forest's unchecked settings (validated by rcf-core in [`validate`](Self::validate)).
+    pub(crate) forest: ForestBuilder,
+    pub(crate) normalization: Normalization,
+    pub(crate) sensitivity: Sensitivity,
+    pub(crate) tolerance: Tolerance,
+    pub(crate) normalize_after: usize,
+    pub(crate) holdoff: usize,
+    pub(crate) repeat_tolerance: f64,
 }
 
 impl DetectorBuilder {
     /// Readings per metric in one forest point. Default [`DEFAULT_SHINGLE_SIZE`].
     pub fn shingle_size(mut self, k: usize) -> Self {
-        self.config.shingle_size = k;
+        self.forest = self.forest.shingle_size(k);
         self
     }
 
     /// Trees in the forest. Default [`rcf_core::DEFAULT_NUM_TREES`].
     pub fn num_trees(mut self, n: usize) -> Self {
-        self.config.num_trees = n;
+        self.forest = self.forest.num_trees(n);
         self
     }
 
     /// Points sampled per tree. Default [`rcf_core::DEFAULT_SAMPLE_SIZE`].
     pub fn sample_size(mut self, n: usize) -> Self {
-        self.config.sample_size = n;
+        self.forest = self.forest.sample_size(n);
         self
     }
 
     /// Forest time decay (and the decay of the detector's statistics). Default
     /// `1 / (10 · sample_size)`.
     pub fn time_decay(mut self, decay: f64) -> Self {
-        self.time_decay = Some(decay);
+        self.forest = self.forest.time_decay(decay);
         self
     }
 
     /// Forest points before scores are produced. Default `sample_size / 4`.
     pub fn output_after(mut self, n: usize) -> Self {
-        self.output_after = Some(n);
+        self.forest = self.forest.output_after(n);
         self
     }
 
     /// Master seed. Default [`rcf_core::DEFAULT_SEED`].
     pub fn seed(mut self, seed: u64) -> Self {
-        self.config.seed = seed;
+        self.forest = self.forest.seed(seed);
         self
     }
 
     /// Input transform. Default [`Normalization::Normalize`](crate::Normalization::Normalize).
     pub fn normalization(mut self, n: Normalization) -> Self {
-        self.config.normalization = n;
+        self.normalization = n;
         self
     }
 
     /// How readily anomalies are raised. Default [`Sensitivity::Medium`](crate::Sensitivity::Medium).
     pub fn sensitivity(mut self, s: Sensitivity) -> Self {
-        self.config.sensitivity = s;
+        self.sensitivity = s;
         self
     }
 
     /// Ignore-near-expected bands. Default: none.
     pub fn ignore_near_expected(mut self, t: Tolerance) -> Self {
-        self.config.tolerance = t;
+        self.tolerance = t;
         self
     }
 
     /// Inputs that initialise the normaliser. Default [`DEFAULT_NORMALIZE_AFTER`].
     pub fn normalize_after(mut self, n: usize) -> Self {
-        self.config.normalize_after = n;
+        self.normalize_after = n;
         self
     }
 
     /// The forest's box cache threshold (see
     /// [`rcf_core::ForestBuilder::box_cache_min_mass`]).
     pub fn box_cache_min_mass(mut self, n: usize) -> Self {
-        self.config.box_cache_min_mass = n;
+        self.forest = self.forest.box_cache_min_mass(n);
         self
     }
 
@@ -172,7 +192,7 @@ impl DetectorBuilder {
     /// high (the hold-off ends early after a quarter of it without a point above the
     /// threshold). Default [`DEFAULT_HOLDOFF`](crate::DEFAULT_HOLDOFF); 0 turns the hold-off off.
     pub fn holdoff(mut self, points: usize) -> Self {
-        self.config.holdoff = points;
+        self.holdoff = points;
         self
     }
 
@@ -181,7 +201,7 @@ impl DetectorBuilder {
     /// (a nightly backup's spike, a sawtooth's reset) and not be reported. Default
     /// [`DEFAULT_REPEAT_TOLERANCE`](crate::DEFAULT_REPEAT_TOLERANCE); 0 reports every repeat.
     pub fn repeat_tolerance(mut self, fraction: f64) -> Self {
-        self.config.repeat_tolerance = fraction;
+        self.repeat_tolerance = fraction;
         self
     }
 
@@ -192,17 +212,9 @@ impl DetectorBuilder {
     /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) (or a wrapped forest parameter error) naming the first
     /// parameter out of range.
     pub fn build(self) -> Result<Detector> {
+        let forest = self.forest.clone();
         let config = self.validate()?;
-        let forest = RandomCutForest::builder(config.metrics.len())
-            .shingle_size(config.shingle_size)
-            .num_trees(config.num_trees)
-            .sample_size(config.sample_size)
-            .box_cache_min_mass(config.box_cache_min_mass)
-            .seed(config.seed)
-            .time_decay(config.time_decay)
-            .output_after(config.output_after)
-            .build()?;
-        Ok(Detector::from_parts(config, forest))
+        Ok(Detector::from_parts(config, forest.build()?))
     }
 
     /// Validates the parameters without building a detector (no forest is allocated): the
@@ -217,12 +229,12 @@ impl DetectorBuilder {
     /// ```
     /// use rcf_stream::Detector;
     /// let config = Detector::builder(["a", "b"]).sample_size(128).validate()?;
-    /// assert_eq!(config.output_after, 32); // derived: sample_size / 4
+    /// assert_eq!(config.forest.output_after, 32); // derived: sample_size / 4
     /// assert!(Detector::builder(["a", "a"]).validate().is_err());
     /// # Ok::<(), rcf_stream::Error>(())
     /// ```
     pub fn validate(self) -> Result<DetectorConfig> {
-        let mut c = self.config;
+        let c = &self;
         if c.metrics.is_empty() {
             return Err(invalid(
                 "metrics",
@@ -242,7 +254,7 @@ impl DetectorBuilder {
             ));
         }
         let mut names = std::collections::HashSet::with_capacity(c.metrics.len());
-        for (i, m) in c.metrics.iter().enumerate() {
+        for (i, m) in self.metrics.iter().enumerate() {
             if m.is_empty() || m.len() > 128 || m.chars().any(char::is_control) {
                 let shown: String = m.chars().take(40).collect();
                 return Err(invalid(
@@ -257,7 +269,8 @@ impl DetectorBuilder {
                 ));
             }
         }
-        c.sensitivity = c.sensitivity.validate()?;
+        drop(names);
+        let sensitivity = c.sensitivity.validate()?;
         for m in [c.tolerance.above, c.tolerance.below].into_iter().flatten() {
             if !m.is_valid() {
                 return Err(invalid(
@@ -284,21 +297,16 @@ impl DetectorBuilder {
                 format!("must be between 1 and 100000, got {}", c.normalize_after),
             ));
         }
-        let mut fb = RandomCutForest::builder(c.metrics.len())
-            .shingle_size(c.shingle_size)
-            .num_trees(c.num_trees)
-            .sample_size(c.sample_size)
-            .box_cache_min_mass(c.box_cache_min_mass)
-            .seed(c.seed);
-        if let Some(d) = self.time_decay {
-            fb = fb.time_decay(d);
-        }
-        if let Some(n) = self.output_after {
-            fb = fb.output_after(n);
-        }
-        let fc = fb.validate()?;
-        c.time_decay = fc.time_decay;
-        c.output_after = fc.output_after as usize;
-        Ok(c)
+        let forest = self.forest.validate()?;
+        Ok(DetectorConfig {
+            metrics: self.metrics,
+            forest,
+            normalization: self.normalization,
+            sensitivity,
+            tolerance: self.tolerance,
+            normalize_after: self.normalize_after,
+            holdoff: self.holdoff,
+            repeat_tolerance: self.repeat_tolerance,
+        })
     }
 }

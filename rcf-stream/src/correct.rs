@@ -55,7 +55,7 @@ impl Detector {
     /// attribution.
     pub(crate) fn driver(&self, a: &Attribution) -> Driver {
         let m = self.names.len();
-        let newest = (self.config.shingle_size - 1) * m;
+        let newest = (self.config.forest.shingle_size - 1) * m;
         (0..m)
             .map(|j| (j, a.high(newest + j), a.low(newest + j)))
             .max_by(|x, y| (x.1 + x.2).total_cmp(&(y.1 + y.2)))
@@ -77,7 +77,7 @@ impl Detector {
             return false;
         };
         let gap = self.seen - last;
-        let echo = gap < self.config.shingle_size as u64 && self.last_driver == Some(driver);
+        let echo = gap < self.config.forest.shingle_size as u64 && self.last_driver == Some(driver);
         let holdoff = self.config.holdoff as u64;
         let quiet = self
             .last_candidate
@@ -98,7 +98,7 @@ impl Detector {
         in_holdoff: bool,
     ) -> bool {
         let tolerance = self.config.repeat_tolerance;
-        let k = self.config.shingle_size as u64;
+        let k = self.config.forest.shingle_size as u64;
         let echo = in_holdoff && self.last_anomaly.is_some_and(|l| self.seen - l < k);
         if tolerance <= 0.0 || (in_holdoff && !echo) {
             return false;

@@ -115,31 +115,23 @@ impl Detector {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        let metrics: Vec<String> = metrics.into_iter().map(Into::into).collect();
         DetectorBuilder {
-            config: DetectorConfig {
-                metrics: metrics.into_iter().map(Into::into).collect(),
-                shingle_size: DEFAULT_SHINGLE_SIZE,
-                num_trees: rcf_core::DEFAULT_NUM_TREES,
-                sample_size: rcf_core::DEFAULT_SAMPLE_SIZE,
-                time_decay: 0.0,
-                output_after: 0,
-                seed: rcf_core::DEFAULT_SEED,
-                normalization: Normalization::Normalize,
-                sensitivity: Sensitivity::Medium,
-                tolerance: Tolerance::default(),
-                normalize_after: DEFAULT_NORMALIZE_AFTER,
-                box_cache_min_mass: rcf_core::DEFAULT_BOX_CACHE_MIN_MASS,
-                holdoff: DEFAULT_HOLDOFF,
-                repeat_tolerance: DEFAULT_REPEAT_TOLERANCE,
-            },
-            time_decay: None,
-            output_after: None,
+            // the forest's own defaults, but the detector's shingle
+            forest: RandomCutForest::builder(metrics.len()).shingle_size(DEFAULT_SHINGLE_SIZE),
+            metrics,
+            normalization: Normalization::Normalize,
+            sensitivity: Sensitivity::Medium,
+            tolerance: Tolerance::default(),
+            normalize_after: DEFAULT_NORMALIZE_AFTER,
+            holdoff: DEFAULT_HOLDOFF,
+            repeat_tolerance: DEFAULT_REPEAT_TOLERANCE,
         }
     }
 
     pub(crate) fn from_parts(config: DetectorConfig, forest: RandomCutForest) -> Self {
         let m = config.metrics.len();
-        let decay = config.time_decay;
+        let decay = config.forest.time_decay;
         Detector {
             names: config
                 .metrics
@@ -174,7 +166,7 @@ impl Detector {
     /// ```
     /// use rcf_stream::Detector;
     /// let d = Detector::builder(["temp", "load"]).seed(1).build()?;
-    /// assert_eq!(d.config().shingle_size, 4);
+    /// assert_eq!(d.config().forest.shingle_size, 4);
     /// # Ok::<(), rcf_stream::Error>(())
     /// ```
     pub fn config(&self) -> &DetectorConfig {
@@ -241,9 +233,10 @@ impl Detector {
     /// # Ok::<(), rcf_stream::Error>(())
     /// ```
     pub fn points_needed(&self) -> u64 {
-        let forest = (self.config.shingle_size - 1 + self.config.output_after)
-            .max(self.config.normalize_after);
-        forest as u64 + MIN_SCORES
+        let f = &self.config.forest;
+        let forest =
+            (f.shingle_size as u64 - 1 + f.output_after).max(self.config.normalize_after as u64);
+        forest + MIN_SCORES
     }
 
     /// The recent share of observed (not missing) values, in [0, 1], decayed like the forest's
@@ -297,8 +290,8 @@ impl Detector {
             1.0
         };
         let n = self.forest.entries_seen() as f64;
-        let after = self.config.output_after as f64;
-        let lambda = self.config.time_decay;
+        let after = self.config.forest.output_after as f64;
+        let lambda = self.config.forest.time_decay;
         if n <= after {
             return 0.0;
         }
@@ -419,8 +412,10 @@ impl Detector {
     fn step(&mut self, x: &[f32], missing: usize, explain: bool) -> Verdict {
         let m = self.names.len();
         self.seen += 1;
-        self.quality
-            .update(1.0 - missing as f64 / m as f64, self.config.time_decay);
+        self.quality.update(
+            1.0 - missing as f64 / m as f64,
+            self.config.forest.time_decay,
+        );
 
         if !self.normalizer_ready {
             self.warm_up(x);
@@ -520,13 +515,17 @@ impl Detector {
     fn track_event(&mut self, verdict: &mut Verdict, threshold: f64) {
         if let Some(event) = &mut self.event {
             event.observe(&self.raw);
-            if event.is_over(self.seen, self.config.shingle_size, self.config.sample_size) {
+            if event.is_over(
+                self.seen,
+                self.config.forest.shingle_size,
+                self.config.forest.sample_size,
+            ) {
                 self.event = None;
             }
         }
         if verdict.is_anomaly
             && self.event.is_none()
-            && self.forest.entries_seen() >= self.config.sample_size as u64
+            && self.forest.entries_seen() >= self.config.forest.sample_size as u64
             && let Some(shingle) = self
                 .forest
                 .shingled(&self.z)
@@ -561,7 +560,7 @@ impl Detector {
                     self.memory.retain_mut(|point| r.apply(point));
                     self.normalizer.adopt(r);
                 }
-                Err(_) => self.next_reframe = self.seen + self.config.sample_size as u64,
+                Err(_) => self.next_reframe = self.seen + self.config.forest.sample_size as u64,
             }
         }
     }

@@ -21,7 +21,7 @@ impl Detector {
         verdict: &mut Verdict,
     ) {
         let m = self.names.len();
-        let k = self.config.shingle_size;
+        let k = self.config.forest.shingle_size;
         verdict.attribution = (0..m)
             .map(|j| MetricAttribution {
                 metric: self.names[j].clone(),

@@ -34,5 +34,5 @@ fuzz_target!(init: common::write_seeds(common::detectors()), |data: &[u8]| {
 });
 
 fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
-    common::mutate_sealed(data, size, max_size, seed, b"RCF-DTCT", &[1, 2, 3])
+    common::mutate_sealed(data, size, max_size, seed, b"RCF-DTCT", &[1, 2, 3, 4])
 });

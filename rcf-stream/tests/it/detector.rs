@@ -633,9 +633,17 @@ fn golden(version: u32) -> Vec<u8> {
 /// behave exactly like a detector built and fed the same way now. If this fails, the format or
 /// the detector's behaviour changed: bump `CHECKPOINT_FORMAT_VERSION` (keeping a reader for the
 /// old one) or regenerate the current fixture deliberately with `RCF_REGENERATE_GOLDEN=1`.
+/// Format 3 (the forest's settings copied into the configuration) loads into today's layout
+/// losslessly: it behaves, and saves, exactly like the detector format 4 stores.
 #[test]
-fn golden_v3_checkpoint_loads_and_matches_a_fresh_detector() {
-    let mut old = Detector::from_bytes(&golden(3)).unwrap();
+fn golden_v3_and_v4_checkpoints_load_and_match_a_fresh_detector() {
+    for version in [3, 4] {
+        golden_matches_fresh(version);
+    }
+}
+
+fn golden_matches_fresh(version: u32) {
+    let mut old = Detector::from_bytes(&golden(version)).unwrap();
     let mut fresh = current_recipe();
     for x in [
         [0.0f32, 2.5],
@@ -771,7 +779,7 @@ fn one_metric_is_scored_as_its_raw_values() {
     let mut rng = Rng::new(8);
     let mut d = Detector::builder(["x"]).seed(8).build().unwrap();
     let mut forest = rcf_stream::rcf_core::RandomCutForest::builder(1)
-        .shingle_size(d.config().shingle_size)
+        .shingle_size(d.config().forest.shingle_size)
         .seed(8)
         .build()
         .unwrap();
