@@ -46,26 +46,33 @@ class RandomCutForest:
     def process_many(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Scores then learns every row in order; all or nothing."""
     @property
-    def entries_seen(self) -> int: ...
+    def entries_seen(self) -> int:
+        """Inputs learned so far."""
     @property
-    def is_ready(self) -> bool: ...
+    def is_ready(self) -> bool:
+        """Whether scores are produced yet (after `output_after` points)."""
     @property
-    def input_dims(self) -> int: ...
+    def input_dims(self) -> int:
+        """Values per `update` / `score` call."""
     @property
-    def dimensions(self) -> int: ...
+    def dimensions(self) -> int:
+        """Dimension of the forest's points (`input_dims * shingle_size`)."""
     @property
-    def memory_usage(self) -> int: ...
+    def memory_usage(self) -> int:
+        """Bytes of memory the forest holds."""
     def to_bytes(self) -> bytes:
         """The versioned, checksummed state."""
     @classmethod
-    def from_bytes(cls, data: bytes) -> RandomCutForest: ...
+    def from_bytes(cls, data: bytes) -> RandomCutForest:
+        """Restores a forest saved by `to_bytes`; raises StateError for invalid bytes."""
     def fit(self, x: npt.ArrayLike, *, contamination: float = 0.01) -> RandomCutForest:
         """Learns `x`, then sets `threshold_` at its `1 - contamination` score quantile."""
     def score_samples(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]: ...
     def decision_function(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]: ...
     def predict(self, x: npt.ArrayLike) -> npt.NDArray[np.int64]: ...
     @property
-    def threshold_(self) -> float | None: ...
+    def threshold_(self) -> float | None:
+        """The anomaly-score threshold `fit` set, or None."""
 
 @final
 class Verdict:
@@ -78,32 +85,44 @@ class Verdict:
     def __deepcopy__(self, memo: object) -> Verdict: ...
     def __eq__(self, value: object, /) -> bool: ...
     @property
-    def score(self) -> float: ...
+    def score(self) -> float:
+        """The forest's score (about 1 for typical points; 0 while warming)."""
     @property
-    def grade(self) -> float: ...
+    def grade(self) -> float:
+        """How anomalous a reported anomaly is, in (0, 1), comparable across streams; 0 if not reported."""
     @property
-    def is_anomaly(self) -> bool: ...
+    def is_anomaly(self) -> bool:
+        """Whether this point is reported as an anomaly."""
     @property
-    def confidence(self) -> float: ...
+    def confidence(self) -> float:
+        """Trust in the verdict, in [0, 1]."""
     @property
-    def threshold(self) -> float: ...
+    def threshold(self) -> float:
+        """The threshold the score was compared with."""
     @property
-    def p_value(self) -> float: ...
+    def p_value(self) -> float:
+        """Share of the detector's recent scores that were higher."""
     @property
-    def attribution(self) -> dict[str, tuple[float, float]]: ...
+    def attribution(self) -> dict[str, tuple[float, float]]:
+        """{metric: (high, low)} for points above the threshold, summing to the score."""
     @property
-    def expected(self) -> dict[str, float]: ...
+    def expected(self) -> dict[str, float]:
+        """{metric: expected value} for the attributed metrics, in input units."""
     @property
-    def relative_index(self) -> int: ...
+    def relative_index(self) -> int:
+        """When the anomaly started: 0 now, -k k points ago."""
     @property
-    def state(self) -> Literal["warming", "ready"]: ...
+    def state(self) -> Literal["warming", "ready"]:
+        """"warming" or "ready"."""
     @property
     def suppressed(self) -> _Suppression | None:
         """Why a point above the threshold was not reported, if it was not."""
     @property
-    def imputed(self) -> int: ...
+    def imputed(self) -> int:
+        """Values of this point that were missing (NaN) and imputed."""
     @property
-    def in_event(self) -> bool: ...
+    def in_event(self) -> bool:
+        """Whether this point lies inside an anomalous event."""
 
 @final
 class Detector:
@@ -143,12 +162,16 @@ class Detector:
     def bootstrap(self, x: npt.ArrayLike) -> None:
         """Warms the detector from history in one call, all or nothing."""
     @property
-    def metric_names(self) -> list[str]: ...
+    def metric_names(self) -> list[str]:
+        """The metric names, in input order."""
     @property
-    def points_seen(self) -> int: ...
+    def points_seen(self) -> int:
+        """Points processed so far (including bootstrap history)."""
     @property
-    def points_needed(self) -> int: ...
+    def points_needed(self) -> int:
+        """Points a fresh detector needs before its first verdict."""
     def to_bytes(self) -> bytes:
         """The versioned, checksummed state."""
     @classmethod
-    def from_bytes(cls, data: bytes) -> Detector: ...
+    def from_bytes(cls, data: bytes) -> Detector:
+        """Restores a detector saved by `to_bytes`; raises StateError for invalid bytes."""
