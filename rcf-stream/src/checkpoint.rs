@@ -84,21 +84,11 @@ struct LegacyConfig {
     box_cache_min_mass: usize,
 }
 
-/// The configuration as format 3 stored it: the forest's settings copied in, field by field.
+/// The configuration as format 3 stored it: format 1 and 2's, then the hold-off settings (a
+/// nested struct encodes as its fields in sequence, so these are format 3's bytes).
 #[derive(Serialize, Deserialize)]
 struct ConfigV3 {
-    metrics: Vec<String>,
-    shingle_size: usize,
-    num_trees: usize,
-    sample_size: usize,
-    time_decay: f64,
-    output_after: usize,
-    seed: u64,
-    normalization: Normalization,
-    sensitivity: Sensitivity,
-    tolerance: Tolerance,
-    normalize_after: usize,
-    box_cache_min_mass: usize,
+    legacy: LegacyConfig,
     holdoff: usize,
     repeat_tolerance: f64,
 }
@@ -107,18 +97,19 @@ impl ConfigV3 {
     /// Today's configuration for the same settings (validated, so a format-3 configuration
     /// no build could make is refused).
     fn upgrade(self) -> Result<DetectorConfig> {
-        Detector::builder(self.metrics)
-            .shingle_size(self.shingle_size)
-            .num_trees(self.num_trees)
-            .sample_size(self.sample_size)
-            .time_decay(self.time_decay)
-            .output_after(self.output_after)
-            .seed(self.seed)
-            .normalization(self.normalization)
-            .sensitivity(self.sensitivity)
-            .ignore_near_expected(self.tolerance)
-            .normalize_after(self.normalize_after)
-            .box_cache_min_mass(self.box_cache_min_mass)
+        let c = self.legacy;
+        Detector::builder(c.metrics)
+            .shingle_size(c.shingle_size)
+            .num_trees(c.num_trees)
+            .sample_size(c.sample_size)
+            .time_decay(c.time_decay)
+            .output_after(c.output_after)
+            .seed(c.seed)
+            .normalization(c.normalization)
+            .sensitivity(c.sensitivity)
+            .ignore_near_expected(c.tolerance)
+            .normalize_after(c.normalize_after)
+            .box_cache_min_mass(c.box_cache_min_mass)
             .holdoff(self.holdoff)
             .repeat_tolerance(self.repeat_tolerance)
             .validate()
@@ -167,21 +158,9 @@ struct LegacySnapshot {
 
 impl LegacySnapshot {
     fn upgrade(self) -> Snapshot<ConfigV3> {
-        let c = self.config;
         Snapshot {
             config: ConfigV3 {
-                metrics: c.metrics,
-                shingle_size: c.shingle_size,
-                num_trees: c.num_trees,
-                sample_size: c.sample_size,
-                time_decay: c.time_decay,
-                output_after: c.output_after,
-                seed: c.seed,
-                normalization: c.normalization,
-                sensitivity: c.sensitivity,
-                tolerance: c.tolerance,
-                normalize_after: c.normalize_after,
-                box_cache_min_mass: c.box_cache_min_mass,
+                legacy: self.config,
                 holdoff: DEFAULT_HOLDOFF,
                 repeat_tolerance: DEFAULT_REPEAT_TOLERANCE,
             },
