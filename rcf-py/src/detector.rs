@@ -117,10 +117,10 @@ pub(crate) struct PyDetector {
 }
 
 impl PyDetector {
-    /// The rows of `x` as row-major values. A DataFrame (anything with `columns`) whose
+    /// The rows of `x` as row-major values, and the metric names. A DataFrame (anything with `columns`) whose
     /// column names are the metric names is reordered to the detector's order; other names
     /// are an error, so a frame with its columns in another order is never read silently.
-    fn rows(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
+    fn rows(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<(Vec<f32>, Vec<String>)> {
         let names = self.with(py, |d| {
             d.metrics()
                 .iter()
@@ -128,7 +128,7 @@ impl PyDetector {
                 .collect::<Vec<_>>()
         });
         let x = match x.getattr("columns") {
-            Ok(columns) if !x.is_instance_of::<PyList>() => {
+            Ok(columns) => {
                 let given: Vec<String> = columns
                     .try_iter()?
                     .map(|c| c.and_then(|c| c.str()).map(|s| s.to_string()))
@@ -151,7 +151,8 @@ impl PyDetector {
             _ => x.clone(),
         };
         let array: Array2<'_> = x.extract()?;
-        Ok(batch(&array, names.len())?.0)
+        let (values, _) = batch(&array, names.len())?;
+        Ok((values, names))
     }
 }
 
@@ -459,8 +460,7 @@ impl PyDetector {
         x: &Bound<'py, PyAny>,
         flat: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let values = self.rows(py, x)?;
-        let names = self.metric_names(py);
+        let (values, names) = self.rows(py, x)?;
         let m = names.len();
         let verdicts = self.run(py, |d| d.process_many(&values))?;
         let rows = verdicts.len();
@@ -510,7 +510,7 @@ impl PyDetector {
     /// Warms the detector from history (a 2-D array or a DataFrame, oldest row first) in one
     /// call, all or nothing.
     fn bootstrap(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
-        let values = self.rows(py, x)?;
+        let (values, _) = self.rows(py, x)?;
         self.run(py, |d| d.bootstrap(&values))
     }
 
