@@ -28,7 +28,7 @@ use crate::detector::Detector;
 use crate::error::{Error, Result};
 use crate::event::OpenEvent;
 use crate::normalize::{LegacyNormalizer, Normalization, Normalizer};
-use crate::stats::Decayed;
+use crate::stats::{Decayed, READING_BOUND};
 use crate::threshold::{LegacyThresholder, Sensitivity, Thresholder};
 use crate::{REPEAT_MEMORY, Tolerance};
 
@@ -230,14 +230,15 @@ fn check_counters(s: &Snapshot, forest: &RandomCutForest) -> Result<()> {
             && seen < c.normalize_after as u64
             && forest.entries_seen() == 0
     };
-    let bound = f64::from(f32::MAX);
     let fails = [
         (
             !buffered_ok,
             "buffered rows, points seen and the forest's inputs disagree",
         ),
         (
-            s.warm.iter().any(|v| !(v.is_finite() && v.abs() <= bound)),
+            s.warm
+                .iter()
+                .any(|v| !(v.is_finite() && v.abs() <= READING_BOUND)),
             "a buffered value is not a finite f32",
         ),
         (

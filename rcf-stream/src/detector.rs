@@ -11,7 +11,7 @@ use crate::correct::{DEFAULT_HOLDOFF, DEFAULT_REPEAT_TOLERANCE, Driver};
 use crate::error::{Error, Result};
 use crate::event::OpenEvent;
 use crate::normalize::{Normalization, Normalizer};
-use crate::stats::Decayed;
+use crate::stats::{Decayed, READING_BOUND};
 use crate::threshold::{MIN_SCORES, Sensitivity, Thresholder};
 use crate::verdict::{DetectorState, Suppression, Verdict};
 
@@ -445,10 +445,9 @@ impl Detector {
             *raw = if v.is_nan() {
                 // an imputed reading, kept in the f32 range of real inputs so the statistics
                 // it feeds stay within the bounds checkpoints verify
-                let bound = f64::from(f32::MAX);
                 self.normalizer
                     .inverse(j, f64::from(z))
-                    .clamp(-bound, bound)
+                    .clamp(-READING_BOUND, READING_BOUND)
             } else {
                 f64::from(v)
             };

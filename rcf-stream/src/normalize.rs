@@ -21,7 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::{Decayed, VALUE_BOUND};
+use crate::stats::{Decayed, READING_BOUND, VALUE_BOUND};
 
 /// How each metric is transformed before it reaches the forest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,7 +278,7 @@ impl Normalizer {
             && self.metrics.iter().all(|m| {
                 m.value.is_plausible()
                     && m.diff.is_plausible()
-                    && m.last.is_none_or(|v| v.abs() <= f64::from(f32::MAX))
+                    && m.last.is_none_or(|v| v.abs() <= READING_BOUND)
             })
     }
 }

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 /// differences at most twice that, scores far less.
 pub(crate) const VALUE_BOUND: f64 = 1e39;
 
+/// Largest magnitude of a reading: what an `f32` input can be (imputed readings are clamped
+/// to it, so every value the statistics learn from lies within it).
+pub(crate) const READING_BOUND: f64 = f32::MAX as f64;
+
 /// Mean and variance of a stream with exponential forgetting: the weight of an observation
 /// `k` steps old is `(1 − decay)^k`. The first observations are averaged evenly (the effective
 /// step is `1 / weight`), so early estimates are not biased towards the first value.
