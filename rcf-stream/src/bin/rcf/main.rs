@@ -206,7 +206,19 @@ struct Malformed {
 }
 
 impl Malformed {
-    fn report(&mut self, progress: &Progress, line: u64, reason: &str) {
+    /// A malformed row at `line`: with `--strict` the run stops here, else it is reported
+    /// (or counted) and skipped.
+    fn report(
+        &mut self,
+        progress: &Progress,
+        strict: bool,
+        line: u64,
+        reason: &str,
+    ) -> Result<(), Failure> {
+        if strict {
+            progress.clear();
+            return Err(format!("line {line}: {reason} (--strict: stopped)").into());
+        }
         self.total += 1;
         if self.total <= SHOWN_ERRORS {
             progress.clear();
@@ -217,6 +229,7 @@ impl Malformed {
         } else {
             *self.by_kind.entry(kind_of(reason)).or_default() += 1;
         }
+        Ok(())
     }
 
     fn summary(&self) -> Option<String> {
@@ -354,11 +367,7 @@ fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, Failure> {
         let row = match row {
             Ok(r) => r,
             Err(e) => {
-                if args.strict {
-                    progress.clear();
-                    return Err(format!("line {}: {} (--strict: stopped)", e.line, e.reason).into());
-                }
-                malformed.report(&progress, e.line, &e.reason);
+                malformed.report(&progress, args.strict, e.line, &e.reason)?;
                 continue;
             }
         };
@@ -378,13 +387,7 @@ fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, Failure> {
                     written += 1;
                 }
             }
-            Err(e) => {
-                if args.strict {
-                    progress.clear();
-                    return Err(format!("line {}: {e} (--strict: stopped)", row.line).into());
-                }
-                malformed.report(&progress, row.line, &e.to_string());
-            }
+            Err(e) => malformed.report(&progress, args.strict, row.line, &e.to_string())?,
         }
     }
     if history_rows > 0 && history_rows < args.bootstrap {
