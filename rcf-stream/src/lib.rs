@@ -74,6 +74,7 @@ mod detector;
 mod error;
 mod event;
 mod explain;
+pub mod fleet;
 mod normalize;
 mod stats;
 mod threshold;

@@ -1,0 +1,2197 @@
+//! The fleet engine: profiles, windows, rules, ML detectors per thing, alarms, events and the
+//! store, driven by datapoints in event time.
+//!
+//! # Time
+//!
+//! The clock is the data's: the *watermark* is the latest timestamp seen minus
+//! [`EngineConfig::grace_ms`]. A window `[start, start + duration)` closes when the watermark
+//! reaches its end; its datapoints are then evaluated together, for every thing at once (so a
+//! statistical threshold sees the whole fleet's window). A datapoint that arrives for a window
+//! already closed (or, for behaviours evaluated per datapoint, older than the watermark) is
+//! *late*: it is stored in the metric history and counted, not evaluated. The same input in the
+//! same order gives the same events, with the same ids, every time.
+//!
+//! # Transactions
+//!
+//! Everything an engine writes goes into one open store transaction until
+//! [`Engine::commit`]; on a file store a commit also saves the engine's state (windows, alarm
+//! streaks, detectors) of every thing that changed, and the caller's input cursor. A process
+//! killed at any moment restarts on the same store from the last commit.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::datapoint::Datapoint;
+use super::dimension::Dimension;
+use super::metric::{Aggregation, MetricCatalog, MetricType};
+use super::profile::{
+    ComparisonOperator, CriteriaKind, MissingData, ProfileError, SecurityProfile, check_thing,
+};
+use super::store::{EventRow, Store, StoreError};
+use super::time::{self, Millis};
+use super::value::{MetricValue, json_kind, quoted};
+use super::violation::{EventType, MlExplanation, ViolationEvent, violation_id};
+use crate::{Detector, DetectorState};
+
+/// An hour, in milliseconds.
+const HOUR: Millis = 3_600_000;
+
+/// Engine settings.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// How far behind the latest timestamp the watermark runs, in ms (default 60 s): data up
+    /// to this late still counts in its window.
+    pub grace_ms: Millis,
+    /// An alarm of a thing that sends nothing for longer than this is invalidated, and the
+    /// thing's windows and models are dropped (default 48 h, Device Defender's figure).
+    pub invalidate_after_ms: Millis,
+    /// Metric values and violation events older than this (behind the watermark) are deleted
+    /// (default 14 days).
+    pub retention_ms: Millis,
+    /// Datapoints more than this far ahead of the wall clock are rejected (default a day;
+    /// `None` accepts any time up to the year 9999).
+    pub max_future_ms: Option<Millis>,
+    /// Device Defender's validation exactly (windows of 300 to 3600 s only, no extensions that
+    /// change semantics); the default accepts rcf's extensions.
+    pub strict: bool,
+    /// Keep metric history (needed for [`Engine::list_metric_values`] and for training new ML
+    /// behaviours from history); default on.
+    pub history: bool,
+    /// Seed of the ML detectors (each mixes in its thing and behaviour).
+    pub seed: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            grace_ms: 60_000,
+            invalidate_after_ms: 48 * HOUR,
+            retention_ms: 14 * 24 * HOUR,
+            max_future_ms: Some(24 * HOUR),
+            strict: false,
+            history: true,
+            seed: 0,
+        }
+    }
+}
+
+/// Everything that can go wrong in the fleet engine.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FleetError {
+    /// A profile, dimension or fleet configuration is invalid (the field's JSON path and why).
+    #[error("invalid profile: {0}")]
+    Profile(#[from] ProfileError),
+    /// A datapoint is invalid; nothing of it was applied.
+    #[error("invalid datapoint: {0}")]
+    Datapoint(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An engine setting or call argument is invalid.
+    #[error("invalid `{name}`: {reason}")]
+    InvalidParameter {
+        /// The setting or argument.
+        name: &'static str,
+        /// What is wrong, with the value.
+        reason: String,
+    },
+}
+
+/// Whom a profile applies to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    /// Every thing.
+    All,
+    /// The things in a thing group.
+    Group(String),
+}
+
+impl Target {
+    fn parse(s: &str) -> Result<Self, String> {
+        // an ARN's last part: ...:all/things, ...:thinggroup/NAME
+        let tail = s.rsplit(':').next().unwrap_or(s);
+        if s == "all"
+            || tail == "all/things"
+            || tail == "all/registered-things"
+            || tail == "all/unregistered-things"
+        {
+            return Ok(Target::All);
+        }
+        let name = tail.strip_prefix("thinggroup/").unwrap_or(tail);
+        super::profile::check_identifier(name).map_err(|e| format!("thing group {e}"))?;
+        Ok(Target::Group(name.to_string()))
+    }
+
+    fn to_json(&self) -> Value {
+        match self {
+            Target::All => json!("all"),
+            Target::Group(g) => json!(g),
+        }
+    }
+}
+
+/// Counts since the store was created.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Datapoints accepted.
+    pub datapoints: u64,
+    /// Of those, late for at least one behaviour (stored, not evaluated there).
+    pub late: u64,
+    /// Of those, of a metric no behaviour uses.
+    pub unmonitored: u64,
+    /// Windows closed and evaluated (per thing and behaviour).
+    pub windows: u64,
+    /// `in-alarm` events.
+    pub in_alarm: u64,
+    /// `alarm-cleared` events.
+    pub cleared: u64,
+    /// `alarm-invalidated` events.
+    pub invalidated: u64,
+}
+
+/// What happened to one accepted datapoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ingested {
+    /// It came after its window closed for at least one behaviour (or, for a per-datapoint
+    /// behaviour, older than the watermark): stored, not evaluated there.
+    pub late: bool,
+    /// No behaviour uses its metric (it is stored when the metric is known).
+    pub unmonitored: bool,
+}
+
+/// One behaviour of one profile, as the engine evaluates it.
+#[derive(Debug, Clone)]
+struct Slot {
+    profile: usize,
+    behavior: usize,
+    profile_name: Arc<str>,
+    behavior_name: Arc<str>,
+    fingerprint: String,
+    window_ms: Option<Millis>,
+    /// Per feature: how windows reduce it.
+    aggregation: Vec<Aggregation>,
+    features: Vec<Arc<str>>,
+    dimension: Option<(Dimension, bool)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    slot: usize,
+    feature: usize,
+}
+
+/// An open window of one thing and behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Window {
+    start: Millis,
+    sums: Vec<f64>,
+    counts: Vec<u32>,
+    /// Every value so far was a `count`.
+    integral: bool,
+}
+
+/// An alarm's streaks and, when in alarm, its violation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Alarm {
+    violating: u8,
+    conforming: u8,
+    active: Option<Active>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Active {
+    id: String,
+    start: Millis,
+}
+
+/// One thing's state for one behaviour.
+#[derive(Debug, Clone)]
+struct SlotState {
+    windows: Vec<Window>,
+    alarm: Alarm,
+    /// The first datapoint's time (a thing is not "missing" from windows before it).
+    since: Millis,
+    detector: Option<Box<Detector>>,
+}
+
+impl SlotState {
+    fn new(since: Millis) -> Self {
+        SlotState {
+            windows: Vec::new(),
+            alarm: Alarm::default(),
+            since,
+            detector: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct ThingState {
+    last_seen: Millis,
+    slots: Vec<Option<SlotState>>,
+    /// Per profile: whether it applies to the thing (valid for `targets_version`).
+    targeted: Vec<bool>,
+    targets_version: u64,
+}
+
+/// A thing's state as stored (slots by name, so they survive profile changes).
+#[derive(Serialize, Deserialize)]
+struct SavedThing {
+    last_seen: Millis,
+    slots: Vec<SavedSlot>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedSlot {
+    profile: String,
+    behavior: String,
+    fingerprint: String,
+    windows: Vec<Window>,
+    alarm: Alarm,
+    since: Millis,
+    detector: Option<Vec<u8>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedClock {
+    max_ts: Option<Millis>,
+    watermark: Millis,
+    next_close: Millis,
+    last_retention: Millis,
+    counters: Counters,
+}
+
+/// An observation of one behaviour for one thing: a datapoint evaluated.
+struct Observation {
+    value: Option<MetricValue>,
+    violating: bool,
+    reason: String,
+    ml: Option<MlExplanation>,
+}
+
+/// The fleet detect engine.
+///
+/// ```
+/// use rcf_stream::fleet::{Datapoint, Engine, EngineConfig, MetricValue};
+/// use serde_json::json;
+///
+/// let mut engine = Engine::open(EngineConfig::default(), None)?;
+/// engine.configure(&json!({
+///     "securityProfileName": "lights",
+///     "behaviors": [{"name": "no-telnet", "metric": "aws:listening-tcp-ports",
+///                    "criteria": {"comparisonOperator": "not-in-port-set",
+///                                 "value": {"ports": [23, 2323]}}}]
+/// }))?;
+/// let dp = Datapoint::new("bulb-1", "aws:listening-tcp-ports",
+///                         MetricValue::Ports(vec![80, 23]), 1_767_225_600_000, None)?;
+/// let events = engine.ingest(&dp)?;
+/// assert_eq!(events[0].event_type.as_str(), "in-alarm");
+/// engine.commit(None)?;
+/// assert_eq!(engine.list_active_violations(&Default::default())?.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Engine {
+    config: EngineConfig,
+    catalog: MetricCatalog,
+    dimensions: BTreeMap<String, Dimension>,
+    profiles: Vec<SecurityProfile>,
+    targets: BTreeMap<String, BTreeSet<Target>>,
+    groups: BTreeMap<String, BTreeSet<Arc<str>>>,
+    targets_version: u64,
+    slots: Vec<Slot>,
+    routes: HashMap<Arc<str>, Vec<Route>>,
+    things: BTreeMap<Arc<str>, ThingState>,
+    dirty: BTreeSet<Arc<str>>,
+    removed: BTreeSet<Arc<str>>,
+    max_ts: Option<Millis>,
+    watermark: Millis,
+    next_close: Millis,
+    last_retention: Millis,
+    counters: Counters,
+    cursor: Option<String>,
+    store: Store,
+    /// The fleet configuration as JSON (saved with the state).
+    setup: Value,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.store.path())
+            .field("profiles", &self.profiles.len())
+            .field("things", &self.things.len())
+            .field("watermark", &self.watermark)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Opens an engine on the store at `path` (created if missing), or on a new in-memory
+    /// store. A store written before restores the engine as it was at its last commit:
+    /// configuration, windows, alarms, detectors and the input cursor.
+    ///
+    /// # Errors
+    ///
+    /// The store cannot be opened, is not an rcf store, or its saved state is corrupt; a
+    /// setting is out of range.
+    pub fn open(config: EngineConfig, path: Option<&Path>) -> Result<Self, FleetError> {
+        check_config(&config)?;
+        let store = Store::open(path)?;
+        Self::with_store(config, store)
+    }
+
+    /// Restores an engine from [`to_bytes`](Self::to_bytes), on an in-memory store.
+    ///
+    /// # Errors
+    ///
+    /// The bytes are not an engine's store.
+    pub fn from_bytes(config: EngineConfig, bytes: &[u8]) -> Result<Self, FleetError> {
+        check_config(&config)?;
+        let store = Store::from_bytes(bytes)?;
+        let mut e = Self::with_store(config, store)?;
+        // an in-memory engine keeps thing state only in memory: drop the stored copies
+        e.store.begin()?;
+        e.store.query("DELETE FROM thing_state", &[])?;
+        e.store.commit()?;
+        Ok(e)
+    }
+
+    fn with_store(config: EngineConfig, store: Store) -> Result<Self, FleetError> {
+        let mut e = Engine {
+            config,
+            catalog: MetricCatalog::default(),
+            dimensions: BTreeMap::new(),
+            profiles: Vec::new(),
+            targets: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            targets_version: 1,
+            slots: Vec::new(),
+            routes: HashMap::new(),
+            things: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            removed: BTreeSet::new(),
+            max_ts: None,
+            watermark: i64::MIN,
+            next_close: i64::MAX,
+            last_retention: i64::MIN,
+            counters: Counters::default(),
+            cursor: None,
+            store,
+            setup: Value::Null,
+        };
+        e.load()?;
+        Ok(e)
+    }
+
+    fn corrupt(&self, what: &str, why: impl std::fmt::Display) -> FleetError {
+        FleetError::Store(StoreError {
+            path: self.store.path().to_string(),
+            reason: format!("{what} is corrupt: {why}"),
+        })
+    }
+
+    fn load(&mut self) -> Result<(), FleetError> {
+        if let Some(setup) = self.store.meta("setup")? {
+            let v: Value = serde_json::from_slice(&setup)
+                .map_err(|e| self.corrupt("the saved configuration", e))?;
+            self.apply_setup(&v, false)
+                .map_err(|e| self.corrupt("the saved configuration", e))?;
+        }
+        for (group, thing) in self.store.groups()? {
+            self.groups.entry(group).or_default().insert(thing.into());
+        }
+        if let Some(clock) = self.store.meta("clock")? {
+            let c: SavedClock = decode(&clock).map_err(|e| self.corrupt("the saved clock", e))?;
+            self.max_ts = c.max_ts;
+            self.watermark = c.watermark;
+            self.next_close = c.next_close;
+            self.last_retention = c.last_retention;
+            self.counters = c.counters;
+        }
+        self.cursor = self
+            .store
+            .meta("cursor")?
+            .map(|c| String::from_utf8(c).map_err(|e| self.corrupt("the saved cursor", e)))
+            .transpose()?;
+        let index: HashMap<(String, String), usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ((s.profile_name.to_string(), s.behavior_name.to_string()), i))
+            .collect();
+        for (name, bytes) in self.store.things()? {
+            let saved: SavedThing = decode(&bytes)
+                .map_err(|e| self.corrupt(&format!("the state of thing {}", quoted(&name)), e))?;
+            let mut t = ThingState {
+                last_seen: saved.last_seen,
+                slots: vec![None; self.slots.len()],
+                ..Default::default()
+            };
+            for s in saved.slots {
+                let Some(&i) = index.get(&(s.profile.clone(), s.behavior.clone())) else {
+                    continue;
+                };
+                if self.slots[i].fingerprint != s.fingerprint {
+                    continue;
+                }
+                let detector = match s.detector {
+                    Some(b) => Some(Box::new(Detector::from_bytes(&b).map_err(|e| {
+                        self.corrupt(&format!("the detector of thing {}", quoted(&name)), e)
+                    })?)),
+                    None => None,
+                };
+                t.slots[i] = Some(SlotState {
+                    windows: s.windows,
+                    alarm: s.alarm,
+                    since: s.since,
+                    detector,
+                });
+            }
+            self.things.insert(name.into(), t);
+        }
+        Ok(())
+    }
+
+    /// Sets the fleet configuration: one `CreateSecurityProfile` JSON (applied to all things),
+    /// or a bundle `{"securityProfiles": [...], "dimensions": [CreateDimension ...],
+    /// "customMetrics": [CreateCustomMetric ...], "thingGroups": {"group": ["thing", ...]},
+    /// "targets": {"profile": ["all" | "group" | ARN, ...]}}` (a profile without targets applies
+    /// to all things). Profiles not named are removed. A behaviour that is removed or changed
+    /// invalidates its alarms (`alarm-invalidated` events, returned) and drops its state; an
+    /// unchanged one keeps everything. Nothing changes if the configuration is invalid.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid field, by JSON path.
+    pub fn configure(&mut self, setup: &Value) -> Result<Vec<ViolationEvent>, FleetError> {
+        // validate on a scratch engine first: a rejected configuration changes nothing
+        let before: Vec<(String, String, String)> = self
+            .slots
+            .iter()
+            .map(|s| {
+                (
+                    s.profile_name.to_string(),
+                    s.behavior_name.to_string(),
+                    s.fingerprint.clone(),
+                )
+            })
+            .collect();
+        let old_slots = self.slots.clone();
+        let old_groups = self.groups.clone();
+        let old_targeted: Vec<(Arc<str>, Vec<bool>)> = {
+            let names: Vec<Arc<str>> = self.things.keys().cloned().collect();
+            names
+                .into_iter()
+                .map(|n| {
+                    let t = self.targeted_all(&n);
+                    (n, t)
+                })
+                .collect()
+        };
+        let mut trial = Engine {
+            config: self.config.clone(),
+            catalog: self.catalog.clone(),
+            dimensions: BTreeMap::new(),
+            profiles: Vec::new(),
+            targets: BTreeMap::new(),
+            groups: self.groups.clone(),
+            targets_version: 0,
+            slots: Vec::new(),
+            routes: HashMap::new(),
+            things: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            removed: BTreeSet::new(),
+            max_ts: None,
+            watermark: 0,
+            next_close: 0,
+            last_retention: 0,
+            counters: Counters::default(),
+            cursor: None,
+            store: Store::open(None)?,
+            setup: Value::Null,
+        };
+        trial.apply_setup(setup, true)?;
+        // valid: apply for real
+        let mut out = Vec::new();
+        self.apply_setup(setup, true)?;
+        let now = self.now();
+        // map the old slots onto the new ones by (profile, behaviour, fingerprint)
+        let new_index: HashMap<(String, String, String), usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    (
+                        s.profile_name.to_string(),
+                        s.behavior_name.to_string(),
+                        s.fingerprint.clone(),
+                    ),
+                    i,
+                )
+            })
+            .collect();
+        let map: Vec<Option<usize>> = before.iter().map(|k| new_index.get(k).copied()).collect();
+        let names: Vec<Arc<str>> = self.things.keys().cloned().collect();
+        for name in names {
+            let mut t = self.things.remove(&name).expect("listed");
+            let mut slots: Vec<Option<SlotState>> = vec![None; self.slots.len()];
+            let mut changed = false;
+            for (old, state) in t.slots.drain(..).enumerate() {
+                let Some(state) = state else { continue };
+                match map[old] {
+                    Some(new) => slots[new] = Some(state),
+                    None => {
+                        changed = true;
+                        if let Some(a) = &state.alarm.active {
+                            let s = &old_slots[old];
+                            self.invalidate(
+                                &name,
+                                s,
+                                a,
+                                now,
+                                "the behaviour was removed or changed",
+                                &mut out,
+                            )?;
+                        }
+                    }
+                }
+            }
+            t.slots = slots;
+            t.targets_version = 0;
+            self.things.insert(name.clone(), t);
+            if changed {
+                self.dirty.insert(name);
+            }
+        }
+        // things that left a profile's target
+        for (name, was) in old_targeted {
+            let now_targeted = self.targeted_all(&name);
+            let old_profiles: Vec<String> = {
+                let mut v: Vec<String> = before.iter().map(|b| b.0.clone()).collect();
+                v.dedup();
+                v
+            };
+            let _ = (&was, &old_profiles);
+            for p in 0..self.profiles.len() {
+                let pname = self.profiles[p].name.clone();
+                let was_targeted = old_profiles
+                    .iter()
+                    .position(|x| *x == pname)
+                    .and_then(|i| was.get(i).copied())
+                    .unwrap_or(false);
+                if was_targeted && !now_targeted[p] {
+                    self.leave(&name, p, now, &mut out)?;
+                }
+            }
+        }
+        let _ = old_groups;
+        self.store
+            .put_meta("setup", self.setup.to_string().as_bytes())?;
+        Ok(out)
+    }
+
+    fn apply_setup(&mut self, setup: &Value, strict_checks: bool) -> Result<(), FleetError> {
+        let _ = strict_checks;
+        let o = setup.as_object().ok_or_else(|| ProfileError {
+            field: String::new(),
+            reason: format!(
+                "the fleet configuration must be a JSON object, got {}",
+                json_kind(setup)
+            ),
+        })?;
+        let perr =
+            |field: String, reason: String| FleetError::Profile(ProfileError { field, reason });
+        let (profiles_json, bundle): (Vec<Value>, bool) = if o.contains_key("securityProfileName") {
+            (vec![setup.clone()], false)
+        } else {
+            for key in o.keys() {
+                if !matches!(
+                    key.as_str(),
+                    "securityProfiles" | "dimensions" | "customMetrics" | "thingGroups" | "targets"
+                ) {
+                    return Err(perr(key.clone(), "is not a fleet configuration key: securityProfiles, dimensions, customMetrics, thingGroups or targets (or give one CreateSecurityProfile body)".into()));
+                }
+            }
+            match o.get("securityProfiles") {
+                Some(Value::Array(a)) => (a.clone(), true),
+                None => (Vec::new(), true),
+                Some(other) => {
+                    return Err(perr(
+                        "securityProfiles".into(),
+                        format!("must be a list, got {}", json_kind(other)),
+                    ));
+                }
+            }
+        };
+        let mut catalog = self.catalog.clone();
+        let mut dimensions = BTreeMap::new();
+        let mut targets: BTreeMap<String, BTreeSet<Target>> = BTreeMap::new();
+        let mut groups = self.groups.clone();
+        if bundle {
+            if let Some(list) = o.get("customMetrics") {
+                let list = list
+                    .as_array()
+                    .ok_or_else(|| perr("customMetrics".into(), "must be a list".into()))?;
+                for (i, m) in list.iter().enumerate() {
+                    let at = format!("customMetrics[{i}]");
+                    let name = m
+                        .get("metricName")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| perr(format!("{at}.metricName"), "is required".into()))?;
+                    let t = m
+                        .get("metricType")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| perr(format!("{at}.metricType"), "is required".into()))?;
+                    let t =
+                        MetricType::parse(t).map_err(|e| perr(format!("{at}.metricType"), e))?;
+                    catalog
+                        .declare(name, t)
+                        .map_err(|e| perr(format!("{at}.metricName"), e))?;
+                }
+            }
+            if let Some(list) = o.get("dimensions") {
+                let list = list
+                    .as_array()
+                    .ok_or_else(|| perr("dimensions".into(), "must be a list".into()))?;
+                for (i, d) in list.iter().enumerate() {
+                    let at = format!("dimensions[{i}]");
+                    let name = d
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| perr(format!("{at}.name"), "is required".into()))?;
+                    match d.get("type").and_then(Value::as_str) {
+                        Some("TOPIC_FILTER") | None => {}
+                        Some(other) => {
+                            return Err(perr(
+                                format!("{at}.type"),
+                                format!("{} is not a dimension type: TOPIC_FILTER", quoted(other)),
+                            ));
+                        }
+                    }
+                    let values =
+                        d.get("stringValues")
+                            .and_then(Value::as_array)
+                            .ok_or_else(|| {
+                                perr(
+                                    format!("{at}.stringValues"),
+                                    "is required (a list of topic filters)".into(),
+                                )
+                            })?;
+                    let filters = values
+                        .iter()
+                        .map(|v| {
+                            v.as_str().map(str::to_string).ok_or_else(|| {
+                                perr(format!("{at}.stringValues"), "must be strings".into())
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let dim = Dimension::new(name, filters).map_err(|e| perr(at.clone(), e))?;
+                    if dimensions.insert(name.to_string(), dim).is_some() {
+                        return Err(perr(
+                            format!("{at}.name"),
+                            format!("{} is defined twice", quoted(name)),
+                        ));
+                    }
+                }
+            }
+            if let Some(g) = o.get("thingGroups") {
+                let g = g.as_object().ok_or_else(|| {
+                    perr(
+                        "thingGroups".into(),
+                        "must be an object of group name to thing names".into(),
+                    )
+                })?;
+                for (group, things) in g {
+                    super::profile::check_identifier(group)
+                        .map_err(|e| perr(format!("thingGroups.{group}"), e))?;
+                    let things = things.as_array().ok_or_else(|| {
+                        perr(
+                            format!("thingGroups.{group}"),
+                            "must be a list of thing names".into(),
+                        )
+                    })?;
+                    let set = groups.entry(group.clone()).or_default();
+                    set.clear();
+                    for (i, t) in things.iter().enumerate() {
+                        let t = t.as_str().ok_or_else(|| {
+                            perr(
+                                format!("thingGroups.{group}[{i}]"),
+                                "must be a thing name".into(),
+                            )
+                        })?;
+                        check_thing(t).map_err(|e| perr(format!("thingGroups.{group}[{i}]"), e))?;
+                        set.insert(t.into());
+                    }
+                }
+            }
+        }
+        let mut profiles = Vec::with_capacity(profiles_json.len());
+        for (i, p) in profiles_json.iter().enumerate() {
+            let at = if bundle {
+                format!("securityProfiles[{i}].")
+            } else {
+                String::new()
+            };
+            let prof =
+                SecurityProfile::from_json_with(p, self.config.strict, &catalog).map_err(|e| {
+                    ProfileError {
+                        field: format!("{at}{}", e.field),
+                        reason: e.reason,
+                    }
+                })?;
+            if profiles
+                .iter()
+                .any(|q: &SecurityProfile| q.name == prof.name)
+            {
+                return Err(perr(
+                    format!("{at}securityProfileName"),
+                    format!("{} is defined twice", quoted(&prof.name)),
+                ));
+            }
+            for (j, b) in prof.behaviors.iter().enumerate() {
+                // undeclared custom metrics are declared by the type their criteria imply
+                for m in b.metrics() {
+                    if catalog.get(m).is_none() {
+                        let t = b
+                            .implied_type(m)
+                            .map_err(|e| perr(format!("{at}behaviors[{j}].metric"), e))?;
+                        catalog
+                            .declare(m, t)
+                            .map_err(|e| perr(format!("{at}behaviors[{j}].metric"), e))?;
+                    }
+                }
+                if let Some(d) = &b.dimension {
+                    if !dimensions.contains_key(&d.name) {
+                        return Err(perr(
+                            format!("{at}behaviors[{j}].metricDimension.dimensionName"),
+                            format!(
+                                "{} is not a defined dimension (define it under \"dimensions\")",
+                                quoted(&d.name)
+                            ),
+                        ));
+                    }
+                }
+            }
+            profiles.push(prof);
+        }
+        if let Some(t) = o.get("targets").filter(|_| bundle) {
+            let t = t.as_object().ok_or_else(|| {
+                perr(
+                    "targets".into(),
+                    "must be an object of profile name to targets".into(),
+                )
+            })?;
+            for (pname, list) in t {
+                if !profiles.iter().any(|p| &p.name == pname) {
+                    return Err(perr(
+                        format!("targets.{pname}"),
+                        format!("{} is not one of the securityProfiles", quoted(pname)),
+                    ));
+                }
+                let list = list
+                    .as_array()
+                    .ok_or_else(|| perr(format!("targets.{pname}"), "must be a list".into()))?;
+                let set = targets.entry(pname.clone()).or_default();
+                for (i, x) in list.iter().enumerate() {
+                    let x = x.as_str().ok_or_else(|| {
+                        perr(format!("targets.{pname}[{i}]"), "must be a string".into())
+                    })?;
+                    set.insert(
+                        Target::parse(x).map_err(|e| perr(format!("targets.{pname}[{i}]"), e))?,
+                    );
+                }
+            }
+        }
+        // all checked: apply
+        self.catalog = catalog;
+        self.dimensions = dimensions;
+        for (group, set) in &groups {
+            let old = self.groups.get(group);
+            for t in set {
+                if old.is_none_or(|o| !o.contains(t)) {
+                    self.store.set_group(group, t, true)?;
+                }
+            }
+            if let Some(old) = old {
+                for t in old.difference(set) {
+                    self.store.set_group(group, t, false)?;
+                }
+            }
+        }
+        self.groups = groups;
+        self.profiles = profiles;
+        self.targets = targets;
+        self.targets_version += 1;
+        self.setup = self.setup_json();
+        self.rebuild_slots();
+        Ok(())
+    }
+
+    /// The configuration as a bundle (what [`configure`](Self::configure) takes).
+    pub fn setup_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert(
+            "securityProfiles".into(),
+            Value::Array(self.profiles.iter().map(|p| p.to_json().clone()).collect()),
+        );
+        o.insert(
+            "dimensions".into(),
+            Value::Array(self.dimensions.values().map(|d| json!({"name": d.name, "type": "TOPIC_FILTER", "stringValues": d.filters})).collect()),
+        );
+        o.insert(
+            "customMetrics".into(),
+            Value::Array(
+                self.catalog
+                    .custom_metrics()
+                    .map(|(n, t)| json!({"metricName": n, "metricType": t.as_str()}))
+                    .collect(),
+            ),
+        );
+        o.insert(
+            "targets".into(),
+            Value::Object(
+                self.targets
+                    .iter()
+                    .map(|(p, t)| {
+                        (
+                            p.clone(),
+                            Value::Array(t.iter().map(Target::to_json).collect()),
+                        )
+                    })
+                    .collect(),
+            ),
+        );
+        Value::Object(o)
+    }
+
+    fn rebuild_slots(&mut self) {
+        self.slots.clear();
+        self.routes.clear();
+        for (p, prof) in self.profiles.iter().enumerate() {
+            for (b, beh) in prof.behaviors.iter().enumerate() {
+                let features: Vec<Arc<str>> = beh.metrics().map(Arc::from).collect();
+                let aggregation = features
+                    .iter()
+                    .map(|m| {
+                        self.catalog
+                            .get(m)
+                            .map_or(Aggregation::Gauge, |k| k.aggregation)
+                    })
+                    .collect();
+                let slot = self.slots.len();
+                for (f, m) in features.iter().enumerate() {
+                    self.routes
+                        .entry(m.clone())
+                        .or_default()
+                        .push(Route { slot, feature: f });
+                }
+                self.slots.push(Slot {
+                    profile: p,
+                    behavior: b,
+                    profile_name: prof.name.as_str().into(),
+                    behavior_name: beh.name.as_str().into(),
+                    fingerprint: beh.to_json().to_string(),
+                    window_ms: beh.window_ms(),
+                    aggregation,
+                    features,
+                    dimension: beh
+                        .dimension
+                        .as_ref()
+                        .map(|d| (self.dimensions[&d.name].clone(), d.not_in)),
+                });
+            }
+        }
+    }
+
+    /// The profiles.
+    pub fn profiles(&self) -> &[SecurityProfile] {
+        &self.profiles
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Counts since the store was created.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The watermark (latest timestamp minus the grace), if any datapoint was seen.
+    pub fn watermark(&self) -> Option<Millis> {
+        self.max_ts.map(|_| self.watermark)
+    }
+
+    /// Things seen and still tracked.
+    pub fn things(&self) -> usize {
+        self.things.len()
+    }
+
+    /// The input cursor saved with the last commit (see [`commit`](Self::commit)).
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+
+    /// The store's path (`:memory:` for an in-memory store).
+    pub fn store_path(&self) -> &str {
+        self.store.path()
+    }
+
+    /// The things in a thing group.
+    pub fn group(&self, name: &str) -> Vec<String> {
+        self.groups
+            .get(name)
+            .map_or_else(Vec::new, |g| g.iter().map(|t| t.to_string()).collect())
+    }
+
+    /// Adds a thing to a thing group (created if new). Returns nothing to report: joining a
+    /// target starts monitoring with the next datapoint.
+    ///
+    /// # Errors
+    ///
+    /// A bad group or thing name.
+    pub fn add_to_group(&mut self, group: &str, thing: &str) -> Result<(), FleetError> {
+        super::profile::check_identifier(group).map_err(|r| FleetError::InvalidParameter {
+            name: "group",
+            reason: r,
+        })?;
+        check_thing(thing).map_err(|r| FleetError::InvalidParameter {
+            name: "thing",
+            reason: r,
+        })?;
+        if self
+            .groups
+            .entry(group.to_string())
+            .or_default()
+            .insert(thing.into())
+        {
+            self.store.set_group(group, thing, true)?;
+            self.targets_version += 1;
+        }
+        Ok(())
+    }
+
+    /// Removes a thing from a thing group; profiles that no longer apply to it invalidate its
+    /// alarms (returned) and drop its state.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub fn remove_from_group(
+        &mut self,
+        group: &str,
+        thing: &str,
+    ) -> Result<Vec<ViolationEvent>, FleetError> {
+        let mut out = Vec::new();
+        let Some(set) = self.groups.get(group) else {
+            return Ok(out);
+        };
+        if !set.contains(thing) {
+            return Ok(out);
+        }
+        let name: Arc<str> = thing.into();
+        let before = self.targeted_all(&name);
+        self.groups.get_mut(group).expect("checked").remove(thing);
+        self.store.set_group(group, thing, false)?;
+        self.targets_version += 1;
+        let after = self.targeted_all(&name);
+        let now = self.now();
+        for p in 0..self.profiles.len() {
+            if before[p] && !after[p] {
+                self.leave(&name, p, now, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn targeted_all(&self, thing: &str) -> Vec<bool> {
+        (0..self.profiles.len())
+            .map(|p| self.is_targeted(p, thing))
+            .collect()
+    }
+
+    fn is_targeted(&self, p: usize, thing: &str) -> bool {
+        match self.targets.get(&self.profiles[p].name) {
+            None => true,
+            Some(t) if t.is_empty() => true,
+            Some(t) => t.iter().any(|x| match x {
+                Target::All => true,
+                Target::Group(g) => self.groups.get(g).is_some_and(|s| s.contains(thing)),
+            }),
+        }
+    }
+
+    /// A thing left profile `p`'s target: invalidate its alarms there and drop that state.
+    fn leave(
+        &mut self,
+        thing: &Arc<str>,
+        p: usize,
+        now: Millis,
+        out: &mut Vec<ViolationEvent>,
+    ) -> Result<(), FleetError> {
+        let Some(mut t) = self.things.remove(thing) else {
+            return Ok(());
+        };
+        for (i, s) in t.slots.iter_mut().enumerate() {
+            if self.slots[i].profile != p {
+                continue;
+            }
+            if let Some(state) = s.take() {
+                if let Some(a) = &state.alarm.active {
+                    let slot = self.slots[i].clone();
+                    self.invalidate(
+                        thing,
+                        &slot,
+                        a,
+                        now,
+                        "the thing left the profile's target",
+                        out,
+                    )?;
+                }
+            }
+        }
+        t.targets_version = 0;
+        self.things.insert(thing.clone(), t);
+        self.dirty.insert(thing.clone());
+        Ok(())
+    }
+
+    /// The engine's "now": the watermark, or 0 before any data.
+    fn now(&self) -> Millis {
+        if self.max_ts.is_some() {
+            self.watermark
+        } else {
+            0
+        }
+    }
+
+    /// Ingests one datapoint; returns the events it caused (an `in-alarm`, a clear, the
+    /// window closes and invalidations its time triggered).
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::Datapoint`] for a datapoint that cannot be accepted (its value does not
+    /// fit its metric, its thing name is invalid, it is far in the future): nothing of it is
+    /// applied. [`FleetError::Store`] if the store fails.
+    pub fn ingest(&mut self, dp: &Datapoint) -> Result<Vec<ViolationEvent>, FleetError> {
+        let mut out = Vec::new();
+        self.ingest_into(dp, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`ingest`](Self::ingest), appending the events to `out` and saying whether the
+    /// datapoint was late or unmonitored.
+    ///
+    /// # Errors
+    ///
+    /// As [`ingest`](Self::ingest); on an error nothing is appended and nothing changes.
+    pub fn ingest_into(
+        &mut self,
+        dp: &Datapoint,
+        out: &mut Vec<ViolationEvent>,
+    ) -> Result<Ingested, FleetError> {
+        // --- checks: nothing changes before they pass
+        check_thing(&dp.thing).map_err(FleetError::Datapoint)?;
+        if !(time::MIN_TIMESTAMP..=time::MAX_TIMESTAMP).contains(&dp.timestamp) {
+            return Err(FleetError::Datapoint(format!(
+                "timestamp {} ms is outside 2000-01-01 .. 9999-12-31",
+                dp.timestamp
+            )));
+        }
+        if let Some(ahead) = self.config.max_future_ms {
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            if dp.timestamp > wall + ahead {
+                return Err(FleetError::Datapoint(format!(
+                    "timestamp {} is more than {} h ahead of the clock ({})",
+                    time::format_rfc3339(dp.timestamp),
+                    ahead / HOUR,
+                    time::format_rfc3339(wall)
+                )));
+            }
+        }
+        let kind = self.catalog.get(&dp.metric);
+        if let Some(k) = kind {
+            if !k.metric_type.accepts(&dp.value) {
+                return Err(FleetError::Datapoint(format!(
+                    "metric {} is a {} metric: the value must be {}, got `{}`",
+                    quoted(&dp.metric),
+                    k.metric_type.as_str(),
+                    k.metric_type.members(),
+                    dp.value.member()
+                )));
+            }
+        } else {
+            super::metric::check_name(&dp.metric)
+                .map_err(|e| FleetError::Datapoint(format!("metric {e}")))?;
+        }
+        if let MetricValue::Number(x) = dp.value {
+            if !x.is_finite() {
+                return Err(FleetError::Datapoint(format!(
+                    "value {x} of {} is not finite",
+                    quoted(&dp.metric)
+                )));
+            }
+        }
+        if let MetricValue::Numbers(v) = &dp.value {
+            if let Some(x) = v.iter().find(|x| !x.is_finite()) {
+                return Err(FleetError::Datapoint(format!(
+                    "value {x} of {} is not finite",
+                    quoted(&dp.metric)
+                )));
+            }
+        }
+        // --- accepted
+        let mut outcome = Ingested::default();
+        self.counters.datapoints += 1;
+        if self.config.history && kind.is_some() {
+            let (num, text) = match dp.value.as_number() {
+                Some(x) => (
+                    Some(x),
+                    if matches!(dp.value, MetricValue::Count(_)) {
+                        None
+                    } else {
+                        Some("n".to_string())
+                    },
+                ),
+                None => (None, Some(dp.value.to_json().to_string())),
+            };
+            self.store.insert_metric(
+                &dp.thing,
+                &dp.metric,
+                dp.timestamp,
+                dp.topic.as_deref(),
+                num,
+                text.as_deref(),
+            )?;
+        }
+        let thing: Arc<str> = match self.things.get_key_value(&*dp.thing) {
+            Some((k, _)) => k.clone(),
+            None => {
+                let t = ThingState {
+                    last_seen: dp.timestamp,
+                    slots: vec![None; self.slots.len()],
+                    ..Default::default()
+                };
+                self.things.insert(dp.thing.clone(), t);
+                dp.thing.clone()
+            }
+        };
+        self.dirty.insert(thing.clone());
+        let routes = self.routes.get(&*dp.metric).cloned().unwrap_or_default();
+        if routes.is_empty() {
+            outcome.unmonitored = true;
+            self.counters.unmonitored += 1;
+        }
+        {
+            let version = self.targets_version;
+            let needs = self.things[&thing].targets_version != version;
+            if needs {
+                let targeted = self.targeted_all(&thing);
+                let t = self.things.get_mut(&thing).expect("inserted");
+                t.targeted = targeted;
+                t.targets_version = version;
+            }
+        }
+        let mut late = false;
+        for r in routes {
+            let slot = &self.slots[r.slot];
+            if !self.things[&thing].targeted[slot.profile] {
+                continue;
+            }
+            if let Some((dim, not_in)) = &slot.dimension {
+                let hit = dp.topic.as_deref().is_some_and(|t| dim.matches(t));
+                if hit == *not_in {
+                    continue;
+                }
+            }
+            match slot.window_ms {
+                Some(w) => {
+                    let start = dp.timestamp.div_euclid(w) * w;
+                    if self.max_ts.is_some() && start + w <= self.watermark {
+                        late = true;
+                        continue;
+                    }
+                    let x = dp.value.as_number().expect("windowed metrics are numbers");
+                    let nf = slot.features.len();
+                    let t = self.things.get_mut(&thing).expect("inserted");
+                    let st = t.slots[r.slot].get_or_insert_with(|| SlotState::new(dp.timestamp));
+                    let win = match st.windows.iter_mut().position(|w| w.start == start) {
+                        Some(i) => &mut st.windows[i],
+                        None => {
+                            st.windows.push(Window {
+                                start,
+                                sums: vec![0.0; nf],
+                                counts: vec![0; nf],
+                                integral: true,
+                            });
+                            st.windows.last_mut().expect("pushed")
+                        }
+                    };
+                    win.sums[r.feature] += x;
+                    win.counts[r.feature] += 1;
+                    win.integral &= matches!(dp.value, MetricValue::Count(_));
+                    self.next_close = self.next_close.min(start + w);
+                }
+                None => {
+                    if self.max_ts.is_some() && dp.timestamp < self.watermark {
+                        late = true;
+                        continue;
+                    }
+                    let obs = self.judge_static(r.slot, &dp.value);
+                    let t = self.things.get_mut(&thing).expect("inserted");
+                    t.slots[r.slot].get_or_insert_with(|| SlotState::new(dp.timestamp));
+                    self.observe(&thing, r.slot, obs, dp.timestamp, out)?;
+                }
+            }
+        }
+        if late {
+            outcome.late = true;
+            self.counters.late += 1;
+        }
+        let t = self.things.get_mut(&thing).expect("inserted");
+        t.last_seen = t.last_seen.max(dp.timestamp);
+        if self.max_ts.is_none_or(|m| dp.timestamp > m) {
+            self.max_ts = Some(dp.timestamp);
+            let w = dp.timestamp - self.config.grace_ms;
+            if w > self.watermark {
+                self.advance(w, out)?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Advances the clock to `now` (epoch ms) without data: closes the windows that end by
+    /// `now − grace` and invalidates the alarms of things silent for too long. For a live
+    /// stream, call it on a timer so quiet periods still close windows.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub fn tick(&mut self, now: Millis) -> Result<Vec<ViolationEvent>, FleetError> {
+        let mut out = Vec::new();
+        let w = now - self.config.grace_ms;
+        if w > self.watermark {
+            self.max_ts = Some(self.max_ts.map_or(now, |m| m.max(now)));
+            self.advance(w, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Closes every open window now, whatever the watermark (the end of a finite input). Data
+    /// for those windows that comes later is late.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub fn flush(&mut self) -> Result<Vec<ViolationEvent>, FleetError> {
+        let mut out = Vec::new();
+        let last = self
+            .things
+            .values()
+            .flat_map(|t| t.slots.iter().flatten())
+            .flat_map(|s| s.windows.iter().map(|w| w.start))
+            .max();
+        if let Some(start) = last {
+            let end = self
+                .slots
+                .iter()
+                .filter_map(|s| s.window_ms)
+                .max()
+                .unwrap_or(0)
+                + start;
+            if end > self.watermark {
+                self.advance(end, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn advance(
+        &mut self,
+        watermark: Millis,
+        out: &mut Vec<ViolationEvent>,
+    ) -> Result<(), FleetError> {
+        self.watermark = watermark;
+        while self.next_close <= self.watermark {
+            let end = self.next_close;
+            self.close_windows(end, out)?;
+        }
+        self.expire_silent(out)?;
+        Ok(())
+    }
+
+    /// Closes every window that ends at `end`, for all things at once.
+    fn close_windows(
+        &mut self,
+        end: Millis,
+        out: &mut Vec<ViolationEvent>,
+    ) -> Result<(), FleetError> {
+        // 1. take the closing windows (things in name order, then behaviours in order)
+        let mut closing: Vec<(Arc<str>, usize, Option<Window>)> = Vec::new();
+        let mut next = i64::MAX;
+        for (name, t) in self.things.iter_mut() {
+            for (i, s) in t.slots.iter_mut().enumerate() {
+                let Some(st) = s else { continue };
+                let slot = &self.slots[i];
+                let Some(w) = slot.window_ms else { continue };
+                let mut taken = None;
+                st.windows.retain(|win| {
+                    if win.start + w <= end {
+                        if win.start + w == end {
+                            taken = Some(win.clone());
+                        }
+                        false
+                    } else {
+                        true
+                    }
+                });
+                for win in &st.windows {
+                    next = next.min(win.start + w);
+                }
+                let missing = taken.is_none()
+                    && end % w == 0
+                    && st.since < end - w
+                    && self.profiles[slot.profile].behaviors[slot.behavior].missing_data
+                        == MissingData::Violate
+                    && t.last_seen > end - self.config.invalidate_after_ms;
+                if taken.is_some() || missing {
+                    closing.push((name.clone(), i, taken));
+                }
+            }
+        }
+        self.next_close = next;
+        // 2. statistical thresholds: the percentile of each behaviour's closing values
+        let mut pooled: HashMap<usize, Vec<f64>> = HashMap::new();
+        for (_, i, win) in &closing {
+            if let (CriteriaKind::Statistical { .. }, Some(win)) = (&self.kind(*i), win) {
+                pooled
+                    .entry(*i)
+                    .or_default()
+                    .push(self.window_value(*i, win).as_number().unwrap_or(f64::NAN));
+            }
+        }
+        let thresholds: HashMap<usize, Option<(f64, usize)>> = pooled
+            .into_iter()
+            .map(|(i, mut v)| {
+                let p = match self.kind(i) {
+                    CriteriaKind::Statistical { percentile, .. } => percentile,
+                    _ => unreachable!(),
+                };
+                // Device Defender: the statistic is unavailable if any value is negative
+                if v.iter().any(|x| *x < 0.0 || x.is_nan()) {
+                    return (i, None);
+                }
+                v.sort_by(f64::total_cmp);
+                (i, Some((percentile_of(&v, p), v.len())))
+            })
+            .collect();
+        // 3. evaluate in order
+        for (name, i, win) in closing {
+            self.counters.windows += 1;
+            let obs = match win {
+                None => Some(Observation {
+                    value: None,
+                    violating: true,
+                    reason: "no datapoint in the window (rcf.missingData: violate)".into(),
+                    ml: None,
+                }),
+                Some(win) => self.judge_window(&name, i, &win, end, &thresholds)?,
+            };
+            if let Some(obs) = obs {
+                self.observe(&name, i, obs, end, out)?;
+            }
+            self.dirty.insert(name);
+        }
+        Ok(())
+    }
+
+    fn kind(&self, i: usize) -> CriteriaKind {
+        let s = &self.slots[i];
+        self.profiles[s.profile].behaviors[s.behavior].kind.clone()
+    }
+
+    /// A closed window's value: sums for counts, means for levels.
+    fn window_value(&self, i: usize, win: &Window) -> MetricValue {
+        let slot = &self.slots[i];
+        let v = match slot.aggregation[0] {
+            Aggregation::Sum => win.sums[0],
+            _ => win.sums[0] / f64::from(win.counts[0].max(1)),
+        };
+        if slot.aggregation[0] == Aggregation::Sum && win.integral && v >= 0.0 && v < 1.8e19 {
+            MetricValue::Count(v as u64)
+        } else {
+            MetricValue::Number(v)
+        }
+    }
+
+    fn judge_static(&self, i: usize, value: &MetricValue) -> Observation {
+        let s = &self.slots[i];
+        let b = &self.profiles[s.profile].behaviors[s.behavior];
+        match &b.kind {
+            CriteriaKind::Static { op, value: want } => {
+                let holds = op.holds(value, want).unwrap_or(true);
+                Observation {
+                    value: Some(value.clone()),
+                    violating: !holds,
+                    reason: if holds {
+                        format!("{} conforms: {} {} {}", b.metric, value, op.as_str(), want)
+                    } else {
+                        format!("{} {} is not {} {}", b.metric, value, op.as_str(), want)
+                    },
+                    ml: None,
+                }
+            }
+            // statistical and ML behaviours are always windowed
+            _ => Observation {
+                value: Some(value.clone()),
+                violating: false,
+                reason: String::new(),
+                ml: None,
+            },
+        }
+    }
+
+    fn judge_window(
+        &mut self,
+        name: &Arc<str>,
+        i: usize,
+        win: &Window,
+        end: Millis,
+        thresholds: &HashMap<usize, Option<(f64, usize)>>,
+    ) -> Result<Option<Observation>, FleetError> {
+        let kind = self.kind(i);
+        let value = self.window_value(i, win);
+        Ok(match kind {
+            CriteriaKind::Static { .. } => Some(self.judge_static(i, &value)),
+            CriteriaKind::Statistical { op, statistic, .. } => {
+                match thresholds.get(&i).copied().flatten() {
+                    None => None,
+                    Some((threshold, n)) => {
+                        let x = value.as_number().expect("numeric");
+                        let holds = op
+                            .holds(&MetricValue::Number(x), &MetricValue::Number(threshold))
+                            .expect("numbers");
+                        let s = &self.slots[i];
+                        Some(Observation {
+                            value: Some(value),
+                            violating: !holds,
+                            reason: format!(
+                                "{} {} is {}{} the fleet's {statistic} ({threshold} over {n} things)",
+                                s.features[0],
+                                x,
+                                if holds { "" } else { "not " },
+                                op.as_str()
+                            ),
+                            ml: None,
+                        })
+                    }
+                }
+            }
+            CriteriaKind::Ml { confidence } => {
+                let row: Vec<f32> = (0..win.sums.len())
+                    .map(|f| self.feature_value(i, f, win))
+                    .collect();
+                let w = self.slots[i].window_ms.expect("ML is windowed");
+                if self.things[name].slots[i]
+                    .as_ref()
+                    .is_some_and(|s| s.detector.is_none())
+                {
+                    let d = self.new_detector(name, i, win.start, w)?;
+                    self.things.get_mut(name).expect("known").slots[i]
+                        .as_mut()
+                        .expect("known")
+                        .detector = Some(Box::new(d));
+                }
+                let st = self.things.get_mut(name).expect("known").slots[i]
+                    .as_mut()
+                    .expect("known");
+                let det = st.detector.as_mut().expect("made");
+                let v = det
+                    .process(&row)
+                    .map_err(|e| FleetError::Datapoint(format!("ML behaviour: {e}")))?;
+                if !matches!(v.state, DetectorState::Ready) {
+                    return Ok(None);
+                }
+                let violating = v.is_anomaly || v.in_event;
+                let s = &self.slots[i];
+                let reason = if violating {
+                    let top = v.top_metric().map_or(String::new(), |t| {
+                        format!(", mostly {} {}", t.metric, t.direction())
+                    });
+                    format!(
+                        "RCF score {:.3} above threshold {:.3} (grade {:.2}){top}",
+                        v.score, v.threshold, v.grade
+                    )
+                } else {
+                    format!(
+                        "RCF score {:.3} within threshold {:.3}",
+                        v.score, v.threshold
+                    )
+                };
+                let _ = (s, end);
+                Some(Observation {
+                    value: Some(value),
+                    violating,
+                    reason,
+                    ml: Some(MlExplanation::from_verdict(confidence, &v)),
+                })
+            }
+        })
+    }
+
+    /// Feature `f`'s value in a window as the detector reads it (NaN: no data, imputed).
+    fn feature_value(&self, i: usize, f: usize, win: &Window) -> f32 {
+        if win.counts[f] == 0 {
+            return f32::NAN;
+        }
+        let v = match self.slots[i].aggregation[f] {
+            Aggregation::Sum => win.sums[f],
+            _ => win.sums[f] / f64::from(win.counts[f]),
+        };
+        (v as f32).clamp(-f32::MAX, f32::MAX)
+    }
+
+    /// A new ML detector for `thing` and slot `i`, trained at once from the stored history
+    /// before `start` (no waiting for a training period when history exists).
+    fn new_detector(
+        &mut self,
+        thing: &str,
+        i: usize,
+        start: Millis,
+        w: Millis,
+    ) -> Result<Detector, FleetError> {
+        let slot = self.slots[i].clone();
+        let b = &self.profiles[slot.profile].behaviors[slot.behavior];
+        let CriteriaKind::Ml { confidence } = b.kind else {
+            unreachable!("ML slot")
+        };
+        let seed = b.ml.seed.unwrap_or(self.config.seed)
+            ^ super::violation::violation_id(&slot.profile_name, &slot.behavior_name, thing, 0)
+                .bytes()
+                .fold(0u64, |h, c| h.wrapping_mul(31).wrapping_add(u64::from(c)));
+        let mut builder = Detector::builder(slot.features.iter().map(|f| f.to_string()))
+            .seed(seed)
+            .sensitivity(confidence.sensitivity());
+        if let Some(n) = b.ml.num_trees {
+            builder = builder.num_trees(n);
+        }
+        if let Some(n) = b.ml.sample_size {
+            builder = builder.sample_size(n);
+        }
+        if let Some(n) = b.ml.shingle_size {
+            builder = builder.shingle_size(n);
+        }
+        let mut d = builder.build().map_err(|e| FleetError::InvalidParameter {
+            name: "rcf",
+            reason: e.to_string(),
+        })?;
+        if self.config.history {
+            let from = start - self.config.retention_ms;
+            let mut windows: BTreeMap<Millis, Window> = BTreeMap::new();
+            let nf = slot.features.len();
+            for (f, m) in slot.features.iter().enumerate() {
+                for (ts, topic, num, _) in self.store.metric_values(thing, m, from, start)? {
+                    if let Some((dim, not_in)) = &slot.dimension {
+                        if topic.as_deref().is_some_and(|t| dim.matches(t)) == *not_in {
+                            continue;
+                        }
+                    }
+                    let Some(x) = num else { continue };
+                    let ws = ts.div_euclid(w) * w;
+                    let win = windows.entry(ws).or_insert_with(|| Window {
+                        start: ws,
+                        sums: vec![0.0; nf],
+                        counts: vec![0; nf],
+                        integral: false,
+                    });
+                    win.sums[f] += x;
+                    win.counts[f] += 1;
+                }
+            }
+            if !windows.is_empty() {
+                let rows: Vec<f32> = windows
+                    .values()
+                    .flat_map(|win| {
+                        (0..nf)
+                            .map(|f| self.feature_value(i, f, win))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                d.bootstrap(&rows)
+                    .map_err(|e| FleetError::Datapoint(format!("training from history: {e}")))?;
+            }
+        }
+        Ok(d)
+    }
+
+    /// Applies an observation to the alarm of (thing, slot): streaks, and the events they
+    /// cause.
+    fn observe(
+        &mut self,
+        thing: &Arc<str>,
+        i: usize,
+        obs: Observation,
+        time: Millis,
+        out: &mut Vec<ViolationEvent>,
+    ) -> Result<(), FleetError> {
+        let slot = &self.slots[i];
+        let b = &self.profiles[slot.profile].behaviors[slot.behavior];
+        let (to_alarm, to_clear) = (b.consecutive_to_alarm(), b.consecutive_to_clear());
+        let st = self.things.get_mut(thing).expect("known").slots[i]
+            .as_mut()
+            .expect("observed slots have state");
+        let a = &mut st.alarm;
+        let mut event = None;
+        if obs.violating {
+            a.conforming = 0;
+            a.violating = a.violating.saturating_add(1);
+            match &a.active {
+                None if a.violating >= to_alarm => {
+                    let id = violation_id(&slot.profile_name, &slot.behavior_name, thing, time);
+                    a.active = Some(Active {
+                        id: id.clone(),
+                        start: time,
+                    });
+                    event = Some((
+                        EventType::InAlarm,
+                        id,
+                        time,
+                        format!("{} violating datapoint(s): {}", a.violating, obs.reason),
+                    ));
+                }
+                Some(active) => {
+                    // still in alarm: keep the active violation's last value current
+                    let (id, start) = (active.id.clone(), active.start);
+                    let last = obs.value.as_ref().map(|v| v.to_json().to_string());
+                    self.store.put_active(
+                        &id,
+                        thing,
+                        &slot.profile_name,
+                        &slot.behavior_name,
+                        b.kind.type_name(),
+                        b.suppresses_alerts(),
+                        start,
+                        time,
+                        last.as_deref(),
+                        &b.to_json().to_string(),
+                    )?;
+                }
+                None => {}
+            }
+        } else {
+            a.violating = 0;
+            if a.active.is_some() {
+                a.conforming = a.conforming.saturating_add(1);
+                if a.conforming >= to_clear {
+                    let active = a.active.take().expect("checked");
+                    a.conforming = 0;
+                    event = Some((
+                        EventType::AlarmCleared,
+                        active.id,
+                        active.start,
+                        format!("{to_clear} conforming datapoint(s): {}", obs.reason),
+                    ));
+                }
+            }
+        }
+        if let Some((et, id, start, reason)) = event {
+            let slot = self.slots[i].clone();
+            let ev = self.event(thing, &slot, et, id, start, time, obs.value, reason, obs.ml);
+            self.record(&ev)?;
+            out.push(ev);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &self,
+        thing: &Arc<str>,
+        slot: &Slot,
+        event_type: EventType,
+        violation_id: String,
+        start: Millis,
+        time: Millis,
+        metric_value: Option<MetricValue>,
+        reason: String,
+        ml: Option<MlExplanation>,
+    ) -> ViolationEvent {
+        let b = &self.profiles[slot.profile].behaviors[slot.behavior];
+        ViolationEvent {
+            violation_id,
+            thing_name: thing.clone(),
+            security_profile_name: slot.profile_name.clone(),
+            behavior: b.to_json().clone(),
+            behavior_name: slot.behavior_name.clone(),
+            criteria_type: b.kind.type_name(),
+            metric_value,
+            event_type,
+            time,
+            violation_start_time: start,
+            verification_state: "UNKNOWN".into(),
+            suppressed: b.suppresses_alerts(),
+            reason,
+            ml,
+        }
+    }
+
+    /// Stores an event and keeps the active-violation table in step.
+    fn record(&mut self, ev: &ViolationEvent) -> Result<(), FleetError> {
+        let json = ev.to_json().to_string();
+        self.store.insert_event(&EventRow {
+            violation_id: &ev.violation_id,
+            event_type: ev.event_type.as_str(),
+            thing: &ev.thing_name,
+            profile: &ev.security_profile_name,
+            behavior: &ev.behavior_name,
+            criteria_type: ev.criteria_type,
+            time: ev.time,
+            suppressed: ev.suppressed,
+            json: &json,
+        })?;
+        match ev.event_type {
+            EventType::InAlarm => {
+                self.counters.in_alarm += 1;
+                let last = ev.metric_value.as_ref().map(|v| v.to_json().to_string());
+                self.store.put_active(
+                    &ev.violation_id,
+                    &ev.thing_name,
+                    &ev.security_profile_name,
+                    &ev.behavior_name,
+                    ev.criteria_type,
+                    ev.suppressed,
+                    ev.time,
+                    ev.time,
+                    last.as_deref(),
+                    &ev.behavior.to_string(),
+                )?;
+            }
+            EventType::AlarmCleared | EventType::AlarmInvalidated => {
+                if ev.event_type == EventType::AlarmCleared {
+                    self.counters.cleared += 1;
+                } else {
+                    self.counters.invalidated += 1;
+                }
+                self.store.delete_active(&ev.violation_id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn invalidate(
+        &mut self,
+        thing: &Arc<str>,
+        slot: &Slot,
+        a: &Active,
+        now: Millis,
+        why: &str,
+        out: &mut Vec<ViolationEvent>,
+    ) -> Result<(), FleetError> {
+        let ev = self.event(
+            thing,
+            slot,
+            EventType::AlarmInvalidated,
+            a.id.clone(),
+            a.start,
+            now,
+            None,
+            why.to_string(),
+            None,
+        );
+        self.record(&ev)?;
+        out.push(ev);
+        Ok(())
+    }
+
+    /// Things silent for longer than `invalidate_after`: alarms invalidated, state dropped.
+    fn expire_silent(&mut self, out: &mut Vec<ViolationEvent>) -> Result<(), FleetError> {
+        let cutoff = self.watermark - self.config.invalidate_after_ms;
+        let silent: Vec<Arc<str>> = self
+            .things
+            .iter()
+            .filter(|(_, t)| t.last_seen < cutoff)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let hours = self.config.invalidate_after_ms as f64 / HOUR as f64;
+        for name in silent {
+            let t = self.things.remove(&name).expect("listed");
+            for (i, s) in t.slots.iter().enumerate() {
+                if let Some(a) = s.as_ref().and_then(|s| s.alarm.active.as_ref()) {
+                    let slot = self.slots[i].clone();
+                    self.invalidate(
+                        &name,
+                        &slot,
+                        a,
+                        self.watermark,
+                        &format!("no metrics from the thing for more than {hours} h"),
+                        out,
+                    )?;
+                }
+            }
+            self.dirty.remove(&name);
+            self.removed.insert(name);
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction: everything ingested so far becomes durable, with
+    /// `cursor` (the caller's position in its input, e.g. lines read) saved alongside. On a
+    /// file store the state of every thing that changed is saved too.
+    ///
+    /// # Errors
+    ///
+    /// The store failed (the transaction is rolled back; the engine should be reopened).
+    pub fn commit(&mut self, cursor: Option<&str>) -> Result<(), FleetError> {
+        let r = self.commit_inner(cursor, false);
+        if r.is_err() {
+            self.store.rollback();
+        }
+        r
+    }
+
+    fn commit_inner(&mut self, cursor: Option<&str>, all: bool) -> Result<(), FleetError> {
+        if self.store.is_durable() || all {
+            let names: Vec<Arc<str>> = if all {
+                self.things.keys().cloned().collect()
+            } else {
+                std::mem::take(&mut self.dirty).into_iter().collect()
+            };
+            for name in names {
+                if let Some(t) = self.things.get(&name) {
+                    let saved = self.save_thing(t);
+                    self.store.put_thing(&name, &encode(&saved))?;
+                }
+            }
+            for name in std::mem::take(&mut self.removed) {
+                self.store.delete_thing(&name)?;
+            }
+        } else {
+            self.dirty.clear();
+            self.removed.clear();
+        }
+        if self.max_ts.is_some() && self.watermark - self.last_retention >= HOUR {
+            self.store
+                .retain(self.watermark - self.config.retention_ms)?;
+            self.last_retention = self.watermark;
+        }
+        let clock = SavedClock {
+            max_ts: self.max_ts,
+            watermark: self.watermark,
+            next_close: self.next_close,
+            last_retention: self.last_retention,
+            counters: self.counters.clone(),
+        };
+        self.store.put_meta("clock", &encode(&clock))?;
+        self.store
+            .put_meta("setup", self.setup.to_string().as_bytes())?;
+        if let Some(c) = cursor {
+            self.store.put_meta("cursor", c.as_bytes())?;
+            self.cursor = Some(c.to_string());
+        }
+        self.store.commit()?;
+        Ok(())
+    }
+
+    fn save_thing(&self, t: &ThingState) -> SavedThing {
+        SavedThing {
+            last_seen: t.last_seen,
+            slots: t
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let s = s.as_ref()?;
+                    let slot = &self.slots[i];
+                    Some(SavedSlot {
+                        profile: slot.profile_name.to_string(),
+                        behavior: slot.behavior_name.to_string(),
+                        fingerprint: slot.fingerprint.clone(),
+                        windows: s.windows.clone(),
+                        alarm: s.alarm.clone(),
+                        since: s.since,
+                        detector: s.detector.as_ref().map(|d| d.to_bytes()),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The whole engine (store, configuration and state) as bytes, after committing; see
+    /// [`from_bytes`](Self::from_bytes).
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub fn to_bytes(&mut self) -> Result<Vec<u8>, FleetError> {
+        let cursor = self.cursor.clone();
+        self.commit_inner(cursor.as_deref(), true)?;
+        Ok(self.store.to_bytes()?)
+    }
+
+    /// Active violations (Device Defender's `ListActiveViolations`), oldest first.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub fn list_active_violations(&self, filter: &Filter) -> Result<Vec<Value>, FleetError> {
+        let (sql, args) = filter.sql(
+            "SELECT violation_id, thing, profile, behavior_json, last_value, last_time, start_time, verification_state, suppressed \
+             FROM active_violations WHERE 1 = 1",
+            "start_time",
+            None,
+        );
+        let rows = self
+            .store
+            .query(&format!("{sql} ORDER BY start_time, violation_id"), &args)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let mut o = Map::new();
+                o.insert("violationId".into(), sql_json(&r[0]));
+                o.insert("thingName".into(), sql_json(&r[1]));
+                o.insert("securityProfileName".into(), sql_json(&r[2]));
+                o.insert("behavior".into(), sql_text_json(&r[3]));
+                if !matches!(r[4], rusqlite::types::Value::Null) {
+                    o.insert("lastViolationValue".into(), sql_text_json(&r[4]));
+                }
+                o.insert("lastViolationTime".into(), ms_json(&r[5]));
+                o.insert("violationStartTime".into(), ms_json(&r[6]));
+                o.insert("verificationState".into(), sql_json(&r[7]));
+                o.insert(
+                    "suppressAlerts".into(),
+                    json!(matches!(r[8], rusqlite::types::Value::Integer(1))),
+                );
+                Value::Object(o)
+            })
+            .collect())
+    }
+
+    /// Violation events from `start` to `end` (epoch ms, end exclusive), oldest first
+    /// (Device Defender's `ListViolationEvents`), as their JSON.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub fn list_violation_events(
+        &self,
+        start: Millis,
+        end: Millis,
+        filter: &Filter,
+    ) -> Result<Vec<Value>, FleetError> {
+        let (sql, args) = filter.sql(
+            "SELECT json FROM violation_events WHERE 1 = 1",
+            "time",
+            Some((start, end)),
+        );
+        let rows = self.store.query(&format!("{sql} ORDER BY seq"), &args)?;
+        Ok(rows.iter().map(|r| sql_text_json(&r[0])).collect())
+    }
+
+    /// A thing's stored values of `metric` from `start` to `end` (epoch ms, end exclusive),
+    /// oldest first (Device Defender's `ListMetricValues`): `{"timestamp", "value"}` objects.
+    /// `dimension` (a dimension's name, `NOT_IN` with `not_in`) keeps only the values whose
+    /// topic matches it.
+    ///
+    /// # Errors
+    ///
+    /// An unknown dimension; the store failed.
+    pub fn list_metric_values(
+        &self,
+        thing: &str,
+        metric: &str,
+        dimension: Option<(&str, bool)>,
+        start: Millis,
+        end: Millis,
+    ) -> Result<Vec<Value>, FleetError> {
+        let dim = match dimension {
+            None => None,
+            Some((name, not_in)) => Some((
+                self.dimensions
+                    .get(name)
+                    .ok_or_else(|| FleetError::InvalidParameter {
+                        name: "dimension",
+                        reason: format!("{} is not a defined dimension", quoted(name)),
+                    })?,
+                not_in,
+            )),
+        };
+        let rows = self.store.metric_values(thing, metric, start, end)?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, topic, _, _)| {
+                dim.is_none_or(|(d, not_in)| {
+                    topic.as_deref().is_some_and(|t| d.matches(t)) != not_in
+                })
+            })
+            .map(|(ts, _, num, text)| {
+                let value = match (num, text.as_deref()) {
+                    (Some(x), None) => json!({"count": x as u64}),
+                    (Some(x), Some(_)) => json!({"number": x}),
+                    (None, Some(t)) => serde_json::from_str(t).unwrap_or(Value::Null),
+                    (None, None) => Value::Null,
+                };
+                json!({"timestamp": time::to_json(ts), "value": value})
+            })
+            .collect())
+    }
+}
+
+/// Filters of the violation queries (Device Defender's `ListActiveViolations` and
+/// `ListViolationEvents` parameters).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Filter {
+    /// `thingName`.
+    pub thing: Option<String>,
+    /// `securityProfileName`.
+    pub profile: Option<String>,
+    /// `behaviorCriteriaType`: `STATIC`, `STATISTICAL` or `MACHINE_LEARNING`.
+    pub criteria_type: Option<String>,
+    /// `listSuppressedAlerts`: `Some(false)` leaves out behaviours with `suppressAlerts`.
+    pub list_suppressed_alerts: Option<bool>,
+    /// `verificationState`.
+    pub verification_state: Option<String>,
+}
+
+impl Filter {
+    fn sql(
+        &self,
+        base: &str,
+        time_col: &str,
+        range: Option<(Millis, Millis)>,
+    ) -> (String, Vec<rusqlite::types::Value>) {
+        use rusqlite::types::Value as V;
+        let mut sql = base.to_string();
+        let mut args = Vec::new();
+        let mut add = |col: &str, v: V| {
+            args.push(v);
+            sql.push_str(&format!(" AND {col} = ?{}", args.len()));
+        };
+        if let Some(t) = &self.thing {
+            add("thing", V::Text(t.clone()));
+        }
+        if let Some(p) = &self.profile {
+            add("profile", V::Text(p.clone()));
+        }
+        if let Some(c) = &self.criteria_type {
+            add("criteria_type", V::Text(c.clone()));
+        }
+        if let Some(v) = &self.verification_state {
+            add("verification_state", V::Text(v.clone()));
+        }
+        if self.list_suppressed_alerts == Some(false) {
+            add("suppressed", V::Integer(0));
+        }
+        if let Some((s, e)) = range {
+            args.push(V::Integer(s));
+            sql.push_str(&format!(" AND {time_col} >= ?{}", args.len()));
+            args.push(V::Integer(e));
+            sql.push_str(&format!(" AND {time_col} < ?{}", args.len()));
+        }
+        (sql, args)
+    }
+}
+
+fn sql_json(v: &rusqlite::types::Value) -> Value {
+    use rusqlite::types::Value as V;
+    match v {
+        V::Null => Value::Null,
+        V::Integer(i) => json!(i),
+        V::Real(x) => json!(x),
+        V::Text(t) => json!(t),
+        V::Blob(_) => Value::Null,
+    }
+}
+
+fn sql_text_json(v: &rusqlite::types::Value) -> Value {
+    match v {
+        rusqlite::types::Value::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+fn ms_json(v: &rusqlite::types::Value) -> Value {
+    match v {
+        rusqlite::types::Value::Integer(i) => time::to_json(*i),
+        _ => Value::Null,
+    }
+}
+
+/// The `p`-th percentile (0 to 100) of sorted values, interpolating linearly between the
+/// closest ranks (NumPy's default).
+pub(crate) fn percentile_of(sorted: &[f64], p: f64) -> f64 {
+    let n = sorted.len();
+    if n == 1 {
+        return sorted[0];
+    }
+    let rank = p / 100.0 * (n - 1) as f64;
+    let lo = rank.floor() as usize;
+    let hi = rank.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+}
+
+fn check_config(c: &EngineConfig) -> Result<(), FleetError> {
+    let bad =
+        |name: &'static str, reason: String| Err(FleetError::InvalidParameter { name, reason });
+    if !(0..=24 * HOUR).contains(&c.grace_ms) {
+        return bad(
+            "grace_ms",
+            format!("must be from 0 to a day, got {}", c.grace_ms),
+        );
+    }
+    if c.invalidate_after_ms < 60_000 {
+        return bad(
+            "invalidate_after_ms",
+            format!("must be at least a minute, got {}", c.invalidate_after_ms),
+        );
+    }
+    if c.retention_ms < HOUR {
+        return bad(
+            "retention_ms",
+            format!("must be at least an hour, got {}", c.retention_ms),
+        );
+    }
+    if c.max_future_ms.is_some_and(|f| f < 0) {
+        return bad(
+            "max_future_ms",
+            format!("must not be negative, got {:?}", c.max_future_ms),
+        );
+    }
+    Ok(())
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).expect("engine state encodes")
+}
+
+fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
+    let limit = bincode::config::standard().with_limit::<{ 1 << 30 }>();
+    match bincode::serde::decode_from_slice(b, limit) {
+        Ok((v, n)) if n == b.len() => Ok(v),
+        Ok((_, n)) => Err(format!("{} trailing bytes", b.len() - n)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl ComparisonOperator {
+    /// Whether the operator compares numbers (the four ordering operators).
+    pub fn is_numeric(self) -> bool {
+        matches!(
+            self,
+            ComparisonOperator::LessThan
+                | ComparisonOperator::LessThanEquals
+                | ComparisonOperator::GreaterThan
+                | ComparisonOperator::GreaterThanEquals
+        )
+    }
+}
