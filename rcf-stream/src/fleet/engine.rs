@@ -1879,7 +1879,7 @@ impl Engine {
             self.dirty.clear();
             self.removed.clear();
         }
-        if self.max_ts.is_some() && self.watermark - self.last_retention >= HOUR {
+        if self.max_ts.is_some() && self.watermark.saturating_sub(self.last_retention) >= HOUR {
             self.store
                 .retain(self.watermark - self.config.retention_ms)?;
             self.last_retention = self.watermark;

@@ -350,7 +350,16 @@ impl Behavior {
             .ok_or_else(|| err(at, format!("must be an object, got {}", json_kind(v))))?;
         let name =
             string(o, "name", at)?.ok_or_else(|| err(format!("{at}.name"), "is required"))?;
-        check_identifier(&name).map_err(|r| err(format!("{at}.name"), r))?;
+        if strict {
+            check_identifier(&name).map_err(|r| {
+                err(
+                    format!("{at}.name"),
+                    format!("{r} (Device Defender's API pattern; strict mode)"),
+                )
+            })?;
+        } else {
+            check_label(&name).map_err(|r| err(format!("{at}.name"), r))?;
+        }
         let metric =
             string(o, "metric", at)?.ok_or_else(|| err(format!("{at}.metric"), "is required"))?;
         check_name(&metric).map_err(|r| err(format!("{at}.metric"), r))?;
@@ -995,6 +1004,23 @@ pub(crate) fn check_identifier(s: &str) -> Result<(), String> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-')))
     {
         return Err(format!("{} has {c:?}: names use [a-zA-Z0-9:_-]", quoted(s)));
+    }
+    Ok(())
+}
+
+/// A behaviour name outside strict mode: 1 to 128 characters without control characters
+/// (Device Defender's own documentation writes `"TCP outbound traffic"`, which its API pattern
+/// `[a-zA-Z0-9:_-]+` refuses; strict mode applies the pattern).
+pub(crate) fn check_label(s: &str) -> Result<(), String> {
+    let n = s.chars().count();
+    if n == 0 || n > 128 {
+        return Err(format!("must be 1 to 128 characters, got {n}"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!(
+            "{} has a control character",
+            quoted(&s.escape_debug().to_string())
+        ));
     }
     Ok(())
 }

@@ -2,5 +2,6 @@
 
 mod cli;
 mod detector;
+mod fleet;
 mod fuzz_findings;
 mod hostile;
