@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod defender;
 pub mod fleet;
 pub mod metrics;
 pub mod nab;

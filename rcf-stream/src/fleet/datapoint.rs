@@ -46,10 +46,10 @@ impl Datapoint {
                 "timestamp {timestamp} ms is outside 2000-01-01 .. 9999-12-31"
             ));
         }
-        if let MetricValue::Number(x) = value {
-            if !x.is_finite() {
-                return Err(format!("value {x} is not finite"));
-            }
+        if let MetricValue::Number(x) = value
+            && !x.is_finite()
+        {
+            return Err(format!("value {x} is not finite"));
         }
         Ok(Datapoint {
             thing: thing.into(),

@@ -35,10 +35,17 @@ use super::store::{EventRow, Store, StoreError};
 use super::time::{self, Millis};
 use super::value::{MetricValue, json_kind, quoted};
 use super::violation::{EventType, MlExplanation, ViolationEvent, violation_id};
-use crate::{Detector, DetectorState};
+use crate::{Detector, DetectorState, Verdict};
 
 /// An hour, in milliseconds.
 const HOUR: Millis = 3_600_000;
+/// How often (in event time) things are checked for silence.
+const SILENCE_CHECK_MS: Millis = 60_000;
+/// An ML verdict counts once the detector's confidence reaches this (its samples are half
+/// full of post-warm-up data, about 11 hours at five-minute datapoints with the default 256
+/// samples, or at once after training from history): the first calibrated verdicts of a young
+/// model raised most of the demo fleet's false alarms.
+pub const ML_MIN_CONFIDENCE: f64 = 0.5;
 
 /// Engine settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -313,6 +320,7 @@ pub struct Engine {
     watermark: Millis,
     next_close: Millis,
     last_retention: Millis,
+    last_silence_check: Millis,
     counters: Counters,
     cursor: Option<String>,
     store: Store,
@@ -380,6 +388,7 @@ impl Engine {
             watermark: i64::MIN,
             next_close: i64::MAX,
             last_retention: i64::MIN,
+            last_silence_check: i64::MIN,
             counters: Counters::default(),
             cursor: None,
             store,
@@ -483,7 +492,7 @@ impl Engine {
             })
             .collect();
         let old_slots = self.slots.clone();
-        let old_groups = self.groups.clone();
+        let old_names: Vec<String> = self.profiles.iter().map(|p| p.name.clone()).collect();
         let old_targeted: Vec<(Arc<str>, Vec<bool>)> = {
             let names: Vec<Arc<str>> = self.things.keys().cloned().collect();
             names
@@ -511,6 +520,7 @@ impl Engine {
             watermark: 0,
             next_close: 0,
             last_retention: 0,
+            last_silence_check: 0,
             counters: Counters::default(),
             cursor: None,
             store: Store::open(None)?,
@@ -570,28 +580,20 @@ impl Engine {
                 self.dirty.insert(name);
             }
         }
-        // things that left a profile's target
+        // things that left a profile's target (a profile kept under the same name)
         for (name, was) in old_targeted {
             let now_targeted = self.targeted_all(&name);
-            let old_profiles: Vec<String> = {
-                let mut v: Vec<String> = before.iter().map(|b| b.0.clone()).collect();
-                v.dedup();
-                v
-            };
-            let _ = (&was, &old_profiles);
-            for p in 0..self.profiles.len() {
-                let pname = self.profiles[p].name.clone();
-                let was_targeted = old_profiles
+            for (p, now_in) in now_targeted.iter().enumerate() {
+                let pname = &self.profiles[p].name;
+                let was_in = old_names
                     .iter()
-                    .position(|x| *x == pname)
-                    .and_then(|i| was.get(i).copied())
-                    .unwrap_or(false);
-                if was_targeted && !now_targeted[p] {
+                    .position(|x| x == pname)
+                    .is_some_and(|j| was[j]);
+                if was_in && !now_in {
                     self.leave(&name, p, now, &mut out)?;
                 }
             }
         }
-        let _ = old_groups;
         self.store
             .put_meta("setup", self.setup.to_string().as_bytes())?;
         Ok(out)
@@ -767,16 +769,16 @@ impl Engine {
                             .map_err(|e| perr(format!("{at}behaviors[{j}].metric"), e))?;
                     }
                 }
-                if let Some(d) = &b.dimension {
-                    if !dimensions.contains_key(&d.name) {
-                        return Err(perr(
-                            format!("{at}behaviors[{j}].metricDimension.dimensionName"),
-                            format!(
-                                "{} is not a defined dimension (define it under \"dimensions\")",
-                                quoted(&d.name)
-                            ),
-                        ));
-                    }
+                if let Some(d) = &b.dimension
+                    && !dimensions.contains_key(&d.name)
+                {
+                    return Err(perr(
+                        format!("{at}behaviors[{j}].metricDimension.dimensionName"),
+                        format!(
+                            "{} is not a defined dimension (define it under \"dimensions\")",
+                            quoted(&d.name)
+                        ),
+                    ));
                 }
             }
             profiles.push(prof);
@@ -1044,18 +1046,18 @@ impl Engine {
             if self.slots[i].profile != p {
                 continue;
             }
-            if let Some(state) = s.take() {
-                if let Some(a) = &state.alarm.active {
-                    let slot = self.slots[i].clone();
-                    self.invalidate(
-                        thing,
-                        &slot,
-                        a,
-                        now,
-                        "the thing left the profile's target",
-                        out,
-                    )?;
-                }
+            if let Some(state) = s.take()
+                && let Some(a) = &state.alarm.active
+            {
+                let slot = self.slots[i].clone();
+                self.invalidate(
+                    thing,
+                    &slot,
+                    a,
+                    now,
+                    "the thing left the profile's target",
+                    out,
+                )?;
             }
         }
         t.targets_version = 0;
@@ -1134,21 +1136,21 @@ impl Engine {
             super::metric::check_name(&dp.metric)
                 .map_err(|e| FleetError::Datapoint(format!("metric {e}")))?;
         }
-        if let MetricValue::Number(x) = dp.value {
-            if !x.is_finite() {
-                return Err(FleetError::Datapoint(format!(
-                    "value {x} of {} is not finite",
-                    quoted(&dp.metric)
-                )));
-            }
+        if let MetricValue::Number(x) = dp.value
+            && !x.is_finite()
+        {
+            return Err(FleetError::Datapoint(format!(
+                "value {x} of {} is not finite",
+                quoted(&dp.metric)
+            )));
         }
-        if let MetricValue::Numbers(v) = &dp.value {
-            if let Some(x) = v.iter().find(|x| !x.is_finite()) {
-                return Err(FleetError::Datapoint(format!(
-                    "value {x} of {} is not finite",
-                    quoted(&dp.metric)
-                )));
-            }
+        if let MetricValue::Numbers(v) = &dp.value
+            && let Some(x) = v.iter().find(|x| !x.is_finite())
+        {
+            return Err(FleetError::Datapoint(format!(
+                "value {x} of {} is not finite",
+                quoted(&dp.metric)
+            )));
         }
         // --- accepted
         let mut outcome = Ingested::default();
@@ -1187,7 +1189,10 @@ impl Engine {
             }
         };
         self.dirty.insert(thing.clone());
-        let routes = self.routes.get(&*dp.metric).cloned().unwrap_or_default();
+        let routes: Vec<Route> = match self.routes.get(&*dp.metric) {
+            Some(r) => r.clone(),
+            None => Vec::new(),
+        };
         if routes.is_empty() {
             outcome.unmonitored = true;
             self.counters.unmonitored += 1;
@@ -1326,7 +1331,13 @@ impl Engine {
             let end = self.next_close;
             self.close_windows(end, out)?;
         }
-        self.expire_silent(out)?;
+        // silence is checked once a minute of event time (a scan of all things)
+        if self.watermark.div_euclid(SILENCE_CHECK_MS)
+            != self.last_silence_check.div_euclid(SILENCE_CHECK_MS)
+        {
+            self.last_silence_check = self.watermark;
+            self.expire_silent(out)?;
+        }
         Ok(())
     }
 
@@ -1395,8 +1406,55 @@ impl Engine {
                 (i, Some((percentile_of(&v, p), v.len())))
             })
             .collect();
-        // 3. evaluate in order
-        for (name, i, win) in closing {
+        // 3. ML verdicts: new detectors first (they read the store), then every closing
+        // window's detector in parallel (each thing's model is its own; the order of the
+        // results does not depend on the threads), applied in order below
+        let mut rows: BTreeMap<(Arc<str>, usize), (usize, Vec<f32>)> = BTreeMap::new();
+        for (k, (name, i, win)) in closing.iter().enumerate() {
+            let (CriteriaKind::Ml { .. }, Some(win)) = (&self.slot_kind(*i), win) else {
+                continue;
+            };
+            let row: Vec<f32> = (0..win.sums.len())
+                .map(|f| self.feature_value(*i, f, win))
+                .collect();
+            if self.things[name].slots[*i]
+                .as_ref()
+                .is_some_and(|s| s.detector.is_none())
+            {
+                let w = self.slots[*i].window_ms.expect("ML is windowed");
+                let d = self.new_detector(name, *i, win.start, w)?;
+                self.things.get_mut(name).expect("known").slots[*i]
+                    .as_mut()
+                    .expect("known")
+                    .detector = Some(Box::new(d));
+            }
+            rows.insert((name.clone(), *i), (k, row));
+        }
+        let mut verdicts: HashMap<usize, crate::Result<Verdict>> =
+            HashMap::with_capacity(rows.len());
+        if !rows.is_empty() {
+            let mut jobs: Vec<(usize, &mut Detector, Vec<f32>)> = Vec::with_capacity(rows.len());
+            for (name, t) in self.things.iter_mut() {
+                for (i, s) in t.slots.iter_mut().enumerate() {
+                    if let Some((k, row)) = rows.remove(&(name.clone(), i)) {
+                        let det = s
+                            .as_mut()
+                            .and_then(|s| s.detector.as_deref_mut())
+                            .expect("made above");
+                        jobs.push((k, det, row));
+                    }
+                }
+            }
+            use rayon::prelude::*;
+            let done: Vec<(usize, crate::Result<Verdict>)> = jobs
+                .into_par_iter()
+                .with_min_len(8)
+                .map(|(k, det, row)| (k, det.process(&row)))
+                .collect();
+            verdicts.extend(done);
+        }
+        // 4. evaluate in order
+        for (k, (name, i, win)) in closing.into_iter().enumerate() {
             self.counters.windows += 1;
             let obs = match win {
                 None => Some(Observation {
@@ -1405,7 +1463,7 @@ impl Engine {
                     reason: "no datapoint in the window (rcf.missingData: violate)".into(),
                     ml: None,
                 }),
-                Some(win) => self.judge_window(&name, i, &win, end, &thresholds)?,
+                Some(win) => self.judge_window(i, &win, &thresholds, verdicts.remove(&k))?,
             };
             if let Some(obs) = obs {
                 self.observe(&name, i, obs, end, out)?;
@@ -1413,6 +1471,11 @@ impl Engine {
             self.dirty.insert(name);
         }
         Ok(())
+    }
+
+    fn slot_kind(&self, i: usize) -> &CriteriaKind {
+        let s = &self.slots[i];
+        &self.profiles[s.profile].behaviors[s.behavior].kind
     }
 
     fn kind(&self, i: usize) -> CriteriaKind {
@@ -1427,7 +1490,7 @@ impl Engine {
             Aggregation::Sum => win.sums[0],
             _ => win.sums[0] / f64::from(win.counts[0].max(1)),
         };
-        if slot.aggregation[0] == Aggregation::Sum && win.integral && v >= 0.0 && v < 1.8e19 {
+        if slot.aggregation[0] == Aggregation::Sum && win.integral && (0.0..1.8e19).contains(&v) {
             MetricValue::Count(v as u64)
         } else {
             MetricValue::Number(v)
@@ -1463,11 +1526,10 @@ impl Engine {
 
     fn judge_window(
         &mut self,
-        name: &Arc<str>,
         i: usize,
         win: &Window,
-        end: Millis,
         thresholds: &HashMap<usize, Option<(f64, usize)>>,
+        verdict: Option<crate::Result<Verdict>>,
     ) -> Result<Option<Observation>, FleetError> {
         let kind = self.kind(i);
         let value = self.window_value(i, win);
@@ -1498,32 +1560,13 @@ impl Engine {
                 }
             }
             CriteriaKind::Ml { confidence } => {
-                let row: Vec<f32> = (0..win.sums.len())
-                    .map(|f| self.feature_value(i, f, win))
-                    .collect();
-                let w = self.slots[i].window_ms.expect("ML is windowed");
-                if self.things[name].slots[i]
-                    .as_ref()
-                    .is_some_and(|s| s.detector.is_none())
-                {
-                    let d = self.new_detector(name, i, win.start, w)?;
-                    self.things.get_mut(name).expect("known").slots[i]
-                        .as_mut()
-                        .expect("known")
-                        .detector = Some(Box::new(d));
-                }
-                let st = self.things.get_mut(name).expect("known").slots[i]
-                    .as_mut()
-                    .expect("known");
-                let det = st.detector.as_mut().expect("made");
-                let v = det
-                    .process(&row)
+                let v = verdict
+                    .expect("every ML window has a verdict")
                     .map_err(|e| FleetError::Datapoint(format!("ML behaviour: {e}")))?;
-                if !matches!(v.state, DetectorState::Ready) {
+                if !matches!(v.state, DetectorState::Ready) || v.confidence < ML_MIN_CONFIDENCE {
                     return Ok(None);
                 }
                 let violating = v.is_anomaly || v.in_event;
-                let s = &self.slots[i];
                 let reason = if violating {
                     let top = v.top_metric().map_or(String::new(), |t| {
                         format!(", mostly {} {}", t.metric, t.direction())
@@ -1538,7 +1581,6 @@ impl Engine {
                         v.score, v.threshold
                     )
                 };
-                let _ = (s, end);
                 Some(Observation {
                     value: Some(value),
                     violating,
@@ -1601,10 +1643,10 @@ impl Engine {
             let nf = slot.features.len();
             for (f, m) in slot.features.iter().enumerate() {
                 for (ts, topic, num, _) in self.store.metric_values(thing, m, from, start)? {
-                    if let Some((dim, not_in)) = &slot.dimension {
-                        if topic.as_deref().is_some_and(|t| dim.matches(t)) == *not_in {
-                            continue;
-                        }
+                    if let Some((dim, not_in)) = &slot.dimension
+                        && topic.as_deref().is_some_and(|t| dim.matches(t)) == *not_in
+                    {
+                        continue;
                     }
                     let Some(x) = num else { continue };
                     let ws = ts.div_euclid(w) * w;

@@ -922,13 +922,13 @@ impl SecurityProfile {
         let name = string(o, "securityProfileName", "")?
             .ok_or_else(|| err("securityProfileName", "is required"))?;
         check_identifier(&name).map_err(|r| err("securityProfileName", r))?;
-        if let Some(d) = string(o, "securityProfileDescription", "")? {
-            if d.chars().count() > 1000 {
-                return Err(err(
-                    "securityProfileDescription",
-                    format!("must be at most 1000 characters, got {}", d.chars().count()),
-                ));
-            }
+        if let Some(d) = string(o, "securityProfileDescription", "")?
+            && d.chars().count() > 1000
+        {
+            return Err(err(
+                "securityProfileDescription",
+                format!("must be at most 1000 characters, got {}", d.chars().count()),
+            ));
         }
         let list = match o.get("behaviors") {
             None => &Vec::new(),

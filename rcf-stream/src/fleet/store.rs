@@ -95,7 +95,7 @@ impl Store {
             in_tx: false,
             durable: path.is_some(),
         };
-        store.init().map_err(|e| fail(e))?;
+        store.init().map_err(fail)?;
         Ok(store)
     }
 

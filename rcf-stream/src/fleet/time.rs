@@ -11,7 +11,7 @@ pub const MAX_TIMESTAMP: Millis = 253_402_300_799_000;
 
 /// A timestamp from JSON: a number of epoch seconds, or an RFC 3339 string
 /// (`2026-01-01T00:05:00Z`, `2026-01-01T01:05:00.250+01:00`).
-pub(crate) fn parse_json(v: &serde_json::Value) -> Result<Millis, String> {
+pub fn parse_json(v: &serde_json::Value) -> Result<Millis, String> {
     let ms = match v {
         serde_json::Value::Number(n) => {
             let s = n.as_f64().ok_or_else(|| format!("`{n}` is not a number"))?;
@@ -49,7 +49,7 @@ pub(crate) fn parse_json(v: &serde_json::Value) -> Result<Millis, String> {
 
 /// Parses an RFC 3339 date-time (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`; a space for `T` and
 /// a lower-case `z` are accepted).
-pub(crate) fn parse_rfc3339(s: &str) -> Result<Millis, String> {
+pub fn parse_rfc3339(s: &str) -> Result<Millis, String> {
     let bad = || {
         format!(
             "{} is not an RFC 3339 date-time",

@@ -28,6 +28,8 @@ fn is_timestamp(name: &str, wanted: Option<&str>) -> bool {
 pub(crate) struct Row {
     pub(crate) line: u64,
     pub(crate) timestamp: Option<String>,
+    /// The key column's value (`--key`), if any.
+    pub(crate) key: Option<String>,
     pub(crate) values: Vec<f32>,
 }
 
@@ -99,18 +101,64 @@ fn narrow(v: f64) -> Result<f32, String> {
 /// # Errors
 ///
 /// A message if the input is empty or its header names no metric.
-pub(crate) fn open(
-    reader: Box<dyn Read>,
-    format: Format,
-    timestamp: Option<&str>,
-) -> Result<Input, String> {
+pub(crate) fn open(reader: Box<dyn Read>, format: Format, opts: &Columns) -> Result<Input, String> {
     match format {
-        Format::Csv => open_csv(reader, timestamp),
-        Format::Jsonl => open_jsonl(reader, timestamp),
+        Format::Csv => open_csv(reader, opts),
+        Format::Jsonl => open_jsonl(reader, opts),
     }
 }
 
-fn open_csv(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, String> {
+/// Which columns mean what: `--timestamp`, `--key`, `--columns`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Columns {
+    /// The timestamp column (default: a recognised name).
+    pub(crate) timestamp: Option<String>,
+    /// A key column (a device id): one detector per key.
+    pub(crate) key: Option<String>,
+    /// The metric columns, in this order (default: every other column); the rest are ignored.
+    pub(crate) metrics: Option<Vec<String>>,
+}
+
+impl Columns {
+    /// The metric columns among `names` (the header or the first object's keys), given the
+    /// timestamp and key columns found.
+    fn select(&self, names: &[String], ts: Option<&str>) -> Result<Vec<String>, String> {
+        if let Some(k) = &self.key
+            && !names.iter().any(|n| n == k)
+        {
+            return Err(format!("no column named `{}` for --key", shown(k)));
+        }
+        let metrics: Vec<String> = match &self.metrics {
+            Some(wanted) => {
+                for w in wanted {
+                    if !names.iter().any(|n| n == w) {
+                        return Err(format!(
+                            "no column named `{}` for --columns (the input has {})",
+                            shown(w),
+                            shown(&names.join(", "))
+                        ));
+                    }
+                    if Some(w.as_str()) == ts || self.key.as_ref() == Some(w) {
+                        return Err(format!(
+                            "--columns names `{}`, the timestamp or key column",
+                            shown(w)
+                        ));
+                    }
+                }
+                wanted.clone()
+            }
+            None => names
+                .iter()
+                .filter(|n| Some(n.as_str()) != ts && self.key.as_ref() != Some(*n))
+                .cloned()
+                .collect(),
+        };
+        Ok(metrics)
+    }
+}
+
+fn open_csv(reader: Box<dyn Read>, opts: &Columns) -> Result<Input, String> {
+    let wanted = opts.timestamp.as_deref();
     let mut buffered = BufReader::new(reader);
     // read the whole header line to sniff the delimiter (SKAB and many European exports use
     // `;`), then hand it back to the CSV reader in front of the rest
@@ -140,12 +188,22 @@ fn open_csv(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, String
     if let (Some(w), None) = (wanted, ts) {
         return Err(format!("no column named `{w}` in the header"));
     }
-    let metrics: Vec<String> = headers
+    let names: Vec<String> = headers.iter().map(str::to_string).collect();
+    let metrics = opts.select(&names, ts.map(|i| names[i].as_str()))?;
+    // header index of each metric, and of the key
+    let metric_at: Vec<usize> = metrics
         .iter()
-        .enumerate()
-        .filter(|&(i, _)| Some(i) != ts)
-        .map(|(_, h)| h.to_string())
+        .map(|m| {
+            names
+                .iter()
+                .position(|n| n == m)
+                .expect("selected from the header")
+        })
         .collect();
+    let key_at = opts
+        .key
+        .as_ref()
+        .and_then(|k| names.iter().position(|n| n == k));
     if metrics.is_empty() {
         return Err("the header names no metric column".into());
     }
@@ -172,21 +230,19 @@ fn open_csv(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, String
                 reason: format!("expected {width} fields, got {}", record.len()),
             });
         }
-        let mut values = Vec::with_capacity(width);
-        let mut timestamp = None;
-        for (i, field) in record.iter().enumerate() {
-            if Some(i) == ts {
-                timestamp = Some(field.to_string());
-            } else {
-                values.push(number(field).map_err(|reason| RowError {
-                    line,
-                    reason: format!("column `{}`: {reason}", shown(&headers[i])),
-                })?);
-            }
+        let timestamp = ts.map(|i| record[i].to_string());
+        let key = key_at.map(|i| record[i].to_string());
+        let mut values = Vec::with_capacity(metric_at.len());
+        for &i in &metric_at {
+            values.push(number(&record[i]).map_err(|reason| RowError {
+                line,
+                reason: format!("column `{}`: {reason}", shown(&headers[i])),
+            })?);
         }
         Ok(Row {
             line,
             timestamp,
+            key,
             values,
         })
     });
@@ -203,7 +259,8 @@ fn strip_bom(line: &str) -> &str {
     line.strip_prefix('\u{feff}').unwrap_or(line)
 }
 
-fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, String> {
+fn open_jsonl(reader: Box<dyn Read>, opts: &Columns) -> Result<Input, String> {
+    let wanted = opts.timestamp.as_deref();
     let mut lines = BufReader::new(reader).lines().enumerate().peekable();
     // the first non-blank line defines the metrics (in its key order, sorted by serde_json)
     let first = loop {
@@ -223,11 +280,13 @@ fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, Stri
     if let (Some(w), None) = (wanted, &ts_key) {
         return Err(format!("line {}: no key named `{w}`", first.0 + 1));
     }
-    let metrics: Vec<String> = object
-        .keys()
-        .filter(|k| Some(*k) != ts_key.as_ref())
-        .cloned()
-        .collect();
+    let names: Vec<String> = object.keys().cloned().collect();
+    let metrics = opts
+        .select(&names, ts_key.as_deref())
+        .map_err(|e| format!("line {}: {e}", first.0 + 1))?;
+    let key_name = opts.key.clone();
+    // with --columns, keys beyond the chosen ones are ignored, not errors
+    let strict_keys = opts.metrics.is_none();
     if metrics.is_empty() {
         return Err(format!(
             "line {}: the object has no metric key",
@@ -270,6 +329,17 @@ fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, Stri
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             });
+        let key = match key_name.as_ref().map(|k| (k, object.get(k))) {
+            None => None,
+            Some((_, Some(serde_json::Value::String(s)))) => Some(s.clone()),
+            Some((_, Some(v @ serde_json::Value::Number(_)))) => Some(v.to_string()),
+            Some((k, _)) => {
+                return Some(Err(RowError {
+                    line: line_no,
+                    reason: format!("key `{}` (--key) is missing or not a string", shown(k)),
+                }));
+            }
+        };
         let mut values = Vec::with_capacity(names.len());
         for name in &names {
             let v = match object.get(name) {
@@ -315,10 +385,12 @@ fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, Stri
             };
             values.push(v);
         }
-        if let Some(extra) = object
-            .keys()
-            .find(|k| !known.contains(*k) && Some(*k) != ts_key.as_ref())
-        {
+        if let Some(extra) = object.keys().find(|k| {
+            strict_keys
+                && !known.contains(*k)
+                && Some(*k) != ts_key.as_ref()
+                && key_name.as_ref() != Some(*k)
+        }) {
             return Some(Err(RowError {
                 line: line_no,
                 reason: format!(
@@ -330,6 +402,7 @@ fn open_jsonl(reader: Box<dyn Read>, wanted: Option<&str>) -> Result<Input, Stri
         Some(Ok(Row {
             line: line_no,
             timestamp,
+            key,
             values,
         }))
     });

@@ -11,6 +11,8 @@
 //! line is invalid.
 
 mod demo;
+mod fleet;
+mod fleet_demo;
 mod input;
 
 use std::fs::File;
@@ -39,6 +41,10 @@ enum Command {
     /// Score a stream of telemetry and write one verdict per row. Without FILE, run the
     /// built-in synthetic fleet demo.
     Detect(DetectArgs),
+    /// Device Defender-style fleet detection: security profiles (rules, fleet percentiles,
+    /// per-thing ML) over JSON Lines datapoints, violation events on stdout, a SQLite store.
+    /// Without input, run the built-in fleet demo.
+    Fleet(fleet::FleetArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -103,6 +109,18 @@ struct DetectArgs {
     /// Also write each row's input values (one column or key per metric, after the verdict).
     #[arg(long)]
     echo: bool,
+    /// A key column (a device id, say): one detector per key, each learning its own normal;
+    /// the key is written after the timestamp.
+    #[arg(long, value_name = "COLUMN")]
+    key: Option<String>,
+    /// The metric columns to use, comma-separated (default: every column but the timestamp
+    /// and key); other columns are ignored.
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    columns: Option<Vec<String>>,
+    /// Most distinct keys (each holds a detector in memory); rows of further keys are
+    /// reported as malformed.
+    #[arg(long, default_value_t = 10_000)]
+    max_keys: usize,
 }
 
 /// Malformed rows reported in full before the rest are only counted.
@@ -154,6 +172,7 @@ fn main() -> ExitCode {
             None => demo::run(&args).map(|()| 0),
             Some(file) => detect(&args, file),
         },
+        Command::Fleet(args) => fleet::main(args).map(|()| 0),
     };
     match result {
         Ok(_) => ExitCode::SUCCESS,
@@ -168,14 +187,14 @@ fn main() -> ExitCode {
 
 /// Whether standard input is not a terminal and has at least one byte to read (peeked into
 /// stdin's own buffer, so nothing is lost for the reader that follows).
-fn stdin_has_data() -> bool {
+pub(crate) fn stdin_has_data() -> bool {
     use io::BufRead;
     let stdin = io::stdin();
     !stdin.is_terminal() && stdin.lock().fill_buf().is_ok_and(|b| !b.is_empty())
 }
 
 /// Why a run stopped early.
-enum Failure {
+pub(crate) enum Failure {
     /// Standard output was closed by its reader.
     BrokenPipe,
     /// Anything else, said on stderr.
@@ -189,7 +208,7 @@ impl From<String> for Failure {
 }
 
 /// An output error: a closed pipe ends the run quietly, anything else is reported.
-fn output_error(e: io::Error) -> Failure {
+pub(crate) fn output_error(e: io::Error) -> Failure {
     if e.kind() == io::ErrorKind::BrokenPipe {
         Failure::BrokenPipe
     } else {
@@ -200,15 +219,16 @@ fn output_error(e: io::Error) -> Failure {
 /// Malformed rows: the first [`SHOWN_ERRORS`] reported in full, then counted by kind and
 /// summarised at the end, so a wrong file does not flood the terminal.
 #[derive(Default)]
-struct Malformed {
-    total: u64,
+pub(crate) struct Malformed {
+    /// Malformed rows so far.
+    pub(crate) total: u64,
     by_kind: std::collections::BTreeMap<String, u64>,
 }
 
 impl Malformed {
     /// A malformed row at `line`: with `--strict` the run stops here, else it is reported
     /// (or counted) and skipped.
-    fn report(
+    pub(crate) fn report(
         &mut self,
         progress: &Progress,
         strict: bool,
@@ -232,7 +252,7 @@ impl Malformed {
         Ok(())
     }
 
-    fn summary(&self) -> Option<String> {
+    pub(crate) fn summary(&self) -> Option<String> {
         if self.by_kind.is_empty() {
             return None;
         }
@@ -281,14 +301,14 @@ fn build_detector(args: &DetectArgs, metrics: &[String]) -> Result<Detector, Str
 }
 
 /// Progress on stderr, for files, when stderr is a terminal.
-struct Progress {
-    total: Option<u64>,
-    enabled: bool,
-    rows: u64,
+pub(crate) struct Progress {
+    pub(crate) total: Option<u64>,
+    pub(crate) enabled: bool,
+    pub(crate) rows: u64,
 }
 
 impl Progress {
-    fn tick(&mut self, read_fraction: impl FnOnce(u64) -> Option<f64>) {
+    pub(crate) fn tick(&mut self, read_fraction: impl FnOnce(u64) -> Option<f64>) {
         self.rows += 1;
         if self.enabled && self.rows.is_multiple_of(1_000) {
             let pct = self
@@ -300,7 +320,7 @@ impl Progress {
     }
 
     /// Clears the progress line, so a message does not glue onto it.
-    fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if self.enabled && self.rows >= 1_000 {
             eprint!("\r\x1b[2K");
         }
@@ -336,9 +356,16 @@ fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, Failure> {
         }
         None => sniff(Box::new(counted))?,
     };
-    let input = input::open(reader, format, args.timestamp.as_deref())?;
+    let columns = input::Columns {
+        timestamp: args.timestamp.clone(),
+        key: args.key.clone(),
+        metrics: args.columns.clone(),
+    };
+    let input = input::open(reader, format, &columns)?;
     let metrics = input.metrics.clone();
-    let mut detector = build_detector(args, &metrics)?;
+    // one detector per key (a single one, under the empty key, without --key)
+    let template = build_detector(args, &metrics)?;
+    let mut detectors: std::collections::HashMap<String, Keyed> = std::collections::HashMap::new();
     let stdout = io::stdout();
     let stamp = if input.has_timestamp {
         "timestamp"
@@ -350,6 +377,7 @@ fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, Failure> {
         args.output_format,
         BufWriter::new(stdout.lock()),
         stamp,
+        args.key.as_deref(),
         echo,
     )
     .map_err(output_error)?;
@@ -359,9 +387,8 @@ fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, Failure> {
         rows: 0,
     };
     let mut malformed = Malformed::default();
-    let mut history: Vec<f32> = Vec::new();
-    let mut history_rows = 0usize;
     let mut written = 0u64;
+    let mut history_rows = 0usize;
     for row in input {
         progress.tick(|total| Some(bytes_read.get() as f64 / total as f64));
         let row = match row {
@@ -371,16 +398,41 @@ fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, Failure> {
                 continue;
             }
         };
-        if history_rows < args.bootstrap {
-            history.extend_from_slice(&row.values);
+        let key = row.key.clone().unwrap_or_default();
+        if !detectors.contains_key(&key) {
+            if detectors.len() >= args.max_keys {
+                let reason = format!(
+                    "key `{}` would be key number {} (--max-keys {})",
+                    input::shown(&key),
+                    args.max_keys + 1,
+                    args.max_keys
+                );
+                malformed.report(&progress, args.strict, row.line, &reason)?;
+                continue;
+            }
+            detectors.insert(
+                key.clone(),
+                Keyed {
+                    detector: template.clone(),
+                    history: Vec::new(),
+                    rows: 0,
+                },
+            );
+        }
+        let k = detectors.get_mut(&key).expect("inserted");
+        if k.rows < args.bootstrap {
+            k.history.extend_from_slice(&row.values);
+            k.rows += 1;
             history_rows += 1;
-            if history_rows == args.bootstrap {
-                detector.bootstrap(&history).map_err(|e| e.to_string())?;
-                history = Vec::new();
+            if k.rows == args.bootstrap {
+                k.detector
+                    .bootstrap(&k.history)
+                    .map_err(|e| e.to_string())?;
+                k.history = Vec::new();
             }
             continue;
         }
-        match detector.process(&row.values) {
+        match k.detector.process(&row.values) {
             Ok(v) => {
                 if !args.anomalies_only || v.is_anomaly {
                     out.write(&row, &v).map_err(output_error)?;
@@ -390,14 +442,29 @@ fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, Failure> {
             Err(e) => malformed.report(&progress, args.strict, row.line, &e.to_string())?,
         }
     }
-    if history_rows > 0 && history_rows < args.bootstrap {
+    let short: Vec<&String> = detectors
+        .iter()
+        .filter(|(_, k)| k.rows > 0 && k.rows < args.bootstrap)
+        .map(|(key, _)| key)
+        .collect();
+    if !short.is_empty() {
         // fewer rows than the bootstrap asked for: learn from them anyway, and say so
-        detector.bootstrap(&history).map_err(|e| e.to_string())?;
+        for key in &short {
+            let k = &detectors[*key];
+            let mut d = k.detector.clone();
+            d.bootstrap(&k.history).map_err(|e| e.to_string())?;
+        }
         progress.clear();
         eprintln!(
-            "rcf: warning: --bootstrap {} asked for more rows than the input has ({history_rows}): \
-             every row was used as history and no verdict was written",
-            args.bootstrap
+            "rcf: warning: --bootstrap {} asked for more rows than the input has{}: \
+             every row was used as history and no verdict was written{}",
+            args.bootstrap,
+            if args.key.is_some() {
+                format!(" for {} of {} keys", short.len(), detectors.len())
+            } else {
+                format!(" ({history_rows})")
+            },
+            if args.key.is_some() { " for them" } else { "" }
         );
     }
     out.flush().map_err(output_error)?;
@@ -406,10 +473,15 @@ fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, Failure> {
         eprintln!("rcf: {summary}");
     }
     eprintln!(
-        "rcf: {} rows read, {} malformed and skipped, {} verdicts written{}",
+        "rcf: {} rows read, {} malformed and skipped, {} verdicts written{}{}",
         progress.rows,
         malformed.total,
         written,
+        if args.key.is_some() {
+            format!(", {} keys", detectors.len())
+        } else {
+            String::new()
+        },
         if args.bootstrap > 0 {
             format!(", first {} rows used as history", history_rows)
         } else {
@@ -417,6 +489,13 @@ fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, Failure> {
         }
     );
     Ok(malformed.total)
+}
+
+/// One key's detector and its bootstrap history.
+struct Keyed {
+    detector: Detector,
+    history: Vec<f32>,
+    rows: usize,
 }
 
 /// Decides CSV or JSON Lines from the first non-blank byte of standard input.
@@ -482,8 +561,8 @@ impl Read for CountingReader {
 
 /// Verdict output: CSV or JSON Lines.
 enum Writer<W: Write> {
-    Csv(Box<csv::Writer<W>>, Vec<String>),
-    Jsonl(W, &'static str, Vec<String>),
+    Csv(Box<csv::Writer<W>>, bool, Vec<String>),
+    Jsonl(W, &'static str, Option<String>, Vec<String>),
 }
 
 /// The verdict columns after the first (`timestamp`, or `line` when the input has none).
@@ -504,17 +583,25 @@ const COLUMNS: [&str; 11] = [
 impl<W: Write> Writer<W> {
     /// `stamp` names the first column (`timestamp`, or `line` for inputs without one);
     /// `echo` lists the metrics whose input values follow the verdict (none without `--echo`).
-    fn new(format: OutputFormat, w: W, stamp: &'static str, echo: &[String]) -> io::Result<Self> {
+    /// `key` names the key column written after it (`--key`).
+    fn new(
+        format: OutputFormat,
+        w: W,
+        stamp: &'static str,
+        key: Option<&str>,
+        echo: &[String],
+    ) -> io::Result<Self> {
         Ok(match format {
             OutputFormat::Csv => {
                 let mut csv = csv::Writer::from_writer(w);
                 let header = std::iter::once(stamp)
+                    .chain(key)
                     .chain(COLUMNS)
                     .chain(echo.iter().map(String::as_str));
                 csv.write_record(header).map_err(into_io)?;
-                Writer::Csv(Box::new(csv), echo.to_vec())
+                Writer::Csv(Box::new(csv), key.is_some(), echo.to_vec())
             }
-            OutputFormat::Jsonl => Writer::Jsonl(w, stamp, echo.to_vec()),
+            OutputFormat::Jsonl => Writer::Jsonl(w, stamp, key.map(str::to_string), echo.to_vec()),
         })
     }
 
@@ -536,27 +623,27 @@ impl<W: Write> Writer<W> {
             }
         };
         match self {
-            Writer::Csv(csv, echo) => csv
+            Writer::Csv(csv, keyed, echo) => csv
                 .write_record(
-                    [
-                        timestamp,
-                        format!("{:.6}", v.score),
-                        format!("{:.4}", v.grade),
-                        v.is_anomaly.to_string(),
-                        v.in_event.to_string(),
-                        format!("{:.4}", v.confidence),
-                        format!("{:.6}", v.threshold),
-                        top.map_or(String::new(), |t| t.metric.to_string()),
-                        top.map_or(String::new(), |t| t.direction().to_string()),
-                        expected.map_or(String::new(), |e| format!("{e:.6}")),
-                        v.relative_index.to_string(),
-                        suppressed.unwrap_or_default(),
-                    ]
-                    .into_iter()
-                    .chain(row.values.iter().take(echo.len()).map(|&x| value(x))),
+                    std::iter::once(timestamp)
+                        .chain(keyed.then(|| row.key.clone().unwrap_or_default()))
+                        .chain([
+                            format!("{:.6}", v.score),
+                            format!("{:.4}", v.grade),
+                            v.is_anomaly.to_string(),
+                            v.in_event.to_string(),
+                            format!("{:.4}", v.confidence),
+                            format!("{:.6}", v.threshold),
+                            top.map_or(String::new(), |t| t.metric.to_string()),
+                            top.map_or(String::new(), |t| t.direction().to_string()),
+                            expected.map_or(String::new(), |e| format!("{e:.6}")),
+                            v.relative_index.to_string(),
+                            suppressed.unwrap_or_default(),
+                        ])
+                        .chain(row.values.iter().take(echo.len()).map(|&x| value(x))),
                 )
                 .map_err(into_io),
-            Writer::Jsonl(w, stamp, echo) => {
+            Writer::Jsonl(w, stamp, key, echo) => {
                 let mut object = serde_json::json!({
                     *stamp: timestamp,
                     "score": v.score,
@@ -574,6 +661,9 @@ impl<W: Write> Writer<W> {
                         "metric": &*a.metric, "high": a.high, "low": a.low,
                     })).collect::<Vec<_>>(),
                 });
+                if let Some(k) = key {
+                    object[k.as_str()] = serde_json::json!(row.key);
+                }
                 if !echo.is_empty() {
                     let inputs: serde_json::Map<String, serde_json::Value> = echo
                         .iter()
@@ -594,7 +684,7 @@ impl<W: Write> Writer<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Writer::Csv(csv, _) => csv.flush(),
+            Writer::Csv(csv, ..) => csv.flush(),
             Writer::Jsonl(w, ..) => w.flush(),
         }
     }
