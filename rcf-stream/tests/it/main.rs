@@ -3,5 +3,6 @@
 mod cli;
 mod detector;
 mod fleet;
+mod fleet_cli;
 mod fuzz_findings;
 mod hostile;
