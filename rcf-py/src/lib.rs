@@ -5,6 +5,7 @@
 mod arrays;
 mod detector;
 mod errors;
+mod fleet;
 mod forest;
 mod pickle;
 mod run;
@@ -17,6 +18,8 @@ fn _rcf(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<forest::PyRandomCutForest>()?;
     m.add_class::<detector::PyDetector>()?;
     m.add_class::<detector::PyVerdict>()?;
+    m.add_class::<fleet::PyFleet>()?;
+    m.add_class::<fleet::PyViolationEvent>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,10 +1,12 @@
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, Literal, final
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
-__all__ = ["Detector", "RandomCutForest", "Verdict", "__version__"]
+__all__ = ["Detector", "Fleet", "RandomCutForest", "Verdict", "ViolationEvent", "__version__"]
 
 _Suppression = Literal["near_expected", "holdoff", "repeat"]
 """Why a point above the threshold was not reported."""
@@ -175,3 +177,139 @@ class Detector:
     @classmethod
     def from_bytes(cls, data: bytes) -> Detector:
         """Restores a detector saved by `to_bytes`; raises StateError for invalid bytes."""
+
+_Time = int | float | str | datetime
+"""Epoch seconds, an RFC 3339 string, or a datetime (a pandas Timestamp works too)."""
+
+@final
+class ViolationEvent:
+    """One violation event: Device Defender's `ViolationEvent` fields as attributes."""
+
+    @property
+    def violation_id(self) -> str:
+        """`violationId`: one id follows one alarm from in-alarm to cleared or invalidated."""
+    @property
+    def thing_name(self) -> str:
+        """`thingName`."""
+    @property
+    def security_profile_name(self) -> str:
+        """`securityProfileName`."""
+    @property
+    def behavior_name(self) -> str:
+        """The behaviour's name."""
+    @property
+    def violation_event_type(self) -> Literal["in-alarm", "alarm-cleared", "alarm-invalidated"]:
+        """`violationEventType`."""
+    @property
+    def violation_event_time(self) -> float:
+        """`violationEventTime`, epoch seconds."""
+    @property
+    def criteria_type(self) -> Literal["STATIC", "STATISTICAL", "MACHINE_LEARNING"]:
+        """The behaviour's criteria type."""
+    @property
+    def reason(self) -> str:
+        """Why the event happened, in words."""
+    @property
+    def score(self) -> float | None:
+        """The RCF score (ML behaviours)."""
+    @property
+    def grade(self) -> float | None:
+        """The grade in (0, 1) (ML behaviours)."""
+    @property
+    def attribution(self) -> list[dict[str, Any]]:
+        """Per metric `{"metric", "high", "low", "direction"}`, summing to the score (ML)."""
+    def to_dict(self) -> dict[str, Any]:
+        """The event as Device Defender's `ViolationEvent` JSON."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    @classmethod
+    def _from_state(cls, state: str) -> ViolationEvent: ...
+    def __reduce__(self) -> tuple[Any, tuple[str]]: ...
+
+@final
+class Fleet:
+    """The fleet detect engine: Device Defender security profiles (rules, fleet percentiles,
+    a per-thing ML model), alarms, violation events and metric history in SQLite."""
+
+    def __new__(
+        cls,
+        profile: Mapping[str, Any] | str | None = None,
+        *,
+        store: str | None = None,
+        grace_seconds: float = 60.0,
+        invalidate_after_hours: float = 48.0,
+        retention_days: float = 14.0,
+        max_future_seconds: float | None = 86400.0,
+        strict: bool = False,
+        history: bool = True,
+        seed: int = 0,
+    ) -> Fleet: ...
+    def configure(self, profile: Mapping[str, Any] | str) -> list[ViolationEvent]:
+        """Sets the configuration (a CreateSecurityProfile dict or a bundle); returns the
+        invalidations of changed or removed behaviours."""
+    def ingest(self, datapoints: Iterable[Mapping[str, Any]] | Mapping[str, Any] | Any) -> list[ViolationEvent]:
+        """Ingests datapoints (dicts or a DataFrame: thing, metric, value, timestamp[, topic])
+        and commits, all or nothing."""
+    def tick(self, now: _Time) -> list[ViolationEvent]:
+        """Advances the clock without data."""
+    def flush(self) -> list[ViolationEvent]:
+        """Closes every open window."""
+    def list_active_violations(
+        self,
+        *,
+        thing: str | None = None,
+        profile: str | None = None,
+        criteria_type: str | None = None,
+        list_suppressed_alerts: bool | None = None,
+        verification_state: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Active violations (ListActiveViolations)."""
+    def list_violation_events(
+        self,
+        start: _Time | None = None,
+        end: _Time | None = None,
+        *,
+        thing: str | None = None,
+        profile: str | None = None,
+        criteria_type: str | None = None,
+        list_suppressed_alerts: bool | None = None,
+        verification_state: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Violation events in [start, end) (ListViolationEvents)."""
+    def list_metric_values(
+        self,
+        thing: str,
+        metric: str,
+        start: _Time | None = None,
+        end: _Time | None = None,
+        *,
+        dimension: str | None = None,
+        not_in: bool = False,
+    ) -> list[dict[str, Any]]:
+        """A thing's stored values of a metric (ListMetricValues)."""
+    def add_to_group(self, group: str, thing: str) -> None:
+        """Adds a thing to a thing group."""
+    def remove_from_group(self, group: str, thing: str) -> list[ViolationEvent]:
+        """Removes a thing from a group; returns the invalidations this causes."""
+    def group(self, name: str) -> list[str]:
+        """The things in a thing group."""
+    @property
+    def setup(self) -> dict[str, Any]:
+        """The configuration as a bundle."""
+    @property
+    def counters(self) -> dict[str, int]:
+        """Counts since the store was created."""
+    @property
+    def watermark(self) -> float | None:
+        """The watermark, epoch seconds."""
+    @property
+    def things(self) -> int:
+        """Things tracked."""
+    @property
+    def store(self) -> str:
+        """The store's path, or ":memory:"."""
+    @classmethod
+    def _from_state(cls, state: tuple[Any, ...]) -> Fleet: ...
+    def __reduce__(self) -> tuple[Any, tuple[tuple[Any, ...]]]: ...
+    def __copy__(self) -> Fleet: ...
+    def __deepcopy__(self, memo: object) -> Fleet: ...

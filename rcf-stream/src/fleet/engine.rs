@@ -1100,58 +1100,8 @@ impl Engine {
         dp: &Datapoint,
         out: &mut Vec<ViolationEvent>,
     ) -> Result<Ingested, FleetError> {
-        // --- checks: nothing changes before they pass
-        check_thing(&dp.thing).map_err(FleetError::Datapoint)?;
-        if !(time::MIN_TIMESTAMP..=time::MAX_TIMESTAMP).contains(&dp.timestamp) {
-            return Err(FleetError::Datapoint(format!(
-                "timestamp {} ms is outside 2000-01-01 .. 9999-12-31",
-                dp.timestamp
-            )));
-        }
-        if let Some(ahead) = self.config.max_future_ms {
-            let wall = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            if dp.timestamp > wall + ahead {
-                return Err(FleetError::Datapoint(format!(
-                    "timestamp {} is more than {} h ahead of the clock ({})",
-                    time::format_rfc3339(dp.timestamp),
-                    ahead / HOUR,
-                    time::format_rfc3339(wall)
-                )));
-            }
-        }
-        let kind = self.catalog.get(&dp.metric);
-        if let Some(k) = kind {
-            if !k.metric_type.accepts(&dp.value) {
-                return Err(FleetError::Datapoint(format!(
-                    "metric {} is a {} metric: the value must be {}, got `{}`",
-                    quoted(&dp.metric),
-                    k.metric_type.as_str(),
-                    k.metric_type.members(),
-                    dp.value.member()
-                )));
-            }
-        } else {
-            super::metric::check_name(&dp.metric)
-                .map_err(|e| FleetError::Datapoint(format!("metric {e}")))?;
-        }
-        if let MetricValue::Number(x) = dp.value
-            && !x.is_finite()
-        {
-            return Err(FleetError::Datapoint(format!(
-                "value {x} of {} is not finite",
-                quoted(&dp.metric)
-            )));
-        }
-        if let MetricValue::Numbers(v) = &dp.value
-            && let Some(x) = v.iter().find(|x| !x.is_finite())
-        {
-            return Err(FleetError::Datapoint(format!(
-                "value {x} of {} is not finite",
-                quoted(&dp.metric)
-            )));
-        }
+        // checks first: nothing changes before they pass
+        let kind = self.check(dp)?;
         // --- accepted
         let mut outcome = Ingested::default();
         self.counters.datapoints += 1;
@@ -1273,6 +1223,67 @@ impl Engine {
             }
         }
         Ok(outcome)
+    }
+
+    /// Checks a datapoint as [`ingest`](Self::ingest) would, without applying it (to
+    /// validate a whole batch before any of it is applied).
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::Datapoint`], saying what is wrong.
+    pub fn check(&self, dp: &Datapoint) -> Result<Option<super::metric::MetricKind>, FleetError> {
+        check_thing(&dp.thing).map_err(FleetError::Datapoint)?;
+        if !(time::MIN_TIMESTAMP..=time::MAX_TIMESTAMP).contains(&dp.timestamp) {
+            return Err(FleetError::Datapoint(format!(
+                "timestamp {} ms is outside 2000-01-01 .. 9999-12-31",
+                dp.timestamp
+            )));
+        }
+        if let Some(ahead) = self.config.max_future_ms {
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            if dp.timestamp > wall + ahead {
+                return Err(FleetError::Datapoint(format!(
+                    "timestamp {} is more than {} h ahead of the clock ({})",
+                    time::format_rfc3339(dp.timestamp),
+                    ahead / HOUR,
+                    time::format_rfc3339(wall)
+                )));
+            }
+        }
+        let kind = self.catalog.get(&dp.metric);
+        if let Some(k) = kind {
+            if !k.metric_type.accepts(&dp.value) {
+                return Err(FleetError::Datapoint(format!(
+                    "metric {} is a {} metric: the value must be {}, got `{}`",
+                    quoted(&dp.metric),
+                    k.metric_type.as_str(),
+                    k.metric_type.members(),
+                    dp.value.member()
+                )));
+            }
+        } else {
+            super::metric::check_name(&dp.metric)
+                .map_err(|e| FleetError::Datapoint(format!("metric {e}")))?;
+        }
+        if let MetricValue::Number(x) = dp.value
+            && !x.is_finite()
+        {
+            return Err(FleetError::Datapoint(format!(
+                "value {x} of {} is not finite",
+                quoted(&dp.metric)
+            )));
+        }
+        if let MetricValue::Numbers(v) = &dp.value
+            && let Some(x) = v.iter().find(|x| !x.is_finite())
+        {
+            return Err(FleetError::Datapoint(format!(
+                "value {x} of {} is not finite",
+                quoted(&dp.metric)
+            )));
+        }
+        Ok(kind)
     }
 
     /// Advances the clock to `now` (epoch ms) without data: closes the windows that end by

@@ -35,7 +35,10 @@ fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
 }
 
 fn events(stdout: &str) -> Vec<Value> {
-    stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// The demo's profile and a part of its fleet (30 things, 3 days) as files.
@@ -46,7 +49,11 @@ fn fleet_files(dir: &Path) -> (PathBuf, PathBuf) {
     let data = dir.join("datapoints.jsonl");
     let mut w = std::io::BufWriter::new(std::fs::File::create(&data).unwrap());
     let end = rcf_datasets::defender::START_MS + 3 * 86_400_000;
-    for r in fleet.reports.iter().filter(|r| r.timestamp < end && r.thing.as_str() < "thing-030") {
+    for r in fleet
+        .reports
+        .iter()
+        .filter(|r| r.timestamp < end && r.thing.as_str() < "thing-030")
+    {
         writeln!(w, "{}", r.to_json_line()).unwrap();
     }
     w.flush().unwrap();
@@ -58,15 +65,40 @@ fn the_demo_raises_each_incident_and_the_benign_rollout_clears() {
     let (code, out, err) = run(&["fleet", "--demo-things", "60"], "");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Found 5 of 5 incidents"), "{out}");
-    for incident in ["rogue agent", "debug topics", "authorization-failure spike", "telnet", "went silent"] {
-        let line = out.lines().find(|l| l.contains("FOUND") && l.contains(incident));
+    for incident in [
+        "rogue agent",
+        "debug topics",
+        "authorization-failure spike",
+        "telnet",
+        "went silent",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.contains("FOUND") && l.contains(incident));
         assert!(line.is_some(), "{incident} not found:\n{out}");
     }
-    let rollout = out.lines().find(|l| l.contains("ALARMED") && l.contains("benign firmware rollout")).expect("the rollout is alarmed");
-    assert!(rollout.contains("cleared as the models learned"), "{rollout}");
-    assert!(out.contains("in-alarm") && out.contains("alarm-cleared"), "a timeline");
+    let rollout = out
+        .lines()
+        .find(|l| l.contains("ALARMED") && l.contains("benign firmware rollout"))
+        .expect("the rollout is alarmed");
+    assert!(
+        rollout.contains("cleared as the models learned"),
+        "{rollout}"
+    );
+    assert!(
+        out.contains("in-alarm") && out.contains("alarm-cleared"),
+        "a timeline"
+    );
     let fa = out.lines().find(|l| l.contains("False alarms:")).unwrap();
-    let per_day: f64 = fa.split('(').nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let per_day: f64 = fa
+        .split('(')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(per_day < 0.2, "{fa}");
 }
 
@@ -75,32 +107,110 @@ fn a_profile_and_a_jsonl_file_give_device_defender_events_and_queries() {
     let dir = crate::fleet::tempdir();
     let (profile, data) = fleet_files(&dir);
     let store = dir.join("fleet.db");
-    let (code, out, err) = run(&["fleet", "--profile", profile.to_str().unwrap(), "--store", store.to_str().unwrap(), data.to_str().unwrap()], "");
+    let (code, out, err) = run(
+        &[
+            "fleet",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            data.to_str().unwrap(),
+        ],
+        "",
+    );
     assert_eq!(code, 0, "{err}");
     let evs = events(&out);
-    assert!(evs.iter().any(|e| e["thingName"] == "thing-007" && e["behavior"]["name"] == "message-burst"), "the rogue agent");
-    assert!(evs.iter().any(|e| e["thingName"] == "thing-020" && e["behavior"]["name"] == "no-debug-topics") == false, "debug firmware is on day 4, not in these 3 days");
+    assert!(
+        evs.iter()
+            .any(|e| e["thingName"] == "thing-007" && e["behavior"]["name"] == "message-burst"),
+        "the rogue agent"
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e["thingName"] == "thing-020" && e["behavior"]["name"] == "no-debug-topics")
+            == false,
+        "debug firmware is on day 4, not in these 3 days"
+    );
     for e in &evs {
-        for key in ["violationId", "thingName", "securityProfileName", "behavior", "violationEventType", "violationEventTime", "verificationState"] {
+        for key in [
+            "violationId",
+            "thingName",
+            "securityProfileName",
+            "behavior",
+            "violationEventType",
+            "violationEventTime",
+            "verificationState",
+        ] {
             assert!(e.get(key).is_some(), "{key} missing in {e}");
         }
     }
-    assert!(err.contains("datapoints") && err.contains("in-alarm"), "a summary on stderr: {err}");
+    assert!(
+        err.contains("datapoints") && err.contains("in-alarm"),
+        "a summary on stderr: {err}"
+    );
     // the store answers Device Defender's queries
-    let (code, stored, _) = run(&["fleet", "violations", "--store", store.to_str().unwrap()], "");
+    let (code, stored, _) = run(
+        &["fleet", "violations", "--store", store.to_str().unwrap()],
+        "",
+    );
     assert_eq!(code, 0);
     assert_eq!(events(&stored).len(), evs.len());
-    let (_, active, _) = run(&["fleet", "violations", "--active", "--store", store.to_str().unwrap()], "");
-    let open = evs.iter().filter(|e| e["violationEventType"] == "in-alarm").count()
-        - evs.iter().filter(|e| e["violationEventType"] != "in-alarm").count();
+    let (_, active, _) = run(
+        &[
+            "fleet",
+            "violations",
+            "--active",
+            "--store",
+            store.to_str().unwrap(),
+        ],
+        "",
+    );
+    let open = evs
+        .iter()
+        .filter(|e| e["violationEventType"] == "in-alarm")
+        .count()
+        - evs
+            .iter()
+            .filter(|e| e["violationEventType"] != "in-alarm")
+            .count();
     assert_eq!(events(&active).len(), open);
-    let (code, metrics, err) = run(&["fleet", "metrics", "--store", store.to_str().unwrap(), "--thing", "thing-007", "--metric", "aws:num-messages-sent", "--start", "2026-01-03T10:00:00Z", "--end", "2026-01-03T11:00:00Z"], "");
+    let (code, metrics, err) = run(
+        &[
+            "fleet",
+            "metrics",
+            "--store",
+            store.to_str().unwrap(),
+            "--thing",
+            "thing-007",
+            "--metric",
+            "aws:num-messages-sent",
+            "--start",
+            "2026-01-03T10:00:00Z",
+            "--end",
+            "2026-01-03T11:00:00Z",
+        ],
+        "",
+    );
     assert_eq!(code, 0, "{err}");
     let m = events(&metrics);
     assert_eq!(m.len(), 12, "an hour of five-minute reports");
-    assert!(m.iter().all(|x| x["value"]["count"].as_u64().unwrap() > 200), "the burst: {metrics}");
+    assert!(
+        m.iter()
+            .all(|x| x["value"]["count"].as_u64().unwrap() > 200),
+        "the burst: {metrics}"
+    );
     // the same input again: nothing new is counted
-    let (code, again, err) = run(&["fleet", "--profile", profile.to_str().unwrap(), "--store", store.to_str().unwrap(), data.to_str().unwrap()], "");
+    let (code, again, err) = run(
+        &[
+            "fleet",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            data.to_str().unwrap(),
+        ],
+        "",
+    );
     assert_eq!(code, 0, "{err}");
     assert!(again.is_empty(), "{again}");
     assert!(err.contains("resuming after line"), "{err}");
@@ -111,8 +221,19 @@ fn kill_9_mid_run_then_restart_gives_the_uninterrupted_events() {
     let dir = crate::fleet::tempdir();
     let (profile, data) = fleet_files(&dir);
     let args = |store: &Path| -> Vec<String> {
-        ["fleet", "--profile", profile.to_str().unwrap(), "--store", store.to_str().unwrap(), "--commit-every", "1000", data.to_str().unwrap()]
-            .iter().map(|s| s.to_string()).collect()
+        [
+            "fleet",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--commit-every",
+            "1000",
+            data.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
     let whole_store = dir.join("whole.db");
     let out = rcf().args(args(&whole_store)).output().unwrap();
@@ -122,7 +243,12 @@ fn kill_9_mid_run_then_restart_gives_the_uninterrupted_events() {
 
     // the same run, killed with SIGKILL once a third of the events are out
     let store = dir.join("killed.db");
-    let mut child = rcf().args(args(&store)).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = rcf()
+        .args(args(&store))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut seen: Vec<Value> = Vec::new();
     let reader = BufReader::new(child.stdout.take().unwrap());
     for line in reader.lines() {
@@ -135,20 +261,40 @@ fn kill_9_mid_run_then_restart_gives_the_uninterrupted_events() {
     let status = child.wait().unwrap();
     assert!(!status.success(), "killed mid-run");
     let out = rcf().args(args(&store)).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("resuming after line"));
     // what a consumer saw, deduplicated on (violationId, event type), is the whole run's
-    let key = |e: &Value| (e["violationId"].as_str().unwrap().to_string(), e["violationEventType"].as_str().unwrap().to_string());
+    let key = |e: &Value| {
+        (
+            e["violationId"].as_str().unwrap().to_string(),
+            e["violationEventType"].as_str().unwrap().to_string(),
+        )
+    };
     let mut got: Vec<Value> = Vec::new();
     let mut keys = BTreeSet::new();
-    for e in seen.into_iter().chain(events(&String::from_utf8_lossy(&out.stdout))) {
+    for e in seen
+        .into_iter()
+        .chain(events(&String::from_utf8_lossy(&out.stdout)))
+    {
         if keys.insert(key(&e)) {
             got.push(e);
         }
     }
     assert_eq!(got, whole, "no event lost, none changed, ids kept");
     // and the store holds each event exactly once, as the uninterrupted store does
-    let list = |s: &Path| events(&String::from_utf8_lossy(&rcf().args(["fleet", "violations", "--store", s.to_str().unwrap()]).output().unwrap().stdout));
+    let list = |s: &Path| {
+        events(&String::from_utf8_lossy(
+            &rcf()
+                .args(["fleet", "violations", "--store", s.to_str().unwrap()])
+                .output()
+                .unwrap()
+                .stdout,
+        ))
+    };
     assert_eq!(list(&store), list(&whole_store));
     assert_eq!(list(&store), whole);
 }
@@ -171,12 +317,26 @@ fn malformed_lines_are_reported_by_line_and_skipped_or_stop_with_strict() {
     // a pipe is read without `-`
     let (code, out, err) = run(&["fleet", "--profile", p.to_str().unwrap()], &input);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(events(&out).len(), 1, "the telnet alarm, after the bad lines");
+    assert_eq!(
+        events(&out).len(),
+        1,
+        "the telnet alarm, after the bad lines"
+    );
     assert!(err.contains("line 2: not JSON"), "{err}");
-    assert!(err.contains("line 3:") && err.contains("port-list"), "{err}");
+    assert!(
+        err.contains("line 3:") && err.contains("port-list"),
+        "{err}"
+    );
     assert!(err.contains("more malformed rows not shown"), "{err}");
-    assert_eq!(err.matches("(row skipped)").count(), 10, "the first 10 in full: {err}");
-    let (code, _, err) = run(&["fleet", "--strict", "--profile", p.to_str().unwrap(), "-"], &input);
+    assert_eq!(
+        err.matches("(row skipped)").count(),
+        10,
+        "the first 10 in full: {err}"
+    );
+    let (code, _, err) = run(
+        &["fleet", "--strict", "--profile", p.to_str().unwrap(), "-"],
+        &input,
+    );
     assert_eq!(code, 1);
     assert!(err.contains("line 2") && err.contains("--strict"), "{err}");
 }
@@ -186,15 +346,45 @@ fn bad_profiles_and_stores_fail_clearly() {
     let dir = crate::fleet::tempdir();
     let p = dir.join("p.json");
     std::fs::write(&p, r#"{"securityProfileName": "p", "behaviors": [{"name": "a", "metric": "aws:num-authorization-failures", "criteria": {"comparisonOperator": "greater-than", "value": {"count": 5}, "durationSeconds": 60}}]}"#).unwrap();
-    let (code, _, err) = run(&["fleet", "--strict-profile", "--profile", p.to_str().unwrap(), "-"], "{}\n");
+    let (code, _, err) = run(
+        &[
+            "fleet",
+            "--strict-profile",
+            "--profile",
+            p.to_str().unwrap(),
+            "-",
+        ],
+        "{}\n",
+    );
     assert_eq!(code, 1);
-    assert!(err.contains("behaviors[0].criteria.durationSeconds") && err.contains("60"), "{err}");
+    assert!(
+        err.contains("behaviors[0].criteria.durationSeconds") && err.contains("60"),
+        "{err}"
+    );
     let junk = dir.join("junk.db");
     std::fs::write(&junk, vec![7u8; 10_000]).unwrap();
-    let (code, _, err) = run(&["fleet", "--profile", p.to_str().unwrap(), "--store", junk.to_str().unwrap(), "-"], "{}\n");
+    let (code, _, err) = run(
+        &[
+            "fleet",
+            "--profile",
+            p.to_str().unwrap(),
+            "--store",
+            junk.to_str().unwrap(),
+            "-",
+        ],
+        "{}\n",
+    );
     assert_eq!(code, 1);
     assert!(err.contains("not a SQLite database"), "{err}");
-    let (code, _, err) = run(&["fleet", "violations", "--store", dir.join("none.db").to_str().unwrap()], "");
+    let (code, _, err) = run(
+        &[
+            "fleet",
+            "violations",
+            "--store",
+            dir.join("none.db").to_str().unwrap(),
+        ],
+        "",
+    );
     assert_eq!(code, 1);
     assert!(err.contains("no store"), "{err}");
 }
@@ -205,10 +395,24 @@ fn detect_takes_a_fleet_csv_with_a_device_column() {
     for t in 0..800 {
         for (d, base) in [("dev-1", 20.0), ("dev-2", 60.0)] {
             let spike = if d == "dev-2" && t == 700 { 25.0 } else { 0.0 };
-            csv.push_str(&format!("{t},{d},v1.2,{:.2}\n", base + (t as f64 / 9.0).sin() + spike));
+            csv.push_str(&format!(
+                "{t},{d},v1.2,{:.2}\n",
+                base + (t as f64 / 9.0).sin() + spike
+            ));
         }
     }
-    let (code, out, err) = run(&["detect", "--key", "device_id", "--columns", "temp", "--anomalies-only", "-"], &csv);
+    let (code, out, err) = run(
+        &[
+            "detect",
+            "--key",
+            "device_id",
+            "--columns",
+            "temp",
+            "--anomalies-only",
+            "-",
+        ],
+        &csv,
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("timestamp,device_id,score"), "{out}");
     assert!(out.lines().any(|l| l.starts_with("700,dev-2,")), "{out}");

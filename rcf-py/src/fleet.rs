@@ -1,0 +1,685 @@
+//! `rcf.Fleet` and `rcf.ViolationEvent`: the fleet detect engine of `rcf_stream::fleet`.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
+use rcf_stream::fleet::{
+    Datapoint, Engine, EngineConfig, Filter, FleetError, MetricValue, ViolationEvent,
+};
+use serde_json::Value;
+
+use crate::errors::{ConfigError, InputError, RcfError, StateError};
+use crate::pickle::{self, Pickle};
+
+/// A fleet error as the Python exception for it.
+fn fleet_error(e: FleetError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        FleetError::Profile(_) | FleetError::InvalidParameter { .. } => ConfigError::new_err(msg),
+        FleetError::Datapoint(_) => InputError::new_err(msg),
+        FleetError::Store(_) => StateError::new_err(msg),
+        _ => RcfError::new_err(msg),
+    }
+}
+
+/// A Python object as JSON text (`json.dumps`), then parsed.
+fn to_json(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        let text = s.to_str()?;
+        return serde_json::from_str(text)
+            .map_err(|e| ConfigError::new_err(format!("not JSON: {e}")));
+    }
+    let text: String = py
+        .import("json")?
+        .call_method1("dumps", (obj,))?
+        .extract()?;
+    serde_json::from_str(&text).map_err(|e| ConfigError::new_err(format!("not JSON: {e}")))
+}
+
+/// JSON text as a Python object (`json.loads`).
+fn from_json<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    py.import("json")?.call_method1("loads", (v.to_string(),))
+}
+
+/// Epoch milliseconds from a Python timestamp: epoch seconds (int or float), an RFC 3339
+/// string, or a `datetime` / pandas `Timestamp` (anything with `.timestamp()`).
+fn millis(t: &Bound<'_, PyAny>, what: &str) -> PyResult<i64> {
+    let v = if let Ok(s) = t.extract::<String>() {
+        Value::from(s)
+    } else if let Ok(x) = t.extract::<f64>() {
+        serde_json::Number::from_f64(x)
+            .map(Value::Number)
+            .ok_or_else(|| InputError::new_err(format!("{what} {x} is not finite")))?
+    } else if t.hasattr("timestamp")? {
+        let x: f64 = t.call_method0("timestamp")?.extract()?;
+        serde_json::Number::from_f64(x)
+            .map(Value::Number)
+            .ok_or_else(|| InputError::new_err(format!("{what} is not finite")))?
+    } else {
+        return Err(InputError::new_err(format!(
+            "{what} must be epoch seconds, an RFC 3339 string or a datetime, got {}",
+            t.get_type().name()?
+        )));
+    };
+    rcf_stream::fleet::time::parse_json(&v).map_err(|e| InputError::new_err(format!("{what} {e}")))
+}
+
+/// One datapoint from a dict `{thing, metric, value, timestamp[, topic]}`.
+fn datapoint(py: Python<'_>, d: &Bound<'_, PyAny>, at: &str) -> PyResult<Datapoint> {
+    let get = |k: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
+        match d.get_item(k) {
+            Ok(v) if !v.is_none() => Ok(Some(v)),
+            Ok(_) => Ok(None),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyError>(py) => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let need = |k: &str| -> PyResult<Bound<'_, PyAny>> {
+        get(k)?.ok_or_else(|| InputError::new_err(format!("{at}: `{k}` is missing")))
+    };
+    let thing: String = need("thing")?
+        .extract()
+        .map_err(|_| InputError::new_err(format!("{at}: `thing` must be a string")))?;
+    let metric: String = need("metric")?
+        .extract()
+        .map_err(|_| InputError::new_err(format!("{at}: `metric` must be a string")))?;
+    let raw = need("value")?;
+    let value = if raw.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(InputError::new_err(format!(
+            "{at}: `value` must be a number or a MetricValue dict, got a bool"
+        )));
+    } else if let Ok(c) = raw.extract::<u64>() {
+        MetricValue::Count(c)
+    } else if let Ok(x) = raw.extract::<f64>() {
+        MetricValue::Number(x)
+    } else {
+        MetricValue::from_json(
+            &to_json(py, &raw).map_err(|e| InputError::new_err(format!("{at}: `value` {e}")))?,
+        )
+        .map_err(|e| InputError::new_err(format!("{at}: `value` {e}")))?
+    };
+    let ts = millis(&need("timestamp")?, &format!("{at}: `timestamp`"))?;
+    let topic: Option<String> =
+        match get("topic")? {
+            None => None,
+            Some(t) => {
+                // pandas fills a missing topic with NaN
+                if t.extract::<f64>().is_ok_and(f64::is_nan) {
+                    None
+                } else {
+                    Some(t.extract().map_err(|_| {
+                        InputError::new_err(format!("{at}: `topic` must be a string"))
+                    })?)
+                }
+            }
+        };
+    Datapoint::new(&thing, &metric, value, ts, topic.as_deref())
+        .map_err(|e| InputError::new_err(format!("{at}: {e}")))
+}
+
+/// The records of `datapoints`: a list (or iterable) of dicts, or a pandas DataFrame with
+/// columns thing, metric, value, timestamp[, topic].
+fn records<'py>(py: Python<'py>, datapoints: &Bound<'py, PyAny>) -> PyResult<Vec<Datapoint>> {
+    let rows: Bound<'py, PyAny> =
+        if datapoints.hasattr("to_dict")? && datapoints.hasattr("columns")? {
+            datapoints.call_method1("to_dict", ("records",))?
+        } else if datapoints.cast::<PyDict>().is_ok() {
+            PyList::new(py, [datapoints])?.into_any()
+        } else {
+            datapoints.clone()
+        };
+    let mut out = Vec::new();
+    for (i, r) in rows.try_iter()?.enumerate() {
+        out.push(datapoint(py, &r?, &format!("datapoints[{i}]"))?);
+    }
+    Ok(out)
+}
+
+/// One violation event: Device Defender's `ViolationEvent` fields as attributes, and
+/// `to_dict()` for the JSON (camelCase).
+#[pyclass(name = "ViolationEvent", module = "rcf", frozen)]
+pub(crate) struct PyViolationEvent {
+    json: Value,
+}
+
+impl PyViolationEvent {
+    fn new(e: &ViolationEvent) -> Self {
+        Self { json: e.to_json() }
+    }
+
+    fn text(&self, key: &str) -> String {
+        self.json[key].as_str().unwrap_or_default().to_string()
+    }
+
+    fn info(&self, key: &str) -> Option<f64> {
+        self.json["violationEventAdditionalInfo"][key].as_f64()
+    }
+}
+
+#[pymethods]
+impl PyViolationEvent {
+    /// `violationId`: one id follows one alarm from in-alarm to cleared or invalidated.
+    #[getter]
+    fn violation_id(&self) -> String {
+        self.text("violationId")
+    }
+    /// `thingName`.
+    #[getter]
+    fn thing_name(&self) -> String {
+        self.text("thingName")
+    }
+    /// `securityProfileName`.
+    #[getter]
+    fn security_profile_name(&self) -> String {
+        self.text("securityProfileName")
+    }
+    /// The behaviour's name.
+    #[getter]
+    fn behavior_name(&self) -> String {
+        self.json["behavior"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+    /// `violationEventType`: "in-alarm", "alarm-cleared" or "alarm-invalidated".
+    #[getter]
+    fn violation_event_type(&self) -> String {
+        self.text("violationEventType")
+    }
+    /// `violationEventTime`, epoch seconds.
+    #[getter]
+    fn violation_event_time(&self) -> f64 {
+        self.json["violationEventTime"].as_f64().unwrap_or(f64::NAN)
+    }
+    /// "STATIC", "STATISTICAL" or "MACHINE_LEARNING".
+    #[getter]
+    fn criteria_type(&self) -> String {
+        self.json["rcf"]["criteriaType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+    /// Why the event happened, in words.
+    #[getter]
+    fn reason(&self) -> String {
+        self.json["rcf"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+    /// The RCF score (ML behaviours), else None.
+    #[getter]
+    fn score(&self) -> Option<f64> {
+        self.info("score")
+    }
+    /// The grade in (0, 1) (ML behaviours), else None.
+    #[getter]
+    fn grade(&self) -> Option<f64> {
+        self.info("grade")
+    }
+    /// Per-metric attribution `[{"metric", "high", "low", "direction"}]` (ML), else [].
+    #[getter]
+    fn attribution<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_json(
+            py,
+            self.json["violationEventAdditionalInfo"]
+                .get("attribution")
+                .unwrap_or(&Value::Array(Vec::new())),
+        )
+    }
+    /// The event as Device Defender's `ViolationEvent` JSON (a dict).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_json(py, &self.json)
+    }
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other
+            .cast::<Self>()
+            .is_ok_and(|o| o.get().json == self.json)
+    }
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.json.to_string().hash(&mut h);
+        h.finish()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "ViolationEvent({} {} {} {} at {})",
+            self.violation_event_type(),
+            self.thing_name(),
+            self.behavior_name(),
+            self.violation_id(),
+            rcf_stream::fleet::time::format_rfc3339((self.violation_event_time() * 1000.0) as i64)
+        )
+    }
+    #[classmethod]
+    fn _from_state(_cls: &Bound<'_, PyType>, state: &Bound<'_, PyAny>) -> PyResult<Self> {
+        <Self as Pickle>::from_state(state.py(), state)
+    }
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        pickle::reduce(slf)
+    }
+}
+
+impl Pickle for PyViolationEvent {
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(PyString::new(py, &self.json.to_string()).into_any())
+    }
+    fn from_state(_py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let text: String = state.extract()?;
+        let json = serde_json::from_str(&text)
+            .map_err(|e| StateError::new_err(format!("not a violation event: {e}")))?;
+        Ok(Self { json })
+    }
+}
+
+fn events(list: Vec<ViolationEvent>) -> Vec<PyViolationEvent> {
+    list.iter().map(PyViolationEvent::new).collect()
+}
+
+/// The fleet detect engine: Device Defender security profiles (rules, fleet percentiles and a
+/// per-thing ML model), alarms, violation events and metric history in SQLite.
+#[pyclass(name = "Fleet", module = "rcf", frozen)]
+pub(crate) struct PyFleet {
+    inner: Mutex<Engine>,
+    config: EngineConfig,
+}
+
+fn lock<R: Send>(py: Python<'_>, f: &Mutex<Engine>, g: impl FnOnce(&mut Engine) -> R + Send) -> R {
+    crate::run::locked(py, f, g)
+}
+
+fn filter(
+    thing: Option<String>,
+    profile: Option<String>,
+    criteria_type: Option<String>,
+    list_suppressed_alerts: Option<bool>,
+    verification_state: Option<String>,
+) -> Filter {
+    let mut f = Filter::default();
+    f.thing = thing;
+    f.profile = profile;
+    f.criteria_type = criteria_type;
+    f.list_suppressed_alerts = list_suppressed_alerts;
+    f.verification_state = verification_state;
+    f
+}
+
+#[pymethods]
+impl PyFleet {
+    #[new]
+    #[pyo3(signature = (profile=None, *, store=None, grace_seconds=60.0, invalidate_after_hours=48.0,
+        retention_days=14.0, max_future_seconds=86400.0, strict=false, history=true, seed=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        profile: Option<&Bound<'_, PyAny>>,
+        store: Option<PathBuf>,
+        grace_seconds: f64,
+        invalidate_after_hours: f64,
+        retention_days: f64,
+        max_future_seconds: Option<f64>,
+        strict: bool,
+        history: bool,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let finite = |name: &str, x: f64| {
+            if (0.0..1e12).contains(&x) {
+                Ok((x * 1000.0) as i64)
+            } else {
+                Err(ConfigError::new_err(format!(
+                    "invalid `{name}`: must be a non-negative number, got {x}"
+                )))
+            }
+        };
+        let mut c = EngineConfig::default();
+        c.grace_ms = finite("grace_seconds", grace_seconds)?;
+        c.invalidate_after_ms = finite("invalidate_after_hours", invalidate_after_hours * 3600.0)?;
+        c.retention_ms = finite("retention_days", retention_days * 86_400.0)?;
+        c.max_future_ms = max_future_seconds
+            .map(|s| finite("max_future_seconds", s))
+            .transpose()?;
+        c.strict = strict;
+        c.history = history;
+        c.seed = seed;
+        let setup = profile.map(|p| to_json(py, p)).transpose()?;
+        let cfg = c.clone();
+        let engine = py
+            .detach(move || -> Result<Engine, FleetError> {
+                let mut e = Engine::open(cfg, store.as_deref())?;
+                if let Some(s) = setup {
+                    e.configure(&s)?;
+                    e.commit(None)?;
+                }
+                Ok(e)
+            })
+            .map_err(fleet_error)?;
+        Ok(Self {
+            inner: Mutex::new(engine),
+            config: c,
+        })
+    }
+
+    /// Sets the configuration: a CreateSecurityProfile dict, or a bundle with
+    /// securityProfiles, dimensions, customMetrics, thingGroups and targets. Returns the
+    /// alarm-invalidated events of changed or removed behaviours.
+    fn configure(
+        &self,
+        py: Python<'_>,
+        profile: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<PyViolationEvent>> {
+        let setup = to_json(py, profile)?;
+        let evs = lock(py, &self.inner, |e| {
+            let r = e.configure(&setup)?;
+            e.commit(None)?;
+            Ok::<_, FleetError>(r)
+        })
+        .map_err(fleet_error)?;
+        Ok(events(evs))
+    }
+
+    /// Ingests datapoints (dicts `{thing, metric, value, timestamp[, topic]}`, or a pandas
+    /// DataFrame with those columns) in order and commits; returns the violation events.
+    /// Every datapoint is checked first: if one is invalid, InputError names it and nothing
+    /// is applied.
+    fn ingest(
+        &self,
+        py: Python<'_>,
+        datapoints: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<PyViolationEvent>> {
+        let dps = records(py, datapoints)?;
+        let evs = lock(py, &self.inner, |e| {
+            for (i, d) in dps.iter().enumerate() {
+                e.check(d).map_err(|err| match err {
+                    FleetError::Datapoint(m) => {
+                        FleetError::Datapoint(format!("datapoints[{i}]: {m}"))
+                    }
+                    other => other,
+                })?;
+            }
+            let mut out = Vec::new();
+            for d in &dps {
+                e.ingest_into(d, &mut out)?;
+            }
+            e.commit(None)?;
+            Ok::<_, FleetError>(out)
+        })
+        .map_err(fleet_error)?;
+        py.check_signals()?;
+        Ok(events(evs))
+    }
+
+    /// Advances the clock to `now` without data (closing windows, invalidating silent things).
+    fn tick(&self, py: Python<'_>, now: &Bound<'_, PyAny>) -> PyResult<Vec<PyViolationEvent>> {
+        let ms = millis(now, "`now`")?;
+        let evs = lock(py, &self.inner, |e| {
+            let r = e.tick(ms)?;
+            e.commit(None)?;
+            Ok::<_, FleetError>(r)
+        })
+        .map_err(fleet_error)?;
+        Ok(events(evs))
+    }
+
+    /// Closes every open window now (the end of a finite input).
+    fn flush(&self, py: Python<'_>) -> PyResult<Vec<PyViolationEvent>> {
+        let evs = lock(py, &self.inner, |e| {
+            let r = e.flush()?;
+            e.commit(None)?;
+            Ok::<_, FleetError>(r)
+        })
+        .map_err(fleet_error)?;
+        Ok(events(evs))
+    }
+
+    /// Active violations (ListActiveViolations), as dicts.
+    #[pyo3(signature = (*, thing=None, profile=None, criteria_type=None, list_suppressed_alerts=None, verification_state=None))]
+    fn list_active_violations<'py>(
+        &self,
+        py: Python<'py>,
+        thing: Option<String>,
+        profile: Option<String>,
+        criteria_type: Option<String>,
+        list_suppressed_alerts: Option<bool>,
+        verification_state: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let f = filter(
+            thing,
+            profile,
+            criteria_type,
+            list_suppressed_alerts,
+            verification_state,
+        );
+        let rows = lock(py, &self.inner, |e| e.list_active_violations(&f)).map_err(fleet_error)?;
+        from_json(py, &Value::Array(rows))
+    }
+
+    /// Violation events from `start` to `end` (exclusive; epoch seconds, RFC 3339 or
+    /// datetime; default all), as dicts (ListViolationEvents).
+    #[pyo3(signature = (start=None, end=None, *, thing=None, profile=None, criteria_type=None, list_suppressed_alerts=None, verification_state=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn list_violation_events<'py>(
+        &self,
+        py: Python<'py>,
+        start: Option<&Bound<'py, PyAny>>,
+        end: Option<&Bound<'py, PyAny>>,
+        thing: Option<String>,
+        profile: Option<String>,
+        criteria_type: Option<String>,
+        list_suppressed_alerts: Option<bool>,
+        verification_state: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let s = start
+            .map(|t| millis(t, "`start`"))
+            .transpose()?
+            .unwrap_or(0);
+        let en = end
+            .map(|t| millis(t, "`end`"))
+            .transpose()?
+            .unwrap_or(i64::MAX);
+        let f = filter(
+            thing,
+            profile,
+            criteria_type,
+            list_suppressed_alerts,
+            verification_state,
+        );
+        let rows =
+            lock(py, &self.inner, |e| e.list_violation_events(s, en, &f)).map_err(fleet_error)?;
+        from_json(py, &Value::Array(rows))
+    }
+
+    /// A thing's stored values of a metric (ListMetricValues): dicts `{timestamp, value}`.
+    #[pyo3(signature = (thing, metric, start=None, end=None, *, dimension=None, not_in=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn list_metric_values<'py>(
+        &self,
+        py: Python<'py>,
+        thing: String,
+        metric: String,
+        start: Option<&Bound<'py, PyAny>>,
+        end: Option<&Bound<'py, PyAny>>,
+        dimension: Option<String>,
+        not_in: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let s = start
+            .map(|t| millis(t, "`start`"))
+            .transpose()?
+            .unwrap_or(0);
+        let en = end
+            .map(|t| millis(t, "`end`"))
+            .transpose()?
+            .unwrap_or(i64::MAX);
+        let rows = lock(py, &self.inner, |e| {
+            e.list_metric_values(
+                &thing,
+                &metric,
+                dimension.as_deref().map(|d| (d, not_in)),
+                s,
+                en,
+            )
+        })
+        .map_err(fleet_error)?;
+        from_json(py, &Value::Array(rows))
+    }
+
+    /// Adds a thing to a thing group.
+    fn add_to_group(&self, py: Python<'_>, group: String, thing: String) -> PyResult<()> {
+        lock(py, &self.inner, |e| {
+            e.add_to_group(&group, &thing)?;
+            e.commit(None)
+        })
+        .map_err(fleet_error)
+    }
+
+    /// Removes a thing from a thing group; returns the invalidations of profiles that no
+    /// longer apply to it.
+    fn remove_from_group(
+        &self,
+        py: Python<'_>,
+        group: String,
+        thing: String,
+    ) -> PyResult<Vec<PyViolationEvent>> {
+        let evs = lock(py, &self.inner, |e| {
+            let r = e.remove_from_group(&group, &thing)?;
+            e.commit(None)?;
+            Ok::<_, FleetError>(r)
+        })
+        .map_err(fleet_error)?;
+        Ok(events(evs))
+    }
+
+    /// The things in a thing group.
+    fn group(&self, py: Python<'_>, name: String) -> Vec<String> {
+        lock(py, &self.inner, |e| e.group(&name))
+    }
+
+    /// The configuration as a bundle dict.
+    #[getter]
+    fn setup<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let v = lock(py, &self.inner, |e| e.setup_json());
+        from_json(py, &v)
+    }
+
+    /// Counts since the store was created: datapoints, late, unmonitored, windows, in_alarm,
+    /// cleared, invalidated.
+    #[getter]
+    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = lock(py, &self.inner, |e| e.counters().clone());
+        let d = PyDict::new(py);
+        for (k, v) in [
+            ("datapoints", c.datapoints),
+            ("late", c.late),
+            ("unmonitored", c.unmonitored),
+            ("windows", c.windows),
+            ("in_alarm", c.in_alarm),
+            ("cleared", c.cleared),
+            ("invalidated", c.invalidated),
+        ] {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
+    /// The watermark (epoch seconds), or None before any data.
+    #[getter]
+    fn watermark(&self, py: Python<'_>) -> Option<f64> {
+        lock(py, &self.inner, |e| e.watermark()).map(|w| w as f64 / 1000.0)
+    }
+
+    /// Things tracked.
+    #[getter]
+    fn things(&self, py: Python<'_>) -> usize {
+        lock(py, &self.inner, |e| e.things())
+    }
+
+    /// The store's path, or ":memory:".
+    #[getter]
+    fn store(&self, py: Python<'_>) -> String {
+        lock(py, &self.inner, |e| e.store_path().to_string())
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        lock(py, &self.inner, |e| {
+            format!(
+                "Fleet(store={:?}, profiles={}, things={})",
+                e.store_path(),
+                e.profiles().len(),
+                e.things()
+            )
+        })
+    }
+
+    #[classmethod]
+    fn _from_state(_cls: &Bound<'_, PyType>, state: &Bound<'_, PyAny>) -> PyResult<Self> {
+        <Self as Pickle>::from_state(state.py(), state)
+    }
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        pickle::reduce(slf)
+    }
+    fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
+        pickle::copy(py, self)
+    }
+    fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
+        pickle::copy(py, self)
+    }
+}
+
+impl Pickle for PyFleet {
+    /// `(store bytes, grace_ms, invalidate_after_ms, retention_ms, max_future_ms, strict,
+    /// history, seed)`: a pickled fleet is an in-memory copy of the store.
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let bytes = lock(py, &self.inner, |e| e.to_bytes()).map_err(fleet_error)?;
+        let c = &self.config;
+        Ok(PyTuple::new(
+            py,
+            [
+                PyBytes::new(py, &bytes).into_any(),
+                c.grace_ms.into_pyobject(py)?.into_any(),
+                c.invalidate_after_ms.into_pyobject(py)?.into_any(),
+                c.retention_ms.into_pyobject(py)?.into_any(),
+                c.max_future_ms.into_pyobject(py)?.into_any(),
+                pyo3::types::PyBool::new(py, c.strict).to_owned().into_any(),
+                pyo3::types::PyBool::new(py, c.history)
+                    .to_owned()
+                    .into_any(),
+                c.seed.into_pyobject(py)?.into_any(),
+            ],
+        )?
+        .into_any())
+    }
+
+    fn from_state(py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<Self> {
+        #[allow(clippy::type_complexity)]
+        let (bytes, grace, inval, retention, future, strict, history, seed): (
+            Vec<u8>,
+            i64,
+            i64,
+            i64,
+            Option<i64>,
+            bool,
+            bool,
+            u64,
+        ) = state
+            .extract()
+            .map_err(|_| StateError::new_err("not a Fleet state"))?;
+        let mut c = EngineConfig::default();
+        c.grace_ms = grace;
+        c.invalidate_after_ms = inval;
+        c.retention_ms = retention;
+        c.max_future_ms = future;
+        c.strict = strict;
+        c.history = history;
+        c.seed = seed;
+        let cfg = c.clone();
+        let engine = py
+            .detach(move || Engine::from_bytes(cfg, &bytes))
+            .map_err(fleet_error)?;
+        Ok(Self {
+            inner: Mutex::new(engine),
+            config: c,
+        })
+    }
+}

@@ -1,0 +1,190 @@
+"""rcf.Fleet: Device Defender profiles, datapoints from dicts and DataFrames, events, queries."""
+
+import pickle
+import threading
+
+import pandas as pd
+import pytest
+
+import rcf
+
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+PROFILE = {
+    "securityProfileName": "smart-lights",
+    "behaviors": [
+        {
+            "name": "msgs",
+            "metric": "aws:num-messages-sent",
+            "criteria": {
+                "comparisonOperator": "less-than-equals",
+                "value": {"count": 1000},
+                "durationSeconds": 300,
+                "consecutiveDatapointsToAlarm": 2,
+                "consecutiveDatapointsToClear": 2,
+            },
+        },
+        {
+            "name": "no-telnet",
+            "metric": "aws:listening-tcp-ports",
+            "criteria": {"comparisonOperator": "not-in-port-set", "value": {"ports": [23, 2323]}},
+        },
+    ],
+}
+
+
+def msgs(thing, counts):
+    return [
+        {"thing": thing, "metric": "aws:num-messages-sent", "value": c, "timestamp": T0 + 300 * w + 5}
+        for w, c in enumerate(counts)
+    ]
+
+
+def test_rules_alarm_and_clear_with_device_defender_events():
+    fleet = rcf.Fleet(PROFILE, grace_seconds=0)
+    events = fleet.ingest(msgs("dev-1", [1200, 1500, 100, 100, 100]))
+    assert [e.violation_event_type for e in events] == ["in-alarm", "alarm-cleared"]
+    first = events[0]
+    assert first.thing_name == "dev-1" and first.behavior_name == "msgs"
+    assert first.criteria_type == "STATIC" and first.score is None
+    d = first.to_dict()
+    assert d["metricValue"] == {"count": 1500}
+    assert d["behavior"] == PROFILE["behaviors"][0]
+    assert d["violationId"] == events[1].violation_id
+    assert fleet.counters["in_alarm"] == 1
+    stored = fleet.list_violation_events()
+    assert [e["violationEventType"] for e in stored] == ["in-alarm", "alarm-cleared"]
+    assert fleet.list_active_violations() == []
+    values = fleet.list_metric_values("dev-1", "aws:num-messages-sent")
+    assert [v["value"]["count"] for v in values] == [1200, 1500, 100, 100, 100]
+
+
+def test_dataframe_with_datetimes_and_topics():
+    fleet = rcf.Fleet(PROFILE, grace_seconds=0)
+    df = pd.DataFrame(
+        {
+            "thing": ["cam-1", "cam-1", "cam-2"],
+            "metric": ["aws:listening-tcp-ports"] * 3,
+            "value": [{"ports": [443]}, {"ports": [443, 23]}, {"ports": []}],
+            "timestamp": pd.to_datetime(["2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z", "2026-01-01T00:05:00Z"]),
+            "topic": [None, "a/b", None],
+        }
+    )
+    events = fleet.ingest(df)
+    assert [(e.thing_name, e.violation_event_type) for e in events] == [("cam-1", "in-alarm")]
+    assert events[0].violation_event_time == T0 + 300
+    active = fleet.list_active_violations(thing="cam-1")
+    assert len(active) == 1 and active[0]["lastViolationValue"] == {"ports": [443, 23]}
+    assert pd.DataFrame(fleet.list_violation_events()).shape[0] == 1
+
+
+def test_bad_datapoints_name_the_index_and_apply_nothing():
+    fleet = rcf.Fleet(PROFILE, grace_seconds=0)
+    good = msgs("dev-1", [5, 5])
+    bad = good + [{"thing": "dev-1", "metric": "aws:listening-tcp-ports", "value": 7, "timestamp": T0}]
+    with pytest.raises(rcf.InputError, match=r"datapoints\[2\].*port-list") as e:
+        fleet.ingest(bad)
+    assert isinstance(e.value, ValueError)
+    assert fleet.counters["datapoints"] == 0
+    for dp, pattern in [
+        ({"thing": "x" * 129, "metric": "m", "value": 1, "timestamp": T0}, "128"),
+        ({"metric": "m", "value": 1, "timestamp": T0}, "`thing` is missing"),
+        ({"thing": "t", "metric": "m", "value": True, "timestamp": T0}, "bool"),
+        ({"thing": "t", "metric": "m", "value": 1, "timestamp": "yesterday"}, "RFC 3339"),
+        ({"thing": "t", "metric": "m", "value": float("inf"), "timestamp": T0}, "finite"),
+        ({"thing": "t", "metric": "m", "value": {"ports": [70000]}, "timestamp": T0}, "65535"),
+        ({"thing": "t", "metric": "m", "value": 1, "timestamp": 4_102_444_800}, "ahead of the clock"),
+    ]:
+        with pytest.raises(rcf.InputError, match=pattern):
+            fleet.ingest([dp])
+    assert fleet.counters["datapoints"] == 0
+
+
+def test_invalid_profiles_raise_config_errors_naming_the_field():
+    bad = {"securityProfileName": "p", "behaviors": [{"name": "a", "metric": "aws:num-authorization-failures",
+           "criteria": {"comparisonOperator": "less-than-equals", "value": {"count": 5}, "durationSeconds": 60}}]}
+    with pytest.raises(rcf.ConfigError, match=r"behaviors\[0\]\.criteria\.durationSeconds.*60"):
+        rcf.Fleet(bad, strict=True)
+    rcf.Fleet(bad)  # accepted as an extension outside strict mode
+    with pytest.raises(rcf.ConfigError, match="grace_seconds"):
+        rcf.Fleet(PROFILE, grace_seconds=-1)
+    fleet = rcf.Fleet(PROFILE)
+    with pytest.raises(rcf.ConfigError):
+        fleet.configure({"securityProfileName": "bad name!"})
+    assert fleet.setup["securityProfiles"][0] == PROFILE
+
+
+def test_ml_events_carry_attribution():
+    profile = {"securityProfileName": "motors", "behaviors": [{
+        "name": "ml", "metric": "torque", "criteria": {"mlDetectionConfig": {"confidenceLevel": "HIGH"}},
+        "rcf": {"metrics": ["battery"], "seed": 3}}]}
+    fleet = rcf.Fleet(profile, grace_seconds=0)
+    rows = []
+    for w in range(700):
+        torque = 95.0 if w == 650 else 40.0 + (w % 12)
+        rows.append({"thing": "m1", "metric": "torque", "value": {"number": torque}, "timestamp": T0 + 300 * w})
+        rows.append({"thing": "m1", "metric": "battery", "value": {"number": 80.0 - (w % 5)}, "timestamp": T0 + 300 * w})
+    events = [e for e in fleet.ingest(rows) if e.violation_event_type == "in-alarm"]
+    hit = [e for e in events if e.violation_event_time == T0 + 300 * 651]
+    assert hit, [e.violation_event_time for e in events]
+    e = hit[0]
+    assert e.criteria_type == "MACHINE_LEARNING" and e.score > 0 and 0 < e.grade < 1
+    total = sum(a["high"] + a["low"] for a in e.attribution)
+    assert total == pytest.approx(e.score, rel=1e-6)
+    assert max(e.attribution, key=lambda a: a["high"] + a["low"])["metric"] == "torque"
+    assert e.to_dict()["violationEventAdditionalInfo"]["confidenceLevel"] == "HIGH"
+
+
+def test_pickle_and_copy_restore_the_engine(tmp_path):
+    fleet = rcf.Fleet(PROFILE, grace_seconds=0)
+    fleet.ingest(msgs("dev-1", [2000, 2000]))
+    clone = pickle.loads(pickle.dumps(fleet))
+    nxt = msgs("dev-1", [2000, 2000, 2000])[2:]
+    assert fleet.ingest(nxt) == clone.ingest(nxt)
+    assert clone.list_violation_events() == fleet.list_violation_events()
+    e = fleet.list_violation_events()
+    ev = rcf.Fleet(PROFILE, grace_seconds=0).ingest(msgs("d", [2000, 2000, 2000]))[0]
+    assert pickle.loads(pickle.dumps(ev)) == ev
+    assert e  # events were stored
+    # a file store reopens where it committed
+    path = str(tmp_path / "fleet.db")
+    a = rcf.Fleet(PROFILE, store=path, grace_seconds=0)
+    a.ingest(msgs("dev-9", [2000, 2000, 2000]))
+    del a
+    b = rcf.Fleet(store=path, grace_seconds=0)
+    assert b.store == path and b.counters["datapoints"] == 3
+    assert [x["thingName"] for x in b.list_active_violations()] == ["dev-9"]
+    (tmp_path / "junk.db").write_bytes(b"\x07" * 5000)
+    with pytest.raises(rcf.StateError, match="not a SQLite database"):
+        rcf.Fleet(PROFILE, store=str(tmp_path / "junk.db"))
+
+
+def test_groups_and_targets():
+    setup = {"securityProfiles": [PROFILE], "thingGroups": {"cams": ["cam-1"]}, "targets": {"smart-lights": ["cams"]}}
+    fleet = rcf.Fleet(setup, grace_seconds=0)
+    dp = lambda t: {"thing": t, "metric": "aws:listening-tcp-ports", "value": {"ports": [23]}, "timestamp": T0}  # noqa: E731
+    assert [e.thing_name for e in fleet.ingest([dp("cam-1"), dp("other")])] == ["cam-1"]
+    left = fleet.remove_from_group("cams", "cam-1")
+    assert [e.violation_event_type for e in left] == ["alarm-invalidated"]
+    fleet.add_to_group("cams", "other")
+    assert fleet.group("cams") == ["other"]
+
+
+def test_batches_release_the_gil():
+    fleet = rcf.Fleet(PROFILE, grace_seconds=0)
+    rows = [dp for t in range(200) for dp in msgs(f"dev-{t}", [10] * 50)]
+    rows.sort(key=lambda d: d["timestamp"])
+    ticks = []
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            ticks.append(1)
+
+    th = threading.Thread(target=spin)
+    th.start()
+    fleet.ingest(rows)
+    stop.set()
+    th.join()
+    assert fleet.counters["datapoints"] == 10_000
+    assert len(ticks) > 0
