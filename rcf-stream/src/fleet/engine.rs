@@ -1121,6 +1121,7 @@ impl Engine {
                 &dp.thing,
                 &dp.metric,
                 dp.timestamp,
+                self.counters.datapoints,
                 dp.topic.as_deref(),
                 num,
                 text.as_deref(),
@@ -1932,7 +1933,9 @@ impl Engine {
             self.dirty.clear();
             self.removed.clear();
         }
-        if self.max_ts.is_some() && self.watermark.saturating_sub(self.last_retention) >= HOUR {
+        // retention scans the history: once per 1/14 of the retention period (a day by default)
+        let every = (self.config.retention_ms / 14).clamp(HOUR, 24 * HOUR);
+        if self.max_ts.is_some() && self.watermark.saturating_sub(self.last_retention) >= every {
             self.store
                 .retain(self.watermark - self.config.retention_ms)?;
             self.last_retention = self.watermark;

@@ -24,10 +24,11 @@ pub struct StoreError {
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE metric_values (
-    thing TEXT NOT NULL, metric TEXT NOT NULL, ts INTEGER NOT NULL, topic TEXT,
-    num REAL, value TEXT);
-CREATE INDEX metric_values_by_thing ON metric_values (thing, metric, ts);
+    thing INTEGER NOT NULL, metric INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+    topic TEXT, num REAL, value TEXT,
+    PRIMARY KEY (thing, metric, ts, seq)) WITHOUT ROWID;
 CREATE TABLE violation_events (
     seq INTEGER PRIMARY KEY, violation_id TEXT NOT NULL, event_type TEXT NOT NULL,
     thing TEXT NOT NULL, profile TEXT NOT NULL, behavior TEXT NOT NULL,
@@ -47,6 +48,9 @@ CREATE TABLE thing_groups (grp TEXT NOT NULL, thing TEXT NOT NULL, PRIMARY KEY (
 /// The SQLite store.
 pub struct Store {
     conn: Connection,
+    /// Thing and metric names → their ids in `names` (metric history keys on integers: one
+    /// B-tree of small keys instead of a table and an index of strings).
+    ids: std::collections::HashMap<Box<str>, i64>,
     path: String,
     in_tx: bool,
     durable: bool,
@@ -90,6 +94,7 @@ impl Store {
         }
         .map_err(|e| fail(format!("cannot open: {e}")))?;
         let mut store = Store {
+            ids: Default::default(),
             conn,
             path: name.clone(),
             in_tx: false,
@@ -109,6 +114,7 @@ impl Store {
         conn.deserialize_read_exact(rusqlite::MAIN_DB, bytes, bytes.len(), false)
             .map_err(|e| fail(format!("not a store: {e}")))?;
         let mut store = Store {
+            ids: Default::default(),
             conn,
             path: ":memory:".into(),
             in_tx: false,
@@ -207,32 +213,63 @@ impl Store {
         if self.in_tx {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.in_tx = false;
+            // names added in the transaction are gone
+            self.ids.clear();
         }
     }
 
+    /// The id of a thing or metric name, added if new.
+    fn name_id(&mut self, name: &str) -> Result<i64, StoreError> {
+        if let Some(&id) = self.ids.get(name) {
+            return Ok(id);
+        }
+        self.begin()?;
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO names (name) VALUES (?1)")
+            .and_then(|mut st| st.execute(params![name]))
+            .map_err(|e| self.error(e))?;
+        let id = self.known_id(name)?.expect("inserted");
+        self.ids.insert(name.into(), id);
+        Ok(id)
+    }
+
+    /// The id of a name already stored.
+    fn known_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        if let Some(&id) = self.ids.get(name) {
+            return Ok(Some(id));
+        }
+        self.conn
+            .prepare_cached("SELECT id FROM names WHERE name = ?1")
+            .and_then(|mut st| st.query_row(params![name], |r| r.get(0)).optional())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Stores one datapoint; `seq` orders datapoints of the same thing, metric and time.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert_metric(
         &mut self,
         thing: &str,
         metric: &str,
         ts: i64,
+        seq: u64,
         topic: Option<&str>,
         num: Option<f64>,
         value: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.begin()?;
+        let (t, m) = (self.name_id(thing)?, self.name_id(metric)?);
         let mut st = self
             .conn
             .prepare_cached(
-                "INSERT INTO metric_values (thing, metric, ts, topic, num, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO metric_values (thing, metric, ts, seq, topic, num, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(|e| self.error(e))?;
-        st.execute(params![thing, metric, ts, topic, num, value])
+        st.execute(params![t, m, ts, seq as i64, topic, num, value])
             .map(|_| ())
             .map_err(|e| self.error(e))
     }
 
-    /// Stored datapoints of `thing` and `metrics` with `from <= ts < to`, in time order:
-    /// `(metric, ts, topic, number, json value)`.
+    /// Stored datapoints of `thing` and `metric` with `from <= ts < to`, in time order:
+    /// `(ts, topic, number, json value)`.
     #[allow(clippy::type_complexity)]
     pub(crate) fn metric_values(
         &self,
@@ -241,15 +278,18 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, Option<String>, Option<f64>, Option<String>)>, StoreError> {
+        let (Some(t), Some(m)) = (self.known_id(thing)?, self.known_id(metric)?) else {
+            return Ok(Vec::new());
+        };
         let mut st = self
             .conn
             .prepare_cached(
                 "SELECT ts, topic, num, value FROM metric_values WHERE thing = ?1 AND metric = ?2 \
-                 AND ts >= ?3 AND ts < ?4 ORDER BY ts, rowid",
+                 AND ts >= ?3 AND ts < ?4 ORDER BY ts, seq",
             )
             .map_err(|e| self.error(e))?;
         let rows = st
-            .query_map(params![thing, metric, from, to], |r| {
+            .query_map(params![t, m, from, to], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .map_err(|e| self.error(e))?;

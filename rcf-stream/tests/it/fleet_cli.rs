@@ -126,9 +126,8 @@ fn a_profile_and_a_jsonl_file_give_device_defender_events_and_queries() {
         "the rogue agent"
     );
     assert!(
-        evs.iter()
-            .any(|e| e["thingName"] == "thing-020" && e["behavior"]["name"] == "no-debug-topics")
-            == false,
+        !evs.iter()
+            .any(|e| e["thingName"] == "thing-020" && e["behavior"]["name"] == "no-debug-topics"),
         "debug firmware is on day 4, not in these 3 days"
     );
     for e in &evs {
