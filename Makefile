@@ -1,5 +1,5 @@
 # Every developer command. `make test` is the README's one test command; `.ci/run` = `make ci`.
-.PHONY: fmt lint test test-rust test-py doc bench report ci demo quickstart fuzz
+.PHONY: fmt lint test test-rust test-py doc bench report ci demo fleet-demo quickstart fuzz
 
 fmt:
 	cargo fmt --all
@@ -58,6 +58,10 @@ report:
 # the README's main job: the built-in fleet demo
 demo:
 	cargo run --release -p rcf-stream --bin rcf -- detect
+
+# the fleet engine's demo: a simulated fleet through a Device Defender profile
+fleet-demo:
+	cargo run --release -p rcf-stream --bin rcf -- fleet
 
 quickstart:
 	cargo run --release -p rcf-core --example quickstart

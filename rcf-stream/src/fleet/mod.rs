@@ -18,8 +18,36 @@
 //!   events, active violations, thing groups and the engine's state, committed in batches so
 //!   a killed process restarts where its last commit ended.
 //!
-//! The semantics follow Device Defender's documentation; where it is silent, the engine's
-//! docs say what rcf does.
+//! # Semantics
+//!
+//! Device Defender's documentation is followed where it speaks (`../shared/design/detect.md`
+//! has the sources). Where it is silent, rcf does this:
+//!
+//! * **Set operators**: `in-*-set` is an allow-list (every observed element must be in the
+//!   set), `not-in-*-set` a deny-list (none may be); CIDR membership is prefix containment
+//!   (IPv4-mapped IPv6 addresses compare as IPv4). An empty observed list conforms.
+//! * **Windows**: tumbling and epoch-aligned, per (profile, behaviour, thing); a window value
+//!   exists only if the thing reported the metric in it (counts are summed, levels averaged).
+//!   Per-message metrics, lists, and levels without `durationSeconds` are judged datapoint by
+//!   datapoint. An event's time is its window's end (or the datapoint's time).
+//! * **Statistical thresholds**: the percentile interpolates linearly between the closest
+//!   ranks of the targeted things' values in the same window (NumPy's default); if any value
+//!   is negative, the statistic is unavailable and nothing is judged in that window.
+//! * **ML**: one [`Detector`](crate::Detector) per thing and behaviour, its window five minutes
+//!   unless `durationSeconds` says otherwise (an extension), `confidenceLevel` mapped to
+//!   [`Sensitivity`](crate::Sensitivity) Low/Medium/High. A datapoint violates while the
+//!   detector reports an anomaly or is inside the event one opened (until the thing conforms
+//!   again to its model from before), so a lasting anomaly stays in alarm. Verdicts count once
+//!   the detector's confidence reaches [`engine::ML_MIN_CONFIDENCE`]; before that a thing's ML
+//!   alarm neither starts nor clears. A new detector trains at once from the store's history.
+//! * **Time**: late data (its window closed) is stored and counted, not judged; datapoints
+//!   more than [`EngineConfig::max_future_ms`] ahead of the wall clock are refused. Silence
+//!   for [`EngineConfig::invalidate_after_ms`] invalidates the thing's alarms and drops its
+//!   windows and models (it is trained again from history if it returns).
+//! * **Ids**: a `violationId` is a hash of profile, behaviour, thing and start time, so a
+//!   replay gives the same ids and a consumer can drop repeats.
+//! * **Names**: behaviour names may have spaces (the documentation's own examples do);
+//!   [`EngineConfig::strict`] applies the API's pattern and window list exactly.
 pub mod datapoint;
 pub mod dimension;
 pub mod engine;
