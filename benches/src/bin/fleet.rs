@@ -114,7 +114,7 @@ fn main() {
     let (rule_things, ml_things, days) = if quick {
         (200, 60, 4)
     } else {
-        (2_000, 1_000, 4)
+        (1_000, 1_000, 4)
     };
     let dir = std::env::temp_dir().join(format!("rcf-fleet-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

@@ -278,8 +278,21 @@ struct SavedClock {
 struct Observation {
     value: Option<MetricValue>,
     violating: bool,
-    reason: String,
+    /// Why, put into words only when an event needs it (most observations cause none).
+    reason: Reason,
     ml: Option<MlExplanation>,
+}
+
+/// What an observation's reason says, before it is formatted.
+enum Reason {
+    /// Said in full.
+    Text(&'static str),
+    /// A static criterion: the value against the behaviour's operator and value.
+    Static,
+    /// A fleet percentile of `n` things.
+    Statistical { threshold: f64, n: usize },
+    /// An ML verdict (its explanation is in the observation).
+    Ml,
 }
 
 /// The fleet detect engine.
@@ -312,7 +325,7 @@ pub struct Engine {
     groups: BTreeMap<String, BTreeSet<Arc<str>>>,
     targets_version: u64,
     slots: Vec<Slot>,
-    routes: HashMap<Arc<str>, Vec<Route>>,
+    routes: HashMap<Arc<str>, Arc<[Route]>>,
     things: BTreeMap<Arc<str>, ThingState>,
     dirty: BTreeSet<Arc<str>>,
     removed: BTreeSet<Arc<str>>,
@@ -876,6 +889,7 @@ impl Engine {
     fn rebuild_slots(&mut self) {
         self.slots.clear();
         self.routes.clear();
+        let mut routes: HashMap<Arc<str>, Vec<Route>> = HashMap::new();
         for (p, prof) in self.profiles.iter().enumerate() {
             for (b, beh) in prof.behaviors.iter().enumerate() {
                 let features: Vec<Arc<str>> = beh.metrics().map(Arc::from).collect();
@@ -889,7 +903,7 @@ impl Engine {
                     .collect();
                 let slot = self.slots.len();
                 for (f, m) in features.iter().enumerate() {
-                    self.routes
+                    routes
                         .entry(m.clone())
                         .or_default()
                         .push(Route { slot, feature: f });
@@ -910,6 +924,7 @@ impl Engine {
                 });
             }
         }
+        self.routes = routes.into_iter().map(|(m, r)| (m, Arc::from(r))).collect();
     }
 
     /// The profiles.
@@ -1140,9 +1155,9 @@ impl Engine {
             }
         };
         self.dirty.insert(thing.clone());
-        let routes: Vec<Route> = match self.routes.get(&*dp.metric) {
+        let routes: Arc<[Route]> = match self.routes.get(&*dp.metric) {
             Some(r) => r.clone(),
-            None => Vec::new(),
+            None => Arc::from(Vec::new()),
         };
         if routes.is_empty() {
             outcome.unmonitored = true;
@@ -1159,7 +1174,7 @@ impl Engine {
             }
         }
         let mut late = false;
-        for r in routes {
+        for &r in routes.iter() {
             let slot = &self.slots[r.slot];
             if !self.things[&thing].targeted[slot.profile] {
                 continue;
@@ -1472,7 +1487,7 @@ impl Engine {
                 None => Some(Observation {
                     value: None,
                     violating: true,
-                    reason: "no datapoint in the window (rcf.missingData: violate)".into(),
+                    reason: Reason::Text("no datapoint in the window (rcf.missingData: violate)"),
                     ml: None,
                 }),
                 Some(win) => self.judge_window(i, &win, &thresholds, verdicts.remove(&k))?,
@@ -1518,11 +1533,7 @@ impl Engine {
                 Observation {
                     value: Some(value.clone()),
                     violating: !holds,
-                    reason: if holds {
-                        format!("{} conforms: {} {} {}", b.metric, value, op.as_str(), want)
-                    } else {
-                        format!("{} {} is not {} {}", b.metric, value, op.as_str(), want)
-                    },
+                    reason: Reason::Static,
                     ml: None,
                 }
             }
@@ -1530,9 +1541,55 @@ impl Engine {
             _ => Observation {
                 value: Some(value.clone()),
                 violating: false,
-                reason: String::new(),
+                reason: Reason::Text(""),
                 ml: None,
             },
+        }
+    }
+
+    /// An observation's reason in words.
+    fn describe(&self, i: usize, obs: &Observation) -> String {
+        let s = &self.slots[i];
+        let b = &self.profiles[s.profile].behaviors[s.behavior];
+        let value = obs
+            .value
+            .as_ref()
+            .map_or("nothing".to_string(), ToString::to_string);
+        let not = if obs.violating { "not " } else { "" };
+        match (&obs.reason, &b.kind) {
+            (Reason::Text(t), _) => (*t).to_string(),
+            (Reason::Static, CriteriaKind::Static { op, value: want }) => {
+                format!("{} {value} is {not}{} {want}", b.metric, op.as_str())
+            }
+            (
+                Reason::Statistical { threshold, n },
+                CriteriaKind::Statistical { op, statistic, .. },
+            ) => format!(
+                "{} {value} is {not}{} the fleet's {statistic} ({threshold} over {n} things)",
+                b.metric,
+                op.as_str()
+            ),
+            (Reason::Ml, _) => match &obs.ml {
+                Some(ml) if obs.violating => {
+                    let top = ml
+                        .attribution
+                        .iter()
+                        .max_by(|a, b| (a.1 + a.2).total_cmp(&(b.1 + b.2)))
+                        .map_or(String::new(), |(m, h, l)| {
+                            format!(", mostly {m} {}", if h >= l { "high" } else { "low" })
+                        });
+                    format!(
+                        "RCF score {:.3} above threshold {:.3} (grade {:.2}){top}",
+                        ml.score, ml.threshold, ml.grade
+                    )
+                }
+                Some(ml) => format!(
+                    "RCF score {:.3} within threshold {:.3}",
+                    ml.score, ml.threshold
+                ),
+                None => String::new(),
+            },
+            _ => String::new(),
         }
     }
 
@@ -1547,30 +1604,21 @@ impl Engine {
         let value = self.window_value(i, win);
         Ok(match kind {
             CriteriaKind::Static { .. } => Some(self.judge_static(i, &value)),
-            CriteriaKind::Statistical { op, statistic, .. } => {
-                match thresholds.get(&i).copied().flatten() {
-                    None => None,
-                    Some((threshold, n)) => {
-                        let x = value.as_number().expect("numeric");
-                        let holds = op
-                            .holds(&MetricValue::Number(x), &MetricValue::Number(threshold))
-                            .expect("numbers");
-                        let s = &self.slots[i];
-                        Some(Observation {
-                            value: Some(value),
-                            violating: !holds,
-                            reason: format!(
-                                "{} {} is {}{} the fleet's {statistic} ({threshold} over {n} things)",
-                                s.features[0],
-                                x,
-                                if holds { "" } else { "not " },
-                                op.as_str()
-                            ),
-                            ml: None,
-                        })
-                    }
+            CriteriaKind::Statistical { op, .. } => match thresholds.get(&i).copied().flatten() {
+                None => None,
+                Some((threshold, n)) => {
+                    let x = value.as_number().expect("numeric");
+                    let holds = op
+                        .holds(&MetricValue::Number(x), &MetricValue::Number(threshold))
+                        .expect("numbers");
+                    Some(Observation {
+                        value: Some(value),
+                        violating: !holds,
+                        reason: Reason::Statistical { threshold, n },
+                        ml: None,
+                    })
                 }
-            }
+            },
             CriteriaKind::Ml { confidence } => {
                 let v = verdict
                     .expect("every ML window has a verdict")
@@ -1579,24 +1627,10 @@ impl Engine {
                     return Ok(None);
                 }
                 let violating = v.is_anomaly || v.in_event;
-                let reason = if violating {
-                    let top = v.top_metric().map_or(String::new(), |t| {
-                        format!(", mostly {} {}", t.metric, t.direction())
-                    });
-                    format!(
-                        "RCF score {:.3} above threshold {:.3} (grade {:.2}){top}",
-                        v.score, v.threshold, v.grade
-                    )
-                } else {
-                    format!(
-                        "RCF score {:.3} within threshold {:.3}",
-                        v.score, v.threshold
-                    )
-                };
                 Some(Observation {
                     value: Some(value),
                     violating,
-                    reason,
+                    reason: Reason::Ml,
                     ml: Some(MlExplanation::from_verdict(confidence, &v)),
                 })
             }
@@ -1720,7 +1754,7 @@ impl Engine {
                         EventType::InAlarm,
                         id,
                         time,
-                        format!("{} violating datapoint(s): {}", a.violating, obs.reason),
+                        format!("{} violating datapoint(s)", a.violating),
                     ));
                 }
                 Some(active) => {
@@ -1737,7 +1771,7 @@ impl Engine {
                         start,
                         time,
                         last.as_deref(),
-                        &b.to_json().to_string(),
+                        &slot.fingerprint,
                     )?;
                 }
                 None => {}
@@ -1753,12 +1787,13 @@ impl Engine {
                         EventType::AlarmCleared,
                         active.id,
                         active.start,
-                        format!("{to_clear} conforming datapoint(s): {}", obs.reason),
+                        format!("{to_clear} conforming datapoint(s)"),
                     ));
                 }
             }
         }
-        if let Some((et, id, start, reason)) = event {
+        if let Some((et, id, start, count)) = event {
+            let reason = format!("{count}: {}", self.describe(i, &obs));
             let slot = self.slots[i].clone();
             let ev = self.event(thing, &slot, et, id, start, time, obs.value, reason, obs.ml);
             self.record(&ev)?;
@@ -2062,7 +2097,7 @@ impl Engine {
     ///
     /// An unknown dimension; the store failed.
     pub fn list_metric_values(
-        &self,
+        &mut self,
         thing: &str,
         metric: &str,
         dimension: Option<(&str, bool)>,

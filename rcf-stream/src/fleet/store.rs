@@ -51,6 +51,10 @@ pub struct Store {
     /// Thing and metric names → their ids in `names` (metric history keys on integers: one
     /// B-tree of small keys instead of a table and an index of strings).
     ids: std::collections::HashMap<Box<str>, i64>,
+    /// Metric history not yet written: inserted in key order at the next commit or read
+    /// (sorted inserts touch each B-tree page once; one by one, in time order, they touched a
+    /// page per thing: 3.5x the cost).
+    pending: Vec<PendingValue>,
     path: String,
     in_tx: bool,
     durable: bool,
@@ -61,6 +65,17 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store").field("path", &self.path).finish()
     }
 }
+
+/// One metric value waiting to be written: (thing, metric, ts, seq, topic, num, value).
+type PendingValue = (
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<Box<str>>,
+    Option<f64>,
+    Option<Box<str>>,
+);
 
 /// One stored violation event row.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +110,7 @@ impl Store {
         .map_err(|e| fail(format!("cannot open: {e}")))?;
         let mut store = Store {
             ids: Default::default(),
+            pending: Vec::new(),
             conn,
             path: name.clone(),
             in_tx: false,
@@ -115,6 +131,7 @@ impl Store {
             .map_err(|e| fail(format!("not a store: {e}")))?;
         let mut store = Store {
             ids: Default::default(),
+            pending: Vec::new(),
             conn,
             path: ":memory:".into(),
             in_tx: false,
@@ -199,6 +216,7 @@ impl Store {
 
     /// Commits the open transaction.
     pub(crate) fn commit(&mut self) -> Result<(), StoreError> {
+        self.flush_metrics()?;
         if self.in_tx {
             self.conn
                 .execute_batch("COMMIT")
@@ -215,6 +233,7 @@ impl Store {
             self.in_tx = false;
             // names added in the transaction are gone
             self.ids.clear();
+            self.pending.clear();
         }
     }
 
@@ -257,27 +276,63 @@ impl Store {
         value: Option<&str>,
     ) -> Result<(), StoreError> {
         let (t, m) = (self.name_id(thing)?, self.name_id(metric)?);
+        self.pending.push((
+            t,
+            m,
+            ts,
+            seq as i64,
+            topic.map(Into::into),
+            num,
+            value.map(Into::into),
+        ));
+        Ok(())
+    }
+
+    /// Writes the pending metric history, in key order.
+    pub(crate) fn flush_metrics(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.begin()?;
+        let mut rows = std::mem::take(&mut self.pending);
+        rows.sort_unstable_by_key(|r| (r.0, r.1, r.2, r.3));
+        let fail = |e: rusqlite::Error| StoreError {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
         let mut st = self
             .conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO metric_values (thing, metric, ts, seq, topic, num, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
-            .map_err(|e| self.error(e))?;
-        st.execute(params![t, m, ts, seq as i64, topic, num, value])
-            .map(|_| ())
-            .map_err(|e| self.error(e))
+            .map_err(fail)?;
+        // (64-row statements measured no faster: the B-tree, not the statement, is the cost)
+        for (t, m, ts, seq, topic, num, value) in &rows {
+            st.execute(params![
+                t,
+                m,
+                ts,
+                seq,
+                topic.as_deref(),
+                num,
+                value.as_deref()
+            ])
+            .map_err(fail)?;
+        }
+        Ok(())
     }
 
     /// Stored datapoints of `thing` and `metric` with `from <= ts < to`, in time order:
     /// `(ts, topic, number, json value)`.
     #[allow(clippy::type_complexity)]
     pub(crate) fn metric_values(
-        &self,
+        &mut self,
         thing: &str,
         metric: &str,
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, Option<String>, Option<f64>, Option<String>)>, StoreError> {
+        self.flush_metrics()?;
         let (Some(t), Some(m)) = (self.known_id(thing)?, self.known_id(metric)?) else {
             return Ok(Vec::new());
         };
@@ -453,6 +508,7 @@ impl Store {
 
     /// Deletes metric values and violation events older than `cutoff`.
     pub(crate) fn retain(&mut self, cutoff: i64) -> Result<(usize, usize), StoreError> {
+        self.flush_metrics()?;
         self.begin()?;
         let m = self
             .conn

@@ -413,7 +413,7 @@ fn violations(a: &ViolationArgs) -> Result<(), Failure> {
 }
 
 fn metrics(a: &MetricArgs) -> Result<(), Failure> {
-    let engine = open_existing(&a.store)?;
+    let mut engine = open_existing(&a.store)?;
     let rows = engine
         .list_metric_values(
             &a.thing,
