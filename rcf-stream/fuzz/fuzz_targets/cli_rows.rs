@@ -25,8 +25,13 @@ fuzz_target!(init: common::write_seeds(common::rows()), |data: &[u8]| {
     } else {
         input::Format::Jsonl
     };
-    let wanted = (selector & 2 != 0).then_some("time");
-    let Ok(rows) = input::open(Box::new(Cursor::new(rest.to_vec())), format, wanted) else {
+    // selector bits: 1 format, 2 a named timestamp, 4 a key column, 8 chosen metric columns
+    let columns = input::Columns {
+        timestamp: (selector & 2 != 0).then(|| "time".to_string()),
+        key: (selector & 4 != 0).then(|| "device".to_string()),
+        metrics: (selector & 8 != 0).then(|| vec!["a".to_string()]),
+    };
+    let Ok(rows) = input::open(Box::new(Cursor::new(rest.to_vec())), format, &columns) else {
         return;
     };
     let mut detector = Detector::builder(rows.metrics.iter().cloned())
