@@ -28,9 +28,7 @@ use serde_json::{Map, Value, json};
 use super::datapoint::Datapoint;
 use super::dimension::Dimension;
 use super::metric::{Aggregation, MetricCatalog, MetricType};
-use super::profile::{
-    ComparisonOperator, CriteriaKind, MissingData, ProfileError, SecurityProfile, check_thing,
-};
+use super::profile::{CriteriaKind, MissingData, ProfileError, SecurityProfile, check_thing};
 use super::store::{EventRow, Store, StoreError};
 use super::time::{self, Millis};
 use super::value::{MetricValue, json_kind, quoted};
@@ -422,7 +420,7 @@ impl Engine {
         if let Some(setup) = self.store.meta("setup")? {
             let v: Value = serde_json::from_slice(&setup)
                 .map_err(|e| self.corrupt("the saved configuration", e))?;
-            self.apply_setup(&v, false)
+            self.apply_setup(&v)
                 .map_err(|e| self.corrupt("the saved configuration", e))?;
         }
         for (group, thing) in self.store.groups()? {
@@ -516,33 +514,13 @@ impl Engine {
                 })
                 .collect()
         };
-        let mut trial = Engine {
-            config: self.config.clone(),
-            catalog: self.catalog.clone(),
-            dimensions: BTreeMap::new(),
-            profiles: Vec::new(),
-            targets: BTreeMap::new(),
-            groups: self.groups.clone(),
-            targets_version: 0,
-            slots: Vec::new(),
-            routes: HashMap::new(),
-            things: BTreeMap::new(),
-            dirty: BTreeSet::new(),
-            removed: BTreeSet::new(),
-            max_ts: None,
-            watermark: 0,
-            next_close: 0,
-            last_retention: 0,
-            last_silence_check: 0,
-            counters: Counters::default(),
-            cursor: None,
-            store: Store::open(None)?,
-            setup: Value::Null,
-        };
-        trial.apply_setup(setup, true)?;
+        let mut trial = Engine::with_store(self.config.clone(), Store::open(None)?)?;
+        trial.catalog = self.catalog.clone();
+        trial.groups = self.groups.clone();
+        trial.apply_setup(setup)?;
         // valid: apply for real
         let mut out = Vec::new();
-        self.apply_setup(setup, true)?;
+        self.apply_setup(setup)?;
         let now = self.now();
         // map the old slots onto the new ones by (profile, behaviour, fingerprint)
         let new_index: HashMap<(String, String, String), usize> = self
@@ -612,8 +590,7 @@ impl Engine {
         Ok(out)
     }
 
-    fn apply_setup(&mut self, setup: &Value, strict_checks: bool) -> Result<(), FleetError> {
-        let _ = strict_checks;
+    fn apply_setup(&mut self, setup: &Value) -> Result<(), FleetError> {
         let o = setup.as_object().ok_or_else(|| ProfileError {
             field: String::new(),
             reason: format!(
@@ -2271,18 +2248,5 @@ fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
         Ok((v, n)) if n == b.len() => Ok(v),
         Ok((_, n)) => Err(format!("{} trailing bytes", b.len() - n)),
         Err(e) => Err(e.to_string()),
-    }
-}
-
-impl ComparisonOperator {
-    /// Whether the operator compares numbers (the four ordering operators).
-    pub fn is_numeric(self) -> bool {
-        matches!(
-            self,
-            ComparisonOperator::LessThan
-                | ComparisonOperator::LessThanEquals
-                | ComparisonOperator::GreaterThan
-                | ComparisonOperator::GreaterThanEquals
-        )
     }
 }

@@ -8,7 +8,7 @@
 //! as a violating datapoint), and ML model settings (`numTrees`, `sampleSize`, `shingleSize`,
 //! `seed`).
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::metric::{Aggregation, MetricCatalog, MetricKind, MetricType, check_name};
 use super::value::{MetricValue, json_kind, quoted};
@@ -1044,9 +1044,4 @@ pub(crate) fn check_thing(s: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// The JSON of an empty behaviour list, for building profiles in code.
-pub(crate) fn _empty() -> Value {
-    json!([])
 }
