@@ -291,6 +291,21 @@ fn lock<R: Send>(py: Python<'_>, f: &Mutex<Engine>, g: impl FnOnce(&mut Engine) 
     crate::run::locked(py, f, g)
 }
 
+/// Runs `f` on the engine (interpreter released), commits, and returns its events.
+fn committed(
+    py: Python<'_>,
+    engine: &Mutex<Engine>,
+    f: impl FnOnce(&mut Engine) -> Result<Vec<ViolationEvent>, FleetError> + Send,
+) -> PyResult<Vec<PyViolationEvent>> {
+    let evs = lock(py, engine, |e| {
+        let r = f(e)?;
+        e.commit(None)?;
+        Ok::<_, FleetError>(r)
+    })
+    .map_err(fleet_error)?;
+    Ok(events(evs))
+}
+
 fn filter(
     thing: Option<String>,
     profile: Option<String>,
@@ -371,13 +386,7 @@ impl PyFleet {
         profile: &Bound<'_, PyAny>,
     ) -> PyResult<Vec<PyViolationEvent>> {
         let setup = to_json(py, profile)?;
-        let evs = lock(py, &self.inner, |e| {
-            let r = e.configure(&setup)?;
-            e.commit(None)?;
-            Ok::<_, FleetError>(r)
-        })
-        .map_err(fleet_error)?;
-        Ok(events(evs))
+        committed(py, &self.inner, |e| e.configure(&setup))
     }
 
     /// Ingests datapoints (dicts `{thing, metric, value, timestamp[, topic]}`, or a pandas
@@ -414,24 +423,12 @@ impl PyFleet {
     /// Advances the clock to `now` without data (closing windows, invalidating silent things).
     fn tick(&self, py: Python<'_>, now: &Bound<'_, PyAny>) -> PyResult<Vec<PyViolationEvent>> {
         let ms = millis(now, "`now`")?;
-        let evs = lock(py, &self.inner, |e| {
-            let r = e.tick(ms)?;
-            e.commit(None)?;
-            Ok::<_, FleetError>(r)
-        })
-        .map_err(fleet_error)?;
-        Ok(events(evs))
+        committed(py, &self.inner, |e| e.tick(ms))
     }
 
     /// Closes every open window now (the end of a finite input).
     fn flush(&self, py: Python<'_>) -> PyResult<Vec<PyViolationEvent>> {
-        let evs = lock(py, &self.inner, |e| {
-            let r = e.flush()?;
-            e.commit(None)?;
-            Ok::<_, FleetError>(r)
-        })
-        .map_err(fleet_error)?;
-        Ok(events(evs))
+        committed(py, &self.inner, |e| e.flush())
     }
 
     /// Active violations (ListActiveViolations), as dicts.
@@ -542,13 +539,7 @@ impl PyFleet {
         group: String,
         thing: String,
     ) -> PyResult<Vec<PyViolationEvent>> {
-        let evs = lock(py, &self.inner, |e| {
-            let r = e.remove_from_group(&group, &thing)?;
-            e.commit(None)?;
-            Ok::<_, FleetError>(r)
-        })
-        .map_err(fleet_error)?;
-        Ok(events(evs))
+        committed(py, &self.inner, |e| e.remove_from_group(&group, &thing))
     }
 
     /// The things in a thing group.

@@ -2,7 +2,7 @@
 //! violation events on stdout and a SQLite store; `rcf fleet violations|metrics` query it.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -210,14 +210,7 @@ const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
 fn ingest(run: &RunArgs, file: &PathBuf) -> Result<(), Failure> {
     let mut engine = open_engine(run)?;
-    let stdin = file.as_os_str() == "-";
-    let (reader, size): (Box<dyn Read>, Option<u64>) = if stdin {
-        (Box::new(io::stdin()), None)
-    } else {
-        let f = File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
-        let size = f.metadata().ok().map(|m| m.len());
-        (Box::new(f), size)
-    };
+    let (reader, size, stdin) = crate::open_input(file)?;
     let mut lines = BufReader::new(reader).split(b'\n');
     let mut progress = Progress {
         total: size,

@@ -327,16 +327,23 @@ impl Progress {
     }
 }
 
+/// An input opened by [`open_input`]: the reader, its size if known, whether it is stdin.
+pub(crate) type Opened = (Box<dyn Read>, Option<u64>, bool);
+
+/// `file` for reading (`-`: standard input): the reader, the file's size if known, and whether
+/// it is standard input.
+pub(crate) fn open_input(file: &PathBuf) -> Result<Opened, Failure> {
+    if file.as_os_str() == "-" {
+        return Ok((Box::new(io::stdin()), None, true));
+    }
+    let f = File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+    let size = f.metadata().ok().map(|m| m.len());
+    Ok((Box::new(f), size, false))
+}
+
 /// Runs the detector over a file or standard input; returns the number of malformed rows.
 fn detect(args: &DetectArgs, file: &PathBuf) -> Result<u64, Failure> {
-    let stdin = file.as_os_str() == "-";
-    let (reader, size): (Box<dyn Read>, Option<u64>) = if stdin {
-        (Box::new(io::stdin()), None)
-    } else {
-        let f = File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
-        let size = f.metadata().ok().map(|m| m.len());
-        (Box::new(f), size)
-    };
+    let (reader, size, stdin) = open_input(file)?;
     let counted = CountingReader::new(reader);
     let bytes_read = counted.counter();
     let (format, reader) = match args.input_format {
