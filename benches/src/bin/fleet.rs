@@ -110,7 +110,14 @@ fn report(name: &str, r: &Run) {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only memory|off|file|jsonl|ml` runs one row (for profiling)
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let wants = |row: &str| only.as_deref().is_none_or(|o| o == row);
     let (rule_things, ml_things, days) = if quick {
         (200, 60, 4)
     } else {
@@ -128,15 +135,36 @@ fn main() {
         "rules only, {rule_things} things × {days} days ({} datapoints), history in memory",
         rules.len()
     );
-    report(&label, &run(&rules, false, None, true));
+    if wants("memory") {
+        report(&label, &run(&rules, false, None, true));
+    }
     let label = format!("rules only, {rule_things} things, metric history off");
-    report(&label, &run(&rules, false, None, false));
+    if wants("off") {
+        report(&label, &run(&rules, false, None, false));
+    }
     let label = format!("rules only, {rule_things} things, history in a SQLite file");
-    report(
-        &label,
-        &run(&rules, false, Some(&dir.join("rules.db")), true),
-    );
+    if wants("file") {
+        report(
+            &label,
+            &run(&rules, false, Some(&dir.join("rules.db")), true),
+        );
+    }
     // JSON Lines: the CLI's path (parse each line, then ingest)
+    if wants("jsonl") {
+        jsonl(rule_things, days);
+    }
+    drop(rules);
+    if wants("ml") {
+        let ml = datapoints(ml_things, days);
+        let label = format!(
+            "rules + one 3-metric ML behaviour per thing, {ml_things} things × {days} days, in memory"
+        );
+        report(&label, &run(&ml, true, None, true));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn jsonl(rule_things: usize, days: usize) {
     let text: Vec<String> = defender::fleet(rule_things, days, 1)
         .reports
         .iter()
@@ -159,11 +187,4 @@ fn main() {
         "| JSON Lines parsed and ingested, rules only, {rule_things} things | {:.0} | | | | |",
         text.len() as f64 / t.elapsed().as_secs_f64()
     );
-    drop(rules);
-    let ml = datapoints(ml_things, days);
-    let label = format!(
-        "rules + one 3-metric ML behaviour per thing, {ml_things} things × {days} days, in memory"
-    );
-    report(&label, &run(&ml, true, None, true));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1098,25 +1098,13 @@ impl Engine {
         let mut outcome = Ingested::default();
         self.counters.datapoints += 1;
         if self.config.history && kind.is_some() {
-            let (num, text) = match dp.value.as_number() {
-                Some(x) => (
-                    Some(x),
-                    if matches!(dp.value, MetricValue::Count(_)) {
-                        None
-                    } else {
-                        Some("n".to_string())
-                    },
-                ),
-                None => (None, Some(dp.value.to_json().to_string())),
-            };
             self.store.insert_metric(
                 &dp.thing,
                 &dp.metric,
                 dp.timestamp,
                 self.counters.datapoints,
                 dp.topic.as_deref(),
-                num,
-                text.as_deref(),
+                &dp.value,
             )?;
         }
         let thing: Arc<str> = match self.things.get_key_value(&*dp.thing) {
@@ -1665,13 +1653,16 @@ impl Engine {
             let mut windows: BTreeMap<Millis, Window> = BTreeMap::new();
             let nf = slot.features.len();
             for (f, m) in slot.features.iter().enumerate() {
-                for (ts, topic, num, _) in self.store.metric_values(thing, m, from, start)? {
+                for row in self.store.metric_values(thing, m, from, start)? {
                     if let Some((dim, not_in)) = &slot.dimension
-                        && topic.as_deref().is_some_and(|t| dim.matches(t)) == *not_in
+                        && row.topic.as_deref().is_some_and(|t| dim.matches(t)) == *not_in
                     {
                         continue;
                     }
-                    let Some(x) = num else { continue };
+                    let Some(x) = row.value.as_number() else {
+                        continue;
+                    };
+                    let ts = row.ts;
                     let ws = ts.div_euclid(w) * w;
                     let win = windows.entry(ws).or_insert_with(|| Window {
                         start: ws,
@@ -2096,20 +2087,12 @@ impl Engine {
         let rows = self.store.metric_values(thing, metric, start, end)?;
         Ok(rows
             .into_iter()
-            .filter(|(_, topic, _, _)| {
+            .filter(|r| {
                 dim.is_none_or(|(d, not_in)| {
-                    topic.as_deref().is_some_and(|t| d.matches(t)) != not_in
+                    r.topic.as_deref().is_some_and(|t| d.matches(t)) != not_in
                 })
             })
-            .map(|(ts, _, num, text)| {
-                let value = match (num, text.as_deref()) {
-                    (Some(x), None) => json!({"count": x as u64}),
-                    (Some(x), Some(_)) => json!({"number": x}),
-                    (None, Some(t)) => serde_json::from_str(t).unwrap_or(Value::Null),
-                    (None, None) => Value::Null,
-                };
-                json!({"timestamp": time::to_json(ts), "value": value})
-            })
+            .map(|r| json!({"timestamp": time::to_json(r.ts), "value": r.value.to_json()}))
             .collect())
     }
 }

@@ -51,6 +51,7 @@
 pub mod datapoint;
 pub mod dimension;
 pub mod engine;
+mod history;
 pub mod metric;
 pub mod profile;
 pub mod store;

@@ -5,12 +5,18 @@
 
 use std::path::Path;
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension, params};
+
+use super::history::{self, CHUNK_MS, Chunk, HistoryRow};
+use super::value::MetricValue;
 
 /// `PRAGMA application_id` of an rcf fleet store (`rcf1`): a SQLite file without it is not ours.
 const APPLICATION_ID: i32 = 0x7263_6631;
-/// The schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i32 = 1;
+/// The schema version (`PRAGMA user_version`). Version 1 (a row per datapoint) is migrated
+/// to version 2 (history chunks) when opened.
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// A store error: what failed, and SQLite's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,10 +31,10 @@ pub struct StoreError {
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-CREATE TABLE metric_values (
-    thing INTEGER NOT NULL, metric INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
-    topic TEXT, num REAL, value TEXT,
-    PRIMARY KEY (thing, metric, ts, seq)) WITHOUT ROWID;
+CREATE TABLE metric_chunks (
+    thing INTEGER NOT NULL, metric INTEGER NOT NULL, hour INTEGER NOT NULL, seq INTEGER NOT NULL,
+    len INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (hour, thing, metric, seq)) WITHOUT ROWID;
 CREATE TABLE violation_events (
     seq INTEGER PRIMARY KEY, violation_id TEXT NOT NULL, event_type TEXT NOT NULL,
     thing TEXT NOT NULL, profile TEXT NOT NULL, behavior TEXT NOT NULL,
@@ -51,10 +57,9 @@ pub struct Store {
     /// Thing and metric names → their ids in `names` (metric history keys on integers: one
     /// B-tree of small keys instead of a table and an index of strings).
     ids: std::collections::HashMap<Box<str>, i64>,
-    /// Metric history not yet written: inserted in key order at the next commit or read
-    /// (sorted inserts touch each B-tree page once; one by one, in time order, they touched a
-    /// page per thing: 3.5x the cost).
-    pending: Vec<PendingValue>,
+    /// Metric history not yet written, one chunk per (thing id, metric id, hour): written in
+    /// key order at the next commit or read (sorted inserts touch each B-tree page once).
+    pending: HashMap<(i64, i64, i64), Chunk>,
     path: String,
     in_tx: bool,
     durable: bool,
@@ -65,17 +70,6 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store").field("path", &self.path).finish()
     }
 }
-
-/// One metric value waiting to be written: (thing, metric, ts, seq, topic, num, value).
-type PendingValue = (
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<Box<str>>,
-    Option<f64>,
-    Option<Box<str>>,
-);
 
 /// One stored violation event row.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +83,69 @@ pub(crate) struct EventRow<'a> {
     pub(crate) time: i64,
     pub(crate) suppressed: bool,
     pub(crate) json: &'a str,
+}
+
+/// Moves a version 1 store's history (a row per datapoint) into chunks, in one transaction.
+fn migrate_v1(c: &Connection) -> rusqlite::Result<()> {
+    c.execute_batch(
+        "BEGIN;
+         CREATE TABLE metric_chunks (
+             thing INTEGER NOT NULL, metric INTEGER NOT NULL, hour INTEGER NOT NULL,
+             seq INTEGER NOT NULL, len INTEGER NOT NULL, data BLOB NOT NULL,
+             PRIMARY KEY (hour, thing, metric, seq)) WITHOUT ROWID;",
+    )?;
+    let result = (|| {
+        let mut chunks: Vec<((i64, i64, i64), Chunk)> = Vec::new();
+        {
+            let mut st = c.prepare(
+                "SELECT thing, metric, ts, seq, topic, num, value FROM metric_values \
+                 ORDER BY thing, metric, ts, seq",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let (t, m, ts, seq): (i64, i64, i64, i64) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                let topic: Option<String> = r.get(4)?;
+                let num: Option<f64> = r.get(5)?;
+                let text: Option<String> = r.get(6)?;
+                // version 1: a count had no text, a number the text "n", a list its JSON
+                let value = match (num, text.as_deref()) {
+                    (Some(x), None) => MetricValue::Count(x as u64),
+                    (Some(x), Some(_)) => MetricValue::Number(x),
+                    (None, Some(t)) => serde_json::from_str(t)
+                        .ok()
+                        .and_then(|v| MetricValue::from_json(&v).ok())
+                        .unwrap_or(MetricValue::Strings(Vec::new())),
+                    (None, None) => continue,
+                };
+                let key = (t, m, ts.div_euclid(CHUNK_MS));
+                // rows come in time order; a chunk's sequence numbers must grow
+                match chunks.last_mut() {
+                    Some((k, ch)) if *k == key && seq >= ch.last_seq() => {
+                        ch.push(ts, seq, topic.as_deref(), &value)
+                    }
+                    _ => {
+                        let mut ch = Chunk::new(seq);
+                        ch.push(ts, seq, topic.as_deref(), &value);
+                        chunks.push((key, ch));
+                    }
+                }
+            }
+        }
+        let mut st = c.prepare(
+            "INSERT INTO metric_chunks (thing, metric, hour, seq, len, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for ((t, m, hour), ch) in &chunks {
+            st.execute(params![t, m, hour, ch.first_seq, ch.len, ch.data])?;
+        }
+        c.execute_batch(&format!(
+            "DROP TABLE metric_values; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))
+    })();
+    if result.is_err() {
+        let _ = c.execute_batch("ROLLBACK");
+    }
+    result
 }
 
 impl Store {
@@ -110,7 +167,7 @@ impl Store {
         .map_err(|e| fail(format!("cannot open: {e}")))?;
         let mut store = Store {
             ids: Default::default(),
-            pending: Vec::new(),
+            pending: HashMap::new(),
             conn,
             path: name.clone(),
             in_tx: false,
@@ -131,7 +188,7 @@ impl Store {
             .map_err(|e| fail(format!("not a store: {e}")))?;
         let mut store = Store {
             ids: Default::default(),
-            pending: Vec::new(),
+            pending: HashMap::new(),
             conn,
             path: ":memory:".into(),
             in_tx: false,
@@ -172,6 +229,8 @@ impl Store {
             return Err(format!(
                 "is a SQLite database of another program (application_id {app:#x}, {tables} tables), not an rcf fleet store"
             ));
+        } else if version == 1 {
+            migrate_v1(c).map_err(|e| format!("cannot migrate schema version 1: {e}"))?;
         } else if version != SCHEMA_VERSION {
             return Err(format!(
                 "has schema version {version}; this rcf reads version {SCHEMA_VERSION}"
@@ -263,8 +322,7 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    /// Stores one datapoint; `seq` orders datapoints of the same thing, metric and time.
-    #[allow(clippy::too_many_arguments)]
+    /// Stores one datapoint; `seq` orders datapoints (it only grows).
     pub(crate) fn insert_metric(
         &mut self,
         thing: &str,
@@ -272,19 +330,14 @@ impl Store {
         ts: i64,
         seq: u64,
         topic: Option<&str>,
-        num: Option<f64>,
-        value: Option<&str>,
+        value: &MetricValue,
     ) -> Result<(), StoreError> {
         let (t, m) = (self.name_id(thing)?, self.name_id(metric)?);
-        self.pending.push((
-            t,
-            m,
-            ts,
-            seq as i64,
-            topic.map(Into::into),
-            num,
-            value.map(Into::into),
-        ));
+        let seq = seq as i64;
+        self.pending
+            .entry((t, m, ts.div_euclid(CHUNK_MS)))
+            .or_insert_with(|| Chunk::new(seq))
+            .push(ts, seq, topic, value);
         Ok(())
     }
 
@@ -294,8 +347,11 @@ impl Store {
             return Ok(());
         }
         self.begin()?;
-        let mut rows = std::mem::take(&mut self.pending);
-        rows.sort_unstable_by_key(|r| (r.0, r.1, r.2, r.3));
+        let mut rows: Vec<_> = self.pending.drain().collect();
+        // time-major keys: a commit's rows go to the right end of the B-tree (the hours just
+        // seen), so it touches few pages (thing-major keys touched every page of the history
+        // at every commit, and the journal copied them)
+        rows.sort_unstable_by_key(|((t, m, hour), _)| (*hour, *t, *m));
         let fail = |e: rusqlite::Error| StoreError {
             path: self.path.clone(),
             reason: e.to_string(),
@@ -303,52 +359,70 @@ impl Store {
         let mut st = self
             .conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO metric_values (thing, metric, ts, seq, topic, num, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO metric_chunks (thing, metric, hour, seq, len, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .map_err(fail)?;
-        // (64-row statements measured no faster: the B-tree, not the statement, is the cost)
-        for (t, m, ts, seq, topic, num, value) in &rows {
-            st.execute(params![
-                t,
-                m,
-                ts,
-                seq,
-                topic.as_deref(),
-                num,
-                value.as_deref()
-            ])
-            .map_err(fail)?;
+        for ((t, m, hour), c) in &rows {
+            st.execute(params![t, m, hour, c.first_seq, c.len, c.data])
+                .map_err(fail)?;
         }
         Ok(())
     }
 
-    /// Stored datapoints of `thing` and `metric` with `from <= ts < to`, in time order:
-    /// `(ts, topic, number, json value)`.
-    #[allow(clippy::type_complexity)]
+    /// Stored datapoints of `thing` and `metric` with `from <= ts < to`, in time order (then
+    /// arrival order).
     pub(crate) fn metric_values(
         &mut self,
         thing: &str,
         metric: &str,
         from: i64,
         to: i64,
-    ) -> Result<Vec<(i64, Option<String>, Option<f64>, Option<String>)>, StoreError> {
+    ) -> Result<Vec<HistoryRow>, StoreError> {
         self.flush_metrics()?;
         let (Some(t), Some(m)) = (self.known_id(thing)?, self.known_id(metric)?) else {
             return Ok(Vec::new());
         };
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        // one seek per hour of the range that holds any history
+        let (lo, hi): (Option<i64>, Option<i64>) = self
+            .conn
+            .query_row("SELECT min(hour), max(hour) FROM metric_chunks", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(|e| self.error(e))?;
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return Ok(Vec::new());
+        };
+        let h0 = from.div_euclid(CHUNK_MS).max(lo);
+        let h1 = (to - 1).div_euclid(CHUNK_MS).min(hi);
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT ts, topic, num, value FROM metric_values WHERE thing = ?1 AND metric = ?2 \
-                 AND ts >= ?3 AND ts < ?4 ORDER BY ts, seq",
+                "SELECT seq, len, data FROM metric_chunks WHERE hour = ?1 AND thing = ?2 AND metric = ?3",
             )
             .map_err(|e| self.error(e))?;
-        let rows = st
-            .query_map(params![t, m, from, to], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .map_err(|e| self.error(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+        let fail = |e: rusqlite::Error| StoreError {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let mut out = Vec::new();
+        for hour in h0..=h1 {
+            let mut rows = st.query(params![hour, t, m]).map_err(fail)?;
+            while let Some(r) = rows.next().map_err(fail)? {
+                let (seq, len) = (r.get(0).map_err(fail)?, r.get(1).map_err(fail)?);
+                let data = r.get_ref(2).map_err(fail)?;
+                let data = data.as_blob().map_err(|e| fail(e.into()))?;
+                history::decode(hour, seq, len, data, &mut out).map_err(|reason| StoreError {
+                    path: self.path.clone(),
+                    reason: format!("metric history of {thing} / {metric}: {reason}"),
+                })?;
+            }
+        }
+        out.retain(|r| (from..to).contains(&r.ts));
+        out.sort_by_key(|r| (r.ts, r.seq));
+        Ok(out)
     }
 
     pub(crate) fn insert_event(&mut self, e: &EventRow<'_>) -> Result<(), StoreError> {
@@ -506,13 +580,18 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
-    /// Deletes metric values and violation events older than `cutoff`.
+    /// Deletes violation events older than `cutoff`, and metric history of the hours that
+    /// ended by `cutoff` (history goes in whole hours: a value is kept at least the retention
+    /// period, at most an hour more). Returns the history rows and events deleted.
     pub(crate) fn retain(&mut self, cutoff: i64) -> Result<(usize, usize), StoreError> {
         self.flush_metrics()?;
         self.begin()?;
         let m = self
             .conn
-            .execute("DELETE FROM metric_values WHERE ts < ?1", params![cutoff])
+            .execute(
+                "DELETE FROM metric_chunks WHERE hour < ?1",
+                params![cutoff.div_euclid(CHUNK_MS)],
+            )
             .map_err(|e| self.error(e))?;
         let e = self
             .conn
@@ -540,5 +619,142 @@ impl Store {
             })
             .map_err(|e| self.error(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("rcf-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("fleet.db")
+    }
+
+    #[test]
+    fn history_reads_back_in_time_order_across_hours_and_commits() {
+        let mut s = Store::open(None).unwrap();
+        let t0 = 1_700_000_000_000 / CHUNK_MS * CHUNK_MS;
+        // arrival order differs from time order; two commits split an hour's values
+        let times = [
+            t0 + 10,
+            t0 + CHUNK_MS + 5,
+            t0 + 3,
+            t0 + 2 * CHUNK_MS,
+            t0 + 3,
+        ];
+        for (seq, ts) in times.iter().enumerate() {
+            s.insert_metric(
+                "a",
+                "m",
+                *ts,
+                seq as u64 + 1,
+                None,
+                &MetricValue::Count(seq as u64),
+            )
+            .unwrap();
+            s.insert_metric(
+                "b",
+                "m",
+                *ts,
+                seq as u64 + 100,
+                Some("x"),
+                &MetricValue::Number(0.5),
+            )
+            .unwrap();
+            if seq == 1 {
+                s.commit().unwrap();
+            }
+        }
+        s.commit().unwrap();
+        let got: Vec<(i64, i64)> = s
+            .metric_values("a", "m", t0, t0 + 3 * CHUNK_MS)
+            .unwrap()
+            .iter()
+            .map(|r| (r.ts, r.seq))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (t0 + 3, 3),
+                (t0 + 3, 5),
+                (t0 + 10, 1),
+                (t0 + CHUNK_MS + 5, 2),
+                (t0 + 2 * CHUNK_MS, 4)
+            ]
+        );
+        // the range is half open, to the millisecond
+        assert_eq!(
+            s.metric_values("a", "m", t0 + 4, t0 + CHUNK_MS + 5)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            s.metric_values("a", "other", t0, t0 + CHUNK_MS)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            s.metric_values("a", "m", t0 + 5, t0 + 5)
+                .unwrap()
+                .is_empty()
+        );
+        // retention goes by whole hours
+        s.retain(t0 + CHUNK_MS + 1).unwrap();
+        s.commit().unwrap();
+        assert_eq!(s.metric_values("a", "m", 0, i64::MAX).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_version_1_store_is_migrated_and_a_corrupt_chunk_is_an_error() {
+        let path = temp("v1");
+        let t0 = 1_700_000_000_000 / CHUNK_MS * CHUNK_MS;
+        drop(Store::open(Some(&path)).unwrap());
+        {
+            // turn it into a version 1 store: a row per datapoint
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(&format!(
+                "DROP TABLE metric_chunks;
+                 CREATE TABLE metric_values (
+                     thing INTEGER NOT NULL, metric INTEGER NOT NULL, ts INTEGER NOT NULL,
+                     seq INTEGER NOT NULL, topic TEXT, num REAL, value TEXT,
+                     PRIMARY KEY (thing, metric, ts, seq)) WITHOUT ROWID;
+                 INSERT INTO names (id, name) VALUES (1, 'dev'), (2, 'm');
+                 INSERT INTO metric_values VALUES
+                     (1, 2, {t0}, 1, NULL, 7.0, NULL),
+                     (1, 2, {t0} + 300000, 2, 'a/b', 2.5, 'n'),
+                     (1, 2, {t0} + 3600000, 3, NULL, NULL, '{{\"ports\":[22]}}');
+                 PRAGMA user_version = 1;"
+            ))
+            .unwrap();
+        }
+        let mut s = Store::open(Some(&path)).unwrap();
+        let rows = s.metric_values("dev", "m", t0, t0 + 2 * CHUNK_MS).unwrap();
+        let values: Vec<_> = rows.iter().map(|r| r.value.to_json()).collect();
+        assert_eq!(
+            values,
+            vec![
+                serde_json::json!({"count": 7}),
+                serde_json::json!({"number": 2.5}),
+                serde_json::json!({"ports": [22]})
+            ]
+        );
+        assert_eq!(rows[1].topic.as_deref(), Some("a/b"));
+        drop(s);
+        // a chunk damaged on disk: the read fails with the series named, nothing panics
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("UPDATE metric_chunks SET data = x'ff00'")
+                .unwrap();
+        }
+        let mut s = Store::open(Some(&path)).unwrap();
+        let e = s
+            .metric_values("dev", "m", t0, t0 + 2 * CHUNK_MS)
+            .unwrap_err();
+        assert!(e.reason.contains("metric history of dev / m"), "{e}");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }
