@@ -18,7 +18,7 @@
 //! streaks, detectors) of every thing that changed, and the caller's input cursor. A process
 //! killed at any moment restarts on the same store from the last commit.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -243,6 +243,8 @@ struct ThingState {
     /// Per profile: whether it applies to the thing (valid for `targets_version`).
     targeted: Vec<bool>,
     targets_version: u64,
+    /// Listed in [`Engine::dirty`] since the last commit.
+    dirty: bool,
 }
 
 /// A thing's state as stored (slots by name, so they survive profile changes).
@@ -316,6 +318,9 @@ enum Reason {
 /// ```
 pub struct Engine {
     config: EngineConfig,
+    /// The wall clock (epoch ms) as last read for the far-future check: it only moves on, so
+    /// a datapoint within it of the check passes without reading the clock again.
+    wall_ms: std::sync::atomic::AtomicI64,
     catalog: MetricCatalog,
     dimensions: BTreeMap<String, Dimension>,
     profiles: Vec<SecurityProfile>,
@@ -325,8 +330,12 @@ pub struct Engine {
     slots: Vec<Slot>,
     routes: HashMap<Arc<str>, Arc<[Route]>>,
     things: BTreeMap<Arc<str>, ThingState>,
-    dirty: BTreeSet<Arc<str>>,
+    /// Things changed since the last commit (each once: its `dirty` flag says it is listed).
+    dirty: Vec<Arc<str>>,
     removed: BTreeSet<Arc<str>>,
+    /// Open windows by end time: (thing, slot) to close then. Entries may be stale (state
+    /// dropped since); closing checks. Keyed by time so a close visits only its windows.
+    open_windows: BTreeMap<Millis, Vec<(Arc<str>, usize)>>,
     max_ts: Option<Millis>,
     watermark: Millis,
     next_close: Millis,
@@ -384,6 +393,7 @@ impl Engine {
     fn with_store(config: EngineConfig, store: Store) -> Result<Self, FleetError> {
         let mut e = Engine {
             config,
+            wall_ms: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
             catalog: MetricCatalog::default(),
             dimensions: BTreeMap::new(),
             profiles: Vec::new(),
@@ -393,8 +403,9 @@ impl Engine {
             slots: Vec::new(),
             routes: HashMap::new(),
             things: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            dirty: Vec::new(),
             removed: BTreeSet::new(),
+            open_windows: BTreeMap::new(),
             max_ts: None,
             watermark: i64::MIN,
             next_close: i64::MAX,
@@ -475,7 +486,28 @@ impl Engine {
             }
             self.things.insert(name.into(), t);
         }
+        self.index_windows();
         Ok(())
+    }
+
+    /// Rebuilds [`open_windows`](Self::open_windows) from the things' state (after loading
+    /// or reconfiguring), and the next close from it.
+    fn index_windows(&mut self) {
+        self.open_windows.clear();
+        for (name, t) in &self.things {
+            for (i, s) in t.slots.iter().enumerate() {
+                let (Some(st), Some(w)) = (s, self.slots[i].window_ms) else {
+                    continue;
+                };
+                for win in &st.windows {
+                    self.open_windows
+                        .entry(win.start + w)
+                        .or_default()
+                        .push((name.clone(), i));
+                }
+            }
+        }
+        self.next_close = self.open_windows.keys().next().copied().unwrap_or(i64::MAX);
     }
 
     /// Sets the fleet configuration: one `CreateSecurityProfile` JSON (applied to all things),
@@ -568,7 +600,7 @@ impl Engine {
             t.targets_version = 0;
             self.things.insert(name.clone(), t);
             if changed {
-                self.dirty.insert(name);
+                self.mark_dirty(&name);
             }
         }
         // things that left a profile's target (a profile kept under the same name)
@@ -585,6 +617,7 @@ impl Engine {
                 }
             }
         }
+        self.index_windows();
         self.store
             .put_meta("setup", self.setup.to_string().as_bytes())?;
         Ok(out)
@@ -1054,8 +1087,18 @@ impl Engine {
         }
         t.targets_version = 0;
         self.things.insert(thing.clone(), t);
-        self.dirty.insert(thing.clone());
+        self.mark_dirty(thing);
         Ok(())
+    }
+
+    /// Lists a thing for saving at the next commit.
+    fn mark_dirty(&mut self, name: &Arc<str>) {
+        if let Some(t) = self.things.get_mut(name)
+            && !t.dirty
+        {
+            t.dirty = true;
+            self.dirty.push(name.clone());
+        }
     }
 
     /// The engine's "now": the watermark, or 0 before any data.
@@ -1107,19 +1150,6 @@ impl Engine {
                 &dp.value,
             )?;
         }
-        let thing: Arc<str> = match self.things.get_key_value(&*dp.thing) {
-            Some((k, _)) => k.clone(),
-            None => {
-                let t = ThingState {
-                    last_seen: dp.timestamp,
-                    slots: vec![None; self.slots.len()],
-                    ..Default::default()
-                };
-                self.things.insert(dp.thing.clone(), t);
-                dp.thing.clone()
-            }
-        };
-        self.dirty.insert(thing.clone());
         let routes: Arc<[Route]> = match self.routes.get(&*dp.metric) {
             Some(r) => r.clone(),
             None => Arc::from(Vec::new()),
@@ -1128,74 +1158,103 @@ impl Engine {
             outcome.unmonitored = true;
             self.counters.unmonitored += 1;
         }
-        {
-            let version = self.targets_version;
-            let needs = self.things[&thing].targets_version != version;
-            if needs {
-                let targeted = self.targeted_all(&thing);
-                let t = self.things.get_mut(&thing).expect("inserted");
-                t.targeted = targeted;
-                t.targets_version = version;
+        // one lookup of the thing (added if new)
+        let (thing, retarget) = {
+            let (name, t) = match self.things.entry(dp.thing.clone()) {
+                btree_map::Entry::Occupied(o) => (o.key().clone(), o.into_mut()),
+                btree_map::Entry::Vacant(v) => {
+                    let name = v.key().clone();
+                    let slots = vec![None; self.slots.len()];
+                    let t = v.insert(ThingState {
+                        last_seen: dp.timestamp,
+                        slots,
+                        ..Default::default()
+                    });
+                    (name, t)
+                }
+            };
+            if !t.dirty {
+                t.dirty = true;
+                self.dirty.push(name.clone());
             }
+            let retarget = t.targets_version != self.targets_version;
+            (name, retarget)
+        };
+        if retarget {
+            let targeted = self.targeted_all(&thing);
+            let t = self.things.get_mut(&thing).expect("inserted");
+            t.targeted = targeted;
+            t.targets_version = self.targets_version;
         }
+        // windowed behaviours accumulate (one borrow of the thing); per-datapoint ones are
+        // judged after, in route order (only they raise events here)
         let mut late = false;
-        for &r in routes.iter() {
-            let slot = &self.slots[r.slot];
-            if !self.things[&thing].targeted[slot.profile] {
-                continue;
-            }
-            if let Some((dim, not_in)) = &slot.dimension {
-                let hit = dp.topic.as_deref().is_some_and(|t| dim.matches(t));
-                if hit == *not_in {
+        let mut judged: Vec<usize> = Vec::new();
+        {
+            let t = self.things.get_mut(&thing).expect("inserted");
+            for &r in routes.iter() {
+                let slot = &self.slots[r.slot];
+                if !t.targeted[slot.profile] {
                     continue;
                 }
-            }
-            match slot.window_ms {
-                Some(w) => {
-                    let start = dp.timestamp.div_euclid(w) * w;
-                    if self.max_ts.is_some() && start + w <= self.watermark {
-                        late = true;
+                if let Some((dim, not_in)) = &slot.dimension {
+                    let hit = dp.topic.as_deref().is_some_and(|t| dim.matches(t));
+                    if hit == *not_in {
                         continue;
                     }
-                    let x = dp.value.as_number().expect("windowed metrics are numbers");
-                    let nf = slot.features.len();
-                    let t = self.things.get_mut(&thing).expect("inserted");
-                    let st = t.slots[r.slot].get_or_insert_with(|| SlotState::new(dp.timestamp));
-                    let win = match st.windows.iter_mut().position(|w| w.start == start) {
-                        Some(i) => &mut st.windows[i],
-                        None => {
-                            st.windows.push(Window {
-                                start,
-                                sums: vec![0.0; nf],
-                                counts: vec![0; nf],
-                                integral: true,
-                            });
-                            st.windows.last_mut().expect("pushed")
+                }
+                match slot.window_ms {
+                    Some(w) => {
+                        let start = dp.timestamp.div_euclid(w) * w;
+                        if self.max_ts.is_some() && start + w <= self.watermark {
+                            late = true;
+                            continue;
                         }
-                    };
-                    win.sums[r.feature] += x;
-                    win.counts[r.feature] += 1;
-                    win.integral &= matches!(dp.value, MetricValue::Count(_));
-                    self.next_close = self.next_close.min(start + w);
-                }
-                None => {
-                    if self.max_ts.is_some() && dp.timestamp < self.watermark {
-                        late = true;
-                        continue;
+                        let x = dp.value.as_number().expect("windowed metrics are numbers");
+                        let nf = slot.features.len();
+                        let st =
+                            t.slots[r.slot].get_or_insert_with(|| SlotState::new(dp.timestamp));
+                        let win = match st.windows.iter_mut().position(|w| w.start == start) {
+                            Some(i) => &mut st.windows[i],
+                            None => {
+                                st.windows.push(Window {
+                                    start,
+                                    sums: vec![0.0; nf],
+                                    counts: vec![0; nf],
+                                    integral: true,
+                                });
+                                self.open_windows
+                                    .entry(start + w)
+                                    .or_default()
+                                    .push((thing.clone(), r.slot));
+                                st.windows.last_mut().expect("pushed")
+                            }
+                        };
+                        win.sums[r.feature] += x;
+                        win.counts[r.feature] += 1;
+                        win.integral &= matches!(dp.value, MetricValue::Count(_));
+                        self.next_close = self.next_close.min(start + w);
                     }
-                    let obs = self.judge_static(r.slot, &dp.value);
-                    let t = self.things.get_mut(&thing).expect("inserted");
-                    t.slots[r.slot].get_or_insert_with(|| SlotState::new(dp.timestamp));
-                    self.observe(&thing, r.slot, obs, dp.timestamp, out)?;
+                    None => {
+                        if self.max_ts.is_some() && dp.timestamp < self.watermark {
+                            late = true;
+                            continue;
+                        }
+                        t.slots[r.slot].get_or_insert_with(|| SlotState::new(dp.timestamp));
+                        judged.push(r.slot);
+                    }
                 }
             }
+            t.last_seen = t.last_seen.max(dp.timestamp);
+        }
+        for slot in judged {
+            let obs = self.judge_static(slot, &dp.value);
+            self.observe(&thing, slot, obs, dp.timestamp, out)?;
         }
         if late {
             outcome.late = true;
             self.counters.late += 1;
         }
-        let t = self.things.get_mut(&thing).expect("inserted");
-        t.last_seen = t.last_seen.max(dp.timestamp);
         if self.max_ts.is_none_or(|m| dp.timestamp > m) {
             self.max_ts = Some(dp.timestamp);
             let w = dp.timestamp - self.config.grace_ms;
@@ -1221,10 +1280,15 @@ impl Engine {
             )));
         }
         if let Some(ahead) = self.config.max_future_ms {
-            let wall = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            if dp.timestamp > wall + ahead {
+            use std::sync::atomic::Ordering::Relaxed;
+            let mut wall = self.wall_ms.load(Relaxed);
+            if dp.timestamp > wall.saturating_add(ahead) {
+                wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                self.wall_ms.fetch_max(wall, Relaxed);
+            }
+            if dp.timestamp > wall.saturating_add(ahead) {
                 return Err(FleetError::Datapoint(format!(
                     "timestamp {} is more than {} h ahead of the clock ({})",
                     time::format_rfc3339(dp.timestamp),
@@ -1339,40 +1403,67 @@ impl Engine {
         end: Millis,
         out: &mut Vec<ViolationEvent>,
     ) -> Result<(), FleetError> {
-        // 1. take the closing windows (things in name order, then behaviours in order)
-        let mut closing: Vec<(Arc<str>, usize, Option<Window>)> = Vec::new();
-        let mut next = i64::MAX;
-        for (name, t) in self.things.iter_mut() {
-            for (i, s) in t.slots.iter_mut().enumerate() {
-                let Some(st) = s else { continue };
+        // 1. take the closing windows (things in name order, then behaviours in order): those
+        // indexed under `end`, and, for behaviours where silence violates, the things with
+        // none in a window they should have reported in
+        let mut due: Vec<(Arc<str>, usize)> = Vec::new();
+        while let Some(entry) = self.open_windows.first_entry() {
+            if *entry.key() > end {
+                break;
+            }
+            let at = *entry.key();
+            let list = entry.remove();
+            if at == end {
+                due = list;
+            }
+        }
+        let silent_violates: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| {
                 let slot = &self.slots[i];
-                let Some(w) = slot.window_ms else { continue };
-                let mut taken = None;
-                st.windows.retain(|win| {
-                    if win.start + w <= end {
-                        if win.start + w == end {
-                            taken = Some(win.clone());
-                        }
-                        false
-                    } else {
-                        true
-                    }
-                });
-                for win in &st.windows {
-                    next = next.min(win.start + w);
-                }
-                let missing = taken.is_none()
-                    && end % w == 0
-                    && st.since < end - w
+                slot.window_ms.is_some_and(|w| end % w == 0)
                     && self.profiles[slot.profile].behaviors[slot.behavior].missing_data
                         == MissingData::Violate
-                    && t.last_seen > end - self.config.invalidate_after_ms;
-                if taken.is_some() || missing {
-                    closing.push((name.clone(), i, taken));
+            })
+            .collect();
+        if !silent_violates.is_empty() {
+            for (name, t) in &self.things {
+                for &i in &silent_violates {
+                    if t.slots[i].is_some() {
+                        due.push((name.clone(), i));
+                    }
                 }
             }
         }
-        self.next_close = next;
+        due.sort_unstable();
+        due.dedup();
+        let mut closing: Vec<(Arc<str>, usize, Option<Window>)> = Vec::new();
+        for (name, i) in due {
+            let Some(t) = self.things.get_mut(&name) else {
+                continue;
+            };
+            let Some(st) = t.slots[i].as_mut() else {
+                continue;
+            };
+            let slot = &self.slots[i];
+            let w = slot.window_ms.expect("indexed slots are windowed");
+            // windows are few per slot (the open one, sometimes the next)
+            let taken = st
+                .windows
+                .iter()
+                .position(|win| win.start + w == end)
+                .map(|k| st.windows.remove(k));
+            st.windows.retain(|win| win.start + w > end);
+            let missing = taken.is_none()
+                && end % w == 0
+                && st.since < end - w
+                && self.profiles[slot.profile].behaviors[slot.behavior].missing_data
+                    == MissingData::Violate
+                && t.last_seen > end - self.config.invalidate_after_ms;
+            if taken.is_some() || missing {
+                closing.push((name, i, taken));
+            }
+        }
+        self.next_close = self.open_windows.keys().next().copied().unwrap_or(i64::MAX);
         // 2. statistical thresholds: the percentile of each behaviour's closing values
         let mut pooled: HashMap<usize, Vec<f64>> = HashMap::new();
         for (_, i, win) in &closing {
@@ -1460,7 +1551,7 @@ impl Engine {
             if let Some(obs) = obs {
                 self.observe(&name, i, obs, end, out)?;
             }
-            self.dirty.insert(name);
+            self.mark_dirty(&name);
         }
         Ok(())
     }
@@ -1895,7 +1986,6 @@ impl Engine {
                     )?;
                 }
             }
-            self.dirty.remove(&name);
             self.removed.insert(name);
         }
         Ok(())
@@ -1918,22 +2008,30 @@ impl Engine {
 
     fn commit_inner(&mut self, cursor: Option<&str>, all: bool) -> Result<(), FleetError> {
         if self.store.is_durable() || all {
-            let names: Vec<Arc<str>> = if all {
-                self.things.keys().cloned().collect()
-            } else {
-                std::mem::take(&mut self.dirty).into_iter().collect()
-            };
-            for name in names {
-                if let Some(t) = self.things.get(&name) {
-                    let saved = self.save_thing(t);
-                    self.store.put_thing(&name, &encode(&saved))?;
-                }
-            }
+            // deletions first: a thing that went silent and came back is saved, not deleted
             for name in std::mem::take(&mut self.removed) {
                 self.store.delete_thing(&name)?;
             }
+            let mut names: Vec<Arc<str>> = if all {
+                self.things.keys().cloned().collect()
+            } else {
+                std::mem::take(&mut self.dirty)
+            };
+            names.sort_unstable();
+            names.dedup();
+            for name in names {
+                if let Some(t) = self.things.get_mut(&name) {
+                    t.dirty = false;
+                    let saved = self.save_thing(&self.things[&name]);
+                    self.store.put_thing(&name, &encode(&saved))?;
+                }
+            }
         } else {
-            self.dirty.clear();
+            for name in std::mem::take(&mut self.dirty) {
+                if let Some(t) = self.things.get_mut(&name) {
+                    t.dirty = false;
+                }
+            }
             self.removed.clear();
         }
         // retention scans the history: once per 1/14 of the retention period (a day by default)

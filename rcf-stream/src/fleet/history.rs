@@ -10,10 +10,10 @@
 //!
 //! | field | bytes |
 //! |---|---|
-//! | tag: bits 0-1 the value kind (0 count, 1 number, 2 list as JSON), bit 2 a topic follows | 1 |
+//! | tag: bits 0-2 the value's member (0 count, 1 number, 2 numbers, 3 strings, 4 cidrs, 5 ports), bit 3 a topic follows | 1 |
 //! | milliseconds since the chunk's hour began | varint |
 //! | sequence number minus the previous entry's (the first: minus the row's) | varint |
-//! | value: a count (varint), a number (8 bytes, little-endian `f64`), or JSON (length + UTF-8) | |
+//! | value: a count (varint), a number (8 bytes, little-endian `f64`), or a list: its length, then each number (8 bytes), string or CIDR block (length + UTF-8), or port (varint) | |
 //! | topic, if tagged: length + UTF-8 | |
 //!
 //! Decoding checks every length and kind: a corrupt or crafted blob is an error, never a
@@ -26,41 +26,44 @@ pub(crate) const CHUNK_MS: i64 = 3_600_000;
 
 const KIND_COUNT: u8 = 0;
 const KIND_NUMBER: u8 = 1;
-const KIND_LIST: u8 = 2;
-const HAS_TOPIC: u8 = 4;
+const KIND_NUMBERS: u8 = 2;
+const KIND_STRINGS: u8 = 3;
+const KIND_CIDRS: u8 = 4;
+const KIND_PORTS: u8 = 5;
+const KIND_MASK: u8 = 7;
+const HAS_TOPIC: u8 = 8;
 
-/// A stored value: what [`MetricValue`] keeps of its kind.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum StoredValue {
-    /// A `count`.
-    Count(u64),
-    /// A `number`.
-    Number(f64),
-    /// A list value, as its Device Defender JSON (`{"ports": [22]}`).
-    List(String),
-}
+/// A hasher for the store's own integer keys (ids it assigned, hours), never for text a
+/// device sent: one multiply per word, where SipHash cost as much as the history write.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
 
-impl StoredValue {
-    /// The numeric value (counts and numbers).
-    pub(crate) fn as_number(&self) -> Option<f64> {
-        match *self {
-            StoredValue::Count(c) => Some(c as f64),
-            StoredValue::Number(x) => Some(x),
-            StoredValue::List(_) => None,
+const SEED: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // the multiply mixes into the high bits; hash tables index by the low ones
+        self.0.rotate_left(26)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
         }
     }
 
-    /// The value as Device Defender's `MetricValue` JSON.
-    pub(crate) fn to_json(&self) -> serde_json::Value {
-        match self {
-            StoredValue::Count(c) => serde_json::json!({ "count": c }),
-            StoredValue::Number(x) => serde_json::json!({ "number": x }),
-            StoredValue::List(text) => {
-                serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
-            }
-        }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(SEED);
+    }
+
+    fn write_i64(&mut self, i: i64) {
+        self.write_u64(i as u64);
     }
 }
+
+/// A hash map keyed by the store's own integers.
+pub(crate) type IdMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// One datapoint read back from the history.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +75,7 @@ pub(crate) struct HistoryRow {
     /// The MQTT topic, if the datapoint had one.
     pub(crate) topic: Option<String>,
     /// The value.
-    pub(crate) value: StoredValue,
+    pub(crate) value: MetricValue,
 }
 
 /// The datapoints of one thing, metric and hour not yet written: one row at the next commit.
@@ -107,23 +110,50 @@ impl Chunk {
     /// below the last one's.
     pub(crate) fn push(&mut self, ts: i64, seq: i64, topic: Option<&str>, value: &MetricValue) {
         debug_assert!(seq >= self.last_seq, "sequence numbers only grow");
-        let (kind, json) = match value {
-            MetricValue::Count(_) => (KIND_COUNT, None),
-            MetricValue::Number(_) => (KIND_NUMBER, None),
-            list => (KIND_LIST, Some(list.to_json().to_string())),
+        let kind = match value {
+            MetricValue::Count(_) => KIND_COUNT,
+            MetricValue::Number(_) => KIND_NUMBER,
+            MetricValue::Numbers(_) => KIND_NUMBERS,
+            MetricValue::Strings(_) => KIND_STRINGS,
+            MetricValue::Cidrs(_) => KIND_CIDRS,
+            MetricValue::Ports(_) => KIND_PORTS,
         };
         let tag = kind | if topic.is_some() { HAS_TOPIC } else { 0 };
-        self.data.push(tag);
-        put_varint(&mut self.data, ts.rem_euclid(CHUNK_MS) as u64);
-        put_varint(&mut self.data, (seq - self.last_seq) as u64);
+        let d = &mut self.data;
+        d.push(tag);
+        put_varint(d, ts.rem_euclid(CHUNK_MS) as u64);
+        put_varint(d, (seq - self.last_seq) as u64);
         self.last_seq = seq;
         match value {
-            MetricValue::Count(c) => put_varint(&mut self.data, *c),
-            MetricValue::Number(x) => self.data.extend_from_slice(&x.to_le_bytes()),
-            _ => put_bytes(&mut self.data, json.as_deref().unwrap_or("").as_bytes()),
+            MetricValue::Count(c) => put_varint(d, *c),
+            MetricValue::Number(x) => d.extend_from_slice(&x.to_le_bytes()),
+            MetricValue::Numbers(v) => {
+                put_varint(d, v.len() as u64);
+                for x in v {
+                    d.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            MetricValue::Strings(v) => {
+                put_varint(d, v.len() as u64);
+                for x in v {
+                    put_bytes(d, x.as_bytes());
+                }
+            }
+            MetricValue::Cidrs(v) => {
+                put_varint(d, v.len() as u64);
+                for x in v {
+                    put_bytes(d, x.to_string().as_bytes());
+                }
+            }
+            MetricValue::Ports(v) => {
+                put_varint(d, v.len() as u64);
+                for x in v {
+                    put_varint(d, u64::from(*x));
+                }
+            }
         }
         if let Some(t) = topic {
-            put_bytes(&mut self.data, t.as_bytes());
+            put_bytes(d, t.as_bytes());
         }
         self.len += 1;
     }
@@ -182,6 +212,30 @@ impl Reader<'_> {
         Ok(b)
     }
 
+    fn f64(&mut self) -> Result<f64, String> {
+        let end = self.at + 8;
+        let b = self
+            .data
+            .get(self.at..end)
+            .ok_or_else(|| format!("history number cut short at byte {}", self.at))?;
+        self.at = end;
+        Ok(f64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    /// A length, then that many items; the length is checked against the bytes left (each
+    /// item takes at least one) before anything is allocated.
+    fn list<T>(&mut self, item: impl Fn(&mut Self) -> Result<T, String>) -> Result<Vec<T>, String> {
+        let n = self.varint()?;
+        let left = (self.data.len() - self.at) as u64;
+        if n > left {
+            return Err(format!(
+                "history list of {n} items at byte {} is past the end",
+                self.at
+            ));
+        }
+        (0..n).map(|_| item(self)).collect()
+    }
+
     fn text(&mut self) -> Result<String, String> {
         let b = self.bytes()?;
         String::from_utf8(b.to_vec()).map_err(|_| "history text is not UTF-8".to_string())
@@ -208,7 +262,7 @@ pub(crate) fn decode(
     let mut seq = first_seq;
     for _ in 0..len {
         let tag = r.byte()?;
-        if tag & !(HAS_TOPIC | 3) != 0 {
+        if tag & !(HAS_TOPIC | KIND_MASK) != 0 {
             return Err(format!("history tag {tag:#x} is not one this rcf writes"));
         }
         let offset = r.varint()?;
@@ -220,16 +274,20 @@ pub(crate) fn decode(
             .ok()
             .and_then(|s| seq.checked_add(s))
             .ok_or_else(|| format!("history sequence step {step} overflows"))?;
-        let value = match tag & 3 {
-            KIND_COUNT => StoredValue::Count(r.varint()?),
-            KIND_NUMBER => {
-                let mut b = [0u8; 8];
-                for x in &mut b {
-                    *x = r.byte()?;
-                }
-                StoredValue::Number(f64::from_le_bytes(b))
-            }
-            KIND_LIST => StoredValue::List(r.text()?),
+        let value = match tag & KIND_MASK {
+            KIND_COUNT => MetricValue::Count(r.varint()?),
+            KIND_NUMBER => MetricValue::Number(r.f64()?),
+            KIND_NUMBERS => MetricValue::Numbers(r.list(|r| r.f64())?),
+            KIND_STRINGS => MetricValue::Strings(r.list(|r| r.text())?),
+            KIND_CIDRS => MetricValue::Cidrs(r.list(|r| {
+                let t = r.text()?;
+                t.parse()
+                    .map_err(|_| format!("history CIDR block {t:?} does not parse"))
+            })?),
+            KIND_PORTS => MetricValue::Ports(r.list(|r| {
+                let p = r.varint()?;
+                u16::try_from(p).map_err(|_| format!("history port {p} is out of range"))
+            })?),
             k => return Err(format!("history value kind {k} is not one this rcf writes")),
         };
         let topic = if tag & HAS_TOPIC != 0 {
@@ -281,16 +339,28 @@ mod tests {
         let mut out = Vec::new();
         decode(hour, c.first_seq, i64::from(c.len), &c.data, &mut out).unwrap();
         assert_eq!(out.len(), 3);
-        assert_eq!(out[0].value, StoredValue::Count(u64::MAX));
+        assert_eq!(out[0].value, MetricValue::Count(u64::MAX));
         assert_eq!((out[1].ts, out[1].seq), (t0 + 299_999, 9));
         assert_eq!(out[1].topic.as_deref(), Some("a/b"));
-        assert_eq!(out[1].value, StoredValue::Number(-0.5));
+        assert_eq!(out[1].value, MetricValue::Number(-0.5));
         assert_eq!(out[2].seq, 1_000_000);
-        assert_eq!(
-            out[2].value.to_json(),
-            serde_json::json!({"ports": [22, 443]})
-        );
+        assert_eq!(out[2].value, MetricValue::Ports(vec![22, 443]));
         assert_eq!(out[2].topic.as_deref(), Some(""));
+        // every member
+        let lists = [
+            MetricValue::Numbers(vec![1.5, f64::MIN_POSITIVE]),
+            MetricValue::Strings(vec!["a".into(), "".into(), "é".into()]),
+            MetricValue::Cidrs(vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()]),
+            MetricValue::Ports(vec![]),
+        ];
+        let mut c = Chunk::new(1);
+        for (i, v) in lists.iter().enumerate() {
+            c.push(t0 + i as i64, 1 + i as i64, None, v);
+        }
+        let mut out = Vec::new();
+        decode(hour, 1, 4, &c.data, &mut out).unwrap();
+        let got: Vec<_> = out.into_iter().map(|r| r.value).collect();
+        assert_eq!(got, lists);
     }
 
     #[test]

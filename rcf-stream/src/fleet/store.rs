@@ -5,11 +5,9 @@
 
 use std::path::Path;
 
-use std::collections::HashMap;
-
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::history::{self, CHUNK_MS, Chunk, HistoryRow};
+use super::history::{self, CHUNK_MS, Chunk, HistoryRow, IdMap};
 use super::value::MetricValue;
 
 /// `PRAGMA application_id` of an rcf fleet store (`rcf1`): a SQLite file without it is not ours.
@@ -59,7 +57,7 @@ pub struct Store {
     ids: std::collections::HashMap<Box<str>, i64>,
     /// Metric history not yet written, one chunk per (thing id, metric id, hour): written in
     /// key order at the next commit or read (sorted inserts touch each B-tree page once).
-    pending: HashMap<(i64, i64, i64), Chunk>,
+    pending: IdMap<(i64, i64, i64), Chunk>,
     path: String,
     in_tx: bool,
     durable: bool,
@@ -167,7 +165,7 @@ impl Store {
         .map_err(|e| fail(format!("cannot open: {e}")))?;
         let mut store = Store {
             ids: Default::default(),
-            pending: HashMap::new(),
+            pending: IdMap::default(),
             conn,
             path: name.clone(),
             in_tx: false,
@@ -188,7 +186,7 @@ impl Store {
             .map_err(|e| fail(format!("not a store: {e}")))?;
         let mut store = Store {
             ids: Default::default(),
-            pending: HashMap::new(),
+            pending: IdMap::default(),
             conn,
             path: ":memory:".into(),
             in_tx: false,
