@@ -11,6 +11,9 @@
 //! 2. The same plus one 3-metric ML behaviour per thing, 1,000 things.
 //! 3. JSON Lines: parsing and ingesting the same datapoints from text.
 //!
+//! Each row runs in a fresh process (`--only memory|off|file|jsonl|ml` runs one, e.g. under
+//! a profiler).
+//!
 //! Latency: the engine call in which a window's end passes the watermark returns that
 //! window's events; its duration is the time from the window closing to its violation events.
 
@@ -117,20 +120,41 @@ fn main() {
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1).cloned());
-    let wants = |row: &str| only.as_deref().is_none_or(|o| o == row);
     let (rule_things, ml_things, days) = if quick {
         (200, 60, 4)
     } else {
         (1_000, 1_000, 4)
     };
+    if !args.iter().any(|a| a == "--no-header") {
+        println!("threads: {}", rayon::current_num_threads());
+        println!(
+            "| run | datapoints/s | window close → events, median ms | p99 ms | max ms | in-alarm |"
+        );
+        println!("|---|---|---|---|---|---|");
+    }
+    let Some(only) = only else {
+        // each row in a fresh process: one row's heap (millions of freed allocations) made
+        // the next measurably slower, and a deployment runs one engine per process
+        let exe = std::env::current_exe().expect("own path");
+        for row in ["memory", "off", "file", "jsonl", "ml"] {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(["--only", row, "--no-header"]);
+            if quick {
+                cmd.arg("--quick");
+            }
+            let status = cmd.status().expect("run a row");
+            assert!(status.success(), "row {row} failed");
+        }
+        return;
+    };
+    let wants = |row: &str| only == row;
     let dir = std::env::temp_dir().join(format!("rcf-fleet-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    println!("threads: {}", rayon::current_num_threads());
-    println!(
-        "| run | datapoints/s | window close → events, median ms | p99 ms | max ms | in-alarm |"
-    );
-    println!("|---|---|---|---|---|---|");
-    let rules = datapoints(rule_things, days);
+    let rules = if ["memory", "off", "file"].contains(&only.as_str()) {
+        datapoints(rule_things, days)
+    } else {
+        Vec::new()
+    };
     let label = format!(
         "rules only, {rule_things} things × {days} days ({} datapoints), history in memory",
         rules.len()

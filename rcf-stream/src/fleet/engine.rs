@@ -1467,7 +1467,7 @@ impl Engine {
         // 2. statistical thresholds: the percentile of each behaviour's closing values
         let mut pooled: HashMap<usize, Vec<f64>> = HashMap::new();
         for (_, i, win) in &closing {
-            if let (CriteriaKind::Statistical { .. }, Some(win)) = (&self.kind(*i), win) {
+            if let (CriteriaKind::Statistical { .. }, Some(win)) = (self.slot_kind(*i), win) {
                 pooled
                     .entry(*i)
                     .or_default()
@@ -1477,8 +1477,8 @@ impl Engine {
         let thresholds: HashMap<usize, Option<(f64, usize)>> = pooled
             .into_iter()
             .map(|(i, mut v)| {
-                let p = match self.kind(i) {
-                    CriteriaKind::Statistical { percentile, .. } => percentile,
+                let p = match self.slot_kind(i) {
+                    CriteriaKind::Statistical { percentile, .. } => *percentile,
                     _ => unreachable!(),
                 };
                 // Device Defender: the statistic is unavailable if any value is negative
@@ -1559,11 +1559,6 @@ impl Engine {
     fn slot_kind(&self, i: usize) -> &CriteriaKind {
         let s = &self.slots[i];
         &self.profiles[s.profile].behaviors[s.behavior].kind
-    }
-
-    fn kind(&self, i: usize) -> CriteriaKind {
-        let s = &self.slots[i];
-        self.profiles[s.profile].behaviors[s.behavior].kind.clone()
     }
 
     /// A closed window's value: sums for counts, means for levels.
@@ -1650,15 +1645,14 @@ impl Engine {
     }
 
     fn judge_window(
-        &mut self,
+        &self,
         i: usize,
         win: &Window,
         thresholds: &HashMap<usize, Option<(f64, usize)>>,
         verdict: Option<crate::Result<Verdict>>,
     ) -> Result<Option<Observation>, FleetError> {
-        let kind = self.kind(i);
         let value = self.window_value(i, win);
-        Ok(match kind {
+        Ok(match self.slot_kind(i) {
             CriteriaKind::Static { .. } => Some(self.judge_static(i, &value)),
             CriteriaKind::Statistical { op, .. } => match thresholds.get(&i).copied().flatten() {
                 None => None,
@@ -1687,7 +1681,7 @@ impl Engine {
                     value: Some(value),
                     violating,
                     reason: Reason::Ml,
-                    ml: Some(MlExplanation::from_verdict(confidence, &v)),
+                    ml: Some(MlExplanation::from_verdict(*confidence, &v)),
                 })
             }
         })

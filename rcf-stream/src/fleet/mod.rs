@@ -44,6 +44,10 @@
 //!   more than [`EngineConfig::max_future_ms`] ahead of the wall clock are refused. Silence
 //!   for [`EngineConfig::invalidate_after_ms`] invalidates the thing's alarms and drops its
 //!   windows and models (it is trained again from history if it returns).
+//! * **History**: every accepted datapoint of a built-in or declared metric is stored (late
+//!   ones too), in rows of one thing, metric and hour of event time; retention deletes whole
+//!   hours, so a value is kept at least [`EngineConfig::retention_ms`] and at most an hour
+//!   longer.
 //! * **Ids**: a `violationId` is a hash of profile, behaviour, thing and start time, so a
 //!   replay gives the same ids and a consumer can drop repeats.
 //! * **Names**: behaviour names may have spaces (the documentation's own examples do);
