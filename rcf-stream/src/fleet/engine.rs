@@ -245,6 +245,9 @@ struct ThingState {
     targets_version: u64,
     /// Listed in [`Engine::dirty`] since the last commit.
     dirty: bool,
+    /// The thing's position in name order (kept up to date before each window close; see
+    /// [`Engine::ranks_stale`]), so closing windows sort by integers.
+    rank: u32,
 }
 
 /// A thing's state as stored (slots by name, so they survive profile changes).
@@ -336,6 +339,8 @@ pub struct Engine {
     /// Open windows by end time: (thing, slot) to close then. Entries may be stale (state
     /// dropped since); closing checks. Keyed by time so a close visits only its windows.
     open_windows: BTreeMap<Millis, Vec<(Arc<str>, usize)>>,
+    /// A thing was added since ranks were assigned (removals keep the order of the rest).
+    ranks_stale: bool,
     max_ts: Option<Millis>,
     watermark: Millis,
     next_close: Millis,
@@ -406,6 +411,7 @@ impl Engine {
             dirty: Vec::new(),
             removed: BTreeSet::new(),
             open_windows: BTreeMap::new(),
+            ranks_stale: true,
             max_ts: None,
             watermark: i64::MIN,
             next_close: i64::MAX,
@@ -487,6 +493,7 @@ impl Engine {
             self.things.insert(name.into(), t);
         }
         self.index_windows();
+        self.ranks_stale = true;
         Ok(())
     }
 
@@ -1163,6 +1170,7 @@ impl Engine {
             let (name, t) = match self.things.entry(dp.thing.clone()) {
                 btree_map::Entry::Occupied(o) => (o.key().clone(), o.into_mut()),
                 btree_map::Entry::Vacant(v) => {
+                    self.ranks_stale = true;
                     let name = v.key().clone();
                     let slots = vec![None; self.slots.len()];
                     let t = v.insert(ThingState {
@@ -1434,13 +1442,26 @@ impl Engine {
                 }
             }
         }
-        due.sort_unstable();
-        due.dedup();
+        if self.ranks_stale {
+            for (rank, t) in self.things.values_mut().enumerate() {
+                t.rank = rank as u32;
+            }
+            self.ranks_stale = false;
+        }
+        // in name order by rank (integers: sorting by name cost more than judging), each
+        // (thing, behaviour) once (the index may list one twice)
+        let mut order: Vec<(u32, usize, Arc<str>)> = due
+            .into_iter()
+            .filter_map(|(name, i)| {
+                let rank = self.things.get(&name)?.rank;
+                Some((rank, i, name))
+            })
+            .collect();
+        order.sort_unstable_by_key(|&(rank, i, _)| (rank, i));
+        order.dedup_by_key(|&mut (rank, i, _)| (rank, i));
         let mut closing: Vec<(Arc<str>, usize, Option<Window>)> = Vec::new();
-        for (name, i) in due {
-            let Some(t) = self.things.get_mut(&name) else {
-                continue;
-            };
+        for (_, i, name) in order {
+            let t = self.things.get_mut(&name).expect("ranked");
             let Some(st) = t.slots[i].as_mut() else {
                 continue;
             };
@@ -1460,6 +1481,10 @@ impl Engine {
                     == MissingData::Violate
                 && t.last_seen > end - self.config.invalidate_after_ms;
             if taken.is_some() || missing {
+                if !t.dirty {
+                    t.dirty = true;
+                    self.dirty.push(name.clone());
+                }
                 closing.push((name, i, taken));
             }
         }
@@ -1474,21 +1499,21 @@ impl Engine {
                     .push(self.window_value(*i, win).as_number().unwrap_or(f64::NAN));
             }
         }
-        let thresholds: HashMap<usize, Option<(f64, usize)>> = pooled
-            .into_iter()
-            .map(|(i, mut v)| {
-                let p = match self.slot_kind(i) {
-                    CriteriaKind::Statistical { percentile, .. } => *percentile,
-                    _ => unreachable!(),
-                };
-                // Device Defender: the statistic is unavailable if any value is negative
-                if v.iter().any(|x| *x < 0.0 || x.is_nan()) {
-                    return (i, None);
-                }
-                v.sort_by(f64::total_cmp);
-                (i, Some((percentile_of(&v, p), v.len())))
-            })
-            .collect();
+        let mut thresholds: Vec<Option<(f64, usize)>> = vec![None; self.slots.len()];
+        for (i, t) in pooled.into_iter().map(|(i, mut v)| {
+            let p = match self.slot_kind(i) {
+                CriteriaKind::Statistical { percentile, .. } => *percentile,
+                _ => unreachable!(),
+            };
+            // Device Defender: the statistic is unavailable if any value is negative
+            if v.iter().any(|x| *x < 0.0 || x.is_nan()) {
+                return (i, None);
+            }
+            v.sort_by(f64::total_cmp);
+            (i, Some((percentile_of(&v, p), v.len())))
+        }) {
+            thresholds[i] = t;
+        }
         // 3. ML verdicts: new detectors first (they read the store), then every closing
         // window's detector in parallel (each thing's model is its own; the order of the
         // results does not depend on the threads), applied in order below
@@ -1513,9 +1538,9 @@ impl Engine {
             }
             rows.insert((name.clone(), *i), (k, row));
         }
-        let mut verdicts: HashMap<usize, crate::Result<Verdict>> =
-            HashMap::with_capacity(rows.len());
+        let mut verdicts: Vec<Option<crate::Result<Verdict>>> = Vec::new();
         if !rows.is_empty() {
+            verdicts.resize_with(closing.len(), || None);
             let mut jobs: Vec<(usize, &mut Detector, Vec<f32>)> = Vec::with_capacity(rows.len());
             for (name, t) in self.things.iter_mut() {
                 for (i, s) in t.slots.iter_mut().enumerate() {
@@ -1534,7 +1559,9 @@ impl Engine {
                 .with_min_len(8)
                 .map(|(k, det, row)| (k, det.process(&row)))
                 .collect();
-            verdicts.extend(done);
+            for (k, v) in done {
+                verdicts[k] = Some(v);
+            }
         }
         // 4. evaluate in order
         for (k, (name, i, win)) in closing.into_iter().enumerate() {
@@ -1546,12 +1573,14 @@ impl Engine {
                     reason: Reason::Text("no datapoint in the window (rcf.missingData: violate)"),
                     ml: None,
                 }),
-                Some(win) => self.judge_window(i, &win, &thresholds, verdicts.remove(&k))?,
+                Some(win) => {
+                    let verdict = verdicts.get_mut(k).and_then(Option::take);
+                    self.judge_window(i, &win, thresholds[i], verdict)?
+                }
             };
             if let Some(obs) = obs {
                 self.observe(&name, i, obs, end, out)?;
             }
-            self.mark_dirty(&name);
         }
         Ok(())
     }
@@ -1648,13 +1677,13 @@ impl Engine {
         &self,
         i: usize,
         win: &Window,
-        thresholds: &HashMap<usize, Option<(f64, usize)>>,
+        threshold: Option<(f64, usize)>,
         verdict: Option<crate::Result<Verdict>>,
     ) -> Result<Option<Observation>, FleetError> {
         let value = self.window_value(i, win);
         Ok(match self.slot_kind(i) {
             CriteriaKind::Static { .. } => Some(self.judge_static(i, &value)),
-            CriteriaKind::Statistical { op, .. } => match thresholds.get(&i).copied().flatten() {
+            CriteriaKind::Statistical { op, .. } => match threshold {
                 None => None,
                 Some((threshold, n)) => {
                     let x = value.as_number().expect("numeric");
