@@ -331,7 +331,7 @@ pub struct Engine {
     groups: BTreeMap<String, BTreeSet<Arc<str>>>,
     targets_version: u64,
     slots: Vec<Slot>,
-    routes: HashMap<Arc<str>, Arc<[Route]>>,
+    routes: HashMap<Arc<str>, Arc<[Route]>, foldhash::fast::RandomState>,
     things: BTreeMap<Arc<str>, ThingState>,
     /// Things changed since the last commit (each once: its `dirty` flag says it is listed).
     dirty: Vec<Arc<str>>,
@@ -406,7 +406,7 @@ impl Engine {
             groups: BTreeMap::new(),
             targets_version: 1,
             slots: Vec::new(),
-            routes: HashMap::new(),
+            routes: HashMap::default(),
             things: BTreeMap::new(),
             dirty: Vec::new(),
             removed: BTreeSet::new(),

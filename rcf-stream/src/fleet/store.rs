@@ -54,7 +54,7 @@ pub struct Store {
     conn: Connection,
     /// Thing and metric names → their ids in `names` (metric history keys on integers: one
     /// B-tree of small keys instead of a table and an index of strings).
-    ids: std::collections::HashMap<Box<str>, i64>,
+    ids: std::collections::HashMap<Box<str>, i64, foldhash::fast::RandomState>,
     /// Metric history not yet written, one chunk per (thing id, metric id, hour): written in
     /// key order at the next commit or read (sorted inserts touch each B-tree page once).
     pending: IdMap<(i64, i64, i64), Chunk>,
