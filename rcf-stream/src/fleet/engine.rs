@@ -250,6 +250,16 @@ struct ThingState {
     rank: u32,
 }
 
+impl ThingState {
+    /// Lists the thing (once) in `dirty`, for saving at the next commit.
+    fn mark_dirty(&mut self, name: &Arc<str>, dirty: &mut Vec<Arc<str>>) {
+        if !self.dirty {
+            self.dirty = true;
+            dirty.push(name.clone());
+        }
+    }
+}
+
 /// A thing's state as stored (slots by name, so they survive profile changes).
 #[derive(Serialize, Deserialize)]
 struct SavedThing {
@@ -272,6 +282,7 @@ struct SavedSlot {
 struct SavedClock {
     max_ts: Option<Millis>,
     watermark: Millis,
+    /// Kept in the format; on load the next close comes from the things' windows.
     next_close: Millis,
     last_retention: Millis,
     counters: Counters,
@@ -343,7 +354,6 @@ pub struct Engine {
     ranks_stale: bool,
     max_ts: Option<Millis>,
     watermark: Millis,
-    next_close: Millis,
     last_retention: Millis,
     last_silence_check: Millis,
     counters: Counters,
@@ -414,7 +424,6 @@ impl Engine {
             ranks_stale: true,
             max_ts: None,
             watermark: i64::MIN,
-            next_close: i64::MAX,
             last_retention: i64::MIN,
             last_silence_check: i64::MIN,
             counters: Counters::default(),
@@ -447,7 +456,6 @@ impl Engine {
             let c: SavedClock = decode(&clock).map_err(|e| self.corrupt("the saved clock", e))?;
             self.max_ts = c.max_ts;
             self.watermark = c.watermark;
-            self.next_close = c.next_close;
             self.last_retention = c.last_retention;
             self.counters = c.counters;
         }
@@ -498,7 +506,7 @@ impl Engine {
     }
 
     /// Rebuilds [`open_windows`](Self::open_windows) from the things' state (after loading
-    /// or reconfiguring), and the next close from it.
+    /// or reconfiguring).
     fn index_windows(&mut self) {
         self.open_windows.clear();
         for (name, t) in &self.things {
@@ -514,7 +522,11 @@ impl Engine {
                 }
             }
         }
-        self.next_close = self.open_windows.keys().next().copied().unwrap_or(i64::MAX);
+    }
+
+    /// When the next window closes (its end), if any is open.
+    fn next_close(&self) -> Option<Millis> {
+        self.open_windows.keys().next().copied()
     }
 
     /// Sets the fleet configuration: one `CreateSecurityProfile` JSON (applied to all things),
@@ -1100,11 +1112,8 @@ impl Engine {
 
     /// Lists a thing for saving at the next commit.
     fn mark_dirty(&mut self, name: &Arc<str>) {
-        if let Some(t) = self.things.get_mut(name)
-            && !t.dirty
-        {
-            t.dirty = true;
-            self.dirty.push(name.clone());
+        if let Some(t) = self.things.get_mut(name) {
+            t.mark_dirty(name, &mut self.dirty);
         }
     }
 
@@ -1181,10 +1190,7 @@ impl Engine {
                     (name, t)
                 }
             };
-            if !t.dirty {
-                t.dirty = true;
-                self.dirty.push(name.clone());
-            }
+            t.mark_dirty(&name, &mut self.dirty);
             let retarget = t.targets_version != self.targets_version;
             (name, retarget)
         };
@@ -1241,7 +1247,6 @@ impl Engine {
                         win.sums[r.feature] += x;
                         win.counts[r.feature] += 1;
                         win.integral &= matches!(dp.value, MetricValue::Count(_));
-                        self.next_close = self.next_close.min(start + w);
                     }
                     None => {
                         if self.max_ts.is_some() && dp.timestamp < self.watermark {
@@ -1391,8 +1396,7 @@ impl Engine {
         out: &mut Vec<ViolationEvent>,
     ) -> Result<(), FleetError> {
         self.watermark = watermark;
-        while self.next_close <= self.watermark {
-            let end = self.next_close;
+        while let Some(end) = self.next_close().filter(|&end| end <= self.watermark) {
             self.close_windows(end, out)?;
         }
         // silence is checked once a minute of event time (a scan of all things)
@@ -1481,14 +1485,10 @@ impl Engine {
                     == MissingData::Violate
                 && t.last_seen > end - self.config.invalidate_after_ms;
             if taken.is_some() || missing {
-                if !t.dirty {
-                    t.dirty = true;
-                    self.dirty.push(name.clone());
-                }
+                t.mark_dirty(&name, &mut self.dirty);
                 closing.push((name, i, taken));
             }
         }
-        self.next_close = self.open_windows.keys().next().copied().unwrap_or(i64::MAX);
         // 2. statistical thresholds: the percentile of each behaviour's closing values
         let mut pooled: HashMap<usize, Vec<f64>> = HashMap::new();
         for (_, i, win) in &closing {
@@ -2067,7 +2067,7 @@ impl Engine {
         let clock = SavedClock {
             max_ts: self.max_ts,
             watermark: self.watermark,
-            next_close: self.next_close,
+            next_close: self.next_close().unwrap_or(i64::MAX),
             last_retention: self.last_retention,
             counters: self.counters.clone(),
         };
