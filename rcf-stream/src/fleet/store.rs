@@ -29,10 +29,6 @@ pub struct StoreError {
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-CREATE TABLE metric_chunks (
-    thing INTEGER NOT NULL, metric INTEGER NOT NULL, hour INTEGER NOT NULL, seq INTEGER NOT NULL,
-    len INTEGER NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (hour, thing, metric, seq)) WITHOUT ROWID;
 CREATE TABLE violation_events (
     seq INTEGER PRIMARY KEY, violation_id TEXT NOT NULL, event_type TEXT NOT NULL,
     thing TEXT NOT NULL, profile TEXT NOT NULL, behavior TEXT NOT NULL,
@@ -48,6 +44,17 @@ CREATE TABLE active_violations (
 CREATE TABLE thing_state (thing TEXT PRIMARY KEY, state BLOB NOT NULL);
 CREATE TABLE thing_groups (grp TEXT NOT NULL, thing TEXT NOT NULL, PRIMARY KEY (grp, thing));
 ";
+
+/// The history table (schema 2; also what a version 1 store is migrated to).
+const METRIC_CHUNKS: &str = "
+CREATE TABLE metric_chunks (
+    thing INTEGER NOT NULL, metric INTEGER NOT NULL, hour INTEGER NOT NULL, seq INTEGER NOT NULL,
+    len INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (hour, thing, metric, seq)) WITHOUT ROWID;
+";
+
+/// Writes one history row.
+const INSERT_CHUNK: &str = "INSERT INTO metric_chunks (thing, metric, hour, seq, len, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// The SQLite store.
 pub struct Store {
@@ -85,13 +92,7 @@ pub(crate) struct EventRow<'a> {
 
 /// Moves a version 1 store's history (a row per datapoint) into chunks, in one transaction.
 fn migrate_v1(c: &Connection) -> rusqlite::Result<()> {
-    c.execute_batch(
-        "BEGIN;
-         CREATE TABLE metric_chunks (
-             thing INTEGER NOT NULL, metric INTEGER NOT NULL, hour INTEGER NOT NULL,
-             seq INTEGER NOT NULL, len INTEGER NOT NULL, data BLOB NOT NULL,
-             PRIMARY KEY (hour, thing, metric, seq)) WITHOUT ROWID;",
-    )?;
+    c.execute_batch(&format!("BEGIN; {METRIC_CHUNKS}"))?;
     let result = (|| {
         let mut chunks: Vec<((i64, i64, i64), Chunk)> = Vec::new();
         {
@@ -130,9 +131,7 @@ fn migrate_v1(c: &Connection) -> rusqlite::Result<()> {
                 }
             }
         }
-        let mut st = c.prepare(
-            "INSERT INTO metric_chunks (thing, metric, hour, seq, len, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
+        let mut st = c.prepare(INSERT_CHUNK)?;
         for ((t, m, hour), ch) in &chunks {
             st.execute(params![t, m, hour, ch.first_seq, ch.len, ch.data])?;
         }
@@ -220,7 +219,7 @@ impl Store {
             .map_err(|e| format!("not a SQLite database ({e})"))?;
         if app == 0 && tables == 0 {
             c.execute_batch(&format!(
-                "BEGIN; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA} {METRIC_CHUNKS} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
             .map_err(|e| format!("cannot create the schema: {e}"))?;
         } else if app != APPLICATION_ID {
@@ -354,12 +353,7 @@ impl Store {
             path: self.path.clone(),
             reason: e.to_string(),
         };
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO metric_chunks (thing, metric, hour, seq, len, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .map_err(fail)?;
+        let mut st = self.conn.prepare_cached(INSERT_CHUNK).map_err(fail)?;
         for ((t, m, hour), c) in &rows {
             st.execute(params![t, m, hour, c.first_seq, c.len, c.data])
                 .map_err(fail)?;
@@ -401,17 +395,16 @@ impl Store {
                 "SELECT seq, len, data FROM metric_chunks WHERE hour = ?1 AND thing = ?2 AND metric = ?3",
             )
             .map_err(|e| self.error(e))?;
-        let fail = |e: rusqlite::Error| StoreError {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        };
         let mut out = Vec::new();
         for hour in h0..=h1 {
-            let mut rows = st.query(params![hour, t, m]).map_err(fail)?;
-            while let Some(r) = rows.next().map_err(fail)? {
-                let (seq, len) = (r.get(0).map_err(fail)?, r.get(1).map_err(fail)?);
-                let data = r.get_ref(2).map_err(fail)?;
-                let data = data.as_blob().map_err(|e| fail(e.into()))?;
+            let mut rows = st.query(params![hour, t, m]).map_err(|e| self.error(e))?;
+            while let Some(r) = rows.next().map_err(|e| self.error(e))? {
+                let (seq, len) = (
+                    r.get(0).map_err(|e| self.error(e))?,
+                    r.get(1).map_err(|e| self.error(e))?,
+                );
+                let data = r.get_ref(2).map_err(|e| self.error(e))?;
+                let data = data.as_blob().map_err(|e| self.error(e.into()))?;
                 history::decode(hour, seq, len, data, &mut out).map_err(|reason| StoreError {
                     path: self.path.clone(),
                     reason: format!("metric history of {thing} / {metric}: {reason}"),
