@@ -148,3 +148,27 @@ fn bad_maps_are_named_errors_and_change_nothing() {
         "a failed rescale changes nothing"
     );
 }
+
+/// A forest rescaled before its sample is full keeps room for a full sample: learning on
+/// afterwards ends with the same tree and sampler arrays as a forest never rescaled (a clone
+/// keeps only lengths, and the next inserts used to double every array: a fleet model grew by
+/// half).
+#[test]
+fn rescaling_keeps_room_for_a_full_sample() {
+    let (mut plain, rows) = trained(3, 2, 400, 7, 1.0);
+    let (mut rescaled, _) = trained(3, 2, 20, 7, 1.0);
+    rescaled.rescale_inputs(&[2.0; 3], &[1.0; 3]).unwrap();
+    for x in &rows[20..] {
+        let y: Vec<f32> = x.iter().map(|v| v * 2.0 + 1.0).collect();
+        rescaled.update(&y).unwrap();
+    }
+    for x in rows.iter().take(100) {
+        plain.update(x).unwrap();
+    }
+    let (a, b) = (plain.memory_breakdown(), rescaled.memory_breakdown());
+    assert_eq!(
+        (a.nodes, a.leaves, a.samplers),
+        (b.nodes, b.leaves, b.samplers),
+        "plain {a:?}, rescaled {b:?}"
+    );
+}
