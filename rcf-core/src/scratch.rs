@@ -25,6 +25,27 @@ impl Scratch {
         }
     }
 
+    /// Bytes of heap memory the buffers hold, plus the struct itself.
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let forest = RandomCutForest::builder(3).sample_size(32).build()?;
+    /// let scratch = forest.scratch();
+    /// assert!(scratch.memory_usage() > std::mem::size_of_val(&scratch));
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
+    pub fn memory_usage(&self) -> usize {
+        let t = &self.tree;
+        std::mem::size_of::<Self>()
+            + (t.path.capacity() + t.stack.capacity()) * std::mem::size_of::<crate::tree::NodeRef>()
+            + (t.probs.capacity() + t.high.capacity() + t.low.capacity()) * 8
+            + (t.min.capacity() + t.max.capacity() + t.candidate.capacity()) * 4
+            + t.frames.capacity() * std::mem::size_of::<(crate::tree::NodeRef, u32, bool)>()
+            + t.results.capacity() * std::mem::size_of::<(crate::tree::NodeRef, f64)>()
+            + self.query.capacity() * 4
+            + self.paths.memory_bytes()
+    }
+
     pub(crate) fn fit(&mut self, dims: usize, capacity: usize) {
         if self.query.len() != dims || self.capacity < capacity {
             *self = Self::new(dims, capacity);

@@ -202,6 +202,33 @@ impl Detector {
         self.seen
     }
 
+    /// Bytes of memory the detector holds: its forest, the frozen reference model while an
+    /// event is open (a second forest), the threshold's score distribution, the normaliser,
+    /// buffers and the struct itself. What a fleet's model registry budgets.
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let mut d = Detector::builder(["rate"]).seed(1).build()?;
+    /// for t in 0..2_000 { d.process(&[(t as f32 / 10.0).sin()])?; }
+    /// assert!(d.memory_usage() > d.forest().memory_usage());
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
+    pub fn memory_usage(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.forest.memory_usage()
+            + self.event.as_ref().map_or(0, |e| e.memory_usage())
+            + self.thresholder.memory_bytes()
+            + self.normalizer.memory_bytes()
+            + self.names.capacity() * std::mem::size_of::<Arc<str>>()
+            + self.names.iter().map(|n| n.len() + 16).sum::<usize>()
+            + self.warm.capacity() * 8
+            + self.memory.capacity() * std::mem::size_of::<Vec<f32>>()
+            + self.memory.iter().map(|m| m.capacity() * 4).sum::<usize>()
+            + self.scratch.memory_usage()
+            + self.z.capacity() * 4
+            + self.raw.capacity() * 8
+    }
+
     /// The forest behind the detector.
     ///
     /// # Example

@@ -48,6 +48,15 @@ pub(crate) struct OpenEvent {
 }
 
 impl OpenEvent {
+    /// Bytes held: the reference model and buffers, plus the struct itself.
+    pub(crate) fn memory_usage(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.forest.memory_usage()
+            + self.normalizer.memory_bytes()
+            + self.shingle.capacity() * 4
+            + self.scratch.memory_usage()
+    }
+
     /// Scores the complete input row `raw` against the reference and counts whether it
     /// conforms.
     pub(crate) fn observe(&mut self, raw: &[f64]) {

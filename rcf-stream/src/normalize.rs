@@ -121,6 +121,12 @@ fn scale(stat: &Decayed, level: f64) -> f64 {
 }
 
 impl Normalizer {
+    /// Heap bytes held.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.metrics.capacity() * std::mem::size_of::<MetricStats>()
+            + self.frames.capacity() * std::mem::size_of::<Frame>()
+    }
+
     pub(crate) fn new(mode: Normalization, decay: f64, metrics: usize) -> Self {
         Self {
             mode,

@@ -219,6 +219,11 @@ impl Thresholder {
     }
 
     /// Scores seen.
+    /// Heap bytes held (the score distribution).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.distribution.tree.capacity() * 8
+    }
+
     pub(crate) fn count(&self) -> u64 {
         self.count
     }

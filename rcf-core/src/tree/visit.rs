@@ -69,6 +69,11 @@ impl LockstepPaths {
         }
     }
 
+    /// Bytes held.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.buf.capacity() * std::mem::size_of::<NodeRef>()
+    }
+
     /// The path of tree `k` of the last descent (root first).
     #[inline]
     pub(crate) fn path(&self, k: usize) -> &[NodeRef] {

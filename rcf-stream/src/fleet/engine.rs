@@ -28,6 +28,7 @@ use serde_json::{Map, Value, json};
 use super::datapoint::Datapoint;
 use super::dimension::Dimension;
 use super::metric::{Aggregation, MetricCatalog, MetricType};
+use super::models::{ModelSettings, ModelStats, Usage};
 use super::profile::{CriteriaKind, MissingData, ProfileError, SecurityProfile, check_thing};
 use super::store::{EventRow, Store, StoreError};
 use super::time::{self, Millis};
@@ -69,7 +70,21 @@ pub struct EngineConfig {
     pub history: bool,
     /// Seed of the ML detectors (each mixes in its thing and behaviour).
     pub seed: u64,
+    /// Settings of ML models whose behaviour's `rcf` extension gives none (default: the
+    /// compact fleet model).
+    pub model: ModelSettings,
+    /// Bytes the ML models in memory may hold ([`Detector::memory_usage`], summed); beyond
+    /// it models are checkpointed to the store and restored at their next datapoint (see
+    /// [`models`](super::models) for which). `None` (the default): no limit. On an in-memory
+    /// store the checkpoints stay in the process (in SQLite's memory), so a budget saves
+    /// memory only with a file store. A window close may exceed the budget by the models it
+    /// is scoring ([`MODEL_CHUNK`] at a time) before it evicts.
+    pub memory_budget: Option<u64>,
 }
+
+/// Window closes under a memory budget score models this many at a time, evicting between
+/// chunks.
+pub const MODEL_CHUNK: usize = 512;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -81,6 +96,8 @@ impl Default for EngineConfig {
             strict: false,
             history: true,
             seed: 0,
+            model: ModelSettings::default(),
+            memory_budget: None,
         }
     }
 }
@@ -183,6 +200,9 @@ struct Slot {
     aggregation: Vec<Aggregation>,
     features: Vec<Arc<str>>,
     dimension: Option<(Dimension, bool)>,
+    /// The behaviour as configured (events of a slot dropped by a new configuration still
+    /// describe the behaviour they were raised under).
+    def: Arc<super::profile::Behavior>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -215,6 +235,10 @@ struct Active {
     start: Millis,
 }
 
+/// An ML window to score: (position among the closing windows, thing, slot, window start,
+/// the row of feature values).
+type MlJob = (usize, Arc<str>, usize, Millis, Vec<f32>);
+
 /// One thing's state for one behaviour.
 #[derive(Debug, Clone)]
 struct SlotState {
@@ -223,6 +247,10 @@ struct SlotState {
     /// The first datapoint's time (a thing is not "missing" from windows before it).
     since: Millis,
     detector: Option<Box<Detector>>,
+    /// The model is checkpointed in the store's `models` table (evicted by the budget).
+    evicted: bool,
+    /// The model's use, for the eviction order.
+    usage: Usage,
 }
 
 impl SlotState {
@@ -232,6 +260,8 @@ impl SlotState {
             alarm: Alarm::default(),
             since,
             detector: None,
+            evicted: false,
+            usage: Usage::default(),
         }
     }
 }
@@ -357,6 +387,8 @@ pub struct Engine {
     last_retention: Millis,
     last_silence_check: Millis,
     counters: Counters,
+    /// The model registry's counts (resident bytes kept current).
+    models: ModelStats,
     cursor: Option<String>,
     store: Store,
     /// The fleet configuration as JSON (saved with the state).
@@ -427,6 +459,7 @@ impl Engine {
             last_retention: i64::MIN,
             last_silence_check: i64::MIN,
             counters: Counters::default(),
+            models: ModelStats::default(),
             cursor: None,
             store,
             setup: Value::Null,
@@ -491,17 +524,49 @@ impl Engine {
                     })?)),
                     None => None,
                 };
-                t.slots[i] = Some(SlotState {
-                    windows: s.windows,
-                    alarm: s.alarm,
-                    since: s.since,
-                    detector,
-                });
+                let mut state = SlotState::new(s.since);
+                state.windows = s.windows;
+                state.alarm = s.alarm;
+                if let Some(d) = &detector {
+                    state.usage.bytes = d.memory_usage();
+                }
+                state.detector = detector;
+                t.slots[i] = Some(state);
             }
             self.things.insert(name.into(), t);
         }
+        // evicted models: a checkpoint whose slot has no model in memory is that model; any
+        // other checkpoint is left over (its slot was dropped) and deleted
+        for (thing, profile, behavior) in self.store.model_keys()? {
+            let slot = index.get(&(profile.clone(), behavior.clone())).copied();
+            let state = slot.and_then(|i| {
+                self.things
+                    .get_mut(thing.as_str())
+                    .and_then(|t| t.slots[i].as_mut())
+            });
+            match state {
+                Some(st) if st.detector.is_none() => st.evicted = true,
+                _ => {
+                    self.store.begin()?;
+                    self.store.delete_model(&thing, &profile, &behavior)?;
+                }
+            }
+        }
+        self.models = ModelStats::default();
+        for t in self.things.values() {
+            for st in t.slots.iter().flatten() {
+                if st.detector.is_some() {
+                    self.models.resident += 1;
+                    self.models.resident_bytes += st.usage.bytes;
+                } else if st.evicted {
+                    self.models.evicted += 1;
+                }
+            }
+        }
+        self.models.peak_bytes = self.models.resident_bytes;
         self.index_windows();
         self.ranks_stale = true;
+        self.enforce_budget(&[])?;
         Ok(())
     }
 
@@ -601,6 +666,7 @@ impl Engine {
                     Some(new) => slots[new] = Some(state),
                     None => {
                         changed = true;
+                        self.discard(&name, &old_slots[old], &state)?;
                         if let Some(a) = &state.alarm.active {
                             let s = &old_slots[old];
                             self.invalidate(
@@ -950,6 +1016,7 @@ impl Engine {
                         .dimension
                         .as_ref()
                         .map(|d| (self.dimensions[&d.name].clone(), d.not_in)),
+                    def: Arc::new(beh.clone()),
                 });
             }
         }
@@ -1090,10 +1157,10 @@ impl Engine {
             if self.slots[i].profile != p {
                 continue;
             }
-            if let Some(state) = s.take()
-                && let Some(a) = &state.alarm.active
-            {
-                let slot = self.slots[i].clone();
+            let Some(state) = s.take() else { continue };
+            let slot = self.slots[i].clone();
+            self.discard(thing, &slot, &state)?;
+            if let Some(a) = &state.alarm.active {
                 self.invalidate(
                     thing,
                     &slot,
@@ -1514,10 +1581,11 @@ impl Engine {
         }) {
             thresholds[i] = t;
         }
-        // 3. ML verdicts: new detectors first (they read the store), then every closing
-        // window's detector in parallel (each thing's model is its own; the order of the
-        // results does not depend on the threads), applied in order below
-        let mut rows: BTreeMap<(Arc<str>, usize), (usize, Vec<f32>)> = BTreeMap::new();
+        // 3. ML verdicts, in chunks under a memory budget (one chunk without): the chunk's
+        // models made resident first (restored, or new ones trained from the store's
+        // history), then scored in parallel (each thing's model is its own; the order of the
+        // results does not depend on the threads), then the budget enforced
+        let mut ml: Vec<MlJob> = Vec::new();
         for (k, (name, i, win)) in closing.iter().enumerate() {
             let (CriteriaKind::Ml { .. }, Some(win)) = (&self.slot_kind(*i), win) else {
                 continue;
@@ -1525,42 +1593,24 @@ impl Engine {
             let row: Vec<f32> = (0..win.sums.len())
                 .map(|f| self.feature_value(*i, f, win))
                 .collect();
-            if self.things[name].slots[*i]
-                .as_ref()
-                .is_some_and(|s| s.detector.is_none())
-            {
-                let w = self.slots[*i].window_ms.expect("ML is windowed");
-                let d = self.new_detector(name, *i, win.start, w)?;
-                self.things.get_mut(name).expect("known").slots[*i]
-                    .as_mut()
-                    .expect("known")
-                    .detector = Some(Box::new(d));
-            }
-            rows.insert((name.clone(), *i), (k, row));
+            ml.push((k, name.clone(), *i, win.start, row));
         }
         let mut verdicts: Vec<Option<crate::Result<Verdict>>> = Vec::new();
-        if !rows.is_empty() {
+        if !ml.is_empty() {
             verdicts.resize_with(closing.len(), || None);
-            let mut jobs: Vec<(usize, &mut Detector, Vec<f32>)> = Vec::with_capacity(rows.len());
-            for (name, t) in self.things.iter_mut() {
-                for (i, s) in t.slots.iter_mut().enumerate() {
-                    if let Some((k, row)) = rows.remove(&(name.clone(), i)) {
-                        let det = s
-                            .as_mut()
-                            .and_then(|s| s.detector.as_deref_mut())
-                            .expect("made above");
-                        jobs.push((k, det, row));
-                    }
+            let chunk = if self.config.memory_budget.is_some() {
+                MODEL_CHUNK
+            } else {
+                ml.len()
+            };
+            for part in ml.chunks(chunk) {
+                for (_, name, i, start, _) in part {
+                    self.resident_model(name, *i, *start)?;
                 }
-            }
-            use rayon::prelude::*;
-            let done: Vec<(usize, crate::Result<Verdict>)> = jobs
-                .into_par_iter()
-                .with_min_len(8)
-                .map(|(k, det, row)| (k, det.process(&row)))
-                .collect();
-            for (k, v) in done {
-                verdicts[k] = Some(v);
+                for (k, v) in self.score_models(part, end) {
+                    verdicts[k] = Some(v);
+                }
+                self.enforce_budget(&[])?;
             }
         }
         // 4. evaluate in order
@@ -1583,6 +1633,184 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Makes the model of (`thing`, slot `i`) resident: restored from its checkpoint if
+    /// evicted, else, if it has none yet, a new one trained from the store's history before
+    /// `start`.
+    fn resident_model(
+        &mut self,
+        thing: &Arc<str>,
+        i: usize,
+        start: Millis,
+    ) -> Result<(), FleetError> {
+        let st = self.things[thing].slots[i]
+            .as_ref()
+            .expect("closing slots have state");
+        if st.detector.is_some() {
+            return Ok(());
+        }
+        let d = if st.evicted {
+            let slot = &self.slots[i];
+            let bytes = self
+                .store
+                .take_model(thing, &slot.profile_name, &slot.behavior_name)?
+                .ok_or_else(|| {
+                    self.corrupt(
+                        &format!("the evicted model of thing {}", quoted(thing)),
+                        "its checkpoint is missing",
+                    )
+                })?;
+            let d = Detector::from_bytes(&bytes).map_err(|e| {
+                self.corrupt(&format!("the evicted model of thing {}", quoted(thing)), e)
+            })?;
+            self.models.restores += 1;
+            self.models.evicted -= 1;
+            d
+        } else {
+            let w = self.slots[i].window_ms.expect("ML is windowed");
+            self.new_detector(thing, i, start, w)?
+        };
+        let bytes = d.memory_usage();
+        let st = self.things.get_mut(thing).expect("known").slots[i]
+            .as_mut()
+            .expect("known");
+        st.detector = Some(Box::new(d));
+        st.evicted = false;
+        st.usage.bytes = bytes;
+        self.models.resident += 1;
+        self.models.resident_bytes += bytes;
+        self.models.peak_bytes = self.models.peak_bytes.max(self.models.resident_bytes);
+        Ok(())
+    }
+
+    /// Scores each row of `part` (resident models of things in name order) with its model,
+    /// in parallel; returns the verdicts by closing position.
+    fn score_models(
+        &mut self,
+        part: &[MlJob],
+        end: Millis,
+    ) -> Vec<(usize, crate::Result<Verdict>)> {
+        let (Some(first), Some(last)) = (part.first(), part.last()) else {
+            return Vec::new();
+        };
+        let mut jobs: Vec<(usize, &mut SlotState, &[f32], Millis)> = Vec::with_capacity(part.len());
+        let mut next = 0;
+        for (name, t) in self.things.range_mut(first.1.clone()..=last.1.clone()) {
+            for (i, s) in t.slots.iter_mut().enumerate() {
+                if let Some((k, n, pi, _, row)) = part.get(next)
+                    && n == name
+                    && *pi == i
+                {
+                    let w = self.slots[i].window_ms.expect("ML is windowed");
+                    jobs.push((*k, s.as_mut().expect("resident"), row, w));
+                    next += 1;
+                }
+            }
+        }
+        debug_assert_eq!(next, part.len(), "the part is in name order");
+        use rayon::prelude::*;
+        let done: Vec<(usize, crate::Result<Verdict>, isize)> = jobs
+            .into_par_iter()
+            .with_min_len(8)
+            .map(|(k, st, row, w)| {
+                let det = st.detector.as_deref_mut().expect("made resident");
+                let v = det.process(row);
+                // an event opening or closing changes the model's size
+                let bytes = det.memory_usage();
+                let grew = bytes as isize - st.usage.bytes as isize;
+                st.usage.bytes = bytes;
+                st.usage.touch(end, w);
+                (k, v, grew)
+            })
+            .collect();
+        let grew: isize = done.iter().map(|d| d.2).sum();
+        self.models.resident_bytes = self.models.resident_bytes.saturating_add_signed(grew);
+        self.models.peak_bytes = self.models.peak_bytes.max(self.models.resident_bytes);
+        done.into_iter().map(|(k, v, _)| (k, v)).collect()
+    }
+
+    /// Evicts models until those in memory fit the budget (to 7/8 of it, so that evictions
+    /// come in batches and not one per model scored), those expected to be needed last
+    /// first; models of `keep` stay.
+    fn enforce_budget(&mut self, keep: &[(Arc<str>, usize)]) -> Result<(), FleetError> {
+        let Some(budget) = self.config.memory_budget else {
+            return Ok(());
+        };
+        let budget = usize::try_from(budget).unwrap_or(usize::MAX);
+        if self.models.resident_bytes <= budget {
+            return Ok(());
+        }
+        let target = budget - budget / 8;
+        // (next use, rank, slot): the farthest next use first, ties by name order, last first
+        let mut resident: Vec<(Millis, u32, usize, Arc<str>)> = Vec::new();
+        for (rank, (name, t)) in self.things.iter().enumerate() {
+            for (i, st) in t.slots.iter().enumerate() {
+                if let Some(st) = st
+                    && st.detector.is_some()
+                    && !keep.iter().any(|(n, k)| *k == i && n == name)
+                {
+                    resident.push((st.usage.next_use(), rank as u32, i, name.clone()));
+                }
+            }
+        }
+        resident.sort_unstable_by_key(|r| std::cmp::Reverse((r.0, r.1, r.2)));
+        for (_, _, i, name) in resident {
+            if self.models.resident_bytes <= target {
+                break;
+            }
+            self.evict(&name, i)?;
+        }
+        Ok(())
+    }
+
+    /// Checkpoints the model of (`thing`, slot `i`) to the store and drops it from memory.
+    fn evict(&mut self, thing: &Arc<str>, i: usize) -> Result<(), FleetError> {
+        let t = self.things.get_mut(thing).expect("known");
+        let st = t.slots[i].as_mut().expect("resident");
+        let d = st.detector.take().expect("resident");
+        st.evicted = true;
+        let bytes = std::mem::take(&mut st.usage.bytes);
+        // the thing's saved state must say the model is evicted
+        t.mark_dirty(thing, &mut self.dirty);
+        let slot = &self.slots[i];
+        self.store.put_model(
+            thing,
+            &slot.profile_name,
+            &slot.behavior_name,
+            &d.to_bytes(),
+        )?;
+        self.models.resident -= 1;
+        self.models.evicted += 1;
+        self.models.evictions += 1;
+        self.models.resident_bytes = self.models.resident_bytes.saturating_sub(bytes);
+        Ok(())
+    }
+
+    /// Accounts for a slot state being dropped: its model leaves memory, or its checkpoint
+    /// the store.
+    fn discard(&mut self, thing: &str, slot: &Slot, st: &SlotState) -> Result<(), FleetError> {
+        if st.detector.is_some() {
+            self.models.resident -= 1;
+            self.models.resident_bytes = self.models.resident_bytes.saturating_sub(st.usage.bytes);
+        } else if st.evicted {
+            self.models.evicted -= 1;
+            self.store
+                .delete_model(thing, &slot.profile_name, &slot.behavior_name)?;
+        }
+        Ok(())
+    }
+
+    /// What the model registry holds and has done since the engine was opened.
+    ///
+    /// ```
+    /// use rcf_stream::fleet::{Engine, EngineConfig};
+    /// let engine = Engine::open(EngineConfig::default(), None)?;
+    /// assert_eq!(engine.model_stats().resident, 0);
+    /// # Ok::<(), rcf_stream::fleet::FleetError>(())
+    /// ```
+    pub fn model_stats(&self) -> ModelStats {
+        self.models
     }
 
     fn slot_kind(&self, i: usize) -> &CriteriaKind {
@@ -1746,18 +1974,14 @@ impl Engine {
             ^ super::violation::violation_id(&slot.profile_name, &slot.behavior_name, thing, 0)
                 .bytes()
                 .fold(0u64, |h, c| h.wrapping_mul(31).wrapping_add(u64::from(c)));
-        let mut builder = Detector::builder(slot.features.iter().map(|f| f.to_string()))
+        let m = &self.config.model;
+        let builder = Detector::builder(slot.features.iter().map(|f| f.to_string()))
             .seed(seed)
-            .sensitivity(confidence.sensitivity());
-        if let Some(n) = b.ml.num_trees {
-            builder = builder.num_trees(n);
-        }
-        if let Some(n) = b.ml.sample_size {
-            builder = builder.sample_size(n);
-        }
-        if let Some(n) = b.ml.shingle_size {
-            builder = builder.shingle_size(n);
-        }
+            .sensitivity(confidence.sensitivity())
+            .num_trees(b.ml.num_trees.unwrap_or(m.num_trees))
+            .sample_size(b.ml.sample_size.unwrap_or(m.sample_size))
+            .shingle_size(b.ml.shingle_size.unwrap_or(m.shingle_size))
+            .box_cache_min_mass(m.box_cache_min_mass);
         let mut d = builder.build().map_err(|e| FleetError::InvalidParameter {
             name: "rcf",
             reason: e.to_string(),
@@ -1897,7 +2121,7 @@ impl Engine {
         reason: String,
         ml: Option<MlExplanation>,
     ) -> ViolationEvent {
-        let b = &self.profiles[slot.profile].behaviors[slot.behavior];
+        let b = &slot.def;
         ViolationEvent {
             violation_id,
             thing_name: thing.clone(),
@@ -1997,6 +2221,10 @@ impl Engine {
         for name in silent {
             let t = self.things.remove(&name).expect("listed");
             for (i, s) in t.slots.iter().enumerate() {
+                if let Some(s) = s {
+                    let slot = self.slots[i].clone();
+                    self.discard(&name, &slot, s)?;
+                }
                 if let Some(a) = s.as_ref().and_then(|s| s.alarm.active.as_ref()) {
                     let slot = self.slots[i].clone();
                     self.invalidate(
@@ -2332,6 +2560,19 @@ fn check_config(c: &EngineConfig) -> Result<(), FleetError> {
             "retention_ms",
             format!("must be at least an hour, got {}", c.retention_ms),
         );
+    }
+    if c.memory_budget == Some(0) {
+        return bad("memory_budget", "must be at least 1 byte, got 0".into());
+    }
+    let m = &c.model;
+    if let Err(e) = Detector::builder(["x"])
+        .num_trees(m.num_trees)
+        .sample_size(m.sample_size)
+        .shingle_size(m.shingle_size)
+        .box_cache_min_mass(m.box_cache_min_mass)
+        .build()
+    {
+        return bad("model", e.to_string());
     }
     if c.max_future_ms.is_some_and(|f| f < 0) {
         return bad(

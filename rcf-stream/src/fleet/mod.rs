@@ -40,6 +40,9 @@
 //!   again to its model from before), so a lasting anomaly stays in alarm. Verdicts count once
 //!   the detector's confidence reaches [`engine::ML_MIN_CONFIDENCE`]; before that a thing's ML
 //!   alarm neither starts nor clears. A new detector trains at once from the store's history.
+//!   Its settings are [`ModelSettings`] (the compact fleet model) unless the behaviour's `rcf`
+//!   extension gives them; with [`EngineConfig::memory_budget`] the models in memory stay
+//!   within a budget, the rest checkpointed in the store ([`models`] says which go).
 //! * **Time**: late data (its window closed) is stored and counted, not judged; datapoints
 //!   more than [`EngineConfig::max_future_ms`] ahead of the wall clock are refused. Silence
 //!   for [`EngineConfig::invalidate_after_ms`] invalidates the thing's alarms and drops its
@@ -57,6 +60,7 @@ pub mod dimension;
 pub mod engine;
 mod history;
 pub mod metric;
+pub mod models;
 pub mod profile;
 pub mod store;
 pub mod time;
@@ -67,6 +71,7 @@ pub use datapoint::Datapoint;
 pub use dimension::Dimension;
 pub use engine::{Counters, Engine, EngineConfig, Filter, FleetError, Ingested, Target};
 pub use metric::{Aggregation, MetricCatalog, MetricKind, MetricType};
+pub use models::{ModelSettings, ModelStats, parse_memory_size};
 pub use profile::{
     Behavior, ComparisonOperator, ConfidenceLevel, CriteriaKind, MissingData, ProfileError,
     SecurityProfile,

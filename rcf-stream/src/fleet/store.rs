@@ -12,9 +12,9 @@ use super::value::MetricValue;
 
 /// `PRAGMA application_id` of an rcf fleet store (`rcf1`): a SQLite file without it is not ours.
 const APPLICATION_ID: i32 = 0x7263_6631;
-/// The schema version (`PRAGMA user_version`). Version 1 (a row per datapoint) is migrated
-/// to version 2 (history chunks) when opened.
-pub const SCHEMA_VERSION: i32 = 2;
+/// The schema version (`PRAGMA user_version`). Older stores are migrated when opened:
+/// version 1 (a row per datapoint) to history chunks, version 2 gains the `models` table.
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// A store error: what failed, and SQLite's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +51,14 @@ CREATE TABLE metric_chunks (
     thing INTEGER NOT NULL, metric INTEGER NOT NULL, hour INTEGER NOT NULL, seq INTEGER NOT NULL,
     len INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (hour, thing, metric, seq)) WITHOUT ROWID;
+";
+
+/// Checkpoints of ML models evicted from memory by the engine's memory budget (schema 3), one
+/// per (thing, profile, behaviour): restored, and deleted, at the model's next use.
+const MODELS: &str = "
+CREATE TABLE models (
+    thing TEXT NOT NULL, profile TEXT NOT NULL, behavior TEXT NOT NULL, state BLOB NOT NULL,
+    PRIMARY KEY (thing, profile, behavior)) WITHOUT ROWID;
 ";
 
 /// Writes one history row.
@@ -135,9 +143,7 @@ fn migrate_v1(c: &Connection) -> rusqlite::Result<()> {
         for ((t, m, hour), ch) in &chunks {
             st.execute(params![t, m, hour, ch.first_seq, ch.len, ch.data])?;
         }
-        c.execute_batch(&format!(
-            "DROP TABLE metric_values; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        ))
+        c.execute_batch("DROP TABLE metric_values; PRAGMA user_version = 2; COMMIT;")
     })();
     if result.is_err() {
         let _ = c.execute_batch("ROLLBACK");
@@ -219,15 +225,21 @@ impl Store {
             .map_err(|e| format!("not a SQLite database ({e})"))?;
         if app == 0 && tables == 0 {
             c.execute_batch(&format!(
-                "BEGIN; {SCHEMA} {METRIC_CHUNKS} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA} {METRIC_CHUNKS} {MODELS} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
             .map_err(|e| format!("cannot create the schema: {e}"))?;
         } else if app != APPLICATION_ID {
             return Err(format!(
                 "is a SQLite database of another program (application_id {app:#x}, {tables} tables), not an rcf fleet store"
             ));
-        } else if version == 1 {
-            migrate_v1(c).map_err(|e| format!("cannot migrate schema version 1: {e}"))?;
+        } else if (1..SCHEMA_VERSION).contains(&version) {
+            if version == 1 {
+                migrate_v1(c).map_err(|e| format!("cannot migrate schema version 1: {e}"))?;
+            }
+            c.execute_batch(&format!(
+                "BEGIN; {MODELS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(|e| format!("cannot migrate schema version 2: {e}"))?;
         } else if version != SCHEMA_VERSION {
             return Err(format!(
                 "has schema version {version}; this rcf reads version {SCHEMA_VERSION}"
@@ -542,6 +554,83 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
+    /// Checkpoints an evicted model (replacing an older checkpoint of the same slot).
+    pub(crate) fn put_model(
+        &mut self,
+        thing: &str,
+        profile: &str,
+        behavior: &str,
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        self.begin()?;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO models (thing, profile, behavior, state) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(|e| self.error(e))?;
+        st.execute(params![thing, profile, behavior, state])
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Takes an evicted model's checkpoint out of the store (`None`: there is none).
+    pub(crate) fn take_model(
+        &mut self,
+        thing: &str,
+        profile: &str,
+        behavior: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.begin()?;
+        let state: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached(
+                "SELECT state FROM models WHERE thing = ?1 AND profile = ?2 AND behavior = ?3",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![thing, profile, behavior], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(|e| self.error(e))?;
+        if state.is_some() {
+            self.delete_model(thing, profile, behavior)?;
+        }
+        Ok(state)
+    }
+
+    /// Deletes an evicted model's checkpoint, if there is one.
+    pub(crate) fn delete_model(
+        &mut self,
+        thing: &str,
+        profile: &str,
+        behavior: &str,
+    ) -> Result<(), StoreError> {
+        self.begin()?;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM models WHERE thing = ?1 AND profile = ?2 AND behavior = ?3",
+            )
+            .map_err(|e| self.error(e))?;
+        st.execute(params![thing, profile, behavior])
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// The (thing, profile, behaviour) of every evicted model's checkpoint.
+    pub(crate) fn model_keys(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT thing, profile, behavior FROM models ORDER BY thing, profile, behavior",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
     pub(crate) fn set_group(
         &mut self,
         group: &str,
@@ -709,6 +798,7 @@ mod tests {
             let c = Connection::open(&path).unwrap();
             c.execute_batch(&format!(
                 "DROP TABLE metric_chunks;
+                 DROP TABLE models;
                  CREATE TABLE metric_values (
                      thing INTEGER NOT NULL, metric INTEGER NOT NULL, ts INTEGER NOT NULL,
                      seq INTEGER NOT NULL, topic TEXT, num REAL, value TEXT,
@@ -734,6 +824,10 @@ mod tests {
             ]
         );
         assert_eq!(rows[1].topic.as_deref(), Some("a/b"));
+        // and on to version 3: the models table is there
+        s.put_model("dev", "p", "b", b"state").unwrap();
+        assert_eq!(s.model_keys().unwrap().len(), 1);
+        s.rollback();
         drop(s);
         // a chunk damaged on disk: the read fails with the series named, nothing panics
         {
@@ -747,5 +841,36 @@ mod tests {
             .unwrap_err();
         assert!(e.reason.contains("metric history of dev / m"), "{e}");
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+    #[test]
+    fn a_version_2_store_gains_the_models_table_and_checkpoints_round_trip() {
+        let path = temp("v2");
+        drop(Store::open(Some(&path)).unwrap());
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("DROP TABLE models; PRAGMA user_version = 2;")
+                .unwrap();
+        }
+        let mut s = Store::open(Some(&path)).unwrap();
+        let version: i32 = s
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        s.put_model("dev", "p", "b", b"one").unwrap();
+        s.put_model("dev", "p", "b", b"two").unwrap();
+        s.commit().unwrap();
+        assert_eq!(
+            s.model_keys().unwrap(),
+            vec![("dev".to_string(), "p".to_string(), "b".to_string())]
+        );
+        assert_eq!(
+            s.take_model("dev", "p", "b").unwrap().as_deref(),
+            Some(&b"two"[..])
+        );
+        assert_eq!(s.take_model("dev", "p", "b").unwrap(), None);
+        s.commit().unwrap();
+        assert!(s.model_keys().unwrap().is_empty());
+        let _ = std::fs::remove_file(&path);
     }
 }

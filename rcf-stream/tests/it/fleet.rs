@@ -596,6 +596,27 @@ fn changed_behaviours_and_things_leaving_the_target_invalidate() {
         [("cam-1".to_string(), "alarm-invalidated")]
     );
     assert!(changed[0].reason.contains("removed or changed"));
+    // the event describes the behaviour the alarm was raised under, not its replacement
+    assert_eq!(changed[0].behavior["criteria"]["value"]["count"], 10);
+    // a behaviour removed while in alarm (another in its place) likewise
+    let ev = e
+        .ingest(&dp(
+            "cam-1",
+            "aws:num-established-tcp-connections",
+            V::Count(50),
+            T0 + 1_000,
+        ))
+        .unwrap();
+    assert_eq!(kinds(&ev), [("cam-1".to_string(), "in-alarm")]);
+    let mut renamed = profile(20);
+    renamed["securityProfiles"][0]["behaviors"][0]["name"] = json!("conns-2");
+    let removed = e.configure(&renamed).unwrap();
+    assert_eq!(
+        kinds(&removed),
+        [("cam-1".to_string(), "alarm-invalidated")]
+    );
+    assert_eq!(&*removed[0].behavior_name, "conns");
+    assert_eq!(removed[0].behavior["name"], "conns");
     e.commit(None).unwrap();
     assert!(
         e.list_active_violations(&Filter::default())

@@ -4,5 +4,6 @@ mod cli;
 mod detector;
 mod fleet;
 mod fleet_cli;
+mod fleet_models;
 mod fuzz_findings;
 mod hostile;

@@ -1,0 +1,211 @@
+//! The fleet's model registry: a memory budget evicts models to the store and restores them
+//! at their next datapoint, with verdicts identical to an engine that keeps every model.
+
+use rcf_stream::fleet::{Datapoint, Engine, EngineConfig, MetricValue as V, ModelStats};
+use serde_json::{Value, json};
+
+const T0: i64 = 1_767_225_600_000;
+const MIN5: i64 = 300_000;
+
+fn config(budget: Option<u64>) -> EngineConfig {
+    let mut c = EngineConfig::default();
+    c.grace_ms = 0;
+    c.max_future_ms = None;
+    c.memory_budget = budget;
+    c
+}
+
+/// One 3-metric ML behaviour (small models, so the test is quick; the registry does not
+/// care about their size) and a rule.
+fn profile() -> Value {
+    json!({"securityProfileName": "p", "behaviors": [
+        {"name": "msgs", "metric": "aws:num-messages-sent",
+         "criteria": {"comparisonOperator": "less-than-equals", "value": {"count": 500}, "durationSeconds": 300}},
+        {"name": "traffic-ml", "metric": "aws:num-messages-sent",
+         "criteria": {"mlDetectionConfig": {"confidenceLevel": "LOW"}},
+         "rcf": {"metrics": ["aws:all-bytes-out", "battery"], "numTrees": 6, "sampleSize": 32,
+                 "shingleSize": 2}}]})
+}
+
+/// `things` things reporting three metrics every five minutes for `windows` windows, each with
+/// a burst now and then (a deterministic hash for noise).
+fn fleet(things: usize, windows: i64) -> Vec<Datapoint> {
+    let noise = |a: i64, b: i64| {
+        let h = (a as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add((b as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
+        ((h >> 40) as f64 / (1u64 << 24) as f64) - 0.5
+    };
+    let mut out = Vec::new();
+    for w in 0..windows {
+        for i in 0..things as i64 {
+            let ts = T0 + w * MIN5 + 1_000 + i;
+            let phase = (w as f64 + 7.0 * i as f64) * std::f64::consts::TAU / 96.0;
+            let burst = (w + 13 * i) % 150 == 149;
+            let msgs = (60.0 + 15.0 * phase.sin() + 6.0 * noise(w, i)).max(0.0) as u64
+                * if burst { 8 } else { 1 };
+            let bytes = msgs * (200 + (noise(i, w) * 20.0) as u64);
+            let battery = 70.0 + 10.0 * phase.cos() + noise(w + 1, i);
+            let name = format!("thing-{i:03}");
+            for (m, v) in [
+                ("aws:num-messages-sent", V::Count(msgs)),
+                ("aws:all-bytes-out", V::Count(bytes)),
+                ("battery", V::Number(battery)),
+            ] {
+                out.push(Datapoint::new(&name, m, v, ts, None).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Runs `input` through an engine; returns its events (JSON) and the registry's stats, and
+/// checks after each datapoint that the models in memory are within `budget`.
+fn run(
+    input: &[Datapoint],
+    budget: Option<u64>,
+    path: Option<&std::path::Path>,
+) -> (Vec<Value>, ModelStats) {
+    let mut e = Engine::open(config(budget), path).unwrap();
+    e.configure(&profile()).unwrap();
+    let mut out = Vec::new();
+    for (k, d) in input.iter().enumerate() {
+        out.extend(e.ingest(d).unwrap().iter().map(|v| v.to_json()));
+        if let Some(b) = budget {
+            let s = e.model_stats();
+            assert!(
+                s.resident_bytes as u64 <= b,
+                "datapoint {k}: {} bytes of models in memory over the budget of {b}",
+                s.resident_bytes
+            );
+        }
+        if (k + 1) % 3_000 == 0 {
+            e.commit(None).unwrap();
+        }
+    }
+    out.extend(e.flush().unwrap().iter().map(|v| v.to_json()));
+    e.commit(None).unwrap();
+    (out, e.model_stats())
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("rcf-models-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn evicted_models_come_back_bit_for_bit_and_the_budget_holds() {
+    let input = fleet(24, 420);
+    let (all, free) = run(&input, None, None);
+    let ml = all
+        .iter()
+        .filter(|e| e["behavior"]["name"] == "traffic-ml")
+        .count();
+    assert!(
+        ml >= 5,
+        "the ML behaviour raised {ml} events: too few to compare"
+    );
+    assert_eq!((free.resident, free.evictions), (24, 0));
+    // a budget of about a third of the models, on a file store and in memory
+    let budget = (free.resident_bytes / 3) as u64;
+    let dir = tempdir("budget");
+    for path in [Some(dir.join("fleet.db")), None] {
+        let (events, s) = run(&input, Some(budget), path.as_deref());
+        assert!(s.evictions > 1_000 && s.restores > 1_000, "{s:?}");
+        assert_eq!(s.resident + s.evicted, 24, "{s:?}");
+        assert_eq!(events.len(), all.len());
+        for (k, (a, b)) in events.iter().zip(&all).enumerate() {
+            assert_eq!(a, b, "event {k} differs with a budget ({path:?})");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_store_with_evicted_models_reopens_exactly_after_a_crash() {
+    let input = fleet(12, 300);
+    let (whole, free) = run(&input, None, None);
+    let budget = (free.resident_bytes / 4) as u64;
+    let dir = tempdir("crash");
+    let path = dir.join("fleet.db");
+    let p = profile();
+    let part = |stop: Option<usize>| -> Vec<Value> {
+        let mut e = Engine::open(config(Some(budget)), Some(&path)).unwrap();
+        e.configure(&p).unwrap();
+        let start: usize = e.cursor().map_or(0, |c| c.parse().unwrap());
+        if start > 0 {
+            // reopened: the saved models are partly in memory, partly checkpointed
+            let s = e.model_stats();
+            assert!(s.evicted > 0 && s.resident_bytes as u64 <= budget, "{s:?}");
+        }
+        let mut out = Vec::new();
+        for (i, d) in input.iter().enumerate().skip(start) {
+            out.extend(e.ingest(d).unwrap().iter().map(|v| v.to_json()));
+            if (i + 1) % 1_000 == 0 {
+                e.commit(Some(&(i + 1).to_string())).unwrap();
+            }
+            if stop == Some(i + 1) {
+                return out; // dropped without committing: a crash
+            }
+        }
+        out.extend(e.flush().unwrap().iter().map(|v| v.to_json()));
+        e.commit(Some(&input.len().to_string())).unwrap();
+        out
+    };
+    let mut seen = part(Some(6_500));
+    for ev in part(None) {
+        if !seen.contains(&ev) {
+            seen.push(ev);
+        }
+    }
+    assert_eq!(seen, whole);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dropping_a_behaviour_deletes_its_checkpoints() {
+    let input = fleet(10, 60);
+    let dir = tempdir("drop");
+    let path = dir.join("fleet.db");
+    let mut e = Engine::open(config(Some(1)), Some(&path)).unwrap();
+    e.configure(&profile()).unwrap();
+    for d in &input {
+        e.ingest(d).unwrap();
+    }
+    e.commit(None).unwrap();
+    let s = e.model_stats();
+    assert_eq!(
+        (s.resident, s.evicted, s.resident_bytes),
+        (0, 10, 0),
+        "{s:?}"
+    );
+    let mut rules = profile();
+    rules["behaviors"].as_array_mut().unwrap().truncate(1);
+    e.configure(&rules).unwrap();
+    e.commit(None).unwrap();
+    assert_eq!(e.model_stats().evicted, 0);
+    drop(e);
+    let rows: i64 = rusqlite_count(&path);
+    assert_eq!(rows, 0, "checkpoints of a dropped behaviour are deleted");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rows in the store's `models` table.
+fn rusqlite_count(path: &std::path::Path) -> i64 {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.query_row("SELECT count(*) FROM models", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn bad_budgets_and_model_settings_are_named() {
+    let mut c = config(Some(0));
+    let e = Engine::open(c.clone(), None).unwrap_err().to_string();
+    assert!(e.contains("memory_budget") && e.contains('0'), "{e}");
+    c.memory_budget = None;
+    c.model.sample_size = 0;
+    let e = Engine::open(c, None).unwrap_err().to_string();
+    assert!(e.contains("model") && e.contains("sample_size"), "{e}");
+}
