@@ -235,6 +235,31 @@ struct Active {
     start: Millis,
 }
 
+/// A closing window's ML verdicts: its thing's own model's and its behaviour's group model's
+/// (each as the scope has them).
+#[derive(Default)]
+struct MlVerdicts {
+    device: Option<crate::Result<Verdict>>,
+    group: Option<crate::Result<Verdict>>,
+}
+
+/// A behaviour's group model (scopes `group` and `hierarchical`).
+#[derive(Debug, Clone)]
+struct GroupModel {
+    /// The behaviour's fingerprint when the model was made (a changed behaviour starts anew).
+    fingerprint: String,
+    detector: Box<Detector>,
+}
+
+/// A group model as saved (in the store's meta table, `group-models`).
+#[derive(Serialize, Deserialize)]
+struct SavedGroupModel {
+    profile: String,
+    behavior: String,
+    fingerprint: String,
+    detector: Vec<u8>,
+}
+
 /// An ML window to score: (position among the closing windows, thing, slot, window start,
 /// the row of feature values).
 type MlJob = (usize, Arc<str>, usize, Millis, Vec<f32>);
@@ -389,6 +414,8 @@ pub struct Engine {
     counters: Counters,
     /// The model registry's counts (resident bytes kept current).
     models: ModelStats,
+    /// Group models by (profile, behaviour).
+    group_models: BTreeMap<(Arc<str>, Arc<str>), GroupModel>,
     cursor: Option<String>,
     store: Store,
     /// The fleet configuration as JSON (saved with the state).
@@ -460,6 +487,7 @@ impl Engine {
             last_silence_check: i64::MIN,
             counters: Counters::default(),
             models: ModelStats::default(),
+            group_models: BTreeMap::new(),
             cursor: None,
             store,
             setup: Value::Null,
@@ -534,6 +562,32 @@ impl Engine {
                 t.slots[i] = Some(state);
             }
             self.things.insert(name.into(), t);
+        }
+        if let Some(bytes) = self.store.meta("group-models")? {
+            let saved: Vec<SavedGroupModel> =
+                decode(&bytes).map_err(|e| self.corrupt("the saved group models", e))?;
+            for g in saved {
+                let Some(&i) = index.get(&(g.profile.clone(), g.behavior.clone())) else {
+                    continue;
+                };
+                if self.slots[i].fingerprint != g.fingerprint {
+                    continue;
+                }
+                let d = Detector::from_bytes(&g.detector).map_err(|e| {
+                    self.corrupt(
+                        &format!("the group model of behaviour {}", quoted(&g.behavior)),
+                        e,
+                    )
+                })?;
+                let slot = &self.slots[i];
+                self.group_models.insert(
+                    (slot.profile_name.clone(), slot.behavior_name.clone()),
+                    GroupModel {
+                        fingerprint: g.fingerprint,
+                        detector: Box::new(d),
+                    },
+                );
+            }
         }
         // evicted models: a checkpoint whose slot has no model in memory is that model; any
         // other checkpoint is left over (its slot was dropped) and deleted
@@ -702,6 +756,14 @@ impl Engine {
                 }
             }
         }
+        // group models of behaviours gone or changed go too
+        let live: BTreeSet<(&str, &str, &str)> = self
+            .slots
+            .iter()
+            .map(|s| (&*s.profile_name, &*s.behavior_name, s.fingerprint.as_str()))
+            .collect();
+        self.group_models
+            .retain(|(p, b), g| live.contains(&(&**p, &**b, g.fingerprint.as_str())));
         self.index_windows();
         self.store
             .put_meta("setup", self.setup.to_string().as_bytes())?;
@@ -1581,11 +1643,13 @@ impl Engine {
         }) {
             thresholds[i] = t;
         }
-        // 3. ML verdicts, in chunks under a memory budget (one chunk without): the chunk's
-        // models made resident first (restored, or new ones trained from the store's
-        // history), then scored in parallel (each thing's model is its own; the order of the
-        // results does not depend on the threads), then the budget enforced
+        // 3. ML verdicts. Things' own models in chunks under a memory budget (one chunk
+        // without): the chunk's models made resident first (restored, or new ones trained
+        // from the store's history), then scored in parallel (each thing's model is its own;
+        // the order of the results does not depend on the threads), then the budget enforced.
+        // Group models then score and learn every thing's window, in name order.
         let mut ml: Vec<MlJob> = Vec::new();
+        let mut grouped: Vec<MlJob> = Vec::new();
         for (k, (name, i, win)) in closing.iter().enumerate() {
             let (CriteriaKind::Ml { .. }, Some(win)) = (&self.slot_kind(*i), win) else {
                 continue;
@@ -1593,24 +1657,33 @@ impl Engine {
             let row: Vec<f32> = (0..win.sums.len())
                 .map(|f| self.feature_value(*i, f, win))
                 .collect();
-            ml.push((k, name.clone(), *i, win.start, row));
+            let scope = self.slots[*i].def.ml.scope;
+            if scope.group() {
+                grouped.push((k, name.clone(), *i, win.start, row.clone()));
+            }
+            if scope.per_device() {
+                ml.push((k, name.clone(), *i, win.start, row));
+            }
         }
-        let mut verdicts: Vec<Option<crate::Result<Verdict>>> = Vec::new();
-        if !ml.is_empty() {
-            verdicts.resize_with(closing.len(), || None);
+        let mut verdicts: Vec<MlVerdicts> = Vec::new();
+        if !ml.is_empty() || !grouped.is_empty() {
+            verdicts.resize_with(closing.len(), MlVerdicts::default);
             let chunk = if self.config.memory_budget.is_some() {
                 MODEL_CHUNK
             } else {
-                ml.len()
+                ml.len().max(1)
             };
             for part in ml.chunks(chunk) {
                 for (_, name, i, start, _) in part {
                     self.resident_model(name, *i, *start)?;
                 }
                 for (k, v) in self.score_models(part, end) {
-                    verdicts[k] = Some(v);
+                    verdicts[k].device = Some(v);
                 }
                 self.enforce_budget(&[])?;
+            }
+            for (k, v) in self.score_group_models(&grouped)? {
+                verdicts[k].group = Some(v);
             }
         }
         // 4. evaluate in order
@@ -1624,7 +1697,7 @@ impl Engine {
                     ml: None,
                 }),
                 Some(win) => {
-                    let verdict = verdicts.get_mut(k).and_then(Option::take);
+                    let verdict = verdicts.get_mut(k).map(std::mem::take).unwrap_or_default();
                     self.judge_window(i, &win, thresholds[i], verdict)?
                 }
             };
@@ -1633,6 +1706,74 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Scores each window of `jobs` (things in name order) with its behaviour's group model,
+    /// which then learns it; returns the verdicts by closing position.
+    fn score_group_models(
+        &mut self,
+        jobs: &[MlJob],
+    ) -> Result<Vec<(usize, crate::Result<Verdict>)>, FleetError> {
+        let mut out = Vec::with_capacity(jobs.len());
+        let mut i_prev = usize::MAX;
+        for (k, _, i, _, row) in jobs {
+            let slot = &self.slots[*i];
+            let key = (slot.profile_name.clone(), slot.behavior_name.clone());
+            if *i != i_prev {
+                i_prev = *i;
+                let stale = self
+                    .group_models
+                    .get(&key)
+                    .is_none_or(|g| g.fingerprint != slot.fingerprint);
+                if stale {
+                    let members = jobs.iter().filter(|j| j.2 == *i).count();
+                    let d = self.new_group_detector(*i, members)?;
+                    self.group_models.insert(
+                        key.clone(),
+                        GroupModel {
+                            fingerprint: self.slots[*i].fingerprint.clone(),
+                            detector: Box::new(d),
+                        },
+                    );
+                }
+            }
+            let g = self.group_models.get_mut(&key).expect("made above");
+            out.push((*k, g.detector.process(row)));
+        }
+        Ok(out)
+    }
+
+    /// A new group model for slot `i`, for a group of about `members` things: shingle 1 (its
+    /// stream interleaves things), no hold-off or repeat suppression (consecutive points are
+    /// different things), and a time decay that remembers as many windows as a thing's own
+    /// model does.
+    fn new_group_detector(&self, i: usize, members: usize) -> Result<Detector, FleetError> {
+        let slot = &self.slots[i];
+        let b = &slot.def;
+        let CriteriaKind::Ml { confidence } = b.kind else {
+            unreachable!("ML slot")
+        };
+        let m = &self.config.model;
+        let samples = b.ml.sample_size.unwrap_or(m.sample_size);
+        let seed = b.ml.seed.unwrap_or(self.config.seed)
+            ^ violation_id(&slot.profile_name, &slot.behavior_name, "", 1)
+                .bytes()
+                .fold(0u64, |h, c| h.wrapping_mul(31).wrapping_add(u64::from(c)));
+        Detector::builder(slot.features.iter().map(|f| f.to_string()))
+            .seed(seed)
+            .sensitivity(confidence.sensitivity())
+            .num_trees(b.ml.num_trees.unwrap_or(m.num_trees))
+            .sample_size(samples)
+            .shingle_size(1)
+            .box_cache_min_mass(m.box_cache_min_mass)
+            .time_decay(1.0 / (10.0 * samples as f64 * members.max(1) as f64))
+            .holdoff(0)
+            .repeat_tolerance(0.0)
+            .build()
+            .map_err(|e| FleetError::InvalidParameter {
+                name: "rcf",
+                reason: e.to_string(),
+            })
     }
 
     /// Makes the model of (`thing`, slot `i`) resident: restored from its checkpoint if
@@ -1906,7 +2047,7 @@ impl Engine {
         i: usize,
         win: &Window,
         threshold: Option<(f64, usize)>,
-        verdict: Option<crate::Result<Verdict>>,
+        verdict: MlVerdicts,
     ) -> Result<Option<Observation>, FleetError> {
         let value = self.window_value(i, win);
         Ok(match self.slot_kind(i) {
@@ -1927,18 +2068,27 @@ impl Engine {
                 }
             },
             CriteriaKind::Ml { confidence } => {
-                let v = verdict
-                    .expect("every ML window has a verdict")
-                    .map_err(|e| FleetError::Datapoint(format!("ML behaviour: {e}")))?;
-                if !matches!(v.state, DetectorState::Ready) || v.confidence < ML_MIN_CONFIDENCE {
-                    return Ok(None);
-                }
-                let violating = v.is_anomaly || v.in_event;
+                let ml_err = |e: crate::Error| FleetError::Datapoint(format!("ML behaviour: {e}"));
+                let warm = |v: &Verdict| {
+                    matches!(v.state, DetectorState::Ready) && v.confidence >= ML_MIN_CONFIDENCE
+                };
+                let device = verdict.device.transpose().map_err(ml_err)?.filter(warm);
+                let group = verdict.group.transpose().map_err(ml_err)?.filter(warm);
+                // hierarchical: the thing's own model once warm, the group's until then
+                let (v, from_group) = match (device, group) {
+                    (Some(v), _) => (v, false),
+                    (None, Some(v)) => (v, true),
+                    (None, None) => return Ok(None),
+                };
+                // a group model's events span things, so only its own verdict counts
+                let violating = v.is_anomaly || (v.in_event && !from_group);
+                let mut ml = MlExplanation::from_verdict(*confidence, &v);
+                ml.group_model = from_group;
                 Some(Observation {
                     value: Some(value),
                     violating,
                     reason: Reason::Ml,
-                    ml: Some(MlExplanation::from_verdict(*confidence, &v)),
+                    ml: Some(ml),
                 })
             }
         })
@@ -2300,6 +2450,19 @@ impl Engine {
             counters: self.counters.clone(),
         };
         self.store.put_meta("clock", &encode(&clock))?;
+        if self.store.is_durable() || all {
+            let groups: Vec<SavedGroupModel> = self
+                .group_models
+                .iter()
+                .map(|((p, b), g)| SavedGroupModel {
+                    profile: p.to_string(),
+                    behavior: b.to_string(),
+                    fingerprint: g.fingerprint.clone(),
+                    detector: g.detector.to_bytes(),
+                })
+                .collect();
+            self.store.put_meta("group-models", &encode(&groups))?;
+        }
         self.store
             .put_meta("setup", self.setup.to_string().as_bytes())?;
         if let Some(c) = cursor {

@@ -73,8 +73,8 @@ pub use engine::{Counters, Engine, EngineConfig, Filter, FleetError, Ingested, T
 pub use metric::{Aggregation, MetricCatalog, MetricKind, MetricType};
 pub use models::{ModelSettings, ModelStats, parse_memory_size};
 pub use profile::{
-    Behavior, ComparisonOperator, ConfidenceLevel, CriteriaKind, MissingData, ProfileError,
-    SecurityProfile,
+    Behavior, ComparisonOperator, ConfidenceLevel, CriteriaKind, MissingData, ModelScope,
+    ProfileError, SecurityProfile,
 };
 pub use value::{Cidr, MetricValue};
 pub use violation::{EventType, MlExplanation, ViolationEvent};

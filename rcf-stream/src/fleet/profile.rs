@@ -5,8 +5,9 @@
 //! rcf's extensions live in one `rcf` object per behaviour, which Device Defender consumers
 //! ignore: `metrics` (more metrics for one multivariate ML model), `missingData` (`ignore`, the
 //! default, or `violate`: a window without data from a thing that has reported before counts
-//! as a violating datapoint), and ML model settings (`numTrees`, `sampleSize`, `shingleSize`,
-//! `seed`).
+//! as a violating datapoint), ML model settings (`numTrees`, `sampleSize`, `shingleSize`,
+//! `seed`), and `scope` (`per-device`, the default, `group` or `hierarchical`: see
+//! [`ModelScope`]).
 
 use serde_json::{Map, Value};
 
@@ -253,6 +254,51 @@ pub struct MetricDimension {
     operator_given: bool,
 }
 
+/// Whose data an ML behaviour's model learns from (extension `rcf.scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ModelScope {
+    /// Each thing its own model, judged against its own normal (the default).
+    #[default]
+    PerDevice,
+    /// One model per behaviour, fed by every targeted thing's windows (in thing-name order)
+    /// and scoring each thing's window against the whole group: Device Defender's ML Detect.
+    Group,
+    /// The group model judges a thing until the thing's own model is warm (ready, and at
+    /// [`ML_MIN_CONFIDENCE`](super::engine::ML_MIN_CONFIDENCE)), then the thing's model alone.
+    Hierarchical,
+}
+
+impl ModelScope {
+    /// The wire name: `per-device`, `group` or `hierarchical`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelScope::PerDevice => "per-device",
+            ModelScope::Group => "group",
+            ModelScope::Hierarchical => "hierarchical",
+        }
+    }
+
+    /// The scope of a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "per-device" => Some(ModelScope::PerDevice),
+            "group" => Some(ModelScope::Group),
+            "hierarchical" => Some(ModelScope::Hierarchical),
+            _ => None,
+        }
+    }
+
+    /// Whether the thing's own model is kept.
+    pub fn per_device(self) -> bool {
+        self != ModelScope::Group
+    }
+
+    /// Whether the behaviour's group model is kept.
+    pub fn group(self) -> bool {
+        self != ModelScope::PerDevice
+    }
+}
+
 /// ML model settings of a behaviour (extensions; the fleet defaults otherwise).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MlSettings {
@@ -264,6 +310,8 @@ pub struct MlSettings {
     pub shingle_size: Option<usize>,
     /// Seed (each thing's detector mixes in its name).
     pub seed: Option<u64>,
+    /// Whose data the model learns from.
+    pub scope: ModelScope,
 }
 
 /// A behaviour: what is normal for one metric (or, for ML, several).
@@ -644,6 +692,16 @@ impl Behavior {
                     "numTrees" => ml.num_trees = Some(positive(1_000)?),
                     "sampleSize" => ml.sample_size = Some(positive(8_192)?),
                     "shingleSize" => ml.shingle_size = Some(positive(64)?),
+                    "scope" => {
+                        ml.scope = x.as_str().and_then(ModelScope::parse).ok_or_else(|| {
+                            err(
+                                &k_at,
+                                format!(
+                                    "must be \"per-device\", \"group\" or \"hierarchical\", got {x}"
+                                ),
+                            )
+                        })?
+                    }
                     "seed" => {
                         ml.seed = Some(x.as_u64().ok_or_else(|| {
                             err(&k_at, format!("must be a non-negative integer, got {x}"))
@@ -652,7 +710,7 @@ impl Behavior {
                     _ => {
                         return Err(err(
                             &k_at,
-                            "is not an rcf extension: metrics, missingData, numTrees, sampleSize, shingleSize or seed",
+                            "is not an rcf extension: metrics, missingData, numTrees, sampleSize, shingleSize, scope or seed",
                         ));
                     }
                 }
@@ -754,6 +812,12 @@ impl Behavior {
                     ));
                 }
             }
+        }
+        if self.ml.scope != ModelScope::PerDevice && !matches!(self.kind, CriteriaKind::Ml { .. }) {
+            return Err(err(
+                format!("{at}.rcf.scope"),
+                "applies only to behaviours with mlDetectionConfig",
+            ));
         }
         if !self.extra_metrics.is_empty() && !matches!(self.kind, CriteriaKind::Ml { .. }) {
             return Err(err(

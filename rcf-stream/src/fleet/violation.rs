@@ -60,6 +60,9 @@ pub struct MlExplanation {
     pub attribution: Vec<(Arc<str>, f64, f64)>,
     /// When the anomaly began, in datapoints relative to this one (0 now, −k k datapoints ago).
     pub relative_index: i32,
+    /// The verdict came from the behaviour's group model (scopes `group`, and `hierarchical`
+    /// while the thing's own model warms up), not the thing's own.
+    pub group_model: bool,
 }
 
 impl MlExplanation {
@@ -80,6 +83,7 @@ impl MlExplanation {
                 .map(|a| (a.metric.clone(), a.high, a.low))
                 .collect(),
             relative_index: v.relative_index,
+            group_model: false,
         }
     }
 
@@ -96,6 +100,7 @@ impl MlExplanation {
                 "metric": &**m, "high": num(*h), "low": num(*l),
                 "direction": if h >= l { "HIGH" } else { "LOW" }})).collect::<Vec<_>>(),
             "relativeIndex": self.relative_index,
+            "model": if self.group_model { "group" } else { "device" },
         })
     }
 }

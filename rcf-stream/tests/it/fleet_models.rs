@@ -209,3 +209,69 @@ fn bad_budgets_and_model_settings_are_named() {
     let e = Engine::open(c, None).unwrap_err().to_string();
     assert!(e.contains("model") && e.contains("sample_size"), "{e}");
 }
+
+/// A fleet of 20 alike things and one that sends ten times as much, steadily, under the given
+/// ML scope; returns the ML in-alarm events of the odd thing and of the others, with the
+/// window (from the start) each was raised in and whether the group model raised it.
+fn odd_one_out(scope: &str) -> (Vec<(i64, bool)>, usize) {
+    let p = json!({"securityProfileName": "p", "behaviors": [
+        {"name": "traffic-ml", "metric": "aws:num-messages-sent",
+         "criteria": {"mlDetectionConfig": {"confidenceLevel": "HIGH"},
+                      "consecutiveDatapointsToClear": 1},
+         "rcf": {"metrics": ["aws:all-bytes-out"], "scope": scope, "numTrees": 10,
+                 "sampleSize": 64, "shingleSize": 2}}]});
+    let mut e = Engine::open(config(None), None).unwrap();
+    e.configure(&p).unwrap();
+    let mut events = Vec::new();
+    for w in 0..400i64 {
+        for i in 0..21i64 {
+            let ts = T0 + w * MIN5 + 1_000 + i;
+            let phase = (w as f64 + 3.0 * i as f64) * std::f64::consts::TAU / 288.0;
+            let h = ((w * 31 + i * 17) % 11) as f64 - 5.0;
+            let base = if i == 20 { 600.0 } else { 60.0 };
+            let msgs = (base * (1.0 + 0.2 * phase.sin()) + h) as u64;
+            let name = format!("thing-{i:02}");
+            for (m, v) in [
+                ("aws:num-messages-sent", V::Count(msgs)),
+                (
+                    "aws:all-bytes-out",
+                    V::Count(msgs * 200 + (h as i64 + 5) as u64),
+                ),
+            ] {
+                events.extend(
+                    e.ingest(&Datapoint::new(&name, m, v, ts, None).unwrap())
+                        .unwrap(),
+                );
+            }
+        }
+    }
+    let alarms = events
+        .iter()
+        .filter(|v| v.event_type.as_str() == "in-alarm");
+    let odd: Vec<(i64, bool)> = alarms
+        .clone()
+        .filter(|v| &*v.thing_name == "thing-20")
+        .map(|v| ((v.time - T0) / MIN5, v.ml.as_ref().unwrap().group_model))
+        .collect();
+    let others = alarms.filter(|v| &*v.thing_name != "thing-20").count();
+    (odd, others)
+}
+
+#[test]
+fn a_thing_unlike_its_group_is_flagged_by_the_group_model_not_by_its_own() {
+    // group (Device Defender's ML Detect): the odd thing is anomalous against the group, and
+    // stays in alarm
+    let (odd, others) = odd_one_out("group");
+    assert_eq!(others, 0, "the alike things are like their group");
+    assert!(!odd.is_empty() && odd.iter().all(|a| a.1), "{odd:?}");
+    // per-device: judged against its own normal, it is not flagged once its model is warm
+    let (odd, _) = odd_one_out("per-device");
+    assert!(odd.is_empty(), "{odd:?}");
+    // hierarchical: the group model covers it from the start (flagged), its own model after
+    let (odd, _) = odd_one_out("hierarchical");
+    assert!(odd.first().is_some_and(|a| a.1 && a.0 < 60), "{odd:?}");
+    assert!(
+        odd.iter().all(|a| a.1),
+        "its own warm model raises nothing: {odd:?}"
+    );
+}
