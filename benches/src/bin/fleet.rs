@@ -14,6 +14,22 @@
 //! Each row runs in a fresh process (`--only memory|off|file|jsonl|ml` runs one, e.g. under
 //! a profiler).
 //!
+//! Fleet scale (issue 13's targets):
+//!
+//! ```text
+//! cargo run --release -p rcf-benches --bin fleet -- --devices 100000 --scope per-device
+//! cargo run --release -p rcf-benches --bin fleet -- --devices 100000 --memory-budget 1GiB
+//! ```
+//!
+//! N things report three metrics (messages, bytes out, battery) every five minutes, generated
+//! on the fly (a thing's own rate, daily peak, message size and battery cycle); one 3-metric ML
+//! behaviour per thing with the engine's default fleet model; metric history on, in a SQLite
+//! file in the temp directory; a commit every simulated hour. `--warmup-hours` (default 24:
+//! a model gives verdicts once its samples are half full) then `--hours` (default 24) are
+//! simulated. Progress goes to stderr; the last line is exactly
+//! `fleet devices=N scope=S rss_mib=R datapoints_per_s=P models_in_memory=M evictions=E`,
+//! with R the peak resident memory (VmHWM) and P over the whole run, commits included.
+//!
 //! Latency: the engine call in which a window's end passes the watermark returns that
 //! window's events; its duration is the time from the window closing to its violation events.
 
@@ -112,8 +128,159 @@ fn report(name: &str, r: &Run) {
     );
 }
 
+/// The value after `--name`, if given.
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// `/proc/self/status` field in KiB (VmRSS, VmHWM).
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// The fleet-scale run (see the module docs).
+fn scale(args: &[String]) -> Result<(), String> {
+    let num = |name: &str, default: f64| -> Result<f64, String> {
+        flag(args, name).map_or(Ok(default), |v| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| format!("{name} must be a non-negative number, got {v:?}"))
+        })
+    };
+    let devices = num("--devices", 0.0)? as usize;
+    if devices == 0 {
+        return Err("--devices must be at least 1".into());
+    }
+    let scope = flag(args, "--scope").unwrap_or_else(|| "per-device".into());
+    if scope != "per-device" {
+        return Err(format!(
+            "--scope {scope}: only per-device models are implemented so far (group and hierarchical scopes are not)"
+        ));
+    }
+    let budget = flag(args, "--memory-budget")
+        .map(|b| rcf_stream::fleet::parse_memory_size(&b))
+        .transpose()?;
+    let warmup = num("--warmup-hours", 24.0)?;
+    let hours = num("--hours", 24.0)?;
+    let periods = ((warmup + hours) * 12.0).round() as i64;
+    let dir = std::env::temp_dir().join(format!("rcf-fleet-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut config = EngineConfig::default();
+    config.max_future_ms = None;
+    config.memory_budget = budget;
+    let mut e = Engine::open(config, Some(&dir.join("fleet.db"))).map_err(|e| e.to_string())?;
+    e.configure(&serde_json::json!({
+        "customMetrics": [{"metricName": "battery", "metricType": "number"}],
+        "securityProfiles": [{"securityProfileName": "fleet", "behaviors": [
+            {"name": "traffic-ml", "metric": "aws:num-messages-sent",
+             "criteria": {"mlDetectionConfig": {"confidenceLevel": "HIGH"}},
+             "rcf": {"metrics": ["aws:all-bytes-out", "battery"]}}]}]
+    }))
+    .map_err(|e| e.to_string())?;
+    // each thing's character: rate, daily peak hour, bytes per message, battery level
+    let mut rng = rcf_datasets::synth::Rng::new(1);
+    let things: Vec<(String, f64, f64, f64, f64)> = (0..devices)
+        .map(|i| {
+            (
+                format!("thing-{i:06}"),
+                50.0 + 20.0 * rng.uniform(),
+                13.0 + 3.0 * rng.uniform(),
+                180.0 + 40.0 * rng.uniform(),
+                60.0 + 30.0 * rng.uniform(),
+            )
+        })
+        .collect();
+    let start_ms: i64 = 1_767_225_600_000;
+    let mut out = Vec::new();
+    let (mut n, mut commit_secs) = (0u64, 0.0f64);
+    let started = Instant::now();
+    for p in 0..periods {
+        let t = start_ms + p * 300_000;
+        let hour = (p % 288) as f64 / 12.0;
+        for (i, (name, base, peak, size, battery)) in things.iter().enumerate() {
+            let ts = t + 1_000 + (i as i64 % 1_000);
+            let daily = 1.0 + 0.5 * (std::f64::consts::TAU * (hour - peak) / 24.0).cos();
+            let msgs = (base * daily * (1.0 + 0.08 * rng.normal()))
+                .max(0.0)
+                .round();
+            let bytes = (msgs * size * (1.0 + 0.05 * rng.normal())).max(0.0).round();
+            let level =
+                battery + 8.0 * (std::f64::consts::TAU * hour / 24.0).sin() + 0.5 * rng.normal();
+            for (metric, value) in [
+                ("aws:num-messages-sent", MetricValue::Count(msgs as u64)),
+                ("aws:all-bytes-out", MetricValue::Count(bytes as u64)),
+                (
+                    "battery",
+                    MetricValue::Number((level * 10.0).round() / 10.0),
+                ),
+            ] {
+                let dp =
+                    Datapoint::new(name, metric, value, ts, None).map_err(|e| e.to_string())?;
+                e.ingest_into(&dp, &mut out).map_err(|e| e.to_string())?;
+                n += 1;
+            }
+            out.clear();
+        }
+        if (p + 1) % 12 == 0 {
+            let c = Instant::now();
+            e.commit(None).map_err(|e| e.to_string())?;
+            commit_secs += c.elapsed().as_secs_f64();
+            let s = e.model_stats();
+            eprintln!(
+                "hour {:>3}: {n} datapoints, {:.0}/s, rss {} MiB, models {} in memory ({} MiB) {} evicted, {} evictions, {} restores, commits {commit_secs:.1} s, in-alarm {}",
+                (p + 1) / 12,
+                n as f64 / started.elapsed().as_secs_f64(),
+                status_kib("VmRSS:") / 1024,
+                s.resident,
+                s.resident_bytes >> 20,
+                s.evicted,
+                s.evictions,
+                s.restores,
+                e.counters().in_alarm
+            );
+        }
+    }
+    e.commit(None).map_err(|e| e.to_string())?;
+    let secs = started.elapsed().as_secs_f64();
+    let s = e.model_stats();
+    eprintln!(
+        "{devices} things × {periods} windows: {secs:.1} s ({commit_secs:.1} s in commits), per model {} bytes in memory, peak model bytes {} MiB, {} windows, {} in-alarm",
+        s.resident_bytes / s.resident.max(1),
+        s.peak_bytes >> 20,
+        e.counters().windows,
+        e.counters().in_alarm
+    );
+    drop(e);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "fleet devices={devices} scope={scope} rss_mib={} datapoints_per_s={:.0} models_in_memory={} evictions={}",
+        status_kib("VmHWM:") / 1024,
+        n as f64 / secs,
+        s.resident,
+        s.evictions
+    );
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--devices") {
+        if let Err(e) = scale(&args) {
+            eprintln!("fleet: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     // `--only memory|off|file|jsonl|ml` runs one row (for profiling)
     let only = args

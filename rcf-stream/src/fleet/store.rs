@@ -76,6 +76,10 @@ pub struct Store {
     path: String,
     in_tx: bool,
     durable: bool,
+    /// No metric history is older than this (a lower bound; `None`: none at all), so that a
+    /// read of a range before it (every new thing's training at the start of a fleet) costs
+    /// no query.
+    history_from: Option<i64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -175,8 +179,10 @@ impl Store {
             path: name.clone(),
             in_tx: false,
             durable: path.is_some(),
+            history_from: None,
         };
         store.init().map_err(fail)?;
+        store.history_from = store.first_hour().map_err(|e| fail(e.to_string()))?;
         Ok(store)
     }
 
@@ -196,8 +202,10 @@ impl Store {
             path: ":memory:".into(),
             in_tx: false,
             durable: false,
+            history_from: None,
         };
         store.init().map_err(fail)?;
+        store.history_from = store.first_hour().map_err(|e| fail(e.to_string()))?;
         Ok(store)
     }
 
@@ -252,6 +260,14 @@ impl Store {
                 .map_err(|e| format!("cannot set the journal mode: {e}"))?;
         }
         Ok(())
+    }
+
+    /// The start of the first hour of stored history.
+    fn first_hour(&self) -> rusqlite::Result<Option<i64>> {
+        let hour: Option<i64> =
+            self.conn
+                .query_row("SELECT min(hour) FROM metric_chunks", [], |r| r.get(0))?;
+        Ok(hour.map(|h| h.saturating_mul(CHUNK_MS)))
     }
 
     fn error(&self, e: rusqlite::Error) -> StoreError {
@@ -342,6 +358,7 @@ impl Store {
         value: &MetricValue,
     ) -> Result<(), StoreError> {
         let (t, m) = (self.name_id(thing)?, self.name_id(metric)?);
+        self.history_from = Some(self.history_from.map_or(ts, |f| f.min(ts)));
         let seq = seq as i64;
         self.pending
             .entry((t, m, ts.div_euclid(CHUNK_MS)))
@@ -382,6 +399,9 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<HistoryRow>, StoreError> {
+        if self.history_from.is_none_or(|first| first >= to) {
+            return Ok(Vec::new());
+        }
         self.flush_metrics()?;
         let (Some(t), Some(m)) = (self.known_id(thing)?, self.known_id(metric)?) else {
             return Ok(Vec::new());
