@@ -266,6 +266,39 @@ impl Detector {
         forest + MIN_SCORES
     }
 
+    /// Points a fresh detector consumes in all, with complete data, until its verdicts are
+    /// ready and reach [`Verdict::confidence`] `c` (in (0, 1)), counting the point that does:
+    /// the fleet engine counts ML verdicts from confidence 0.5, and reports this as the
+    /// datapoints a model needs.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let mut d = Detector::builder(["rate"]).seed(1).build()?;
+    /// let n = d.points_to_confidence(0.5);
+    /// for t in 0..n - 1 { d.process(&[(t % 7) as f32])?; }
+    /// assert!(d.process(&[3.0])?.confidence >= 0.5);
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
+    pub fn points_to_confidence(&self, c: f64) -> u64 {
+        let f = &self.config.forest;
+        let c = c.clamp(1e-9, 1.0 - 1e-9);
+        let (a, lambda) = (f.output_after as f64, f.time_decay);
+        // share(n) = (e^{λn} − e^{λa}) / (e^{λn} − 1) ≥ c  ⇔  n ≥ ln((e^{λa} − c) / (1 − c)) / λ
+        let entries = if lambda > 0.0 {
+            (((lambda * a).exp() - c) / (1.0 - c)).ln() / lambda
+        } else {
+            a / (1.0 - c)
+        };
+        let entries = entries.ceil().max(a + 1.0) as u64;
+        // every input is a forest entry (the normaliser's buffered first inputs too), and a
+        // verdict's confidence is that of the entries before its point
+        (entries + 1)
+            .max(self.config.normalize_after as u64)
+            .max(self.points_needed() + 1)
+    }
+
     /// The recent share of observed (not missing) values, in [0, 1], decayed like the forest's
     /// samples; it scales each verdict's `confidence`.
     ///

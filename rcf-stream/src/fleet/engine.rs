@@ -249,6 +249,8 @@ struct GroupModel {
     /// The behaviour's fingerprint when the model was made (a changed behaviour starts anew).
     fingerprint: String,
     detector: Box<Detector>,
+    /// The end of the last window it learned (since the engine was opened).
+    last_use: Option<Millis>,
 }
 
 /// A group model as saved (in the store's meta table, `group-models`).
@@ -557,6 +559,8 @@ impl Engine {
                 state.alarm = s.alarm;
                 if let Some(d) = &detector {
                     state.usage.bytes = d.memory_usage();
+                    state.usage.seen = d.points_seen();
+                    state.usage.needed = d.points_to_confidence(ML_MIN_CONFIDENCE);
                 }
                 state.detector = detector;
                 t.slots[i] = Some(state);
@@ -585,6 +589,7 @@ impl Engine {
                     GroupModel {
                         fingerprint: g.fingerprint,
                         detector: Box::new(d),
+                        last_use: None,
                     },
                 );
             }
@@ -1682,7 +1687,7 @@ impl Engine {
                 }
                 self.enforce_budget(&[])?;
             }
-            for (k, v) in self.score_group_models(&grouped)? {
+            for (k, v) in self.score_group_models(&grouped, end)? {
                 verdicts[k].group = Some(v);
             }
         }
@@ -1713,6 +1718,7 @@ impl Engine {
     fn score_group_models(
         &mut self,
         jobs: &[MlJob],
+        end: Millis,
     ) -> Result<Vec<(usize, crate::Result<Verdict>)>, FleetError> {
         let mut out = Vec::with_capacity(jobs.len());
         let mut i_prev = usize::MAX;
@@ -1733,11 +1739,13 @@ impl Engine {
                         GroupModel {
                             fingerprint: self.slots[*i].fingerprint.clone(),
                             detector: Box::new(d),
+                            last_use: None,
                         },
                     );
                 }
             }
             let g = self.group_models.get_mut(&key).expect("made above");
+            g.last_use = Some(end);
             out.push((*k, g.detector.process(row)));
         }
         Ok(out)
@@ -1816,6 +1824,8 @@ impl Engine {
         let st = self.things.get_mut(thing).expect("known").slots[i]
             .as_mut()
             .expect("known");
+        st.usage.seen = d.points_seen();
+        st.usage.needed = d.points_to_confidence(ML_MIN_CONFIDENCE);
         st.detector = Some(Box::new(d));
         st.evicted = false;
         st.usage.bytes = bytes;
@@ -1861,6 +1871,7 @@ impl Engine {
                 let bytes = det.memory_usage();
                 let grew = bytes as isize - st.usage.bytes as isize;
                 st.usage.bytes = bytes;
+                st.usage.seen = det.points_seen();
                 st.usage.touch(end, w);
                 (k, v, grew)
             })
@@ -1940,6 +1951,168 @@ impl Engine {
                 .delete_model(thing, &slot.profile_name, &slot.behavior_name)?;
         }
         Ok(())
+    }
+
+    /// Device Defender's `GetBehaviorModelTrainingSummaries`: one record per ML behaviour
+    /// (of `profile`, or of every profile), in profile and behaviour order, with
+    /// `securityProfileName`, `behaviorName`, `trainingDataCollectionStartDate`,
+    /// `modelStatus`, `datapointsCollectedPercentage` and `lastModelRefreshDate`, plus rcf's
+    /// `rcf` object: the scope, how many things' models are warming, active and evicted, the
+    /// datapoints a model needs before it raises violations, and with `per_thing` each thing's
+    /// state (`WARMING`, `ACTIVE`, or `GROUP` where only the group model judges it).
+    ///
+    /// A behaviour is `ACTIVE` once a model that judges its things is warm (ready, at
+    /// [`ML_MIN_CONFIDENCE`]); `PENDING_BUILD` before, with the share of the datapoints
+    /// collected (the mean over its things for their own models, the group model's own
+    /// otherwise); `EXPIRED` if it has been pending for 30 days of event time (Device
+    /// Defender's retry limit). Times are epoch seconds.
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::InvalidParameter`] for a profile that does not exist.
+    pub fn model_training_summaries(
+        &self,
+        profile: Option<&str>,
+        per_thing: bool,
+    ) -> Result<Vec<Value>, FleetError> {
+        if let Some(p) = profile
+            && !self.profiles.iter().any(|x| x.name == p)
+        {
+            return Err(FleetError::InvalidParameter {
+                name: "profile",
+                reason: format!("no security profile is named {}", quoted(p)),
+            });
+        }
+        let secs = |ms: Millis| json!(ms.div_euclid(1000));
+        let mut out = Vec::new();
+        for (i, slot) in self.slots.iter().enumerate() {
+            if !matches!(slot.def.kind, CriteriaKind::Ml { .. })
+                || profile.is_some_and(|p| p != &*slot.profile_name)
+            {
+                continue;
+            }
+            let scope = slot.def.ml.scope;
+            let group = self
+                .group_models
+                .get(&(slot.profile_name.clone(), slot.behavior_name.clone()))
+                .filter(|g| g.fingerprint == slot.fingerprint);
+            let group_warm = group.is_some_and(|g| {
+                g.detector.state() == DetectorState::Ready
+                    && g.detector.points_seen()
+                        >= g.detector.points_to_confidence(ML_MIN_CONFIDENCE)
+            });
+            let (mut warming, mut active, mut evicted, mut things) = (0usize, 0usize, 0usize, 0);
+            let (mut share, mut start, mut refresh) = (0.0f64, None::<Millis>, None::<Millis>);
+            let mut list = Vec::new();
+            for (name, t) in &self.things {
+                let Some(st) = t.slots[i].as_ref() else {
+                    continue;
+                };
+                things += 1;
+                start = Some(start.map_or(st.since, |s| s.min(st.since)));
+                let u = &st.usage;
+                if u.last_use != 0 {
+                    refresh = Some(refresh.map_or(u.last_use, |r| r.max(u.last_use)));
+                }
+                if st.evicted {
+                    evicted += 1;
+                }
+                let state = if !scope.per_device() {
+                    "GROUP"
+                } else if u.needed > 0 && u.seen >= u.needed {
+                    active += 1;
+                    "ACTIVE"
+                } else {
+                    warming += 1;
+                    if scope == super::profile::ModelScope::Hierarchical && group_warm {
+                        "GROUP"
+                    } else {
+                        "WARMING"
+                    }
+                };
+                if scope.per_device() {
+                    share += if u.needed == 0 {
+                        0.0
+                    } else {
+                        (u.seen as f64 / u.needed as f64).min(1.0)
+                    };
+                }
+                if per_thing {
+                    list.push(json!({
+                        "thingName": &**name,
+                        "modelStatus": state,
+                        "datapointsCollected": u.seen,
+                        "datapointsNeeded": u.needed,
+                        "evicted": st.evicted,
+                    }));
+                }
+            }
+            let group_share = group.map_or(0.0, |g| {
+                let need = g.detector.points_to_confidence(ML_MIN_CONFIDENCE);
+                (g.detector.points_seen() as f64 / need as f64).min(1.0)
+            });
+            if let Some(g) = group.and_then(|g| g.last_use) {
+                refresh = Some(refresh.map_or(g, |r| r.max(g)));
+            }
+            let is_active = match scope {
+                super::profile::ModelScope::PerDevice => active > 0,
+                super::profile::ModelScope::Group => group_warm,
+                super::profile::ModelScope::Hierarchical => active > 0 || group_warm,
+            };
+            let percentage = if is_active {
+                100.0
+            } else if scope.per_device() && things > 0 {
+                100.0 * share / things as f64
+            } else {
+                100.0 * group_share
+            };
+            let status = if is_active {
+                "ACTIVE"
+            } else if start.is_some_and(|s| self.watermark - s > 30 * 24 * HOUR) {
+                "EXPIRED"
+            } else {
+                "PENDING_BUILD"
+            };
+            // what a model of this behaviour needs: a fresh one, as the engine makes them
+            let needed = match scope {
+                super::profile::ModelScope::Group => None,
+                _ => self
+                    .things
+                    .values()
+                    .find_map(|t| t.slots[i].as_ref().map(|s| s.usage.needed))
+                    .filter(|&n| n > 0),
+            };
+            let mut rec = json!({
+                "securityProfileName": &*slot.profile_name,
+                "behaviorName": &*slot.behavior_name,
+                "modelStatus": status,
+                "datapointsCollectedPercentage": (percentage * 10.0).round() / 10.0,
+                "rcf": {
+                    "scope": scope.as_str(),
+                    "things": things,
+                    "warming": warming,
+                    "active": active,
+                    "evicted": evicted,
+                    "datapointsNeeded": needed,
+                    "groupModel": group.map(|g| json!({
+                        "datapointsCollected": g.detector.points_seen(),
+                        "datapointsNeeded": g.detector.points_to_confidence(ML_MIN_CONFIDENCE),
+                        "active": group_warm,
+                    })),
+                },
+            });
+            if let Some(s) = start {
+                rec["trainingDataCollectionStartDate"] = secs(s);
+            }
+            if let Some(r) = refresh.filter(|_| is_active) {
+                rec["lastModelRefreshDate"] = secs(r);
+            }
+            if per_thing {
+                rec["rcf"]["perThing"] = Value::Array(list);
+            }
+            out.push(rec);
+        }
+        Ok(out)
     }
 
     /// What the model registry holds and has done since the engine was opened.

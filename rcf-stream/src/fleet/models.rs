@@ -95,6 +95,11 @@ pub(crate) struct Usage {
     pub(crate) last_use: Millis,
     /// Decayed mean interval between uses (0 before the first use).
     pub(crate) interval: Millis,
+    /// Datapoints the model has learned, and how many it needs to be warm (kept for
+    /// training summaries while the model is evicted; 0 and 0 for a model evicted before
+    /// the engine was opened, until its next use).
+    pub(crate) seen: u64,
+    pub(crate) needed: u64,
 }
 
 impl Usage {

@@ -832,3 +832,29 @@ fn frames_keep_drifting_metrics_comparable() {
     assert!(v.is_anomaly, "{v:?}");
     assert_eq!(&*v.top_metric().unwrap().metric, "temp");
 }
+
+/// `points_to_confidence` is the first point whose verdict is ready at that confidence.
+#[test]
+fn points_to_confidence_is_the_first_confident_ready_verdict() {
+    for (trees, samples, shingle) in [(10, 256, 8), (50, 256, 4), (6, 32, 2), (20, 64, 1)] {
+        let mut d = rcf_stream::Detector::builder(["a", "b"])
+            .num_trees(trees)
+            .sample_size(samples)
+            .shingle_size(shingle)
+            .seed(3)
+            .build()
+            .unwrap();
+        for c in [0.5, 0.9] {
+            let want = d.points_to_confidence(c);
+            let mut d = d.clone();
+            let first = (1..=4_000u64)
+                .find(|&t| {
+                    let v = d.process(&[(t % 7) as f32, (t % 5) as f32]).unwrap();
+                    v.state == rcf_stream::DetectorState::Ready && v.confidence >= c
+                })
+                .unwrap();
+            assert_eq!(first, want, "{trees}/{samples}/{shingle} at {c}");
+        }
+        d.process(&[0.0, 0.0]).unwrap();
+    }
+}

@@ -275,3 +275,77 @@ fn a_thing_unlike_its_group_is_flagged_by_the_group_model_not_by_its_own() {
         "its own warm model raises nothing: {odd:?}"
     );
 }
+
+#[test]
+fn training_summaries_follow_the_warm_up_of_each_scope() {
+    let profile = |scope: &str| {
+        json!({"securityProfileName": "p", "behaviors": [
+            {"name": "traffic-ml", "metric": "aws:num-messages-sent",
+             "criteria": {"mlDetectionConfig": {"confidenceLevel": "HIGH"}},
+             "rcf": {"metrics": ["aws:all-bytes-out", "battery"], "scope": scope,
+                     "numTrees": 6, "sampleSize": 32, "shingleSize": 2}}]})
+    };
+    let input = fleet(10, 120);
+    let mut active = Vec::new();
+    for scope in ["per-device", "group", "hierarchical"] {
+        let mut e = Engine::open(config(None), None).unwrap();
+        e.configure(&profile(scope)).unwrap();
+        let s = &e.model_training_summaries(None, false).unwrap()[0];
+        assert_eq!(s["modelStatus"], "PENDING_BUILD", "{s}");
+        assert_eq!(s["datapointsCollectedPercentage"], 0.0);
+        let mut seen_pending_share = false;
+        let mut active_at = None;
+        for (k, d) in input.iter().enumerate() {
+            e.ingest(d).unwrap();
+            if k % 30 == 29 {
+                let s = &e.model_training_summaries(Some("p"), true).unwrap()[0];
+                let pct = s["datapointsCollectedPercentage"].as_f64().unwrap();
+                match s["modelStatus"].as_str().unwrap() {
+                    "PENDING_BUILD" => {
+                        assert!(active_at.is_none(), "{scope}: active, then pending again");
+                        assert!(pct < 100.0, "{s}");
+                        seen_pending_share |= pct > 0.0;
+                        for t in s["rcf"]["perThing"].as_array().unwrap() {
+                            let want = if scope == "group" { "GROUP" } else { "WARMING" };
+                            assert_eq!(t["modelStatus"], want, "{scope}: {t}");
+                        }
+                    }
+                    "ACTIVE" => {
+                        active_at.get_or_insert(k / 30);
+                        assert_eq!(pct, 100.0);
+                        assert!(s["lastModelRefreshDate"].as_i64().unwrap() > T0 / 1000);
+                        assert!(
+                            s["trainingDataCollectionStartDate"].as_i64().unwrap() >= T0 / 1000
+                        );
+                    }
+                    other => panic!("{scope}: status {other}"),
+                }
+            }
+        }
+        assert!(seen_pending_share, "{scope}: the share grew while pending");
+        let active_at = active_at.unwrap_or_else(|| panic!("{scope} never became active"));
+        let s = &e.model_training_summaries(None, true).unwrap()[0];
+        assert_eq!(s["rcf"]["things"], 10);
+        if scope != "group" {
+            // a thing's own model is active once it has the datapoints it needs
+            let needed = s["rcf"]["datapointsNeeded"].as_u64().unwrap();
+            for t in s["rcf"]["perThing"].as_array().unwrap() {
+                assert_eq!(t["modelStatus"], "ACTIVE", "{t}");
+            }
+            if scope == "per-device" {
+                assert!(
+                    (active_at as u64).abs_diff(needed) <= 1,
+                    "{needed} vs {active_at}"
+                );
+            }
+        }
+        active.push(active_at);
+    }
+    // a group model learns from all ten things: it, and the hierarchical scope it covers,
+    // are active in a fraction of the windows a thing's own model needs
+    assert!(active[1] * 3 <= active[0], "{active:?}");
+    assert_eq!(active[2], active[1], "{active:?}");
+    let e = Engine::open(config(None), None).unwrap();
+    let err = e.model_training_summaries(Some("nope"), false).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}
