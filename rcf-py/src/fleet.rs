@@ -306,6 +306,21 @@ fn committed(
     Ok(events(evs))
 }
 
+/// A memory budget from Python: bytes (an int) or a size string (`"2GiB"`).
+fn budget_bytes(b: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if let Ok(s) = b.extract::<String>() {
+        return rcf_stream::fleet::parse_memory_size(&s)
+            .map_err(|e| ConfigError::new_err(format!("invalid `memory_budget`: {e}")));
+    }
+    match b.extract::<i64>() {
+        Ok(n) if n >= 1 => Ok(n as u64),
+        _ => Err(ConfigError::new_err(format!(
+            "invalid `memory_budget`: must be a positive number of bytes or a size such as \"2GiB\", got {}",
+            b.repr()?
+        ))),
+    }
+}
+
 fn filter(
     thing: Option<String>,
     profile: Option<String>,
@@ -326,7 +341,8 @@ fn filter(
 impl PyFleet {
     #[new]
     #[pyo3(signature = (profile=None, *, store=None, grace_seconds=60.0, invalidate_after_hours=48.0,
-        retention_days=14.0, max_future_seconds=86400.0, strict=false, history=true, seed=0))]
+        retention_days=14.0, max_future_seconds=86400.0, strict=false, history=true, seed=0,
+        memory_budget=None, num_trees=None, sample_size=None, shingle_size=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -339,6 +355,10 @@ impl PyFleet {
         strict: bool,
         history: bool,
         seed: u64,
+        memory_budget: Option<&Bound<'_, PyAny>>,
+        num_trees: Option<usize>,
+        sample_size: Option<usize>,
+        shingle_size: Option<usize>,
     ) -> PyResult<Self> {
         let finite = |name: &str, x: f64| {
             if (0.0..1e12).contains(&x) {
@@ -359,6 +379,16 @@ impl PyFleet {
         c.strict = strict;
         c.history = history;
         c.seed = seed;
+        c.memory_budget = memory_budget.map(budget_bytes).transpose()?;
+        if let Some(n) = num_trees {
+            c.model.num_trees = n;
+        }
+        if let Some(n) = sample_size {
+            c.model.sample_size = n;
+        }
+        if let Some(n) = shingle_size {
+            c.model.shingle_size = n;
+        }
         let setup = profile.map(|p| to_json(py, p)).transpose()?;
         let cfg = c.clone();
         let engine = py
@@ -592,6 +622,44 @@ impl PyFleet {
         lock(py, &self.inner, |e| e.store_path().to_string())
     }
 
+    /// Device Defender's GetBehaviorModelTrainingSummaries for the ML behaviours (of
+    /// `profile`, or all): modelStatus PENDING_BUILD / ACTIVE / EXPIRED,
+    /// datapointsCollectedPercentage, trainingDataCollectionStartDate and
+    /// lastModelRefreshDate (epoch seconds), and an "rcf" dict (scope, warming / active /
+    /// evicted things, datapointsNeeded, the group model, and with `per_thing` each thing).
+    #[pyo3(signature = (profile=None, *, per_thing=false))]
+    fn model_training_summaries<'py>(
+        &self,
+        py: Python<'py>,
+        profile: Option<String>,
+        per_thing: bool,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let rows = lock(py, &self.inner, |e| {
+            e.model_training_summaries(profile.as_deref(), per_thing)
+        })
+        .map_err(fleet_error)?;
+        rows.iter().map(|r| from_json(py, r)).collect()
+    }
+
+    /// The model registry: resident, evicted, resident_bytes, peak_bytes, evictions,
+    /// restores (since the fleet was opened).
+    #[getter]
+    fn model_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = lock(py, &self.inner, |e| e.model_stats());
+        let d = PyDict::new(py);
+        for (k, v) in [
+            ("resident", s.resident as u64),
+            ("evicted", s.evicted as u64),
+            ("resident_bytes", s.resident_bytes as u64),
+            ("peak_bytes", s.peak_bytes as u64),
+            ("evictions", s.evictions),
+            ("restores", s.restores),
+        ] {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         lock(py, &self.inner, |e| {
             format!(
@@ -620,7 +688,9 @@ impl PyFleet {
 
 impl Pickle for PyFleet {
     /// `(store bytes, grace_ms, invalidate_after_ms, retention_ms, max_future_ms, strict,
-    /// history, seed)`: a pickled fleet is an in-memory copy of the store.
+    /// history, seed, (memory_budget, num_trees, sample_size, shingle_size,
+    /// box_cache_min_mass))`: a pickled fleet is an in-memory copy of the store (states
+    /// without the last item, from before the model settings, take the defaults).
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let bytes = lock(py, &self.inner, |e| e.to_bytes()).map_err(fleet_error)?;
         let c = &self.config;
@@ -637,6 +707,15 @@ impl Pickle for PyFleet {
                     .to_owned()
                     .into_any(),
                 c.seed.into_pyobject(py)?.into_any(),
+                (
+                    c.memory_budget,
+                    c.model.num_trees,
+                    c.model.sample_size,
+                    c.model.shingle_size,
+                    c.model.box_cache_min_mass,
+                )
+                    .into_pyobject(py)?
+                    .into_any(),
             ],
         )?
         .into_any())
@@ -644,6 +723,12 @@ impl Pickle for PyFleet {
 
     fn from_state(py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<Self> {
         #[allow(clippy::type_complexity)]
+        let bad = || StateError::new_err("not a Fleet state");
+        let items: Vec<Bound<'_, PyAny>> = state.extract().map_err(|_| bad())?;
+        if !(8..=9).contains(&items.len()) {
+            return Err(bad());
+        }
+        let head = PyTuple::new(py, &items[..8])?;
         let (bytes, grace, inval, retention, future, strict, history, seed): (
             Vec<u8>,
             i64,
@@ -653,9 +738,12 @@ impl Pickle for PyFleet {
             bool,
             bool,
             u64,
-        ) = state
-            .extract()
-            .map_err(|_| StateError::new_err("not a Fleet state"))?;
+        ) = head.extract().map_err(|_| bad())?;
+        let model: Option<(Option<u64>, usize, usize, usize, usize)> = items
+            .get(8)
+            .map(|m| m.extract())
+            .transpose()
+            .map_err(|_| bad())?;
         let mut c = EngineConfig::default();
         c.grace_ms = grace;
         c.invalidate_after_ms = inval;
@@ -664,6 +752,13 @@ impl Pickle for PyFleet {
         c.strict = strict;
         c.history = history;
         c.seed = seed;
+        if let Some((budget, trees, samples, shingle, cache)) = model {
+            c.memory_budget = budget;
+            c.model.num_trees = trees;
+            c.model.sample_size = samples;
+            c.model.shingle_size = shingle;
+            c.model.box_cache_min_mass = cache;
+        }
         let cfg = c.clone();
         let engine = py
             .detach(move || Engine::from_bytes(cfg, &bytes))

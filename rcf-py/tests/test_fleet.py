@@ -188,3 +188,65 @@ def test_batches_release_the_gil():
     th.join()
     assert fleet.counters["datapoints"] == 10_000
     assert len(ticks) > 0
+
+
+def traffic(things, windows):
+    rows = []
+    for w in range(windows):
+        for i in range(things):
+            n = 60 + (w * 7 + i * 3) % 13 + (500 if (w + 11 * i) % 90 == 89 else 0)
+            ts = T0 + 300 * w + 1 + i
+            rows.append({"thing": f"t{i}", "metric": "aws:num-messages-sent", "value": n, "timestamp": ts})
+            rows.append({"thing": f"t{i}", "metric": "aws:all-bytes-out", "value": n * 200, "timestamp": ts})
+    return rows
+
+
+def ml_profile(scope="per-device"):
+    return {"securityProfileName": "p", "behaviors": [{
+        "name": "traffic-ml", "metric": "aws:num-messages-sent",
+        "criteria": {"mlDetectionConfig": {"confidenceLevel": "LOW"}},
+        "rcf": {"metrics": ["aws:all-bytes-out"], "scope": scope}}]}
+
+
+def test_memory_budget_gives_the_same_events_and_is_reported(tmp_path):
+    rows = traffic(8, 200)
+    small = dict(num_trees=5, sample_size=32, shingle_size=2, grace_seconds=0)
+    free = rcf.Fleet(ml_profile(), **small)
+    want = [e.to_dict() for e in free.ingest(rows)]
+    assert any(e["behavior"]["name"] == "traffic-ml" for e in want)
+    stats = free.model_stats
+    assert stats["resident"] == 8 and stats["evictions"] == 0
+    budget = stats["resident_bytes"] // 3
+    tight = rcf.Fleet(ml_profile(), store=str(tmp_path / "f.db"), memory_budget=budget, **small)
+    got = []
+    for k in range(0, len(rows), 400):  # batches, each committed
+        got += [e.to_dict() for e in tight.ingest(rows[k:k + 400])]
+    assert got == want
+    s = tight.model_stats
+    assert s["evictions"] > 100 and s["restores"] > 100 and s["resident_bytes"] <= budget
+    # the settings survive pickling
+    clone = pickle.loads(pickle.dumps(tight))
+    assert clone.model_stats["resident"] + clone.model_stats["evicted"] == 8
+    assert rcf.Fleet(memory_budget="64 MiB").model_stats["resident"] == 0
+    for bad in (0, -5, "lots", "0 GiB"):
+        with pytest.raises(rcf.ConfigError, match="memory_budget"):
+            rcf.Fleet(memory_budget=bad)
+    with pytest.raises(rcf.ConfigError, match="sample_size"):
+        rcf.Fleet(sample_size=0)
+
+
+def test_training_summaries_and_scopes():
+    fleet = rcf.Fleet(ml_profile("hierarchical"), num_trees=5, sample_size=32, grace_seconds=0)
+    (s,) = fleet.model_training_summaries()
+    assert s["modelStatus"] == "PENDING_BUILD" and s["datapointsCollectedPercentage"] == 0
+    fleet.ingest(traffic(8, 6))
+    (s,) = fleet.model_training_summaries("p", per_thing=True)
+    # the group model learns from all eight things: it covers them before their own are warm
+    assert s["modelStatus"] == "ACTIVE" and s["rcf"]["scope"] == "hierarchical"
+    assert {t["modelStatus"] for t in s["rcf"]["perThing"]} == {"GROUP"}
+    assert s["rcf"]["warming"] == 8 and s["rcf"]["groupModel"]["active"]
+    assert s["lastModelRefreshDate"] > T0
+    with pytest.raises(rcf.ConfigError, match="nope"):
+        fleet.model_training_summaries("nope")
+    with pytest.raises(rcf.ConfigError, match="scope"):
+        rcf.Fleet({**ml_profile(), "behaviors": [{**ml_profile()["behaviors"][0], "rcf": {"scope": "fleet"}}]})

@@ -243,7 +243,15 @@ class Fleet:
         strict: bool = False,
         history: bool = True,
         seed: int = 0,
-    ) -> Fleet: ...
+        memory_budget: int | str | None = None,
+        num_trees: int | None = None,
+        sample_size: int | None = None,
+        shingle_size: int | None = None,
+    ) -> Fleet:
+        """`memory_budget` (bytes, or a size such as "2GiB") keeps the ML models in memory
+        within it, checkpointing the rest to the store; `num_trees`, `sample_size` and
+        `shingle_size` set the fleet model of ML behaviours whose profile gives none
+        (default: 10 trees, 256 samples, shingle 8)."""
     def configure(self, profile: Mapping[str, Any] | str) -> list[ViolationEvent]:
         """Sets the configuration (a CreateSecurityProfile dict or a bundle); returns the
         invalidations of changed or removed behaviours."""
@@ -287,6 +295,16 @@ class Fleet:
         not_in: bool = False,
     ) -> list[dict[str, Any]]:
         """A thing's stored values of a metric (ListMetricValues)."""
+    def model_training_summaries(
+        self, profile: str | None = None, *, per_thing: bool = False
+    ) -> list[dict[str, Any]]:
+        """GetBehaviorModelTrainingSummaries: modelStatus PENDING_BUILD / ACTIVE / EXPIRED,
+        datapointsCollectedPercentage, dates in epoch seconds, and an "rcf" dict (scope,
+        warming / active / evicted things, datapointsNeeded, the group model, perThing)."""
+    @property
+    def model_stats(self) -> dict[str, int]:
+        """The model registry: resident, evicted, resident_bytes, peak_bytes, evictions,
+        restores."""
     def add_to_group(self, group: str, thing: str) -> None:
         """Adds a thing to a thing group."""
     def remove_from_group(self, group: str, thing: str) -> list[ViolationEvent]:

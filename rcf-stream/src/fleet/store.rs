@@ -193,6 +193,17 @@ impl Store {
             reason,
         };
         let mut conn = Connection::open_in_memory().map_err(|e| fail(e.to_string()))?;
+        // a file store's bytes say WAL mode (header bytes 18 and 19 are 2), which an
+        // in-memory database cannot open: they become the rollback journal's 1
+        let mut owned;
+        let bytes = if bytes.len() >= 100 && bytes[18] == 2 && bytes[19] == 2 {
+            owned = bytes.to_vec();
+            owned[18] = 1;
+            owned[19] = 1;
+            &owned[..]
+        } else {
+            bytes
+        };
         conn.deserialize_read_exact(rusqlite::MAIN_DB, bytes, bytes.len(), false)
             .map_err(|e| fail(format!("not a store: {e}")))?;
         let mut store = Store {

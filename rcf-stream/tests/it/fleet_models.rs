@@ -349,3 +349,29 @@ fn training_summaries_follow_the_warm_up_of_each_scope() {
     let err = e.model_training_summaries(Some("nope"), false).unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }
+
+#[test]
+fn a_file_store_engine_copies_to_bytes_and_back_with_its_evicted_models() {
+    let input = fleet(6, 80);
+    let dir = tempdir("bytes");
+    let mut e = Engine::open(config(Some(40_000)), Some(&dir.join("fleet.db"))).unwrap();
+    e.configure(&profile()).unwrap();
+    for d in &input[..input.len() / 2] {
+        e.ingest(d).unwrap();
+    }
+    let bytes = e.to_bytes().unwrap();
+    let mut copy = Engine::from_bytes(config(Some(40_000)), &bytes).unwrap();
+    assert_eq!(copy.model_stats().evicted, e.model_stats().evicted);
+    assert!(e.model_stats().evicted > 0);
+    for d in &input[input.len() / 2..] {
+        let a: Vec<Value> = e.ingest(d).unwrap().iter().map(|v| v.to_json()).collect();
+        let b: Vec<Value> = copy
+            .ingest(d)
+            .unwrap()
+            .iter()
+            .map(|v| v.to_json())
+            .collect();
+        assert_eq!(a, b);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
