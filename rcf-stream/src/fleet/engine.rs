@@ -1678,7 +1678,24 @@ impl Engine {
             } else {
                 ml.len().max(1)
             };
-            for part in ml.chunks(chunk) {
+            let mut done = 0;
+            while done < ml.len() {
+                // under a budget, chunks of about an eighth of it (at most MODEL_CHUNK)
+                let size = match self.config.memory_budget {
+                    Some(b) => {
+                        let per = self
+                            .models
+                            .resident_bytes
+                            .checked_div(self.models.resident)
+                            .unwrap_or(64 << 10)
+                            .max(1);
+                        (usize::try_from(b / 8).unwrap_or(usize::MAX) / per).clamp(8, chunk)
+                    }
+                    None => chunk,
+                };
+                let part = &ml[done..(done + size).min(ml.len())];
+                done += part.len();
+                self.restore_models(part)?;
                 for (_, name, i, start, _) in part {
                     self.resident_model(name, *i, *start)?;
                 }
@@ -1799,39 +1816,12 @@ impl Engine {
         if st.detector.is_some() {
             return Ok(());
         }
-        let d = if st.evicted {
-            let slot = &self.slots[i];
-            let bytes = self
-                .store
-                .take_model(thing, &slot.profile_name, &slot.behavior_name)?
-                .ok_or_else(|| {
-                    self.corrupt(
-                        &format!("the evicted model of thing {}", quoted(thing)),
-                        "its checkpoint is missing",
-                    )
-                })?;
-            let d = Detector::from_bytes(&bytes).map_err(|e| {
-                self.corrupt(&format!("the evicted model of thing {}", quoted(thing)), e)
-            })?;
-            self.models.restores += 1;
-            self.models.evicted -= 1;
-            d
-        } else {
-            let w = self.slots[i].window_ms.expect("ML is windowed");
-            self.new_detector(thing, i, start, w)?
-        };
-        let bytes = d.memory_usage();
-        let st = self.things.get_mut(thing).expect("known").slots[i]
-            .as_mut()
-            .expect("known");
-        st.usage.seen = d.points_seen();
-        st.usage.needed = d.points_to_confidence(ML_MIN_CONFIDENCE);
-        st.detector = Some(Box::new(d));
-        st.evicted = false;
-        st.usage.bytes = bytes;
-        self.models.resident += 1;
-        self.models.resident_bytes += bytes;
-        self.models.peak_bytes = self.models.peak_bytes.max(self.models.resident_bytes);
+        if st.evicted {
+            return self.restore_models(&[(0, thing.clone(), i, start, Vec::new())]);
+        }
+        let w = self.slots[i].window_ms.expect("ML is windowed");
+        let d = self.new_detector(thing, i, start, w)?;
+        self.install(thing, i, d);
         Ok(())
     }
 
@@ -1907,31 +1897,97 @@ impl Engine {
             }
         }
         resident.sort_unstable_by_key(|r| std::cmp::Reverse((r.0, r.1, r.2)));
+        // take the victims out, checkpoint them in parallel, write them in order
+        let mut victims: Vec<(Arc<str>, usize, Box<Detector>)> = Vec::new();
+        let mut left = self.models.resident_bytes;
         for (_, _, i, name) in resident {
-            if self.models.resident_bytes <= target {
+            if left <= target {
                 break;
             }
-            self.evict(&name, i)?;
+            let t = self.things.get_mut(&name).expect("known");
+            let st = t.slots[i].as_mut().expect("resident");
+            left = left.saturating_sub(st.usage.bytes);
+            victims.push((name, i, st.detector.take().expect("resident")));
+        }
+        use rayon::prelude::*;
+        let encoded: Vec<(Arc<str>, usize, Vec<u8>)> = victims
+            .into_par_iter()
+            .with_min_len(4)
+            .map(|(name, i, d)| (name, i, d.to_bytes()))
+            .collect();
+        for (name, i, bytes) in encoded {
+            self.evict(&name, i, &bytes)?;
         }
         Ok(())
     }
 
-    /// Checkpoints the model of (`thing`, slot `i`) to the store and drops it from memory.
-    fn evict(&mut self, thing: &Arc<str>, i: usize) -> Result<(), FleetError> {
+    /// Restores, in parallel, the evicted models of `part` from their checkpoints.
+    fn restore_models(&mut self, part: &[MlJob]) -> Result<(), FleetError> {
+        let mut read: Vec<(Arc<str>, usize, Vec<u8>)> = Vec::new();
+        for (_, name, i, _, _) in part {
+            let st = self.things[name].slots[*i]
+                .as_ref()
+                .expect("closing slots have state");
+            if st.detector.is_some() || !st.evicted {
+                continue;
+            }
+            let slot = &self.slots[*i];
+            let bytes = self
+                .store
+                .read_model(name, &slot.profile_name, &slot.behavior_name)?
+                .ok_or_else(|| {
+                    self.corrupt(
+                        &format!("the evicted model of thing {}", quoted(name)),
+                        "its checkpoint is missing",
+                    )
+                })?;
+            read.push((name.clone(), *i, bytes));
+        }
+        use rayon::prelude::*;
+        let decoded: Vec<(Arc<str>, usize, crate::Result<Detector>)> = read
+            .into_par_iter()
+            .with_min_len(4)
+            .map(|(name, i, b)| (name, i, Detector::from_bytes(&b)))
+            .collect();
+        for (name, i, d) in decoded {
+            let d = d.map_err(|e| {
+                self.corrupt(&format!("the evicted model of thing {}", quoted(&name)), e)
+            })?;
+            self.models.restores += 1;
+            self.models.evicted -= 1;
+            self.install(&name, i, d);
+        }
+        Ok(())
+    }
+
+    /// Puts a model into memory for (`thing`, slot `i`).
+    fn install(&mut self, thing: &Arc<str>, i: usize, d: Detector) {
+        let bytes = d.memory_usage();
+        let st = self.things.get_mut(thing).expect("known").slots[i]
+            .as_mut()
+            .expect("known");
+        st.usage.seen = d.points_seen();
+        st.usage.needed = d.points_to_confidence(ML_MIN_CONFIDENCE);
+        st.detector = Some(Box::new(d));
+        st.evicted = false;
+        st.usage.bytes = bytes;
+        self.models.resident += 1;
+        self.models.resident_bytes += bytes;
+        self.models.peak_bytes = self.models.peak_bytes.max(self.models.resident_bytes);
+    }
+
+    /// Writes the checkpoint `state` of the model of (`thing`, slot `i`), already taken out
+    /// of memory, and records the eviction.
+    fn evict(&mut self, thing: &Arc<str>, i: usize, state: &[u8]) -> Result<(), FleetError> {
         let t = self.things.get_mut(thing).expect("known");
         let st = t.slots[i].as_mut().expect("resident");
-        let d = st.detector.take().expect("resident");
         st.evicted = true;
         let bytes = std::mem::take(&mut st.usage.bytes);
         // the thing's saved state must say the model is evicted
         t.mark_dirty(thing, &mut self.dirty);
         let slot = &self.slots[i];
-        self.store.put_model(
-            thing,
-            &slot.profile_name,
-            &slot.behavior_name,
-            &d.to_bytes(),
-        )?;
+        self.store
+            .put_model(thing, &slot.profile_name, &slot.behavior_name, state)?;
         self.models.resident -= 1;
         self.models.evicted += 1;
         self.models.evictions += 1;
@@ -1939,17 +1995,20 @@ impl Engine {
         Ok(())
     }
 
-    /// Accounts for a slot state being dropped: its model leaves memory, or its checkpoint
-    /// the store.
+    /// Accounts for a slot state being dropped: its model leaves memory, and its checkpoint
+    /// (if it has one) the store.
     fn discard(&mut self, thing: &str, slot: &Slot, st: &SlotState) -> Result<(), FleetError> {
         if st.detector.is_some() {
             self.models.resident -= 1;
             self.models.resident_bytes = self.models.resident_bytes.saturating_sub(st.usage.bytes);
         } else if st.evicted {
             self.models.evicted -= 1;
-            self.store
-                .delete_model(thing, &slot.profile_name, &slot.behavior_name)?;
+        } else {
+            return Ok(());
         }
+        // a restored model's checkpoint stays in the store until replaced: delete it too
+        self.store
+            .delete_model(thing, &slot.profile_name, &slot.behavior_name)?;
         Ok(())
     }
 

@@ -54,7 +54,8 @@ CREATE TABLE metric_chunks (
 ";
 
 /// Checkpoints of ML models evicted from memory by the engine's memory budget (schema 3), one
-/// per (thing, profile, behaviour): restored, and deleted, at the model's next use.
+/// per (thing, profile, behaviour): read back at the model's next use, replaced at its next
+/// eviction, deleted with its slot.
 const MODELS: &str = "
 CREATE TABLE models (
     thing TEXT NOT NULL, profile TEXT NOT NULL, behavior TEXT NOT NULL, state BLOB NOT NULL,
@@ -605,8 +606,10 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    /// Takes an evicted model's checkpoint out of the store (`None`: there is none).
-    pub(crate) fn take_model(
+    /// Reads an evicted model's checkpoint (`None`: there is none). The row stays (a delete
+    /// per restore cost a write; the next eviction replaces it, and the engine deletes rows
+    /// its slots no longer refer to when it loads).
+    pub(crate) fn read_model(
         &mut self,
         thing: &str,
         profile: &str,
@@ -623,9 +626,6 @@ impl Store {
                     .optional()
             })
             .map_err(|e| self.error(e))?;
-        if state.is_some() {
-            self.delete_model(thing, profile, behavior)?;
-        }
         Ok(state)
     }
 
@@ -896,10 +896,15 @@ mod tests {
             vec![("dev".to_string(), "p".to_string(), "b".to_string())]
         );
         assert_eq!(
-            s.take_model("dev", "p", "b").unwrap().as_deref(),
+            s.read_model("dev", "p", "b").unwrap().as_deref(),
             Some(&b"two"[..])
         );
-        assert_eq!(s.take_model("dev", "p", "b").unwrap(), None);
+        assert_eq!(
+            s.read_model("dev", "p", "b").unwrap().as_deref(),
+            Some(&b"two"[..])
+        );
+        s.delete_model("dev", "p", "b").unwrap();
+        assert_eq!(s.read_model("dev", "p", "b").unwrap(), None);
         s.commit().unwrap();
         assert!(s.model_keys().unwrap().is_empty());
         let _ = std::fs::remove_file(&path);
