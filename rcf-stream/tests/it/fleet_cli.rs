@@ -420,3 +420,55 @@ fn detect_takes_a_fleet_csv_with_a_device_column() {
     let (_, _, err) = run(&["detect", "-"], &csv);
     assert!(err.contains("is not a number"), "{err}");
 }
+
+#[test]
+fn a_memory_budget_gives_the_same_events_and_models_reports_training() {
+    let dir = std::env::temp_dir().join(format!("rcf-cli-budget-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (profile, data) = fleet_files(&dir);
+    let (p, d) = (profile.to_str().unwrap(), data.to_str().unwrap());
+    let (code, free, err) = run(&["fleet", "--profile", p, "--flush", d], "");
+    assert_eq!(code, 0, "{err}");
+    let store = dir.join("fleet.db");
+    let s = store.to_str().unwrap();
+    let (code, tight, err) = run(
+        &[
+            "fleet",
+            "--profile",
+            p,
+            "--store",
+            s,
+            "--flush",
+            "--memory-budget",
+            "512KiB",
+            d,
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        events(&tight),
+        events(&free),
+        "the budget changed the events"
+    );
+    let (code, out, err) = run(&["fleet", "models", "--store", s, "--per-thing"], "");
+    assert_eq!(code, 0, "{err}");
+    let rows = events(&out);
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0]["behaviorName"], "traffic-ml");
+    assert_eq!(rows[0]["modelStatus"], "ACTIVE", "{}", rows[0]);
+    assert_eq!(rows[0]["rcf"]["things"], 30);
+    assert!(
+        rows[0]["rcf"]["evicted"].as_u64().unwrap() > 20,
+        "{}",
+        rows[0]["rcf"]
+    );
+    let (code, _, err) = run(&["fleet", "--memory-budget", "lots", d], "");
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("memory-budget") && err.contains("lots"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -26,6 +26,31 @@ enum FleetAction {
     Violations(ViolationArgs),
     /// A thing's stored metric values (Device Defender's ListMetricValues), as JSON Lines.
     Metrics(MetricArgs),
+    /// The ML behaviours' model training summaries (Device Defender's
+    /// GetBehaviorModelTrainingSummaries: PENDING_BUILD, ACTIVE or EXPIRED, the share of
+    /// datapoints collected, plus rcf's scope and per-thing warm-up), as JSON Lines.
+    Models(ModelArgs),
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// The store.
+    #[arg(long, value_name = "FILE.db")]
+    store: PathBuf,
+    /// Only this security profile.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Each thing's model state too (`rcf.perThing`).
+    #[arg(long)]
+    per_thing: bool,
+    /// Keep at most this much of the models in memory while reading the store (e.g. 512MiB).
+    #[arg(long, value_name = "SIZE", value_parser = memory_size)]
+    memory_budget: Option<u64>,
+}
+
+/// A `--memory-budget` value.
+fn memory_size(s: &str) -> Result<u64, String> {
+    rcf_stream::fleet::parse_memory_size(s)
 }
 
 #[derive(Args)]
@@ -83,6 +108,20 @@ struct RunArgs {
     /// Seed of the ML models (and of the demo fleet).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Keep the ML models in memory within this size (bytes, or e.g. 512MiB, 2GiB); the rest
+    /// are checkpointed to the store and restored at their next datapoint, with the same
+    /// verdicts. Default: no limit.
+    #[arg(long, value_name = "SIZE", value_parser = memory_size)]
+    memory_budget: Option<u64>,
+    /// Trees of each ML model whose behaviour sets none (default: the fleet model's 10).
+    #[arg(long)]
+    num_trees: Option<usize>,
+    /// Samples per tree of each ML model whose behaviour sets none (default 256).
+    #[arg(long)]
+    sample_size: Option<usize>,
+    /// Datapoints per shingle of each ML model whose behaviour sets none (default 8).
+    #[arg(long)]
+    shingle_size: Option<usize>,
 }
 
 #[derive(Args)]
@@ -142,6 +181,7 @@ pub(crate) fn main(args: FleetArgs) -> Result<(), Failure> {
     match args.action {
         Some(FleetAction::Violations(v)) => violations(&v),
         Some(FleetAction::Metrics(m)) => metrics(&m),
+        Some(FleetAction::Models(m)) => models(&m),
         None => {
             let run = args.run;
             if let Some(dir) = &run.write_demo {
@@ -164,6 +204,16 @@ fn run_config(run: &RunArgs) -> Result<EngineConfig, Failure> {
     c.retention_ms = run.retention as i64 * 86_400_000;
     c.strict = run.strict_profile;
     c.seed = run.seed;
+    c.memory_budget = run.memory_budget;
+    if let Some(n) = run.num_trees {
+        c.model.num_trees = n;
+    }
+    if let Some(n) = run.sample_size {
+        c.model.sample_size = n;
+    }
+    if let Some(n) = run.shingle_size {
+        c.model.shingle_size = n;
+    }
     Ok(c)
 }
 
@@ -422,6 +472,25 @@ fn metrics(a: &MetricArgs) -> Result<(), Failure> {
     }
     out.flush().map_err(output_error)?;
     eprintln!("rcf: {} values", rows.len());
+    Ok(())
+}
+
+fn models(a: &ModelArgs) -> Result<(), Failure> {
+    if !a.store.exists() {
+        return Err(format!("no store at {}", a.store.display()).into());
+    }
+    let mut c = EngineConfig::default();
+    c.memory_budget = a.memory_budget;
+    let engine = Engine::open(c, Some(&a.store)).map_err(|e| e.to_string())?;
+    let rows = engine
+        .model_training_summaries(a.profile.as_deref(), a.per_thing)
+        .map_err(|e| e.to_string())?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    for r in &rows {
+        writeln!(out, "{r}").map_err(output_error)?;
+    }
+    out.flush().map_err(output_error)?;
+    eprintln!("rcf: {} ML behaviours", rows.len());
     Ok(())
 }
 
