@@ -203,6 +203,8 @@ struct Slot {
     /// The behaviour as configured (events of a slot dropped by a new configuration still
     /// describe the behaviour they were raised under).
     def: Arc<super::profile::Behavior>,
+    /// The slots of the behaviours it requires (`rcf.requires`).
+    requires: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1084,8 +1086,21 @@ impl Engine {
                         .as_ref()
                         .map(|d| (self.dimensions[&d.name].clone(), d.not_in)),
                     def: Arc::new(beh.clone()),
+                    requires: Vec::new(),
                 });
             }
+        }
+        // composite behaviours: the slots of what they require (validated to exist)
+        for i in 0..self.slots.len() {
+            let (p, reqs) = (self.slots[i].profile, self.slots[i].def.requires.clone());
+            self.slots[i].requires = reqs
+                .iter()
+                .filter_map(|r| {
+                    self.slots
+                        .iter()
+                        .position(|s| s.profile == p && &*s.behavior_name == r)
+                })
+                .collect();
         }
         self.routes = routes.into_iter().map(|(m, r)| (m, Arc::from(r))).collect();
     }
@@ -1708,7 +1723,10 @@ impl Engine {
                 verdicts[k].group = Some(v);
             }
         }
-        // 4. evaluate in order
+        // 4. evaluate (composite behaviours see the observations of what they require in the
+        // same window), then apply in order
+        let mut observed: Vec<(Arc<str>, usize, Option<Observation>)> =
+            Vec::with_capacity(closing.len());
         for (k, (name, i, win)) in closing.into_iter().enumerate() {
             self.counters.windows += 1;
             let obs = match win {
@@ -1723,6 +1741,30 @@ impl Engine {
                     self.judge_window(i, &win, thresholds[i], verdict)?
                 }
             };
+            observed.push((name, i, obs));
+        }
+        if self.slots.iter().any(|s| !s.requires.is_empty()) {
+            // closing is in (thing, slot) order: a thing's observations are adjacent
+            let violating: HashMap<(&str, usize), bool> = observed
+                .iter()
+                .filter_map(|(n, i, o)| o.as_ref().map(|o| ((&**n, *i), o.violating)))
+                .collect();
+            let gated: Vec<bool> = observed
+                .iter()
+                .map(|(n, i, _)| {
+                    self.slots[*i]
+                        .requires
+                        .iter()
+                        .all(|r| violating.get(&(&**n, *r)).copied().unwrap_or(false))
+                })
+                .collect();
+            for ((_, _, obs), pass) in observed.iter_mut().zip(gated) {
+                if let Some(o) = obs.as_mut() {
+                    o.violating &= pass;
+                }
+            }
+        }
+        for (name, i, obs) in observed {
             if let Some(obs) = obs {
                 self.observe(&name, i, obs, end, out)?;
             }

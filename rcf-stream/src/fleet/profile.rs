@@ -6,8 +6,9 @@
 //! ignore: `metrics` (more metrics for one multivariate ML model), `missingData` (`ignore`, the
 //! default, or `violate`: a window without data from a thing that has reported before counts
 //! as a violating datapoint), ML model settings (`numTrees`, `sampleSize`, `shingleSize`,
-//! `seed`), and `scope` (`per-device`, the default, `group` or `hierarchical`: see
-//! [`ModelScope`]).
+//! `seed`), `scope` (`per-device`, the default, `group` or `hierarchical`: see
+//! [`ModelScope`]), and `requires` (a composite behaviour: names of behaviours of the same
+//! profile and window that must violate in the same window too, see [`Behavior::requires`]).
 
 use serde_json::{Map, Value};
 
@@ -339,6 +340,10 @@ pub struct Behavior {
     pub missing_data: MissingData,
     /// `rcf` ML settings.
     pub ml: MlSettings,
+    /// `rcf.requires`: behaviours of the same profile (and window) that must violate in the
+    /// same window for this one's datapoint to violate: a composite behaviour, e.g. an ML
+    /// anomaly on bytes out only where bytes out are also above a static floor.
+    pub requires: Vec<String>,
     /// The behaviour's JSON as it came (for the snapshot in violation events and writing back).
     json: Value,
 }
@@ -644,6 +649,7 @@ impl Behavior {
         let mut extra_metrics = Vec::new();
         let mut missing_data = MissingData::Ignore;
         let mut ml = MlSettings::default();
+        let mut requires = Vec::new();
         if let Some(ext) = o.get("rcf") {
             let e_at = format!("{at}.rcf");
             let ext = ext
@@ -692,6 +698,23 @@ impl Behavior {
                     "numTrees" => ml.num_trees = Some(positive(1_000)?),
                     "sampleSize" => ml.sample_size = Some(positive(8_192)?),
                     "shingleSize" => ml.shingle_size = Some(positive(64)?),
+                    "requires" => {
+                        let list = x
+                            .as_array()
+                            .ok_or_else(|| err(&k_at, "must be a list of behaviour names"))?;
+                        for (i, r) in list.iter().enumerate() {
+                            let r = r.as_str().ok_or_else(|| {
+                                err(format!("{k_at}[{i}]"), "must be a behaviour name")
+                            })?;
+                            if requires.iter().any(|e: &String| e == r) {
+                                return Err(err(
+                                    format!("{k_at}[{i}]"),
+                                    format!("{} is named twice", quoted(r)),
+                                ));
+                            }
+                            requires.push(r.to_string());
+                        }
+                    }
                     "scope" => {
                         ml.scope = x.as_str().and_then(ModelScope::parse).ok_or_else(|| {
                             err(
@@ -710,7 +733,7 @@ impl Behavior {
                     _ => {
                         return Err(err(
                             &k_at,
-                            "is not an rcf extension: metrics, missingData, numTrees, sampleSize, shingleSize, scope or seed",
+                            "is not an rcf extension: metrics, missingData, numTrees, sampleSize, shingleSize, scope, requires or seed",
                         ));
                     }
                 }
@@ -728,6 +751,7 @@ impl Behavior {
             extra_metrics,
             missing_data,
             ml,
+            requires,
             json: v.clone(),
         };
         b.check(at, strict, catalog)?;
@@ -1023,6 +1047,41 @@ impl SecurityProfile {
                 ));
             }
             behaviors.push(b);
+        }
+        // composite behaviours: what they require is a windowed behaviour of the profile with
+        // the same window, and not themselves
+        for (i, b) in behaviors.iter().enumerate() {
+            for (k, r) in b.requires.iter().enumerate() {
+                let at = format!("behaviors[{i}].rcf.requires[{k}]");
+                let Some(other) = behaviors.iter().find(|x| x.name == *r) else {
+                    return Err(err(
+                        at,
+                        format!("no behaviour of the profile is named {}", quoted(r)),
+                    ));
+                };
+                if other.name == b.name {
+                    return Err(err(at, "a behaviour cannot require itself"));
+                }
+                match (b.window_ms(), other.window_ms()) {
+                    (Some(w), Some(v)) if w == v => {}
+                    (None, _) => {
+                        return Err(err(
+                            at,
+                            "only windowed behaviours (durationSeconds, or ML) can require others",
+                        ));
+                    }
+                    _ => {
+                        return Err(err(
+                            at,
+                            format!(
+                                "{} must be evaluated over the same window ({} s)",
+                                quoted(r),
+                                b.window_ms().unwrap_or(0) / 1000
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         Ok(SecurityProfile {
             name,

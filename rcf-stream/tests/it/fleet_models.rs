@@ -375,3 +375,79 @@ fn a_file_store_engine_copies_to_bytes_and_back_with_its_evicted_models() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Windows (from the start) in which `behavior` went in alarm for a thing whose bytes out are
+/// about 12 kB per window, with a 50 kB burst at window 300 and a 5 MB one at window 340.
+fn composite_alarms(requires: Option<&str>) -> Vec<(String, i64)> {
+    let mut ml = json!({"name": "bytes-ml", "metric": "aws:all-bytes-out",
+        "criteria": {"mlDetectionConfig": {"confidenceLevel": "HIGH"}},
+        "rcf": {"numTrees": 10, "sampleSize": 64, "shingleSize": 2}});
+    if let Some(r) = requires {
+        ml["rcf"]["requires"] = json!([r]);
+    }
+    let p = json!({"securityProfileName": "p", "behaviors": [
+        {"name": "big-bytes", "metric": "aws:all-bytes-out",
+         "criteria": {"comparisonOperator": "less-than-equals", "value": {"count": 1_000_000},
+                      "durationSeconds": 300}},
+        ml]});
+    let mut e = Engine::open(config(None), None).unwrap();
+    e.configure(&p).unwrap();
+    let mut out = Vec::new();
+    for w in 0..360i64 {
+        let bytes = match w {
+            300 => 50_000,
+            340 => 5_000_000,
+            _ => 12_000 + ((w * 37) % 17) as u64 * 50,
+        };
+        let dp = Datapoint::new(
+            "d",
+            "aws:all-bytes-out",
+            V::Count(bytes),
+            T0 + w * MIN5 + 1,
+            None,
+        )
+        .unwrap();
+        out.extend(e.ingest(&dp).unwrap());
+    }
+    out.extend(e.flush().unwrap());
+    out.iter()
+        .filter(|v| v.event_type.as_str() == "in-alarm")
+        .map(|v| (v.behavior_name.to_string(), (v.time - T0) / MIN5))
+        .collect()
+}
+
+#[test]
+fn a_composite_behaviour_alarms_only_where_what_it_requires_violates_too() {
+    let plain = composite_alarms(None);
+    assert!(plain.contains(&("bytes-ml".into(), 301)), "{plain:?}");
+    assert!(plain.contains(&("bytes-ml".into(), 341)), "{plain:?}");
+    let gated = composite_alarms(Some("big-bytes"));
+    let ml: Vec<_> = gated.iter().filter(|a| a.0 == "bytes-ml").collect();
+    assert_eq!(ml, [&("bytes-ml".to_string(), 341)], "{gated:?}");
+    assert!(gated.contains(&("big-bytes".into(), 341)));
+    // what it requires must exist, not be itself, and share its window
+    let bad = |requires: Value, extra: Value| {
+        let p = json!({"securityProfileName": "p", "behaviors": [
+            {"name": "a", "metric": "aws:all-bytes-out",
+             "criteria": {"mlDetectionConfig": {"confidenceLevel": "HIGH"}},
+             "rcf": {"requires": requires}},
+            extra]});
+        let mut e = Engine::open(config(None), None).unwrap();
+        e.configure(&p).unwrap_err().to_string()
+    };
+    let rule = |secs: u64| {
+        json!({"name": "r", "metric": "aws:all-bytes-out",
+               "criteria": {"comparisonOperator": "less-than", "value": {"count": 5}, "durationSeconds": secs}})
+    };
+    let e = bad(json!(["nope"]), rule(300));
+    assert!(
+        e.contains("behaviors[0].rcf.requires[0]") && e.contains("nope"),
+        "{e}"
+    );
+    let e = bad(json!(["a"]), rule(300));
+    assert!(e.contains("itself"), "{e}");
+    let e = bad(json!(["r"]), rule(600));
+    assert!(e.contains("same window"), "{e}");
+    let e = bad(json!("r"), rule(300));
+    assert!(e.contains("list"), "{e}");
+}
