@@ -532,6 +532,25 @@ impl PyDetector {
         self.with(py, |d| d.points_needed())
     }
 
+    /// Points a fresh detector consumes in all, with complete data, until its verdicts are
+    /// ready at `confidence` (the fleet engine counts ML verdicts from 0.5).
+    #[pyo3(signature = (confidence=0.5))]
+    fn points_to_confidence(&self, py: Python<'_>, confidence: f64) -> PyResult<u64> {
+        if !(confidence > 0.0 && confidence < 1.0) {
+            return Err(crate::errors::ConfigError::new_err(format!(
+                "invalid `confidence`: must be between 0 and 1 (exclusive), got {confidence}"
+            )));
+        }
+        Ok(self.with(py, |d| d.points_to_confidence(confidence)))
+    }
+
+    /// Bytes of memory the detector holds (its forest, an open event's reference model, the
+    /// threshold's score distribution, buffers).
+    #[getter]
+    fn memory_usage(&self, py: Python<'_>) -> usize {
+        self.with(py, |d| d.memory_usage())
+    }
+
     /// The detector's versioned, checksummed checkpoint.
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let bytes = self.with(py, |d| d.to_bytes());

@@ -250,3 +250,13 @@ def test_training_summaries_and_scopes():
         fleet.model_training_summaries("nope")
     with pytest.raises(rcf.ConfigError, match="scope"):
         rcf.Fleet({**ml_profile(), "behaviors": [{**ml_profile()["behaviors"][0], "rcf": {"scope": "fleet"}}]})
+
+
+def test_detector_memory_and_warm_up_figures():
+    d = rcf.Detector(2, num_trees=10, sample_size=256, shingle_size=8, seed=1)
+    n = d.points_to_confidence()
+    confidence = [d.process([float(t % 7), float(t % 5)]).confidence for t in range(n)]
+    assert confidence[-1] >= 0.5 > confidence[-2]
+    assert d.memory_usage > 20_000
+    with pytest.raises(rcf.ConfigError, match="confidence"):
+        d.points_to_confidence(1.5)

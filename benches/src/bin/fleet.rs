@@ -29,7 +29,15 @@
 //! a model gives verdicts once its samples are half full) then `--hours` (default 24) are
 //! simulated. Progress goes to stderr; the last line is exactly
 //! `fleet devices=N scope=S rss_mib=R datapoints_per_s=P models_in_memory=M evictions=E`,
-//! with R the peak resident memory (VmHWM) and P over the whole run, commits included. It runs
+//! with R the peak resident memory (VmHWM) and P over the whole run, commits included.
+//!
+//! The alarm curve (`--alarm-curve [--things 200] [--days 4] [--seeds 3]`): the demo fleet and
+//! profile (rules, a fleet percentile gated by the ML behaviour, the ML behaviour) for each
+//! scope, confidence level and `consecutiveDatapointsToAlarm` of the ML behaviour; per row the
+//! share of the injected security and health incidents (the benign rollout left out) with an
+//! in-alarm violation within 3 datapoints of their start, and false alarms (in-alarm
+//! violations of no incident) per device-day, over `--seeds` seeded fleets. It runs
+//! itself again with `MALLOC_ARENA_MAX=1` unless that is set (see `main`).
 //! itself again with `MALLOC_ARENA_MAX=1` unless that is set (see `main`).
 //!
 //! Latency: the engine call in which a window's end passes the watermark returns that
@@ -147,6 +155,118 @@ fn status_kib(field: &str) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// One row of the alarm curve: (incidents found within 3 datapoints, incidents, false alarms,
+/// of which by the ML behaviour, device-days).
+fn curve_row(
+    things: usize,
+    days: usize,
+    seeds: u64,
+    scope: &str,
+    confidence: &str,
+    to_alarm: u64,
+) -> (usize, usize, usize, usize, f64) {
+    use rcf_datasets::defender::IncidentKind;
+    let (mut found, mut real, mut false_alarms, mut ml_false, mut device_days) = (0, 0, 0, 0, 0.0);
+    for seed in 0..seeds {
+        let fleet = defender::fleet(things, days, seed + 1);
+        let mut profile = profile(true);
+        for b in profile["securityProfiles"][0]["behaviors"]
+            .as_array_mut()
+            .expect("list")
+        {
+            if b["name"] == "traffic-ml" {
+                b["criteria"]["mlDetectionConfig"]["confidenceLevel"] = confidence.into();
+                b["criteria"]["consecutiveDatapointsToAlarm"] = to_alarm.into();
+                b["rcf"]["scope"] = scope.into();
+            }
+        }
+        let mut config = EngineConfig::default();
+        config.max_future_ms = None;
+        config.seed = seed;
+        let mut e = Engine::open(config, None).expect("open");
+        e.configure(&profile).expect("profile");
+        let mut events = Vec::new();
+        for r in &fleet.reports {
+            let v = match &r.value {
+                Value::Count(c) => MetricValue::Count(*c),
+                Value::Number(x) => MetricValue::Number(*x),
+                Value::Ports(p) => MetricValue::Ports(p.clone()),
+            };
+            let dp = Datapoint::new(&r.thing, r.metric, v, r.timestamp, r.topic).expect("valid");
+            e.ingest_into(&dp, &mut events).expect("ingest");
+        }
+        events.extend(e.flush().expect("flush"));
+        let alarms: Vec<_> = events
+            .iter()
+            .filter(|v| v.event_type.as_str() == "in-alarm")
+            .collect();
+        // an alarm belongs to an incident of its thing from the start to 2 h after the end
+        let of = |a: &rcf_stream::fleet::ViolationEvent| {
+            fleet.incidents.iter().find(|i| {
+                i.things.iter().any(|t| **t == *a.thing_name)
+                    && a.time >= i.start
+                    && a.time <= i.end.saturating_add(2 * 3_600_000)
+            })
+        };
+        for i in fleet
+            .incidents
+            .iter()
+            .filter(|i| i.kind != IncidentKind::BenignRollout)
+        {
+            real += 1;
+            let first = alarms
+                .iter()
+                .filter(|a| of(a).is_some_and(|x| std::ptr::eq(x, i)))
+                .map(|a| a.time)
+                .min();
+            if first.is_some_and(|t| t - i.start <= 3 * 300_000) {
+                found += 1;
+            }
+        }
+        for a in alarms.iter().filter(|a| of(a).is_none()) {
+            false_alarms += 1;
+            if &*a.behavior_name == "traffic-ml" {
+                ml_false += 1;
+            }
+        }
+        device_days += (fleet.things.len() * fleet.days) as f64;
+    }
+    (found, real, false_alarms, ml_false, device_days)
+}
+
+/// The alarm curve (see the module docs).
+fn alarm_curve(args: &[String]) {
+    let get = |name: &str, default: u64| {
+        flag(args, name).map_or(default, |v| v.parse().expect("a whole number"))
+    };
+    let (things, days, seeds) = (
+        get("--things", 200) as usize,
+        get("--days", 4) as usize,
+        get("--seeds", 3),
+    );
+    println!(
+        "alarm curve: the demo fleet, {things} things × {days} days × {seeds} seeds; the ML behaviour's scope, confidence and datapoints to alarm"
+    );
+    println!(
+        "| scope | confidence | to alarm | incidents found ≤ 3 datapoints | false alarms / device-day | of which ML |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for scope in ["per-device", "hierarchical", "group"] {
+        for confidence in ["LOW", "MEDIUM", "HIGH"] {
+            for to_alarm in [1, 2, 3] {
+                let (f, r, fa, ml, dd) =
+                    curve_row(things, days, seeds, scope, confidence, to_alarm);
+                println!(
+                    "| {scope} | {confidence} | {to_alarm} | {f}/{r} ({:.0} %) | {:.4} | {:.4} |",
+                    100.0 * f as f64 / r as f64,
+                    fa as f64 / dd,
+                    ml as f64 / dd
+                );
+            }
+        }
+    }
 }
 
 /// The fleet-scale run (see the module docs).
@@ -278,6 +398,10 @@ fn scale(args: &[String]) -> Result<(), String> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--alarm-curve") {
+        alarm_curve(&args);
+        return;
+    }
     if args.iter().any(|a| a == "--devices") {
         // glibc's malloc gives each thread an arena, and models made on one thread and grown
         // on the rayon workers left 1.7x the live heap resident (2,000 things: 348 MiB with the

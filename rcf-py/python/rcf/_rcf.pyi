@@ -172,6 +172,12 @@ class Detector:
     @property
     def points_needed(self) -> int:
         """Points a fresh detector needs before its first verdict."""
+    def points_to_confidence(self, confidence: float = 0.5) -> int:
+        """Points a fresh detector consumes, with complete data, until its verdicts are ready
+        at `confidence` (the fleet engine counts ML verdicts from 0.5)."""
+    @property
+    def memory_usage(self) -> int:
+        """Bytes of memory the detector holds."""
     def to_bytes(self) -> bytes:
         """The versioned, checksummed state."""
     @classmethod
