@@ -42,7 +42,13 @@
 //!   alarm neither starts nor clears. A new detector trains at once from the store's history.
 //!   Its settings are [`ModelSettings`] (the compact fleet model) unless the behaviour's `rcf`
 //!   extension gives them; with [`EngineConfig::memory_budget`] the models in memory stay
-//!   within a budget, the rest checkpointed in the store ([`models`] says which go).
+//!   within a budget, the rest checkpointed in the store ([`models`] says which go). The
+//!   `rcf.scope` extension picks whose data a model learns ([`ModelScope`]): the thing's own
+//!   (default), the group's (one model per behaviour, Device Defender's way), or the group's
+//!   until the thing's own is warm; [`Engine::model_training_summaries`] reports the warm-up.
+//! * **Composite behaviours** (`rcf.requires`): a behaviour's datapoint violates only if the
+//!   behaviours it names (same profile, same window) violate in the same window too, e.g. an ML
+//!   anomaly gated by a static floor, or a fleet percentile gated by the thing's own model.
 //! * **Time**: late data (its window closed) is stored and counted, not judged; datapoints
 //!   more than [`EngineConfig::max_future_ms`] ahead of the wall clock are refused. Silence
 //!   for [`EngineConfig::invalidate_after_ms`] invalidates the thing's alarms and drops its
