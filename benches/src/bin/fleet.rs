@@ -48,18 +48,21 @@ use std::time::Instant;
 use rcf_datasets::defender::{self, Value};
 use rcf_stream::fleet::{Datapoint, Engine, EngineConfig, MetricValue, datapoint};
 
+/// A simulated fleet's report as the engine's datapoint.
+fn to_datapoint(r: &defender::Report) -> Datapoint {
+    let v = match &r.value {
+        Value::Count(c) => MetricValue::Count(*c),
+        Value::Number(x) => MetricValue::Number(*x),
+        Value::Ports(p) => MetricValue::Ports(p.clone()),
+    };
+    Datapoint::new(&r.thing, r.metric, v, r.timestamp, r.topic).expect("valid")
+}
+
 fn datapoints(things: usize, days: usize) -> Vec<Datapoint> {
     defender::fleet(things, days, 1)
         .reports
         .iter()
-        .map(|r| {
-            let v = match &r.value {
-                Value::Count(c) => MetricValue::Count(*c),
-                Value::Number(x) => MetricValue::Number(*x),
-                Value::Ports(p) => MetricValue::Ports(p.clone()),
-            };
-            Datapoint::new(&r.thing, r.metric, v, r.timestamp, r.topic).expect("valid")
-        })
+        .map(to_datapoint)
         .collect()
 }
 
@@ -189,13 +192,8 @@ fn curve_row(
         e.configure(&profile).expect("profile");
         let mut events = Vec::new();
         for r in &fleet.reports {
-            let v = match &r.value {
-                Value::Count(c) => MetricValue::Count(*c),
-                Value::Number(x) => MetricValue::Number(*x),
-                Value::Ports(p) => MetricValue::Ports(p.clone()),
-            };
-            let dp = Datapoint::new(&r.thing, r.metric, v, r.timestamp, r.topic).expect("valid");
-            e.ingest_into(&dp, &mut events).expect("ingest");
+            e.ingest_into(&to_datapoint(r), &mut events)
+                .expect("ingest");
         }
         events.extend(e.flush().expect("flush"));
         let alarms: Vec<_> = events
