@@ -78,12 +78,12 @@ pub struct EngineConfig {
     /// [`models`](super::models) for which). `None` (the default): no limit. On an in-memory
     /// store the checkpoints stay in the process (in SQLite's memory), so a budget saves
     /// memory only with a file store. A window close may exceed the budget by the models it
-    /// is scoring ([`MODEL_CHUNK`] at a time) before it evicts.
+    /// is scoring (about an eighth of the budget, at most [`MODEL_CHUNK`]) before it evicts.
     pub memory_budget: Option<u64>,
 }
 
-/// Window closes under a memory budget score models this many at a time, evicting between
-/// chunks.
+/// Window closes under a memory budget score models in chunks of about an eighth of the
+/// budget and at most this many, evicting between chunks.
 pub const MODEL_CHUNK: usize = 512;
 
 impl Default for EngineConfig {
@@ -627,7 +627,7 @@ impl Engine {
         self.models.peak_bytes = self.models.resident_bytes;
         self.index_windows();
         self.ranks_stale = true;
-        self.enforce_budget(&[])?;
+        self.enforce_budget()?;
         Ok(())
     }
 
@@ -1717,7 +1717,7 @@ impl Engine {
                 for (k, v) in self.score_models(part, end) {
                     verdicts[k].device = Some(v);
                 }
-                self.enforce_budget(&[])?;
+                self.enforce_budget()?;
             }
             for (k, v) in self.score_group_models(&grouped, end)? {
                 verdicts[k].group = Some(v);
@@ -1916,8 +1916,8 @@ impl Engine {
 
     /// Evicts models until those in memory fit the budget (to 7/8 of it, so that evictions
     /// come in batches and not one per model scored), those expected to be needed last
-    /// first; models of `keep` stay.
-    fn enforce_budget(&mut self, keep: &[(Arc<str>, usize)]) -> Result<(), FleetError> {
+    /// first.
+    fn enforce_budget(&mut self) -> Result<(), FleetError> {
         let Some(budget) = self.config.memory_budget else {
             return Ok(());
         };
@@ -1932,7 +1932,6 @@ impl Engine {
             for (i, st) in t.slots.iter().enumerate() {
                 if let Some(st) = st
                     && st.detector.is_some()
-                    && !keep.iter().any(|(n, k)| *k == i && n == name)
                 {
                     resident.push((st.usage.next_use(), rank as u32, i, name.clone()));
                 }
