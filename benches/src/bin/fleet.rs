@@ -77,6 +77,13 @@ fn profile(ml: bool) -> serde_json::Value {
                 .and_then(|c| c.get("mlDetectionConfig"))
                 .is_none()
         });
+        // the fleet percentile requires the ML behaviour: without it, it stands alone (as
+        // the rules-only rows measured before composite behaviours)
+        for x in b.iter_mut() {
+            if let Some(ext) = x.get_mut("rcf").and_then(|e| e.as_object_mut()) {
+                ext.remove("requires");
+            }
+        }
     }
     v
 }
