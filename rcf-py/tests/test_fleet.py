@@ -260,3 +260,41 @@ def test_detector_memory_and_warm_up_figures():
     assert d.memory_usage > 20_000
     with pytest.raises(rcf.ConfigError, match="confidence"):
         d.points_to_confidence(1.5)
+
+
+def test_many_threads_ingesting_at_once_give_the_sequential_result():
+    # eight threads, each its own things, batches in time order; a grace of a day keeps every
+    # window open until the flush, so the order the threads interleave in cannot matter
+    profile = ml_profile()
+    rows = traffic(16, 120)
+    batches = {k: [r for r in rows if int(r["thing"][1:]) % 8 == k] for k in range(8)}
+    settings = dict(num_trees=5, sample_size=32, shingle_size=2, grace_seconds=86_400)
+
+    def key(e):
+        d = e.to_dict()
+        return (d["thingName"], d["violationEventType"], d["violationEventTime"], d["behavior"]["name"])
+
+    seq = rcf.Fleet(profile, **settings)
+    for k in range(8):
+        seq.ingest(batches[k])
+    want = sorted(key(e) for e in seq.flush())
+    assert want, "the run raises events"
+    par = rcf.Fleet(profile, **settings)
+    errors = []
+
+    def work(k):
+        try:
+            for j in range(0, len(batches[k]), 50):
+                par.ingest(batches[k][j:j + 50])
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    got = sorted(key(e) for e in par.flush())
+    assert got == want
+    assert par.counters["datapoints"] == len(rows) and par.counters["late"] == 0
