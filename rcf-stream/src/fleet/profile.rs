@@ -666,22 +666,8 @@ impl Behavior {
                 };
                 match key.as_str() {
                     "metrics" => {
-                        let list = x
-                            .as_array()
-                            .ok_or_else(|| err(&k_at, "must be a list of metric names"))?;
-                        for (i, m) in list.iter().enumerate() {
-                            let m = m.as_str().ok_or_else(|| {
-                                err(format!("{k_at}[{i}]"), "must be a metric name")
-                            })?;
-                            check_name(m).map_err(|r| err(format!("{k_at}[{i}]"), r))?;
-                            if m == metric || extra_metrics.iter().any(|e| e == m) {
-                                return Err(err(
-                                    format!("{k_at}[{i}]"),
-                                    format!("{} is named twice", quoted(m)),
-                                ));
-                            }
-                            extra_metrics.push(m.to_string());
-                        }
+                        extra_metrics =
+                            distinct_names(x, &k_at, "metric name", Some(&metric), check_name)?;
                     }
                     "missingData" => {
                         missing_data = match x.as_str() {
@@ -699,21 +685,7 @@ impl Behavior {
                     "sampleSize" => ml.sample_size = Some(positive(8_192)?),
                     "shingleSize" => ml.shingle_size = Some(positive(64)?),
                     "requires" => {
-                        let list = x
-                            .as_array()
-                            .ok_or_else(|| err(&k_at, "must be a list of behaviour names"))?;
-                        for (i, r) in list.iter().enumerate() {
-                            let r = r.as_str().ok_or_else(|| {
-                                err(format!("{k_at}[{i}]"), "must be a behaviour name")
-                            })?;
-                            if requires.iter().any(|e: &String| e == r) {
-                                return Err(err(
-                                    format!("{k_at}[{i}]"),
-                                    format!("{} is named twice", quoted(r)),
-                                ));
-                            }
-                            requires.push(r.to_string());
-                        }
+                        requires = distinct_names(x, &k_at, "behaviour name", None, |_| Ok(()))?;
                     }
                     "scope" => {
                         ml.scope = x.as_str().and_then(ModelScope::parse).ok_or_else(|| {
@@ -1099,6 +1071,35 @@ impl SecurityProfile {
     pub fn behavior(&self, name: &str) -> Option<&Behavior> {
         self.behaviors.iter().find(|b| b.name == name)
     }
+}
+
+/// The list of distinct names at `at` (each a `what`, checked by `check`), none of them
+/// `taken` (the name the list extends).
+fn distinct_names(
+    x: &Value,
+    at: &str,
+    what: &str,
+    taken: Option<&str>,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Result<Vec<String>, ProfileError> {
+    let list = x
+        .as_array()
+        .ok_or_else(|| err(at, format!("must be a list of {what}s")))?;
+    let mut names: Vec<String> = Vec::with_capacity(list.len());
+    for (i, n) in list.iter().enumerate() {
+        let n = n
+            .as_str()
+            .ok_or_else(|| err(format!("{at}[{i}]"), format!("must be a {what}")))?;
+        check(n).map_err(|r| err(format!("{at}[{i}]"), r))?;
+        if taken == Some(n) || names.iter().any(|e| e == n) {
+            return Err(err(
+                format!("{at}[{i}]"),
+                format!("{} is named twice", quoted(n)),
+            ));
+        }
+        names.push(n.to_string());
+    }
+    Ok(names)
 }
 
 /// A string field of `o`, if present.
