@@ -560,9 +560,7 @@ impl Engine {
                 state.windows = s.windows;
                 state.alarm = s.alarm;
                 if let Some(d) = &detector {
-                    state.usage.bytes = d.memory_usage();
-                    state.usage.seen = d.points_seen();
-                    state.usage.needed = d.points_to_confidence(ML_MIN_CONFIDENCE);
+                    state.usage.measure(d);
                 }
                 state.detector = detector;
                 t.slots[i] = Some(state);
@@ -2003,17 +2001,14 @@ impl Engine {
 
     /// Puts a model into memory for (`thing`, slot `i`).
     fn install(&mut self, thing: &Arc<str>, i: usize, d: Detector) {
-        let bytes = d.memory_usage();
         let st = self.things.get_mut(thing).expect("known").slots[i]
             .as_mut()
             .expect("known");
-        st.usage.seen = d.points_seen();
-        st.usage.needed = d.points_to_confidence(ML_MIN_CONFIDENCE);
+        st.usage.measure(&d);
         st.detector = Some(Box::new(d));
         st.evicted = false;
-        st.usage.bytes = bytes;
         self.models.resident += 1;
-        self.models.resident_bytes += bytes;
+        self.models.resident_bytes += st.usage.bytes;
         self.models.peak_bytes = self.models.peak_bytes.max(self.models.resident_bytes);
     }
 

@@ -103,6 +103,13 @@ pub(crate) struct Usage {
 }
 
 impl Usage {
+    /// Takes the measures of a model just put into memory.
+    pub(crate) fn measure(&mut self, d: &crate::Detector) {
+        self.bytes = d.memory_usage();
+        self.seen = d.points_seen();
+        self.needed = d.points_to_confidence(super::engine::ML_MIN_CONFIDENCE);
+    }
+
     /// A use at `t`; `window` is the first interval assumed.
     pub(crate) fn touch(&mut self, t: Millis, window: Millis) {
         if self.interval == 0 {
