@@ -2098,6 +2098,8 @@ impl Engine {
             });
             let (mut warming, mut active, mut evicted, mut things) = (0usize, 0usize, 0usize, 0);
             let (mut share, mut start, mut refresh) = (0.0f64, None::<Millis>, None::<Millis>);
+            // what a model of this behaviour needs (the first thing's, as the engine makes them)
+            let mut first_needed: Option<u64> = None;
             let mut list = Vec::new();
             for (name, t) in &self.things {
                 let Some(st) = t.slots[i].as_ref() else {
@@ -2106,6 +2108,7 @@ impl Engine {
                 things += 1;
                 start = Some(start.map_or(st.since, |s| s.min(st.since)));
                 let u = &st.usage;
+                first_needed.get_or_insert(u.needed);
                 if u.last_use != 0 {
                     refresh = Some(refresh.map_or(u.last_use, |r| r.max(u.last_use)));
                 }
@@ -2168,14 +2171,9 @@ impl Engine {
             } else {
                 "PENDING_BUILD"
             };
-            // what a model of this behaviour needs: a fresh one, as the engine makes them
             let needed = match scope {
                 super::profile::ModelScope::Group => None,
-                _ => self
-                    .things
-                    .values()
-                    .find_map(|t| t.slots[i].as_ref().map(|s| s.usage.needed))
-                    .filter(|&n| n > 0),
+                _ => first_needed.filter(|&n| n > 0),
             };
             let mut rec = json!({
                 "securityProfileName": &*slot.profile_name,
