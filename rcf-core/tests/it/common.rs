@@ -30,3 +30,18 @@ pub(crate) fn top_fraction_hits(scores: &[f64], indices: &[usize], fraction: f64
     let cutoff = sorted[k - 1];
     indices.iter().filter(|&&i| scores[i] >= cutoff).count()
 }
+
+/// A proptest configuration with `cases` cases drawn from a fixed seed, so every run (and CI)
+/// tries the same inputs: a failure is reproducible and a pass is not luck of the draw.
+/// Set `PROPTEST_RNG_SEED` to explore other inputs locally.
+pub(crate) fn fixed_cases(cases: u32) -> proptest::test_runner::Config {
+    let seed = std::env::var("PROPTEST_RNG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026);
+    proptest::test_runner::Config {
+        cases,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
+        ..proptest::test_runner::Config::default()
+    }
+}

@@ -86,7 +86,7 @@ fn extreme_alternating_stream_scores_finite_in_batches_too() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #![proptest_config(crate::common::fixed_cases(24))]
 
     /// Any finite inputs, of any magnitude, keep every invariant and a state that restores to
     /// the same scores.

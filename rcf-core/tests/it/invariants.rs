@@ -31,7 +31,7 @@ fn stream(kind: u8, n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    #![proptest_config(crate::common::fixed_cases(48))]
 
     #[test]
     fn invariants_hold_along_any_stream(

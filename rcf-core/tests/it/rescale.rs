@@ -40,7 +40,7 @@ fn trained(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
+    #![proptest_config(crate::common::fixed_cases(32))]
 
     /// Any positive affine map keeps every invariant (routing, boxes, masses), and the forest
     /// goes on learning in the new units.
@@ -53,7 +53,19 @@ proptest! {
         shift in prop::collection::vec(-1e3f64..1e3, 3),
     ) {
         let (mut forest, rows) = trained(dims, shingle, 300, seed, 10.0);
-        forest.rescale_inputs(&scale[..dims], &shift[..dims]).unwrap();
+        match forest.rescale_inputs(&scale[..dims], &shift[..dims]) {
+            Ok(()) => {}
+            // a map that makes two cut values equal in f32 is refused and changes nothing (CI
+            // drew one: scale 1e-3 made two values near -427.5 equal); the forest goes on in
+            // its old units
+            Err(Error::InvalidParameter { name: "scale", reason }) => {
+                prop_assert!(reason.contains("became equal in f32"), "{}", reason);
+                let (untouched, _) = trained(dims, shingle, 300, seed, 10.0);
+                prop_assert!(forest.to_bytes() == untouched.to_bytes(), "a refused rescale changed the forest");
+                return Ok(());
+            }
+            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+        }
         forest.check_invariants().map_err(|e| TestCaseError::fail(e.to_string()))?;
         for x in rows.iter().take(200) {
             let y: Vec<f32> = x.iter().zip(&scale).zip(&shift)
