@@ -35,6 +35,10 @@ use super::time::{self, Millis};
 use super::value::{MetricValue, json_kind, quoted};
 use super::violation::{EventType, MlExplanation, ViolationEvent, violation_id};
 use crate::{Detector, DetectorState, Verdict};
+use super::mitigation::MitigationAction;
+
+mod respond;
+pub use respond::ResponseReport;
 
 /// An hour, in milliseconds.
 const HOUR: Millis = 3_600_000;
@@ -424,6 +428,8 @@ pub struct Engine {
     store: Store,
     /// The fleet configuration as JSON (saved with the state).
     setup: Value,
+    /// Sinks, feedback rules, open incidents, mitigation actions ([`respond`]).
+    response: respond::Response,
 }
 
 impl std::fmt::Debug for Engine {
@@ -495,6 +501,7 @@ impl Engine {
             cursor: None,
             store,
             setup: Value::Null,
+            response: respond::Response::default(),
         };
         e.load()?;
         Ok(e)
@@ -529,6 +536,7 @@ impl Engine {
             .meta("cursor")?
             .map(|c| String::from_utf8(c).map_err(|e| self.corrupt("the saved cursor", e)))
             .transpose()?;
+        self.load_response()?;
         let index: HashMap<(String, String), usize> = self
             .slots
             .iter()
@@ -791,9 +799,14 @@ impl Engine {
             for key in o.keys() {
                 if !matches!(
                     key.as_str(),
-                    "securityProfiles" | "dimensions" | "customMetrics" | "thingGroups" | "targets"
+                    "securityProfiles"
+                        | "dimensions"
+                        | "customMetrics"
+                        | "thingGroups"
+                        | "targets"
+                        | "mitigationActions"
                 ) {
-                    return Err(perr(key.clone(), "is not a fleet configuration key: securityProfiles, dimensions, customMetrics, thingGroups or targets (or give one CreateSecurityProfile body)".into()));
+                    return Err(perr(key.clone(), "is not a fleet configuration key: securityProfiles, dimensions, customMetrics, thingGroups, targets or mitigationActions (or give one CreateSecurityProfile body)".into()));
                 }
             }
             match o.get("securityProfiles") {
@@ -986,7 +999,37 @@ impl Engine {
                 }
             }
         }
+        let mut actions: BTreeMap<String, MitigationAction> = BTreeMap::new();
+        if let Some(list) = o.get("mitigationActions").filter(|_| bundle) {
+            let list = list
+                .as_array()
+                .ok_or_else(|| perr("mitigationActions".into(), "must be a list".into()))?;
+            for (i, a) in list.iter().enumerate() {
+                let at = format!("mitigationActions[{i}]");
+                let a = MitigationAction::from_json(a, &at)?;
+                if actions.contains_key(&a.name) {
+                    return Err(perr(
+                        format!("{at}.actionName"),
+                        format!("{} is defined twice", quoted(&a.name)),
+                    ));
+                }
+                actions.insert(a.name.clone(), a);
+            }
+        }
+        for (pi, p) in profiles.iter().enumerate() {
+            for (bi, b) in p.behaviors.iter().enumerate() {
+                for (k, name) in b.mitigation_actions.iter().enumerate() {
+                    if !actions.contains_key(name) {
+                        return Err(perr(
+                            format!("securityProfiles[{pi}].behaviors[{bi}].rcf.mitigationActions[{k}]"),
+                            format!("{} is not one of the mitigationActions", quoted(name)),
+                        ));
+                    }
+                }
+            }
+        }
         // all checked: apply
+        self.response.actions = actions;
         self.catalog = catalog;
         self.dimensions = dimensions;
         for (group, set) in &groups {
@@ -1014,6 +1057,12 @@ impl Engine {
     /// The configuration as a bundle (what [`configure`](Self::configure) takes).
     pub fn setup_json(&self) -> Value {
         let mut o = Map::new();
+        if !self.response.actions.is_empty() {
+            o.insert(
+                "mitigationActions".into(),
+                self.response.actions.values().map(|a| a.to_json()).collect(),
+            );
+        }
         o.insert(
             "securityProfiles".into(),
             Value::Array(self.profiles.iter().map(|p| p.to_json().clone()).collect()),
@@ -2417,6 +2466,10 @@ impl Engine {
                         continue;
                     };
                     let ts = row.ts;
+                    // verification feedback: a confirmed incident's span stays out
+                    if self.excluded(thing, &slot.profile_name, &slot.behavior_name, ts) {
+                        continue;
+                    }
                     let ws = ts.div_euclid(w) * w;
                     let win = windows.entry(ws).or_insert_with(|| Window {
                         start: ws,
@@ -2450,10 +2503,14 @@ impl Engine {
         &mut self,
         thing: &Arc<str>,
         i: usize,
-        obs: Observation,
+        mut obs: Observation,
         time: Millis,
         out: &mut Vec<ViolationEvent>,
     ) -> Result<(), FleetError> {
+        // a learned tolerance (verification feedback) makes a like deviation conforming
+        if self.forgiven(thing, i, &obs) {
+            obs.violating = false;
+        }
         let slot = &self.slots[i];
         let b = &self.profiles[slot.profile].behaviors[slot.behavior];
         let (to_alarm, to_clear) = (b.consecutive_to_alarm(), b.consecutive_to_clear());
@@ -2559,7 +2616,7 @@ impl Engine {
     /// Stores an event and keeps the active-violation table in step.
     fn record(&mut self, ev: &ViolationEvent) -> Result<(), FleetError> {
         let json = ev.to_json().to_string();
-        self.store.insert_event(&EventRow {
+        let first = self.store.insert_event(&EventRow {
             violation_id: &ev.violation_id,
             event_type: ev.event_type.as_str(),
             thing: &ev.thing_name,
@@ -2570,6 +2627,9 @@ impl Engine {
             suppressed: ev.suppressed,
             json: &json,
         })?;
+        if first {
+            self.on_recorded(ev, &json)?;
+        }
         match ev.event_type {
             EventType::InAlarm => {
                 self.counters.in_alarm += 1;
@@ -2731,6 +2791,7 @@ impl Engine {
         }
         self.store
             .put_meta("setup", self.setup.to_string().as_bytes())?;
+        self.settle_incidents()?;
         if let Some(c) = cursor {
             self.store.put_meta("cursor", c.as_bytes())?;
             self.cursor = Some(c.to_string());

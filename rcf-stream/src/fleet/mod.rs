@@ -64,10 +64,14 @@
 pub mod datapoint;
 pub mod dimension;
 pub mod engine;
+pub mod feedback;
 mod history;
+pub mod incident;
+pub mod mitigation;
 pub mod metric;
 pub mod models;
 pub mod profile;
+pub mod sink;
 pub mod store;
 pub mod time;
 pub mod value;
@@ -75,7 +79,13 @@ pub mod violation;
 
 pub use datapoint::Datapoint;
 pub use dimension::Dimension;
-pub use engine::{Counters, Engine, EngineConfig, Filter, FleetError, Ingested, Target};
+pub use engine::{
+    Counters, Engine, EngineConfig, Filter, FleetError, Ingested, ResponseReport, Target,
+};
+pub use feedback::{Feedback, Scope, VerificationState};
+pub use incident::Incident;
+pub use mitigation::{ActionType, CommandExecutor, Executor, MitigationAction, WebhookExecutor};
+pub use sink::{JsonlSink, MqttSink, Payload, Sink, SinkOptions, SinkSpec, WebhookSink};
 pub use metric::{Aggregation, MetricCatalog, MetricKind, MetricType};
 pub use models::{ModelSettings, ModelStats, parse_memory_size};
 pub use profile::{

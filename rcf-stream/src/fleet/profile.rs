@@ -89,7 +89,7 @@ impl ComparisonOperator {
         OPERATORS.iter().find(|(n, _)| *n == s).map(|&(_, o)| o)
     }
 
-    fn is_ordering(self) -> bool {
+    pub(crate) fn is_ordering(self) -> bool {
         use ComparisonOperator::*;
         matches!(
             self,
@@ -344,6 +344,10 @@ pub struct Behavior {
     /// same window for this one's datapoint to violate: a composite behaviour, e.g. an ML
     /// anomaly on bytes out only where bytes out are also above a static floor.
     pub requires: Vec<String>,
+    /// `rcf.mitigationActions`: names of the fleet's mitigation actions to run, in order, as
+    /// a task of their own whenever this behaviour goes `in-alarm` (Device Defender runs
+    /// actions only when asked).
+    pub mitigation_actions: Vec<String>,
     /// The behaviour's JSON as it came (for the snapshot in violation events and writing back).
     json: Value,
 }
@@ -650,6 +654,7 @@ impl Behavior {
         let mut missing_data = MissingData::Ignore;
         let mut ml = MlSettings::default();
         let mut requires = Vec::new();
+        let mut mitigation_actions = Vec::new();
         if let Some(ext) = o.get("rcf") {
             let e_at = format!("{at}.rcf");
             let ext = ext
@@ -687,6 +692,16 @@ impl Behavior {
                     "requires" => {
                         requires = distinct_names(x, &k_at, "behaviour name", None, |_| Ok(()))?;
                     }
+                    "mitigationActions" => {
+                        mitigation_actions =
+                            distinct_names(x, &k_at, "action name", None, check_identifier)?;
+                        if mitigation_actions.len() > 5 {
+                            return Err(err(
+                                &k_at,
+                                format!("must name 1 to 5 actions, names {}", mitigation_actions.len()),
+                            ));
+                        }
+                    }
                     "scope" => {
                         ml.scope = x.as_str().and_then(ModelScope::parse).ok_or_else(|| {
                             err(
@@ -705,7 +720,7 @@ impl Behavior {
                     _ => {
                         return Err(err(
                             &k_at,
-                            "is not an rcf extension: metrics, missingData, numTrees, sampleSize, shingleSize, scope, requires or seed",
+                            "is not an rcf extension: metrics, missingData, numTrees, sampleSize, shingleSize, scope, requires, mitigationActions or seed",
                         ));
                     }
                 }
@@ -724,6 +739,7 @@ impl Behavior {
             missing_data,
             ml,
             requires,
+            mitigation_actions,
             json: v.clone(),
         };
         b.check(at, strict, catalog)?;

@@ -13,8 +13,9 @@ use super::value::MetricValue;
 /// `PRAGMA application_id` of an rcf fleet store (`rcf1`): a SQLite file without it is not ours.
 const APPLICATION_ID: i32 = 0x7263_6631;
 /// The schema version (`PRAGMA user_version`). Older stores are migrated when opened:
-/// version 1 (a row per datapoint) to history chunks, version 2 gains the `models` table.
-pub const SCHEMA_VERSION: i32 = 3;
+/// version 1 (a row per datapoint) to history chunks, version 2 gains the `models` table,
+/// version 3 the response tables (outbox, adjustments, incidents, mitigation tasks).
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// A store error: what failed, and SQLite's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +36,7 @@ CREATE TABLE violation_events (
     criteria_type TEXT NOT NULL, time INTEGER NOT NULL, suppressed INTEGER NOT NULL,
     verification_state TEXT NOT NULL, json TEXT NOT NULL,
     UNIQUE (violation_id, event_type));
+CREATE INDEX violation_events_by_id ON violation_events (violation_id);
 CREATE INDEX violation_events_by_time ON violation_events (time);
 CREATE TABLE active_violations (
     violation_id TEXT PRIMARY KEY, thing TEXT NOT NULL, profile TEXT NOT NULL,
@@ -60,6 +62,24 @@ const MODELS: &str = "
 CREATE TABLE models (
     thing TEXT NOT NULL, profile TEXT NOT NULL, behavior TEXT NOT NULL, state BLOB NOT NULL,
     PRIMARY KEY (thing, profile, behavior)) WITHOUT ROWID;
+";
+
+/// The response side (schema 4). `outbox`: what each sink is owed, one row per (sink,
+/// object), written in the transaction that records the object and marked `sent` once the
+/// sink acknowledged it (`gated`: stored, never sent: `suppressAlerts` or a mute).
+/// `adjustments`: the append-only record of verification labels and the feedback they
+/// caused. `incidents` and `mitigation_tasks`: their JSON documents.
+const RESPONSE: &str = "
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY, sink TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL,
+    json TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
+    UNIQUE (sink, key));
+CREATE INDEX outbox_due ON outbox (sink, state, id);
+CREATE TABLE adjustments (
+    id INTEGER PRIMARY KEY, json TEXT NOT NULL, reverted_by INTEGER);
+CREATE TABLE incidents (id TEXT PRIMARY KEY, open INTEGER NOT NULL, json TEXT NOT NULL);
+CREATE TABLE mitigation_tasks (
+    task_id TEXT PRIMARY KEY, token TEXT, state TEXT NOT NULL, json TEXT NOT NULL);
 ";
 
 /// Writes one history row.
@@ -245,7 +265,7 @@ impl Store {
             .map_err(|e| format!("not a SQLite database ({e})"))?;
         if app == 0 && tables == 0 {
             c.execute_batch(&format!(
-                "BEGIN; {SCHEMA} {METRIC_CHUNKS} {MODELS} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA} {METRIC_CHUNKS} {MODELS} {RESPONSE} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
             .map_err(|e| format!("cannot create the schema: {e}"))?;
         } else if app != APPLICATION_ID {
@@ -256,10 +276,15 @@ impl Store {
             if version == 1 {
                 migrate_v1(c).map_err(|e| format!("cannot migrate schema version 1: {e}"))?;
             }
+            if version <= 2 {
+                c.execute_batch(&format!("BEGIN; {MODELS} PRAGMA user_version = 3; COMMIT;"))
+                    .map_err(|e| format!("cannot migrate schema version 2: {e}"))?;
+            }
             c.execute_batch(&format!(
-                "BEGIN; {MODELS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {RESPONSE} CREATE INDEX violation_events_by_id ON violation_events (violation_id); \
+                 PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
-            .map_err(|e| format!("cannot migrate schema version 2: {e}"))?;
+            .map_err(|e| format!("cannot migrate schema version 3: {e}"))?;
         } else if version != SCHEMA_VERSION {
             return Err(format!(
                 "has schema version {version}; this rcf reads version {SCHEMA_VERSION}"
@@ -460,7 +485,8 @@ impl Store {
         Ok(out)
     }
 
-    pub(crate) fn insert_event(&mut self, e: &EventRow<'_>) -> Result<(), StoreError> {
+    /// Stores an event; `false` if it was stored before (a replay: same id and type).
+    pub(crate) fn insert_event(&mut self, e: &EventRow<'_>) -> Result<bool, StoreError> {
         self.begin()?;
         let mut st = self
             .conn
@@ -481,7 +507,7 @@ impl Store {
             e.suppressed,
             e.json
         ])
-        .map(|_| ())
+        .map(|n| n > 0)
         .map_err(|e| self.error(e))
     }
 
@@ -714,6 +740,86 @@ impl Store {
         Ok((m, e))
     }
 
+    /// Queues `json` for `sink` under `key` (`pending`, or `gated`: recorded, never sent);
+    /// nothing if the sink already has that key (delivery is deduplicated on it).
+    pub(crate) fn put_outbox(
+        &mut self,
+        sink: &str,
+        key: &str,
+        gated: bool,
+        json: &str,
+    ) -> Result<(), StoreError> {
+        self.begin()?;
+        let state = if gated { "gated" } else { "pending" };
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO outbox (sink, key, state, json) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut st| st.execute(params![sink, key, state, json]))
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// The oldest `limit` pending objects of `sink`: (row id, JSON).
+    pub(crate) fn due(&self, sink: &str, limit: usize) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, json FROM outbox WHERE sink = ?1 AND state = 'pending' ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = st
+            .query_map(params![sink, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// Marks outbox rows sent (`error` `None`) or records a failed attempt on them, in a
+    /// transaction of its own (the caller has none open).
+    pub(crate) fn mark_outbox(&mut self, ids: &[i64], error: Option<&str>) -> Result<(), StoreError> {
+        self.begin()?;
+        {
+            let sql = if error.is_none() {
+                "UPDATE outbox SET state = 'sent', attempts = attempts + 1, error = NULL WHERE id = ?1"
+            } else {
+                "UPDATE outbox SET attempts = attempts + 1, error = ?2 WHERE id = ?1"
+            };
+            let mut st = self.conn.prepare_cached(sql).map_err(|e| self.error(e))?;
+            for id in ids {
+                match error {
+                    None => st.execute(params![id]),
+                    Some(msg) => st.execute(params![id, msg]),
+                }
+                .map_err(|e| self.error(e))?;
+            }
+        }
+        self.commit()
+    }
+
+    /// Whether a transaction is open (objects recorded in it are not yet committed).
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.in_tx || !self.pending.is_empty()
+    }
+
+    /// Runs one statement (with positional parameters) in the open transaction; returns the
+    /// rows changed.
+    pub(crate) fn execute(
+        &mut self,
+        sql: &str,
+        args: &[rusqlite::types::Value],
+    ) -> Result<usize, StoreError> {
+        self.begin()?;
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(rusqlite::params_from_iter(args.iter())))
+            .map_err(|e| self.error(e))
+    }
+
+    /// The id of the last row inserted.
+    pub(crate) fn last_insert_rowid(&self) -> i64 {
+        self.conn.last_insert_rowid()
+    }
+
     /// Runs a query with positional parameters, returning each row's columns as JSON values.
     pub(crate) fn query(
         &self,
@@ -736,6 +842,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Takes a fresh store back to before schema 4.
+    const DROP_RESPONSE: &str = "DROP TABLE outbox; DROP TABLE adjustments; DROP TABLE incidents; \
+        DROP TABLE mitigation_tasks; DROP INDEX violation_events_by_id;";
 
     fn temp(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("rcf-store-{}-{name}", std::process::id()));
@@ -830,6 +940,7 @@ mod tests {
             c.execute_batch(&format!(
                 "DROP TABLE metric_chunks;
                  DROP TABLE models;
+                 {DROP_RESPONSE}
                  CREATE TABLE metric_values (
                      thing INTEGER NOT NULL, metric INTEGER NOT NULL, ts INTEGER NOT NULL,
                      seq INTEGER NOT NULL, topic TEXT, num REAL, value TEXT,
@@ -879,7 +990,7 @@ mod tests {
         drop(Store::open(Some(&path)).unwrap());
         {
             let c = Connection::open(&path).unwrap();
-            c.execute_batch("DROP TABLE models; PRAGMA user_version = 2;")
+            c.execute_batch(&format!("DROP TABLE models; {DROP_RESPONSE} PRAGMA user_version = 2;"))
                 .unwrap();
         }
         let mut s = Store::open(Some(&path)).unwrap();
