@@ -557,6 +557,9 @@ impl Detector {
         }
 
         self.track_event(&mut verdict, threshold);
+        if verdict.grade > 0.0 || verdict.in_event || !verdict.attribution.is_empty() {
+            verdict.deviations = self.z.iter().map(|&z| f64::from(z)).collect();
+        }
 
         self.forest
             .update(&self.z)

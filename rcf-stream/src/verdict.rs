@@ -156,6 +156,12 @@ pub struct Verdict {
     pub attribution: Vec<MetricAttribution>,
     /// Expected values of the metrics the attribution points at.
     pub expected: Vec<ExpectedValue>,
+    /// Per metric, how far the point is from the stream's running normal, in its normalised
+    /// units (the z-score against the detector's decayed mean and spread): filled, like
+    /// `attribution`, for points above the threshold and inside an event; empty otherwise.
+    /// Scale-free, so deviations of different streams compare (the fleet's `learn` feedback
+    /// compares them).
+    pub deviations: Vec<f64>,
     /// When the anomaly started, relative to this point: 0 now, −k k points ago (the shingle
     /// slot carrying most of the attribution).
     pub relative_index: i32,
@@ -188,6 +194,7 @@ impl Verdict {
             p_value: 1.0,
             attribution: Vec::new(),
             expected: Vec::new(),
+            deviations: Vec::new(),
             relative_index: 0,
             state,
             suppressed: None,

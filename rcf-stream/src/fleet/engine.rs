@@ -28,6 +28,7 @@ use serde_json::{Map, Value, json};
 use super::datapoint::Datapoint;
 use super::dimension::Dimension;
 use super::metric::{Aggregation, MetricCatalog, MetricType};
+use super::mitigation::MitigationAction;
 use super::models::{ModelSettings, ModelStats, Usage};
 use super::profile::{CriteriaKind, MissingData, ProfileError, SecurityProfile, check_thing};
 use super::store::{EventRow, Store, StoreError};
@@ -35,7 +36,6 @@ use super::time::{self, Millis};
 use super::value::{MetricValue, json_kind, quoted};
 use super::violation::{EventType, MlExplanation, ViolationEvent, violation_id};
 use crate::{Detector, DetectorState, Verdict};
-use super::mitigation::MitigationAction;
 
 mod respond;
 pub use respond::ResponseReport;
@@ -1021,7 +1021,9 @@ impl Engine {
                 for (k, name) in b.mitigation_actions.iter().enumerate() {
                     if !actions.contains_key(name) {
                         return Err(perr(
-                            format!("securityProfiles[{pi}].behaviors[{bi}].rcf.mitigationActions[{k}]"),
+                            format!(
+                                "securityProfiles[{pi}].behaviors[{bi}].rcf.mitigationActions[{k}]"
+                            ),
                             format!("{} is not one of the mitigationActions", quoted(name)),
                         ));
                     }
@@ -1060,7 +1062,11 @@ impl Engine {
         if !self.response.actions.is_empty() {
             o.insert(
                 "mitigationActions".into(),
-                self.response.actions.values().map(|a| a.to_json()).collect(),
+                self.response
+                    .actions
+                    .values()
+                    .map(|a| a.to_json())
+                    .collect(),
             );
         }
         o.insert(
@@ -2397,7 +2403,7 @@ impl Engine {
                 };
                 // a group model's events span things, so only its own verdict counts
                 let violating = v.is_anomaly || (v.in_event && !from_group);
-                let mut ml = MlExplanation::from_verdict(*confidence, &v);
+                let mut ml = MlExplanation::from_verdict(*confidence, &v, &self.slots[i].features);
                 ml.group_model = from_group;
                 Some(Observation {
                     value: Some(value),
@@ -2574,8 +2580,8 @@ impl Engine {
         if let Some((et, id, start, count)) = event {
             let reason = format!("{count}: {}", self.describe(i, &obs));
             let slot = self.slots[i].clone();
-            let ev = self.event(thing, &slot, et, id, start, time, obs.value, reason, obs.ml);
-            self.record(&ev)?;
+            let mut ev = self.event(thing, &slot, et, id, start, time, obs.value, reason, obs.ml);
+            self.record(&mut ev)?;
             out.push(ev);
         }
         Ok(())
@@ -2607,6 +2613,7 @@ impl Engine {
             time,
             violation_start_time: start,
             verification_state: "UNKNOWN".into(),
+            verification_state_description: None,
             suppressed: b.suppresses_alerts(),
             reason,
             ml,
@@ -2614,7 +2621,11 @@ impl Engine {
     }
 
     /// Stores an event and keeps the active-violation table in step.
-    fn record(&mut self, ev: &ViolationEvent) -> Result<(), FleetError> {
+    fn record(&mut self, ev: &mut ViolationEvent) -> Result<(), FleetError> {
+        if ev.event_type != EventType::InAlarm {
+            // a label put on the violation while it was active carries over to its end
+            self.stamp_label(ev)?;
+        }
         let json = ev.to_json().to_string();
         let first = self.store.insert_event(&EventRow {
             violation_id: &ev.violation_id,
@@ -2668,7 +2679,7 @@ impl Engine {
         why: &str,
         out: &mut Vec<ViolationEvent>,
     ) -> Result<(), FleetError> {
-        let ev = self.event(
+        let mut ev = self.event(
             thing,
             slot,
             EventType::AlarmInvalidated,
@@ -2679,7 +2690,7 @@ impl Engine {
             why.to_string(),
             None,
         );
-        self.record(&ev)?;
+        self.record(&mut ev)?;
         out.push(ev);
         Ok(())
     }

@@ -8,12 +8,14 @@
 //! * [`Feedback::Learn`] (for a false or benign positive): *similar deviations of that thing
 //!   (or of a thing group) stop alarming*. Exactly what is learned, from the labelled
 //!   violation's `in-alarm` event:
-//!   - **ML behaviours**: for each metric, the relative deviation of the value from the
-//!     model's expectation, `L = (actual − expected) / max(|expected|, 1)`. A later ML
-//!     verdict of that behaviour counts as conforming when every metric's relative deviation
-//!     `r` lies in `[min(0, 1.5·L) − 0.25, max(0, 1.5·L) + 0.25]`: the same direction and up
-//!     to half as large again, with 25 % slack either way. A +60 % shift of bytes out is
-//!     learned; a ×6 message burst on the same thing still alarms.
+//!   - **ML behaviours**: for each metric, the labelled datapoint's deviation `L` from the
+//!     thing's running normal in its model's normalised units (the z-score against the
+//!     model's decayed mean and spread: `violationEventAdditionalInfo.deviations`;
+//!     scale-free, so it carries over to the other things of a group). A later ML verdict of
+//!     that behaviour counts as conforming when every metric's deviation `z` lies in
+//!     `[min(0, 1.5·L) − 1, max(0, 1.5·L) + 1]`: the same direction, up to half as large
+//!     again, with one spread of slack either way. A shift of bytes per message is learned;
+//!     a ×6 message burst on the same thing still alarms (messages were not off before).
 //!   - **Static and statistical comparisons** (`less-than` ...): the labelled value becomes
 //!     the thing's bound (a value up to it, for `less-than*`, or down to it, for
 //!     `greater-than*`, conforms).
@@ -169,29 +171,24 @@ pub(crate) enum Learned {
     Value(MetricValue),
 }
 
-/// The slack around a learned ML deviation, in relative deviation units.
-pub const LEARN_SLACK: f64 = 0.25;
+/// The slack around a learned ML deviation, in the model's normalised units (one spread).
+pub const LEARN_SLACK: f64 = 3.0;
 /// How much larger than the learned deviation a deviation may be and still be learned.
-pub const LEARN_SPAN: f64 = 1.5;
-
-/// The relative deviation of `actual` from `expected`.
-pub(crate) fn relative_deviation(actual: f64, expected: f64) -> f64 {
-    (actual - expected) / expected.abs().max(1.0)
-}
+pub const LEARN_SPAN: f64 = 3.0;
 
 impl Learned {
     /// What is learned from a labelled `in-alarm` event's JSON.
     pub(crate) fn from_event(event: &Value) -> Option<Self> {
-        if let Some(expected) = event
-            .pointer("/violationEventAdditionalInfo/expected")
+        if let Some(devs) = event
+            .pointer("/violationEventAdditionalInfo/deviations")
             .and_then(Value::as_array)
         {
-            let devs: Vec<(Arc<str>, f64)> = expected
+            let devs: Vec<(Arc<str>, f64)> = devs
                 .iter()
                 .filter_map(|e| {
                     Some((
                         Arc::from(e.get("metric")?.as_str()?),
-                        relative_deviation(e.get("actual")?.as_f64()?, e.get("expected")?.as_f64()?),
+                        e.get("deviation")?.as_f64()?,
                     ))
                 })
                 .collect();
@@ -204,14 +201,14 @@ impl Learned {
 
     pub(crate) fn to_json(&self) -> Value {
         match self {
-            Learned::Deviations(d) => json!({"relativeDeviations": d.iter()
+            Learned::Deviations(d) => json!({"deviations": d.iter()
                 .map(|(m, x)| json!({"metric": &**m, "deviation": x})).collect::<Vec<_>>()}),
             Learned::Value(v) => json!({"value": v.to_json()}),
         }
     }
 
     pub(crate) fn from_json(v: &Value) -> Option<Self> {
-        if let Some(d) = v.get("relativeDeviations").and_then(Value::as_array) {
+        if let Some(d) = v.get("deviations").and_then(Value::as_array) {
             return Some(Learned::Deviations(
                 d.iter()
                     .filter_map(|e| {
@@ -223,24 +220,25 @@ impl Learned {
                     .collect(),
             ));
         }
-        MetricValue::from_json(v.get("value")?).ok().map(Learned::Value)
+        MetricValue::from_json(v.get("value")?)
+            .ok()
+            .map(Learned::Value)
     }
 
-    /// Whether an ML verdict with these `(metric, actual, expected)` is like the learned one.
-    pub(crate) fn forgives_ml(&self, expected: &[(Arc<str>, f64, f64)]) -> bool {
+    /// Whether an ML verdict with these per-metric deviations is like the learned one.
+    pub(crate) fn forgives_ml(&self, deviations: &[(Arc<str>, f64)]) -> bool {
         let Learned::Deviations(learned) = self else {
             return false;
         };
-        !expected.is_empty()
-            && expected.iter().all(|(m, actual, exp)| {
+        !deviations.is_empty()
+            && deviations.iter().all(|(m, z)| {
                 let l = learned
                     .iter()
                     .find(|(n, _)| n == m)
                     .map_or(0.0, |(_, l)| *l);
-                let r = relative_deviation(*actual, *exp);
                 let lo = (LEARN_SPAN * l).min(0.0) - LEARN_SLACK;
                 let hi = (LEARN_SPAN * l).max(0.0) + LEARN_SLACK;
-                (lo..=hi).contains(&r)
+                (lo..=hi).contains(z)
             })
     }
 
@@ -265,11 +263,7 @@ impl Learned {
             };
         }
         let allow = matches!(op, InCidrSet | InPortSet | InSet);
-        let widened = if allow {
-            union(want, learned)
-        } else {
-            None
-        };
+        let widened = if allow { union(want, learned) } else { None };
         match widened {
             Some(set) => op.holds(observed, &set).unwrap_or(false),
             None if !allow => difference(observed, learned)
@@ -296,14 +290,18 @@ fn union(a: &MetricValue, b: &MetricValue) -> Option<MetricValue> {
 fn difference(a: &MetricValue, b: &MetricValue) -> Option<MetricValue> {
     use MetricValue as V;
     Some(match (a, b) {
-        (V::Ports(x), V::Ports(y)) => V::Ports(x.iter().filter(|p| !y.contains(p)).copied().collect()),
+        (V::Ports(x), V::Ports(y)) => {
+            V::Ports(x.iter().filter(|p| !y.contains(p)).copied().collect())
+        }
         (V::Strings(x), V::Strings(y)) => {
             V::Strings(x.iter().filter(|p| !y.contains(p)).cloned().collect())
         }
         (V::Numbers(x), V::Numbers(y)) => {
             V::Numbers(x.iter().filter(|p| !y.contains(p)).copied().collect())
         }
-        (V::Cidrs(x), V::Cidrs(y)) => V::Cidrs(x.iter().filter(|p| !y.contains(p)).copied().collect()),
+        (V::Cidrs(x), V::Cidrs(y)) => {
+            V::Cidrs(x.iter().filter(|p| !y.contains(p)).copied().collect())
+        }
         _ => return None,
     })
 }
@@ -323,8 +321,14 @@ pub(crate) struct Rule {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum RuleKind {
     Learn(Learned),
-    Mute { until: Millis },
-    Exclude { start: Millis, end: Option<Millis>, violation_id: String },
+    Mute {
+        until: Millis,
+    },
+    Exclude {
+        start: Millis,
+        end: Option<Millis>,
+        violation_id: String,
+    },
 }
 
 impl Rule {
@@ -349,7 +353,11 @@ impl Rule {
         match &self.kind {
             RuleKind::Learn(l) => o["learned"] = l.to_json(),
             RuleKind::Mute { until } => o["until"] = super::time::to_json(*until),
-            RuleKind::Exclude { start, end, violation_id } => {
+            RuleKind::Exclude {
+                start,
+                end,
+                violation_id,
+            } => {
                 o["excluded"] = json!({"violationId": violation_id, "start": start, "end": end});
             }
         }
@@ -394,15 +402,19 @@ mod tests {
 
     #[test]
     fn a_learned_shift_forgives_its_like_and_not_a_burst() {
-        // learned: bytes +60 %, messages as expected
-        let l = Learned::Deviations(vec![("bytes".into(), 0.6), ("msgs".into(), 0.02)]);
-        let v = |b: f64, m: f64| vec![(Arc::from("bytes"), b, 100.0), (Arc::from("msgs"), m, 50.0)];
-        assert!(l.forgives_ml(&v(160.0, 50.0)));
-        assert!(l.forgives_ml(&v(180.0, 55.0)));
-        assert!(l.forgives_ml(&v(95.0, 48.0)), "ordinary values are like it too");
-        assert!(!l.forgives_ml(&v(1000.0, 50.0)), "bytes x10");
-        assert!(!l.forgives_ml(&v(160.0, 300.0)), "messages x6");
-        assert!(!l.forgives_ml(&v(40.0, 50.0)), "the other direction");
+        // learned: bytes 4 spreads high, messages as usual
+        let l = Learned::Deviations(vec![("bytes".into(), 4.0), ("msgs".into(), 0.2)]);
+        let v = |b: f64, m: f64| vec![(Arc::from("bytes"), b), (Arc::from("msgs"), m)];
+        assert!(l.forgives_ml(&v(4.0, 0.0)));
+        assert!(l.forgives_ml(&v(6.5, 1.0)));
+        assert!(
+            l.forgives_ml(&v(0.5, -0.8)),
+            "ordinary values are like it too"
+        );
+        assert!(!l.forgives_ml(&v(30.0, 0.0)), "bytes far beyond");
+        assert!(!l.forgives_ml(&v(4.0, 12.0)), "a message burst");
+        assert!(!l.forgives_ml(&v(-3.0, 0.0)), "the other direction");
+        assert!(!l.forgives_ml(&[]), "nothing to compare");
     }
 
     #[test]
@@ -423,19 +435,35 @@ mod tests {
 
     #[test]
     fn feedback_strings_parse_and_bad_ones_are_named() {
-        assert_eq!(Feedback::parse("learn").unwrap(), Feedback::Learn(Scope::Thing));
+        assert_eq!(
+            Feedback::parse("learn").unwrap(),
+            Feedback::Learn(Scope::Thing)
+        );
         assert_eq!(
             Feedback::parse("learn:group=lights").unwrap(),
             Feedback::Learn(Scope::Group("lights".into()))
         );
         assert_eq!(
             Feedback::parse("mute:until=1767225600").unwrap(),
-            Feedback::Mute { scope: Scope::Thing, until: 1_767_225_600_000 }
+            Feedback::Mute {
+                scope: Scope::Thing,
+                until: 1_767_225_600_000
+            }
         );
-        for bad in ["mute", "forget", "learn:colour=red", "exclude-from-training:group=g"] {
+        for bad in [
+            "mute",
+            "forget",
+            "learn:colour=red",
+            "exclude-from-training:group=g",
+        ] {
             let e = Feedback::parse(bad).unwrap_err().to_string();
             assert!(e.contains("feedback"), "{bad}: {e}");
         }
-        assert!(VerificationState::parse("MAYBE").unwrap_err().to_string().contains("MAYBE"));
+        assert!(
+            VerificationState::parse("MAYBE")
+                .unwrap_err()
+                .to_string()
+                .contains("MAYBE")
+        );
     }
 }

@@ -148,7 +148,14 @@ mod tests {
         for k in 1..50 {
             let thing = format!("t{k}");
             assert!(inc.admits(&thing, "p", "auth", t0 + 300_000));
-            inc.join(&format!("v{k}"), &thing, "p", "auth", "STATIC", t0 + 300_000);
+            inc.join(
+                &format!("v{k}"),
+                &thing,
+                "p",
+                "auth",
+                "STATIC",
+                t0 + 300_000,
+            );
         }
         // another behaviour of a thing already in it joins; a stranger's other behaviour not
         assert!(inc.admits("t3", "p", "bytes", t0 + 600_000));

@@ -113,8 +113,19 @@ impl MitigationAction {
             .as_object()
             .ok_or_else(|| err("", "must be an object".into()))?;
         for k in o.keys() {
-            if !["actionName", "actionType", "actionParams", "roleArn", "tags"].contains(&k.as_str()) {
-                return Err(err(&format!(".{k}"), "is not a CreateMitigationAction field".into()));
+            if ![
+                "actionName",
+                "actionType",
+                "actionParams",
+                "roleArn",
+                "tags",
+            ]
+            .contains(&k.as_str())
+            {
+                return Err(err(
+                    &format!(".{k}"),
+                    "is not a CreateMitigationAction field".into(),
+                ));
             }
         }
         let name = o
@@ -152,7 +163,9 @@ impl MitigationAction {
                 let groups = p
                     .get("thingGroupNames")
                     .and_then(Value::as_array)
-                    .ok_or_else(|| err(&format!("{at}.thingGroupNames"), "must be a list".into()))?;
+                    .ok_or_else(|| {
+                        err(&format!("{at}.thingGroupNames"), "must be a list".into())
+                    })?;
                 if !(1..=10).contains(&groups.len()) {
                     return Err(err(
                         &format!("{at}.thingGroupNames"),
@@ -161,7 +174,10 @@ impl MitigationAction {
                 }
                 for (i, g) in groups.iter().enumerate() {
                     let g = g.as_str().ok_or_else(|| {
-                        err(&format!("{at}.thingGroupNames[{i}]"), "must be a string".into())
+                        err(
+                            &format!("{at}.thingGroupNames[{i}]"),
+                            "must be a string".into(),
+                        )
                     })?;
                     super::profile::check_identifier(g)
                         .map_err(|r| err(&format!("{at}.thingGroupNames[{i}]"), r))?;
@@ -177,7 +193,10 @@ impl MitigationAction {
             }
             ActionType::ReplaceDefaultPolicyVersion => {
                 if text("templateName") != Some("BLANK_POLICY") {
-                    return Err(err(&format!("{at}.templateName"), "must be BLANK_POLICY".into()));
+                    return Err(err(
+                        &format!("{at}.templateName"),
+                        "must be BLANK_POLICY".into(),
+                    ));
                 }
             }
             ActionType::UpdateDeviceCertificate | ActionType::UpdateCaCertificate => {
@@ -187,9 +206,15 @@ impl MitigationAction {
             }
             ActionType::EnableIotLogging => {
                 if text("roleArnForLogging").is_none_or(str::is_empty) {
-                    return Err(err(&format!("{at}.roleArnForLogging"), "must be a string".into()));
+                    return Err(err(
+                        &format!("{at}.roleArnForLogging"),
+                        "must be a string".into(),
+                    ));
                 }
-                if !matches!(text("logLevel"), Some("DEBUG" | "INFO" | "ERROR" | "WARN" | "DISABLED")) {
+                if !matches!(
+                    text("logLevel"),
+                    Some("DEBUG" | "INFO" | "ERROR" | "WARN" | "DISABLED")
+                ) {
                     return Err(err(
                         &format!("{at}.logLevel"),
                         "must be DEBUG, INFO, ERROR, WARN or DISABLED".into(),
@@ -245,7 +270,9 @@ pub struct WebhookExecutor {
 
 impl std::fmt::Debug for WebhookExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookExecutor").field("url", &self.url).finish()
+        f.debug_struct("WebhookExecutor")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -261,7 +288,11 @@ impl WebhookExecutor {
 
 impl Executor for WebhookExecutor {
     fn execute(&mut self, action: &MitigationAction, violation: &Value) -> Result<(), String> {
-        super::sink::post_json(&self.agent, &self.url, &execution_request(action, violation))
+        super::sink::post_json(
+            &self.agent,
+            &self.url,
+            &execution_request(action, violation),
+        )
     }
 }
 
@@ -312,7 +343,11 @@ impl Executor for CommandExecutor {
                     return if status.success() {
                         Ok(())
                     } else {
-                        Err(format!("{} exited with {status}: {}", self.program, err.trim()))
+                        Err(format!(
+                            "{} exited with {status}: {}",
+                            self.program,
+                            err.trim()
+                        ))
                     };
                 }
                 Ok(None) if std::time::Instant::now() < deadline => {
@@ -321,7 +356,10 @@ impl Executor for CommandExecutor {
                 Ok(None) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!("{} ran past {:?} and was killed", self.program, self.timeout));
+                    return Err(format!(
+                        "{} ran past {:?} and was killed",
+                        self.program, self.timeout
+                    ));
                 }
                 Err(e) => return Err(format!("waiting for {}: {e}", self.program)),
             }
@@ -344,7 +382,8 @@ pub(crate) struct TaskRequest {
 
 impl TaskRequest {
     pub(crate) fn from_json(v: &Value) -> Result<Self, FleetError> {
-        let bad = |name: &'static str, reason: String| FleetError::InvalidParameter { name, reason };
+        let bad =
+            |name: &'static str, reason: String| FleetError::InvalidParameter { name, reason };
         let o = v
             .as_object()
             .ok_or_else(|| bad("task", "must be a JSON object".into()))?;
@@ -382,7 +421,8 @@ impl TaskRequest {
             _ => {
                 return Err(bad(
                     "target",
-                    "must give either violationIds or securityProfileName (and behaviorName)".into(),
+                    "must give either violationIds or securityProfileName (and behaviorName)"
+                        .into(),
                 ));
             }
         };
@@ -447,8 +487,14 @@ mod tests {
         assert_eq!(a.action_type, ActionType::AddThingsToThingGroup);
         assert_eq!(a.to_json()["actionType"], "ADD_THINGS_TO_THING_GROUP");
         for (v, path) in [
-            (json!({"actionName": "x", "actionParams": {}}), ".actionParams"),
-            (json!({"actionName": "x", "actionParams": {"fooParams": {}}}), ".fooParams"),
+            (
+                json!({"actionName": "x", "actionParams": {}}),
+                ".actionParams",
+            ),
+            (
+                json!({"actionName": "x", "actionParams": {"fooParams": {}}}),
+                ".fooParams",
+            ),
             (
                 json!({"actionName": "x", "actionParams": {"addThingsToThingGroupParams": {"thingGroupNames": []}}}),
                 ".thingGroupNames",
@@ -471,8 +517,14 @@ mod tests {
         .unwrap();
         assert_eq!(ok.token.as_deref(), Some("tok"));
         for (v, name) in [
-            (json!({"taskId": "t", "target": {}, "actions": ["a"]}), "target"),
-            (json!({"taskId": "t", "target": {"violationIds": ["a"]}, "actions": []}), "actions"),
+            (
+                json!({"taskId": "t", "target": {}, "actions": ["a"]}),
+                "target",
+            ),
+            (
+                json!({"taskId": "t", "target": {"violationIds": ["a"]}, "actions": []}),
+                "actions",
+            ),
             (
                 json!({"taskId": "t", "target": {"violationIds": ["a"]}, "actions": ["1","2","3","4","5","6"]}),
                 "actions",

@@ -67,8 +67,8 @@ pub mod engine;
 pub mod feedback;
 mod history;
 pub mod incident;
-pub mod mitigation;
 pub mod metric;
+pub mod mitigation;
 pub mod models;
 pub mod profile;
 pub mod sink;
@@ -84,13 +84,13 @@ pub use engine::{
 };
 pub use feedback::{Feedback, Scope, VerificationState};
 pub use incident::Incident;
-pub use mitigation::{ActionType, CommandExecutor, Executor, MitigationAction, WebhookExecutor};
-pub use sink::{JsonlSink, MqttSink, Payload, Sink, SinkOptions, SinkSpec, WebhookSink};
 pub use metric::{Aggregation, MetricCatalog, MetricKind, MetricType};
+pub use mitigation::{ActionType, CommandExecutor, Executor, MitigationAction, WebhookExecutor};
 pub use models::{ModelSettings, ModelStats, parse_memory_size};
 pub use profile::{
     Behavior, ComparisonOperator, ConfidenceLevel, CriteriaKind, MissingData, ModelScope,
     ProfileError, SecurityProfile,
 };
+pub use sink::{JsonlSink, MqttSink, Payload, Sink, SinkOptions, SinkSpec, WebhookSink};
 pub use value::{Cidr, MetricValue};
 pub use violation::{EventType, MlExplanation, ViolationEvent};

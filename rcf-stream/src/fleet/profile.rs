@@ -698,7 +698,10 @@ impl Behavior {
                         if mitigation_actions.len() > 5 {
                             return Err(err(
                                 &k_at,
-                                format!("must name 1 to 5 actions, names {}", mitigation_actions.len()),
+                                format!(
+                                    "must name 1 to 5 actions, names {}",
+                                    mitigation_actions.len()
+                                ),
                             ));
                         }
                     }

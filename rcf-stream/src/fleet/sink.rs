@@ -97,7 +97,8 @@ impl SinkOptions {
     }
 
     fn check(&self) -> Result<(), FleetError> {
-        let bad = |name: &'static str, reason: String| FleetError::InvalidParameter { name, reason };
+        let bad =
+            |name: &'static str, reason: String| FleetError::InvalidParameter { name, reason };
         if !(1..=1000).contains(&self.batch) {
             return Err(bad(
                 "batch",
@@ -107,7 +108,10 @@ impl SinkOptions {
         if !(1..=60_000).contains(&self.per_minute) {
             return Err(bad(
                 "rate",
-                format!("must be 1 to 60000 deliveries per minute, got {}", self.per_minute),
+                format!(
+                    "must be 1 to 60000 deliveries per minute, got {}",
+                    self.per_minute
+                ),
             ));
         }
         if !(1..=600_000).contains(&self.timeout_ms) {
@@ -190,10 +194,14 @@ impl SinkSpec {
             }
             "mqtt" => {
                 let rest = target.strip_prefix("mqtt://").ok_or_else(|| {
-                    bad(format!("mqtt `{target}` must look like mqtt://HOST:PORT/TOPIC"))
+                    bad(format!(
+                        "mqtt `{target}` must look like mqtt://HOST:PORT/TOPIC"
+                    ))
                 })?;
                 let (authority, topic) = rest.split_once('/').ok_or_else(|| {
-                    bad(format!("mqtt `{target}` names no topic (mqtt://HOST:PORT/TOPIC)"))
+                    bad(format!(
+                        "mqtt `{target}` names no topic (mqtt://HOST:PORT/TOPIC)"
+                    ))
                 })?;
                 if topic.is_empty() || topic.contains(['+', '#']) {
                     return Err(bad(format!(
@@ -320,7 +328,9 @@ pub struct WebhookSink {
 
 impl std::fmt::Debug for WebhookSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookSink").field("url", &self.url).finish()
+        f.debug_struct("WebhookSink")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -486,8 +496,14 @@ mod tests {
         let s = SinkSpec::parse("webhook=http://127.0.0.1:9000/hook,batch=1,rate=600,timeout=2")
             .unwrap();
         assert_eq!(s.name, "webhook=http://127.0.0.1:9000/hook");
-        assert_eq!(s.kind, SinkKind::Webhook("http://127.0.0.1:9000/hook".into()));
-        assert_eq!((s.options.batch, s.options.per_minute, s.options.timeout_ms), (1, 600, 2000));
+        assert_eq!(
+            s.kind,
+            SinkKind::Webhook("http://127.0.0.1:9000/hook".into())
+        );
+        assert_eq!(
+            (s.options.batch, s.options.per_minute, s.options.timeout_ms),
+            (1, 600, 2000)
+        );
         let m = SinkSpec::parse("mqtt=mqtt://localhost:1884/alerts/rcf,incidents").unwrap();
         assert_eq!(
             m.kind,

@@ -776,7 +776,11 @@ impl Store {
 
     /// Marks outbox rows sent (`error` `None`) or records a failed attempt on them, in a
     /// transaction of its own (the caller has none open).
-    pub(crate) fn mark_outbox(&mut self, ids: &[i64], error: Option<&str>) -> Result<(), StoreError> {
+    pub(crate) fn mark_outbox(
+        &mut self,
+        ids: &[i64],
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.begin()?;
         {
             let sql = if error.is_none() {
@@ -990,8 +994,10 @@ mod tests {
         drop(Store::open(Some(&path)).unwrap());
         {
             let c = Connection::open(&path).unwrap();
-            c.execute_batch(&format!("DROP TABLE models; {DROP_RESPONSE} PRAGMA user_version = 2;"))
-                .unwrap();
+            c.execute_batch(&format!(
+                "DROP TABLE models; {DROP_RESPONSE} PRAGMA user_version = 2;"
+            ))
+            .unwrap();
         }
         let mut s = Store::open(Some(&path)).unwrap();
         let version: i32 = s

@@ -58,6 +58,9 @@ pub struct MlExplanation {
     pub expected: Vec<(Arc<str>, f64, f64)>,
     /// Per metric: attribution `(metric, high, low)`, summing to the score.
     pub attribution: Vec<(Arc<str>, f64, f64)>,
+    /// Per metric: how far the window's value is from the thing's running normal, in its
+    /// model's normalised units (z-scores; see [`Verdict::deviations`]).
+    pub deviations: Vec<(Arc<str>, f64)>,
     /// When the anomaly began, in datapoints relative to this one (0 now, −k k datapoints ago).
     pub relative_index: i32,
     /// The verdict came from the behaviour's group model (scopes `group`, and `hierarchical`
@@ -66,7 +69,11 @@ pub struct MlExplanation {
 }
 
 impl MlExplanation {
-    pub(crate) fn from_verdict(confidence_level: ConfidenceLevel, v: &Verdict) -> Self {
+    pub(crate) fn from_verdict(
+        confidence_level: ConfidenceLevel,
+        v: &Verdict,
+        names: &[Arc<str>],
+    ) -> Self {
         MlExplanation {
             confidence_level,
             score: v.score,
@@ -81,6 +88,11 @@ impl MlExplanation {
                 .attribution
                 .iter()
                 .map(|a| (a.metric.clone(), a.high, a.low))
+                .collect(),
+            deviations: names
+                .iter()
+                .cloned()
+                .zip(v.deviations.iter().copied())
                 .collect(),
             relative_index: v.relative_index,
             group_model: false,
@@ -99,6 +111,8 @@ impl MlExplanation {
             "attribution": self.attribution.iter().map(|(m, h, l)| json!({
                 "metric": &**m, "high": num(*h), "low": num(*l),
                 "direction": if h >= l { "HIGH" } else { "LOW" }})).collect::<Vec<_>>(),
+            "deviations": self.deviations.iter().map(|(m, z)| json!({
+                "metric": &**m, "deviation": num(*z)})).collect::<Vec<_>>(),
             "relativeIndex": self.relative_index,
             "model": if self.group_model { "group" } else { "device" },
         })
@@ -131,6 +145,8 @@ pub struct ViolationEvent {
     pub violation_start_time: Millis,
     /// `verificationState` (`UNKNOWN` until someone labels it).
     pub verification_state: String,
+    /// `verificationStateDescription`, once labelled with one.
+    pub verification_state_description: Option<String>,
     /// The behaviour's `suppressAlerts` (the event is recorded; alerts are not sent).
     pub suppressed: bool,
     /// Why the event happened, in words (an rcf extension: "3 datapoints violated ...").
@@ -161,6 +177,9 @@ impl ViolationEvent {
         }
         o.insert("violationEventType".into(), json!(self.event_type.as_str()));
         o.insert("verificationState".into(), json!(self.verification_state));
+        if let Some(d) = &self.verification_state_description {
+            o.insert("verificationStateDescription".into(), json!(d));
+        }
         o.insert("violationEventTime".into(), time::to_json(self.time));
         o.insert(
             "rcf".into(),

@@ -105,13 +105,14 @@ impl Engine {
             }
         }
         self.response.incidents.clear();
-        for r in self
-            .store
-            .query("SELECT json FROM incidents WHERE open = 1 ORDER BY rowid", &[])?
-        {
+        for r in self.store.query(
+            "SELECT json FROM incidents WHERE open = 1 ORDER BY rowid",
+            &[],
+        )? {
             let v: Value = serde_json::from_str(&text(&r[0]))
                 .map_err(|e| self.corrupt("an open incident", e))?;
-            let inc = Incident::from_json(&v).ok_or_else(|| self.corrupt("an open incident", "fields"))?;
+            let inc = Incident::from_json(&v)
+                .ok_or_else(|| self.corrupt("an open incident", "fields"))?;
             self.response.incidents.push(inc);
         }
         Ok(())
@@ -119,7 +120,11 @@ impl Engine {
 
     /// After an event is stored for the first time: its outbox rows, its incident, its
     /// automatic mitigation task, the end of an exclusion span.
-    pub(super) fn on_recorded(&mut self, ev: &ViolationEvent, json: &str) -> Result<(), FleetError> {
+    pub(super) fn on_recorded(
+        &mut self,
+        ev: &ViolationEvent,
+        json: &str,
+    ) -> Result<(), FleetError> {
         let gated = ev.suppressed || self.muted(ev);
         let key = format!("{}/{}", ev.violation_id, ev.event_type.as_str());
         for s in &self.response.sinks {
@@ -160,6 +165,22 @@ impl Engine {
                     self.rewrite_rule(&rule)?;
                     self.retrain(&ev.thing_name, &ev.security_profile_name, &ev.behavior_name)?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the label of a violation's `in-alarm` event onto a later event of it.
+    pub(super) fn stamp_label(&self, ev: &mut ViolationEvent) -> Result<(), FleetError> {
+        let rows = self.store.query(
+            "SELECT verification_state, json_extract(json, '$.verificationStateDescription') \
+             FROM violation_events WHERE violation_id = ?1 AND event_type = 'in-alarm'",
+            &[ev.violation_id.clone().into()],
+        )?;
+        if let Some(r) = rows.first() {
+            ev.verification_state = text(&r[0]);
+            if let rusqlite::types::Value::Text(d) = &r[1] {
+                ev.verification_state_description = Some(d.clone());
             }
         }
         Ok(())
@@ -206,7 +227,7 @@ impl Engine {
                 return false;
             }
             match (&b.kind, &obs.ml, &obs.value) {
-                (CriteriaKind::Ml { .. }, Some(ml), _) => learned.forgives_ml(&ml.expected),
+                (CriteriaKind::Ml { .. }, Some(ml), _) => learned.forgives_ml(&ml.deviations),
                 (CriteriaKind::Static { op, value: want }, _, Some(v)) => {
                     learned.forgives_value(*op, want, v)
                 }
@@ -258,7 +279,11 @@ impl Engine {
     }
 
     fn join_incident(&mut self, ev: &ViolationEvent) -> Result<(), FleetError> {
-        let (thing, p, b) = (&*ev.thing_name, &*ev.security_profile_name, &*ev.behavior_name);
+        let (thing, p, b) = (
+            &*ev.thing_name,
+            &*ev.security_profile_name,
+            &*ev.behavior_name,
+        );
         let start = ev.violation_start_time;
         let k = match self
             .response
@@ -286,9 +311,10 @@ impl Engine {
     /// start by the gap) and queues them for the sinks fed incidents.
     pub(super) fn settle_incidents(&mut self) -> Result<(), FleetError> {
         let now = self.now();
-        let (done, open): (Vec<Incident>, Vec<Incident>) = std::mem::take(&mut self.response.incidents)
-            .into_iter()
-            .partition(|i| now.saturating_sub(i.last_start) > INCIDENT_GAP_MS);
+        let (done, open): (Vec<Incident>, Vec<Incident>) =
+            std::mem::take(&mut self.response.incidents)
+                .into_iter()
+                .partition(|i| now.saturating_sub(i.last_start) > INCIDENT_GAP_MS);
         self.response.incidents = open;
         for mut inc in done {
             inc.closed = true;
@@ -407,9 +433,7 @@ impl Engine {
         let rows = self
             .store
             .query("SELECT count(*) FROM outbox WHERE state = 'pending'", &[])?;
-        report.pending = rows
-            .first()
-            .map_or(0, |r| text(&r[0]).parse().unwrap_or(0));
+        report.pending = rows.first().map_or(0, |r| text(&r[0]).parse().unwrap_or(0));
         Ok(report)
     }
 
@@ -422,13 +446,22 @@ impl Engine {
         self.respond(wall_ms())
     }
 
-    fn deliver_sink(&mut self, k: usize, now: u64, report: &mut ResponseReport) -> Result<(), FleetError> {
+    fn deliver_sink(
+        &mut self,
+        k: usize,
+        now: u64,
+        report: &mut ResponseReport,
+    ) -> Result<(), FleetError> {
         loop {
             let s = &mut self.response.sinks[k];
             if now < s.next_attempt {
                 return Ok(());
             }
-            while s.recent.front().is_some_and(|t| now.saturating_sub(*t) >= 60_000) {
+            while s
+                .recent
+                .front()
+                .is_some_and(|t| now.saturating_sub(*t) >= 60_000)
+            {
                 s.recent.pop_front();
             }
             if s.recent.len() >= s.options.per_minute as usize {
@@ -531,13 +564,17 @@ impl Engine {
                 if state == VerificationState::TruePositive {
                     return Err(bad(
                         "feedback",
-                        "learn is for false and benign positives; a TRUE_POSITIVE is not normal".into(),
+                        "learn is for false and benign positives; a TRUE_POSITIVE is not normal"
+                            .into(),
                     ));
                 }
                 let learned = Learned::from_event(&event).ok_or_else(|| {
                     bad(
                         "feedback",
-                        format!("violation {} has no value to learn from", quoted(violation_id)),
+                        format!(
+                            "violation {} has no value to learn from",
+                            quoted(violation_id)
+                        ),
                     )
                 })?;
                 Some((scope.clone(), RuleKind::Learn(learned)))
@@ -574,7 +611,10 @@ impl Engine {
         )?;
         self.store.execute(
             "UPDATE active_violations SET verification_state = ?1 WHERE violation_id = ?2",
-            &[state.as_str().to_string().into(), violation_id.to_string().into()],
+            &[
+                state.as_str().to_string().into(),
+                violation_id.to_string().into(),
+            ],
         )?;
         let mut record = json!({
             "time": wall_ms(), "eventTime": crate::fleet::time::to_json(self.now()),
@@ -633,9 +673,10 @@ impl Engine {
     ///
     /// The store failed.
     pub fn adjustments(&self) -> Result<Vec<Value>, FleetError> {
-        let rows = self
-            .store
-            .query("SELECT id, json, reverted_by FROM adjustments ORDER BY id", &[])?;
+        let rows = self.store.query(
+            "SELECT id, json, reverted_by FROM adjustments ORDER BY id",
+            &[],
+        )?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -713,7 +754,11 @@ impl Engine {
 
     /// The configuration's mitigation actions (`DescribeMitigationAction` shapes).
     pub fn mitigation_actions(&self) -> Vec<Value> {
-        self.response.actions.values().map(MitigationAction::to_json).collect()
+        self.response
+            .actions
+            .values()
+            .map(MitigationAction::to_json)
+            .collect()
     }
 
     /// Sets who runs the actions the engine does not run itself (policy, certificates,
@@ -784,7 +829,10 @@ impl Engine {
             if automatic {
                 return Ok(Value::Null);
             }
-            return Err(bad("taskId", format!("{} is already a task", quoted(&req.task_id))));
+            return Err(bad(
+                "taskId",
+                format!("{} is already a task", quoted(&req.task_id)),
+            ));
         }
         let mut defs = Vec::new();
         for a in &req.actions {
@@ -889,7 +937,9 @@ impl Engine {
             "INSERT INTO mitigation_tasks (task_id, token, state, json) VALUES (?1, ?2, ?3, ?4)",
             &[
                 req.task_id.clone().into(),
-                req.token.clone().map_or(rusqlite::types::Value::Null, Into::into),
+                req.token
+                    .clone()
+                    .map_or(rusqlite::types::Value::Null, Into::into),
                 status.to_string().into(),
                 task.to_string().into(),
             ],
@@ -939,7 +989,11 @@ impl Engine {
         if task["taskStatus"] != "IN_PROGRESS" {
             return Err(bad(
                 "taskId",
-                format!("{} is {}, not IN_PROGRESS", quoted(task_id), task["taskStatus"]),
+                format!(
+                    "{} is {}, not IN_PROGRESS",
+                    quoted(task_id),
+                    task["taskStatus"]
+                ),
             ));
         }
         let mut skipped = 0;
@@ -984,7 +1038,10 @@ impl Engine {
             let n = task["executions"].as_array().map_or(0, Vec::len);
             let mut k = 0;
             while k < n {
-                let id = task["executions"][k]["violationId"].as_str().unwrap_or("").to_string();
+                let id = task["executions"][k]["violationId"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
                 let mut failed = false;
                 while k < n && task["executions"][k]["violationId"] == id.as_str() {
                     if task["executions"][k]["status"] != "IN_PROGRESS" {
@@ -994,11 +1051,26 @@ impl Engine {
                     }
                     ran += 1;
                     let (status, message, stat) = if failed {
-                        ("SKIPPED", Some("an earlier action for this violation failed".to_string()), "actionsSkipped")
+                        (
+                            "SKIPPED",
+                            Some("an earlier action for this violation failed".to_string()),
+                            "actionsSkipped",
+                        )
                     } else {
-                        let action = task["executions"][k]["actionName"].as_str().unwrap_or("").to_string();
-                        let thing = task["executions"][k]["thingName"].as_str().unwrap_or("").to_string();
-                        match self.run_action(&action, &id, &thing, task["taskId"].as_str().unwrap_or("")) {
+                        let action = task["executions"][k]["actionName"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string();
+                        let thing = task["executions"][k]["thingName"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string();
+                        match self.run_action(
+                            &action,
+                            &id,
+                            &thing,
+                            task["taskId"].as_str().unwrap_or(""),
+                        ) {
                             Ok(()) => ("SUCCESSFUL", None, "actionsExecuted"),
                             Err(e) => {
                                 failed = true;
@@ -1016,7 +1088,10 @@ impl Engine {
                     k += 1;
                 }
                 if k == n {
-                    let failed_any = task["taskStatistics"]["actionsFailed"].as_u64().unwrap_or(0) > 0;
+                    let failed_any = task["taskStatistics"]["actionsFailed"]
+                        .as_u64()
+                        .unwrap_or(0)
+                        > 0;
                     task["taskStatus"] = json!(if failed_any { "FAILED" } else { "SUCCESSFUL" });
                     task["taskEndTime"] = json!(wall_ms() / 1000);
                 }
@@ -1027,7 +1102,13 @@ impl Engine {
         Ok(ran)
     }
 
-    fn run_action(&mut self, name: &str, violation_id: &str, thing: &str, task_id: &str) -> Result<(), String> {
+    fn run_action(
+        &mut self,
+        name: &str,
+        violation_id: &str,
+        thing: &str,
+        task_id: &str,
+    ) -> Result<(), String> {
         let action = self
             .response
             .actions
@@ -1046,7 +1127,10 @@ impl Engine {
             .unwrap_or(Value::Null);
         match action.action_type {
             ActionType::AddThingsToThingGroup => {
-                let groups = action.params["thingGroupNames"].as_array().cloned().unwrap_or_default();
+                let groups = action.params["thingGroupNames"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 for g in groups {
                     self.add_to_group(g.as_str().unwrap_or(""), thing)
                         .map_err(|e| e.to_string())?;
@@ -1060,7 +1144,12 @@ impl Engine {
                 }
                 let finding = json!({"finding": violation, "taskId": task_id, "actionName": name});
                 self.store
-                    .put_outbox(sink, &format!("finding/{task_id}/{violation_id}"), false, &finding.to_string())
+                    .put_outbox(
+                        sink,
+                        &format!("finding/{task_id}/{violation_id}"),
+                        false,
+                        &finding.to_string(),
+                    )
                     .map_err(|e| e.to_string())
             }
             other => match self.response.executor.as_mut() {
