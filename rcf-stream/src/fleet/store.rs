@@ -327,8 +327,11 @@ impl Store {
     /// Opens the batch's transaction if none is open.
     pub(crate) fn begin(&mut self) -> Result<(), StoreError> {
         if !self.in_tx {
+            // IMMEDIATE: the write lock now (waiting up to the busy timeout for another
+            // process, e.g. `rcf fleet verify` beside `rcf fleet serve`), so that a
+            // transaction that reads first never fails to upgrade on a stale snapshot
             self.conn
-                .execute_batch("BEGIN")
+                .execute_batch("BEGIN IMMEDIATE")
                 .map_err(|e| self.error(e))?;
             self.in_tx = true;
         }
@@ -798,6 +801,13 @@ impl Store {
             }
         }
         self.commit()
+    }
+
+    /// SQLite's `data_version`: it changes when another connection commits to the database.
+    pub(crate) fn data_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.error(e))
     }
 
     /// Whether a transaction is open (objects recorded in it are not yet committed).

@@ -30,6 +30,27 @@ enum FleetAction {
     /// GetBehaviorModelTrainingSummaries: PENDING_BUILD, ACTIVE or EXPIRED, the share of
     /// datapoints collected, plus rcf's scope and per-thing warm-up), as JSON Lines.
     Models(ModelArgs),
+    /// Live ingestion from an MQTT broker: Device Defender's report topics and a telemetry
+    /// topic, replies on /accepted and /rejected, alerts to sinks; stops cleanly on SIGTERM.
+    Serve(crate::serve::ServeArgs),
+    /// Label a violation (PutVerificationStateOnViolation), with optional feedback: learn,
+    /// mute, exclude-from-training. Prints the adjustment record.
+    Verify(crate::respond::VerifyArgs),
+    /// Every adjustment record (labels and the feedback they caused), as JSON Lines.
+    Adjustments(crate::respond::StoreArgs),
+    /// Revert an adjustment's feedback (appends a revert record).
+    Revert(crate::respond::RevertArgs),
+    /// Move a thing into the quarantine thing group.
+    Quarantine(crate::respond::QuarantineArgs),
+    /// Take a thing out of the quarantine thing group.
+    Release(crate::respond::QuarantineArgs),
+    /// Run mitigation actions on violations (StartDetectMitigationActionsTask) and print the
+    /// task's outcome.
+    Mitigate(crate::respond::MitigateArgs),
+    /// Mitigation tasks (or one, or cancel one), as JSON Lines.
+    Tasks(crate::respond::TasksArgs),
+    /// Incidents: violations that started together, grouped, as JSON Lines.
+    Incidents(crate::respond::StoreArgs),
 }
 
 #[derive(Args)]
@@ -122,6 +143,8 @@ struct RunArgs {
     /// Datapoints per shingle of each ML model whose behaviour sets none (default 8).
     #[arg(long)]
     shingle_size: Option<usize>,
+    #[command(flatten)]
+    response: crate::respond::ResponseArgs,
 }
 
 #[derive(Args)]
@@ -182,6 +205,15 @@ pub(crate) fn main(args: FleetArgs) -> Result<(), Failure> {
         Some(FleetAction::Violations(v)) => violations(&v),
         Some(FleetAction::Metrics(m)) => metrics(&m),
         Some(FleetAction::Models(m)) => models(&m),
+        Some(FleetAction::Serve(a)) => crate::serve::serve(&a),
+        Some(FleetAction::Verify(a)) => crate::respond::verify(&a),
+        Some(FleetAction::Adjustments(a)) => crate::respond::adjustments(&a),
+        Some(FleetAction::Revert(a)) => crate::respond::revert(&a),
+        Some(FleetAction::Quarantine(a)) => crate::respond::quarantine(&a, false),
+        Some(FleetAction::Release(a)) => crate::respond::quarantine(&a, true),
+        Some(FleetAction::Mitigate(a)) => crate::respond::mitigate(&a),
+        Some(FleetAction::Tasks(a)) => crate::respond::tasks(&a),
+        Some(FleetAction::Incidents(a)) => crate::respond::incidents(&a),
         None => {
             let run = args.run;
             if let Some(dir) = &run.write_demo {
@@ -247,6 +279,7 @@ fn open_engine(run: &RunArgs) -> Result<Engine, Failure> {
         }
         None => {}
     }
+    run.response.apply(&mut engine)?;
     Ok(engine)
 }
 
@@ -357,6 +390,7 @@ fn ingest(run: &RunArgs, file: &PathBuf) -> Result<(), Failure> {
                 .commit(Some(&format!("{line_no}:{hash:016x}")))
                 .map_err(|e| e.to_string())?;
             since_commit = 0;
+            crate::respond::respond(&mut engine, true)?;
         }
     }
     let flush = if run.no_flush {
@@ -374,6 +408,7 @@ fn ingest(run: &RunArgs, file: &PathBuf) -> Result<(), Failure> {
         .commit(Some(&format!("{line_no}:{hash:016x}")))
         .map_err(|e| e.to_string())?;
     progress.clear();
+    crate::respond::respond(&mut engine, false)?;
     if let Some(summary) = malformed.summary() {
         eprintln!("rcf: {summary}");
     }

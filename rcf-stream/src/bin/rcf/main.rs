@@ -14,6 +14,8 @@ mod demo;
 mod fleet;
 mod fleet_demo;
 mod input;
+mod respond;
+mod serve;
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};

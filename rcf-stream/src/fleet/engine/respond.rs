@@ -45,6 +45,20 @@ pub(crate) struct Response {
     /// The configuration's mitigation actions, by name.
     pub(super) actions: BTreeMap<String, MitigationAction>,
     executor: Option<Box<dyn Executor>>,
+    /// The newest adjustment id the rules were read at (another process, such as `rcf fleet
+    /// verify` next to `rcf fleet serve`, may append adjustments to the store).
+    rules_at: i64,
+    /// The store's `data_version` when last looked at.
+    data_version: i64,
+    /// This engine's id as a task runner: it runs the tasks it started (and, adopted when it
+    /// opened the store, the automatic ones: they belong to the ingesting engine), not those
+    /// of another process sharing the store.
+    runner: String,
+    /// The datapoints counter when the store was opened, and whether this engine has
+    /// adopted the automatic tasks yet (it does once it has ingested: then it is the store's
+    /// ingesting engine).
+    opened_at: Option<u64>,
+    adopted: bool,
 }
 
 /// What one [`Engine::respond`] call did.
@@ -91,7 +105,19 @@ impl Engine {
             "SELECT id, json FROM adjustments WHERE reverted_by IS NULL ORDER BY id",
             &[],
         )?;
+        self.response.data_version = self.store.data_version()?;
+        if self.response.runner.is_empty() {
+            self.response.runner = format!(
+                "{}-{}",
+                std::process::id(),
+                wall_ms() ^ (self as *const Self as u64).rotate_left(17)
+            );
+        }
         self.response.rules.clear();
+        if self.response.opened_at.is_none() {
+            self.response.opened_at = Some(self.counters.datapoints);
+        }
+        self.response.rules_at = self.newest_adjustment()?;
         for r in rows {
             let id = match r[0] {
                 rusqlite::types::Value::Integer(i) => i,
@@ -115,6 +141,78 @@ impl Engine {
                 .ok_or_else(|| self.corrupt("an open incident", "fields"))?;
             self.response.incidents.push(inc);
         }
+        Ok(())
+    }
+
+    /// The id of the newest adjustment record (0: none).
+    fn newest_adjustment(&self) -> Result<i64, FleetError> {
+        let rows = self
+            .store
+            .query("SELECT coalesce(max(id), 0) FROM adjustments", &[])?;
+        Ok(match rows.first().map(|r| &r[0]) {
+            Some(rusqlite::types::Value::Integer(i)) => *i,
+            _ => 0,
+        })
+    }
+
+    /// Takes in what another process committed to the store since the last look: new
+    /// adjustments (labels and feedback) and thing-group changes (a quarantine or release
+    /// by hand; leaving a group's profiles invalidates their alarms as it does here).
+    fn refresh_from_store(&mut self) -> Result<(), FleetError> {
+        let version = self.store.data_version()?;
+        if version == self.response.data_version {
+            return Ok(());
+        }
+        self.response.data_version = version;
+        if self.newest_adjustment()? != self.response.rules_at {
+            let incidents = std::mem::take(&mut self.response.incidents);
+            self.load_response()?;
+            self.response.incidents = incidents;
+        }
+        let stored = self.store.groups()?;
+        let mut want: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for (g, t) in stored {
+            want.entry(g).or_default().insert(t);
+        }
+        let mut joins = Vec::new();
+        let mut leaves = Vec::new();
+        for (g, things) in &want {
+            for t in things {
+                if !self.in_group(g, t) {
+                    joins.push((g.clone(), t.clone()));
+                }
+            }
+        }
+        for (g, things) in &self.groups {
+            for t in things {
+                if !want.get(g).is_some_and(|w| w.contains(&**t)) {
+                    leaves.push((g.clone(), t.to_string()));
+                }
+            }
+        }
+        for (g, t) in joins {
+            self.add_to_group(&g, &t)?;
+        }
+        for (g, t) in leaves {
+            self.remove_from_group(&g, &t)?;
+        }
+        if self.store.in_transaction() {
+            self.store.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Commits what the response calls wrote (labels, adjustments, tasks, thing groups)
+    /// without saving the engine's stream state: for a process that shares the store with a
+    /// running engine (`rcf fleet verify` beside `rcf fleet serve`), which takes the changes
+    /// in at its next [`respond`](Self::respond).
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub fn commit_response(&mut self) -> Result<(), FleetError> {
+        self.store.commit()?;
+        self.response.data_version = self.store.data_version()?;
         Ok(())
     }
 
@@ -421,6 +519,20 @@ impl Engine {
                 "the engine has uncommitted changes: commit before delivering (only committed events are sent)".into(),
             ));
         }
+        self.refresh_from_store()?;
+        let opened = *self
+            .response
+            .opened_at
+            .get_or_insert(self.counters.datapoints);
+        if !self.response.adopted && self.counters.datapoints > opened {
+            self.response.adopted = true;
+            self.store.execute(
+                "UPDATE mitigation_tasks SET json = json_set(json, '$.rcf.runner', ?1) \
+                 WHERE state = 'IN_PROGRESS' AND json_extract(json, '$.rcf.automatic') = 1",
+                &[self.response.runner.clone().into()],
+            )?;
+            self.store.commit()?;
+        }
         let mut report = ResponseReport::default();
         for k in 0..self.response.sinks.len() {
             self.deliver_sink(k, now, &mut report)?;
@@ -638,6 +750,7 @@ impl Engine {
         )?;
         let id = self.store.last_insert_rowid();
         record["adjustmentId"] = json!(id);
+        self.response.rules_at = id;
         if let Some(mut r) = rule {
             r.id = id;
             let exclude = matches!(r.kind, RuleKind::Exclude { .. });
@@ -726,6 +839,7 @@ impl Engine {
             &[rid.into(), id.into()],
         )?;
         record["adjustmentId"] = json!(rid);
+        self.response.rules_at = rid;
         if let Some(k) = self.response.rules.iter().position(|r| r.id == id) {
             let rule = self.response.rules.remove(k);
             if matches!(rule.kind, RuleKind::Exclude { .. }) {
@@ -931,7 +1045,7 @@ impl Engine {
             "actionsDefinition": defs,
             "taskStatistics": {"actionsExecuted": 0, "actionsSkipped": 0, "actionsFailed": 0},
             "executions": executions,
-            "rcf": {"automatic": automatic},
+            "rcf": {"automatic": automatic, "runner": self.response.runner},
         });
         self.store.execute(
             "INSERT INTO mitigation_tasks (task_id, token, state, json) VALUES (?1, ?2, ?3, ?4)",
@@ -1035,6 +1149,9 @@ impl Engine {
         let mut ran = 0;
         for r in rows {
             let mut task: Value = serde_json::from_str(&text(&r[0])).unwrap_or(Value::Null);
+            if task["rcf"]["runner"] != self.response.runner.as_str() {
+                continue;
+            }
             let n = task["executions"].as_array().map_or(0, Vec::len);
             let mut k = 0;
             while k < n {
