@@ -46,7 +46,7 @@ enum Command {
     /// Device Defender-style fleet detection: security profiles (rules, fleet percentiles,
     /// per-thing ML) over JSON Lines datapoints, violation events on stdout, a SQLite store.
     /// Without input, run the built-in fleet demo.
-    Fleet(fleet::FleetArgs),
+    Fleet(Box<fleet::FleetArgs>),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -174,7 +174,7 @@ fn main() -> ExitCode {
             None => demo::run(&args).map(|()| 0),
             Some(file) => detect(&args, file),
         },
-        Command::Fleet(args) => fleet::main(args).map(|()| 0),
+        Command::Fleet(args) => fleet::main(*args).map(|()| 0),
     };
     match result {
         Ok(_) => ExitCode::SUCCESS,

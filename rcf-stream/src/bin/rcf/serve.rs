@@ -192,8 +192,8 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
         respond(engine, true)
     };
     eprintln!(
-        "rcf: serving {} and {} from {host}:{port}",
-        "$aws/things/+/defender/metrics/json", a.telemetry_topic
+        "rcf: serving $aws/things/+/defender/metrics/json and {} from {host}:{port}",
+        a.telemetry_topic
     );
     loop {
         if stop.load(Ordering::Relaxed) || a.max_messages.is_some_and(|m| messages >= m) {
@@ -231,10 +231,10 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
                     continue;
                 }
                 order.push_back(h);
-                if order.len() > DEDUP_WINDOW {
-                    if let Some(old) = order.pop_front() {
-                        seen.remove(&old);
-                    }
+                if order.len() > DEDUP_WINDOW
+                    && let Some(old) = order.pop_front()
+                {
+                    seen.remove(&old);
                 }
                 batch.push(h);
                 let report = report_thing(&p.topic).map(str::to_string);
