@@ -15,14 +15,19 @@ VENV ?= .venv
 # every test of the workspace: Rust (unit, integration, property, CLI, doc tests), then Python
 test: test-rust test-py
 
-# tests whose reference data is absent record themselves in target/rcf-skipped.txt (cargo
+# tests whose reference data is absent (or, outside CI, the mosquitto broker) record themselves
+# in target/rcf-skipped.txt (cargo
 # hides a passing test's output); the list is printed after the run, so skips are visible
 test-rust:
 	@mkdir -p target && rm -f target/rcf-skipped.txt
+	@if [ "$$CI" = true ] && ! [ -x /usr/sbin/mosquitto ] && ! command -v mosquitto >/dev/null; then \
+		echo "== installing the Mosquitto broker (Debian package) for the MQTT tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto; \
+	fi
 	cargo test --workspace --all-features
 	cargo test -p rcf-core --no-default-features
 	@if [ -s target/rcf-skipped.txt ]; then \
-		echo "== $$(sort -u target/rcf-skipped.txt | wc -l) tests SKIPPED (reference data absent):"; \
+		echo "== $$(sort -u target/rcf-skipped.txt | wc -l) tests SKIPPED (reference data or a tool absent):"; \
 		sort -u target/rcf-skipped.txt; \
 	else echo "== no test skipped"; fi
 

@@ -5,6 +5,7 @@ mod detector;
 mod fleet;
 mod fleet_cli;
 mod fleet_models;
+mod fleet_serve;
 mod fuzz_findings;
 mod hostile;
 mod response;

@@ -6,8 +6,10 @@
 //! batches and acknowledges the broker's messages only after their commit, so a killed
 //! process loses nothing (the broker redelivers what was not acknowledged). Messages are
 //! deduplicated on their content (topic and payload): one redelivered after a reconnect, or
-//! after a crash between a commit and its acknowledgements (the last committed batch's
-//! hashes are saved with it), is not counted twice. SIGTERM or SIGINT stop it cleanly:
+//! after a crash between a commit and its acknowledgements (the hashes of the last
+//! [`REDELIVERY_WINDOW`] committed messages are saved with each commit), is not counted
+//! twice. A broker redelivers only messages in flight, so its per-client in-flight limit
+//! (Mosquitto's `max_inflight_messages`, 20 by default) must stay below that window. SIGTERM or SIGINT stop it cleanly:
 //! everything is committed, acknowledged and delivered first.
 
 use std::collections::{HashSet, VecDeque};
@@ -28,6 +30,8 @@ use crate::respond::{ResponseArgs, respond};
 pub(crate) const MAX_PAYLOAD: usize = 128 * 1024;
 /// Content hashes of recent messages remembered against redelivery.
 const DEDUP_WINDOW: usize = 100_000;
+/// Hashes of the latest messages saved with each commit, against redelivery after a crash.
+pub(crate) const REDELIVERY_WINDOW: usize = 4096;
 
 #[derive(Args)]
 pub(crate) struct ServeArgs {
@@ -165,15 +169,38 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
             }
         }
     }
+    // replies go out on a connection of their own, so that a burst of them never stands
+    // in the way of the acknowledgements the broker waits for
+    let mut ro = MqttOptions::new(format!("{}-replies", a.client_id), host.clone(), port);
+    ro.set_keep_alive(Duration::from_secs(30));
+    let (replies, mut reply_conn) = Client::new(ro, 16_384);
+    std::thread::Builder::new()
+        .name("rcf-serve-replies".into())
+        .spawn(move || {
+            for ev in reply_conn.iter() {
+                if ev.is_err() {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the reply thread: {e}"))?;
+    let mut replies_dropped = 0u64;
     let mut unacked: Vec<Publish> = Vec::new();
-    let mut batch: Vec<u64> = Vec::new();
+    // acknowledgements not yet handed to the client (its request queue was full)
+    let mut to_ack: Vec<Publish> = Vec::new();
+    // the latest messages' hashes (saved with each commit) and how many are not committed
+    let mut batch: VecDeque<u64> = order.iter().copied().collect();
+    let mut fresh = 0usize;
     let mut last_commit = Instant::now();
     let mut backoff = Duration::from_millis(100);
+    let mut subacks = 0;
     let (mut messages, mut accepted, mut rejected, mut duplicates) = (0u64, 0u64, 0u64, 0u64);
     let started = Instant::now();
     let commit = |engine: &mut Engine,
                   unacked: &mut Vec<Publish>,
-                  batch: &mut Vec<u64>|
+                  to_ack: &mut Vec<Publish>,
+                  batch: &mut VecDeque<u64>,
+                  fresh: &mut usize|
      -> Result<(), Failure> {
         let cursor = format!(
             "mqtt:{}",
@@ -184,26 +211,47 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
                 .join(",")
         );
         engine.commit(Some(&cursor)).map_err(|e| e.to_string())?;
-        for p in unacked.drain(..) {
-            // the broker redelivers what is not acknowledged: after the commit, never before
-            let _ = client.try_ack(&p);
-        }
-        batch.clear();
+        // the broker redelivers what is not acknowledged: after the commit, never before
+        to_ack.append(unacked);
+        *fresh = 0;
         respond(engine, true)
+    };
+    // hands acknowledgements to the client while its queue has room (the rest wait for the
+    // next turn: the queue drains as the connection is polled)
+    let flush_acks = |to_ack: &mut Vec<Publish>| {
+        let mut sent = 0;
+        for p in to_ack.iter() {
+            if client.try_ack(p).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        to_ack.drain(..sent);
     };
     eprintln!(
         "rcf: serving $aws/things/+/defender/metrics/json and {} from {host}:{port}",
         a.telemetry_topic
     );
     loop {
+        flush_acks(&mut to_ack);
         if stop.load(Ordering::Relaxed) || a.max_messages.is_some_and(|m| messages >= m) {
             break;
         }
         let ev = match conn.recv_timeout(Duration::from_millis(50)) {
             Err(_) => {
-                // quiet: commit what is pending
-                if !unacked.is_empty() || !batch.is_empty() {
-                    commit(&mut engine, &mut unacked, &mut batch)?;
+                // quiet: commit what is pending; else look for what another process put in
+                // the store (labels, quarantines) and retry undelivered alerts
+                if !unacked.is_empty() || fresh > 0 {
+                    commit(
+                        &mut engine,
+                        &mut unacked,
+                        &mut to_ack,
+                        &mut batch,
+                        &mut fresh,
+                    )?;
+                    last_commit = Instant::now();
+                } else if last_commit.elapsed() >= Duration::from_millis(a.commit_ms) {
+                    respond(&mut engine, true)?;
                     last_commit = Instant::now();
                 }
                 continue;
@@ -213,13 +261,21 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(100);
-                if !ack.session_present {
+                if ack.session_present {
+                    eprintln!("rcf: subscribed (session resumed)");
+                } else {
                     client
                         .try_subscribe("$aws/things/+/defender/metrics/json", QoS::AtLeastOnce)
                         .and_then(|()| {
                             client.try_subscribe(a.telemetry_topic.clone(), QoS::AtLeastOnce)
                         })
                         .map_err(|e| format!("subscribe: {e}"))?;
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                subacks += 1;
+                if subacks == 2 {
+                    eprintln!("rcf: subscribed");
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -236,7 +292,11 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
                 {
                     seen.remove(&old);
                 }
-                batch.push(h);
+                batch.push_back(h);
+                if batch.len() > REDELIVERY_WINDOW {
+                    batch.pop_front();
+                }
+                fresh += 1;
                 let report = report_thing(&p.topic).map(str::to_string);
                 let outcome = match parse(&p.topic, &p.payload) {
                     Err(e) => Err(e),
@@ -290,26 +350,43 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
                             "rejected"
                         }
                     };
-                    let _ = client.try_publish(
-                        format!("{}/{suffix}", p.topic),
-                        QoS::AtMostOnce,
-                        false,
-                        reply.to_string().into_bytes(),
-                    );
+                    if replies
+                        .try_publish(
+                            format!("{}/{suffix}", p.topic),
+                            QoS::AtMostOnce,
+                            false,
+                            reply.to_string().into_bytes(),
+                        )
+                        .is_err()
+                    {
+                        replies_dropped += 1;
+                    }
                 }
                 unacked.push(p);
                 if last_commit.elapsed() >= Duration::from_millis(a.commit_ms)
                     || unacked.len() >= 1000
                 {
-                    commit(&mut engine, &mut unacked, &mut batch)?;
+                    commit(
+                        &mut engine,
+                        &mut unacked,
+                        &mut to_ack,
+                        &mut batch,
+                        &mut fresh,
+                    )?;
                     last_commit = Instant::now();
                 }
             }
             Ok(_) => {}
             Err(e) => {
                 // disconnected: what is not acknowledged will come again; commit what we have
-                if !unacked.is_empty() || !batch.is_empty() {
-                    commit(&mut engine, &mut unacked, &mut batch)?;
+                if !unacked.is_empty() || fresh > 0 {
+                    commit(
+                        &mut engine,
+                        &mut unacked,
+                        &mut to_ack,
+                        &mut batch,
+                        &mut fresh,
+                    )?;
                 }
                 eprintln!("rcf: broker {host}:{port}: {e}; reconnecting in {backoff:?}");
                 let until = Instant::now() + backoff;
@@ -320,15 +397,29 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
             }
         }
     }
-    commit(&mut engine, &mut unacked, &mut batch)?;
-    // give the acknowledgements a moment to leave before disconnecting
-    let until = Instant::now() + Duration::from_millis(200);
-    while Instant::now() < until {
-        if conn.recv_timeout(Duration::from_millis(20)).is_err() {
-            continue;
+    commit(
+        &mut engine,
+        &mut unacked,
+        &mut to_ack,
+        &mut batch,
+        &mut fresh,
+    )?;
+    // hand over and send the last acknowledgements before disconnecting
+    let until = Instant::now() + Duration::from_secs(2);
+    let quiet_from = Instant::now() + Duration::from_millis(200);
+    loop {
+        flush_acks(&mut to_ack);
+        let _ = conn.recv_timeout(Duration::from_millis(20));
+        let now = Instant::now();
+        if (to_ack.is_empty() && now >= quiet_from) || now >= until {
+            break;
         }
     }
     let _ = client.try_disconnect();
+    let _ = replies.try_disconnect();
+    if replies_dropped > 0 {
+        eprintln!("rcf: {replies_dropped} report replies dropped (their queue was full)");
+    }
     let c = engine.counters();
     eprintln!(
         "rcf: stopped after {messages} messages ({accepted} accepted, {rejected} rejected, {duplicates} duplicates dropped) in {:.1} s; {} datapoints from {} things; events: {} in-alarm, {} alarm-cleared; watermark {}",
