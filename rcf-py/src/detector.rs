@@ -176,6 +176,9 @@ pub(crate) struct PyVerdict {
     attribution: Py<PyDict>,
     /// {metric: expected value} for the attributed metrics.
     expected: Py<PyDict>,
+    /// {metric: deviation from the stream's running normal, in its normalised units (a
+    /// z-score)} for points above the threshold or inside an event, else empty.
+    deviations: Py<PyDict>,
     /// When the anomaly started: 0 now, -k k points ago.
     relative_index: i32,
     /// "warming" or "ready".
@@ -191,18 +194,20 @@ pub(crate) struct PyVerdict {
 }
 
 /// A verdict's pickled state: its attributes in declaration order, in two groups (the
-/// numbers, then the rest).
-type VerdictState = (
-    (f64, f64, bool, f64, f64, f64),
-    (
-        Py<PyDict>,
-        Py<PyDict>,
-        i32,
-        String,
-        Option<String>,
-        usize,
-        bool,
-    ),
+/// numbers, then the rest), and the deviations last (states pickled before they existed have
+/// two items and load with none).
+type VerdictState = (VerdictNumbers, VerdictRest, Py<PyDict>);
+/// The numbers of a verdict's state.
+type VerdictNumbers = (f64, f64, bool, f64, f64, f64);
+/// The rest of a verdict's state (before the deviations).
+type VerdictRest = (
+    Py<PyDict>,
+    Py<PyDict>,
+    i32,
+    String,
+    Option<String>,
+    usize,
+    bool,
 );
 
 impl Pickle for PyVerdict {
@@ -225,13 +230,20 @@ impl Pickle for PyVerdict {
                 self.imputed,
                 self.in_event,
             ),
+            self.deviations.bind(py).copy()?.unbind(),
         );
         s.into_pyobject(py).map(|t| t.into_any())
     }
 
-    fn from_state(_py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let ((score, grade, is_anomaly, confidence, threshold, p_value), rest): VerdictState =
-            state.extract()?;
+    fn from_state(py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let ((score, grade, is_anomaly, confidence, threshold, p_value), rest, deviations): VerdictState =
+            match state.extract() {
+                Ok(s) => s,
+                Err(_) => {
+                    let (numbers, rest): (VerdictNumbers, VerdictRest) = state.extract()?;
+                    (numbers, rest, PyDict::new(py).unbind())
+                }
+            };
         let (attribution, expected, relative_index, state, suppressed, imputed, in_event) = rest;
         Ok(PyVerdict {
             score,
@@ -242,6 +254,7 @@ impl Pickle for PyVerdict {
             p_value,
             attribution,
             expected,
+            deviations,
             relative_index,
             state,
             suppressed,
@@ -286,6 +299,7 @@ impl PyVerdict {
             && same(self.p_value, o.p_value)
             && self.attribution.bind(py).eq(o.attribution.bind(py))?
             && self.expected.bind(py).eq(o.expected.bind(py))?
+            && self.deviations.bind(py).eq(o.deviations.bind(py))?
             && self.relative_index == o.relative_index
             && self.state == o.state
             && self.suppressed == o.suppressed
@@ -306,7 +320,11 @@ impl PyVerdict {
     }
 }
 
-fn to_py_verdict(py: Python<'_>, v: &Verdict) -> PyResult<PyVerdict> {
+fn to_py_verdict(
+    py: Python<'_>,
+    v: &Verdict,
+    names: &[std::sync::Arc<str>],
+) -> PyResult<PyVerdict> {
     let attribution = PyDict::new(py);
     for a in &v.attribution {
         attribution.set_item(&*a.metric, (a.high, a.low))?;
@@ -314,6 +332,10 @@ fn to_py_verdict(py: Python<'_>, v: &Verdict) -> PyResult<PyVerdict> {
     let expected = PyDict::new(py);
     for e in &v.expected {
         expected.set_item(&*e.metric, e.expected)?;
+    }
+    let deviations = PyDict::new(py);
+    for (m, z) in names.iter().zip(&v.deviations) {
+        deviations.set_item(&**m, *z)?;
     }
     Ok(PyVerdict {
         score: v.score,
@@ -324,6 +346,7 @@ fn to_py_verdict(py: Python<'_>, v: &Verdict) -> PyResult<PyVerdict> {
         p_value: v.p_value,
         attribution: attribution.unbind(),
         expected: expected.unbind(),
+        deviations: deviations.unbind(),
         relative_index: v.relative_index,
         state: match v.state {
             DetectorState::Ready => "ready".into(),
@@ -442,8 +465,8 @@ impl PyDetector {
     /// Processes one point (NaN marks a missing value) and returns its Verdict.
     fn process(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<PyVerdict> {
         let x = point(&x)?;
-        let v = self.run(py, |d| d.process(&x))?;
-        to_py_verdict(py, &v)
+        let (v, names) = self.run(py, |d| d.process(&x).map(|v| (v, d.metrics().to_vec())))?;
+        to_py_verdict(py, &v, &names)
     }
 
     /// Processes every row of a 2-D array (or a DataFrame, columns matched by name) in order,

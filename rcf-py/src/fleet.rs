@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 use rcf_stream::fleet::{
-    Datapoint, Engine, EngineConfig, Filter, FleetError, MetricValue, ViolationEvent,
+    CommandExecutor, Datapoint, Engine, EngineConfig, Feedback, Filter, FleetError, MetricValue,
+    Payload, Scope, SinkOptions, VerificationState, ViolationEvent, WebhookExecutor,
 };
 use serde_json::Value;
 
@@ -300,6 +301,7 @@ fn committed(
     let evs = lock(py, engine, |e| {
         let r = f(e)?;
         e.commit(None)?;
+        e.respond_now()?;
         Ok::<_, FleetError>(r)
     })
     .map_err(fleet_error)?;
@@ -443,6 +445,8 @@ impl PyFleet {
                 e.ingest_into(d, &mut out)?;
             }
             e.commit(None)?;
+            // committed: the sinks get what they are owed, automatic actions run
+            e.respond_now()?;
             Ok::<_, FleetError>(out)
         })
         .map_err(fleet_error)?;
@@ -658,6 +662,300 @@ impl PyFleet {
             d.set_item(k, v)?;
         }
         Ok(d)
+    }
+
+    /// Adds an alert sink: a built-in by its spec (`"webhook=http://HOST:PORT/PATH"`,
+    /// `"jsonl=PATH"`, `"mqtt=mqtt://HOST:PORT/TOPIC"`, options after commas: `batch=N`,
+    /// `rate=N`, `timeout=S`, `retry=S`, `incidents`), or a callable `f(batch)` given a list
+    /// of event dicts (Device Defender's ViolationEvent JSON; incident dicts with
+    /// `incidents=True`), with the options as keywords. Events are committed before they are
+    /// delivered and marked sent once `f` returns; an exception leaves them in the outbox,
+    /// retried after a back-off (`sink_status()` shows the error). Delivery runs after each
+    /// committing call and `respond()`. A callable must not call back into this Fleet. Sinks
+    /// are not pickled: add them again to a restored Fleet (it delivers what they are owed).
+    #[pyo3(signature = (sink, *, name=None, batch=100, rate_per_minute=60, timeout_seconds=5.0,
+        retry_seconds=1.0, incidents=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn add_sink(
+        &self,
+        py: Python<'_>,
+        sink: &Bound<'_, PyAny>,
+        name: Option<String>,
+        batch: usize,
+        rate_per_minute: u32,
+        timeout_seconds: f64,
+        retry_seconds: f64,
+        incidents: bool,
+    ) -> PyResult<()> {
+        if let Ok(spec) = sink.extract::<String>() {
+            return lock(py, &self.inner, |e| e.add_sink_spec(&spec)).map_err(fleet_error);
+        }
+        if !sink.is_callable() {
+            return Err(ConfigError::new_err(format!(
+                "invalid `sink`: must be a spec string or a callable, got {}",
+                sink.repr()?
+            )));
+        }
+        let seconds = |name: &str, x: f64| -> PyResult<u64> {
+            if x.is_finite() && x > 0.0 && x <= 600.0 {
+                Ok((x * 1000.0).round().max(1.0) as u64)
+            } else {
+                Err(ConfigError::new_err(format!(
+                    "invalid `{name}`: must be more than 0 and at most 600 seconds, got {x}"
+                )))
+            }
+        };
+        let mut o = SinkOptions::default();
+        o.batch = batch;
+        o.per_minute = rate_per_minute;
+        o.timeout_ms = seconds("timeout_seconds", timeout_seconds)?;
+        o.retry_ms =
+            seconds("retry_seconds", retry_seconds)?.min(rcf_stream::fleet::sink::RETRY_MAX_MS);
+        if incidents {
+            o.payload = Payload::Incidents;
+        }
+        o.check().map_err(fleet_error)?;
+        let name = match name {
+            Some(n) => n,
+            None => format!(
+                "python:{}",
+                sink.getattr("__qualname__")
+                    .and_then(|q| q.extract::<String>())
+                    .unwrap_or_else(|_| "callback".into())
+            ),
+        };
+        let cb = crate::response::CallbackSink(sink.clone().unbind());
+        lock(py, &self.inner, move |e| e.add_sink(&name, o, Box::new(cb))).map_err(fleet_error)
+    }
+
+    /// Per sink: its name, objects pending, sent and gated (stored, never sent: suppressAlerts
+    /// or a mute), failures in a row and the last error.
+    fn sink_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rows = lock(py, &self.inner, |e| e.sink_status()).map_err(fleet_error)?;
+        from_json(py, &Value::Array(rows))
+    }
+
+    /// Delivers what the sinks are owed and runs pending mitigation actions now (also done
+    /// after every committing call). Returns {delivered, batches, failed, pending,
+    /// actions_run}.
+    fn respond<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let r = lock(py, &self.inner, |e| e.respond_now()).map_err(fleet_error)?;
+        let d = PyDict::new(py);
+        for (k, v) in [
+            ("delivered", r.delivered),
+            ("batches", r.batches),
+            ("failed", r.failed),
+            ("pending", r.pending),
+            ("actions_run", r.actions_run),
+        ] {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
+    /// Labels a violation (PutVerificationStateOnViolation): `state` TRUE_POSITIVE,
+    /// BENIGN_POSITIVE, FALSE_POSITIVE or UNKNOWN. `feedback`: "label-only" (Device
+    /// Defender's behaviour), "learn" (similar deviations of the thing, or of thing group
+    /// `group`, stop alarming), "mute" (no alerts for the thing, or `group`, until `until`;
+    /// events still stored) or "exclude-from-training" (the violation's span stays out of the
+    /// thing's model). Returns the appended adjustment record (with its adjustmentId).
+    #[pyo3(signature = (violation_id, state, description=None, feedback="label-only", *, group=None, until=None, actor="python"))]
+    #[allow(clippy::too_many_arguments)]
+    fn put_verification_state<'py>(
+        &self,
+        py: Python<'py>,
+        violation_id: String,
+        state: String,
+        description: Option<String>,
+        feedback: &str,
+        group: Option<String>,
+        until: Option<&Bound<'py, PyAny>>,
+        actor: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let state = VerificationState::parse(&state).map_err(fleet_error)?;
+        let scope = group.clone().map_or(Scope::Thing, Scope::Group);
+        let fb = match (feedback, until) {
+            ("label-only", None) if group.is_none() => Feedback::LabelOnly,
+            ("learn", None) => Feedback::Learn(scope),
+            ("mute", Some(t)) => Feedback::Mute {
+                scope,
+                until: millis(t, "`until`")?,
+            },
+            ("mute", None) => {
+                return Err(ConfigError::new_err(
+                    "invalid `feedback`: \"mute\" needs `until`",
+                ));
+            }
+            ("exclude-from-training", None) if group.is_none() => Feedback::ExcludeFromTraining,
+            (other, _) => {
+                return Err(ConfigError::new_err(format!(
+                    "invalid `feedback`: {other:?} with these arguments; use \"label-only\", \"learn\" (group=), \"mute\" (until=, group=) or \"exclude-from-training\""
+                )));
+            }
+        };
+        let actor = actor.to_string();
+        let rec = lock(py, &self.inner, move |e| {
+            let r = e.put_verification_state(
+                &violation_id,
+                state,
+                description.as_deref(),
+                &fb,
+                &actor,
+            )?;
+            e.commit(None)?;
+            Ok::<_, FleetError>(r)
+        })
+        .map_err(fleet_error)?;
+        from_json(py, &rec)
+    }
+
+    /// Every adjustment record (labels and the feedback they caused), oldest first.
+    fn adjustments<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rows = lock(py, &self.inner, |e| e.adjustments()).map_err(fleet_error)?;
+        from_json(py, &Value::Array(rows))
+    }
+
+    /// Reverts an adjustment's feedback; returns the appended revert record.
+    #[pyo3(signature = (adjustment_id, *, actor="python"))]
+    fn revert_adjustment<'py>(
+        &self,
+        py: Python<'py>,
+        adjustment_id: i64,
+        actor: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let actor = actor.to_string();
+        let rec = lock(py, &self.inner, move |e| {
+            let r = e.revert_adjustment(adjustment_id, &actor)?;
+            e.commit(None)?;
+            Ok::<_, FleetError>(r)
+        })
+        .map_err(fleet_error)?;
+        from_json(py, &rec)
+    }
+
+    /// Incidents (violations that started together, grouped), oldest first.
+    fn incidents<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rows = lock(py, &self.inner, |e| e.incidents()).map_err(fleet_error)?;
+        from_json(py, &Value::Array(rows))
+    }
+
+    /// The configuration's mitigation actions (DescribeMitigationAction shapes).
+    fn mitigation_actions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rows = lock(py, &self.inner, |e| e.mitigation_actions());
+        from_json(py, &Value::Array(rows))
+    }
+
+    /// Sets who runs the actions rcf does not run itself (REPLACE_DEFAULT_POLICY_VERSION,
+    /// UPDATE_DEVICE_CERTIFICATE, UPDATE_CA_CERTIFICATE, ENABLE_IOT_LOGGING): a callable
+    /// `f(action, violation)` (an exception fails the action), `"webhook=http://..."` (a POST
+    /// of {actionName, actionType, actionParams, violation}) or `"command=SHELL COMMAND"`
+    /// (that JSON on its standard input; exit 0 succeeds).
+    fn set_executor(&self, py: Python<'_>, executor: &Bound<'_, PyAny>) -> PyResult<()> {
+        let x: Box<dyn rcf_stream::fleet::Executor> = if let Ok(s) = executor.extract::<String>() {
+            if let Some(url) = s
+                .strip_prefix("webhook=")
+                .filter(|u| u.starts_with("http://"))
+            {
+                Box::new(WebhookExecutor::new(
+                    url,
+                    std::time::Duration::from_secs(10),
+                ))
+            } else if let Some(cmd) = s.strip_prefix("command=").filter(|c| !c.is_empty()) {
+                Box::new(CommandExecutor::new(
+                    "sh",
+                    &["-c".to_string(), cmd.to_string()],
+                    std::time::Duration::from_secs(60),
+                ))
+            } else {
+                return Err(ConfigError::new_err(format!(
+                    "invalid `executor`: {s:?} is not webhook=http://... or command=..."
+                )));
+            }
+        } else if executor.is_callable() {
+            Box::new(crate::response::CallbackExecutor(executor.clone().unbind()))
+        } else {
+            return Err(ConfigError::new_err(format!(
+                "invalid `executor`: must be a callable or a string, got {}",
+                executor.repr()?
+            )));
+        };
+        lock(py, &self.inner, move |e| e.set_executor(x));
+        Ok(())
+    }
+
+    /// Starts a mitigation task (a StartDetectMitigationActionsTask request dict: taskId,
+    /// target {violationIds | securityProfileName[, behaviorName]}, actions (1 to 5 names),
+    /// optional violationEventOccurrenceRange, includeOnlyActiveViolations,
+    /// includeSuppressedAlerts, clientRequestToken); its actions run at once. Returns the task.
+    fn start_mitigation_task<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req = to_json(py, request)?;
+        let task = lock(py, &self.inner, move |e| {
+            let t = e.start_mitigation_task(&req)?;
+            e.commit(None)?;
+            e.respond_now()?;
+            let id = t["taskId"].as_str().unwrap_or_default().to_string();
+            e.describe_mitigation_task(&id)
+        })
+        .map_err(fleet_error)?;
+        from_json(py, &task)
+    }
+
+    /// A task: its status, statistics and executions.
+    fn describe_mitigation_task<'py>(
+        &self,
+        py: Python<'py>,
+        task_id: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let t = lock(py, &self.inner, move |e| {
+            e.describe_mitigation_task(&task_id)
+        })
+        .map_err(fleet_error)?;
+        from_json(py, &t)
+    }
+
+    /// Every task, oldest first.
+    fn list_mitigation_tasks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rows = lock(py, &self.inner, |e| e.list_mitigation_tasks()).map_err(fleet_error)?;
+        from_json(py, &Value::Array(rows))
+    }
+
+    /// Cancels a task in progress: actions not yet run are SKIPPED, none is rolled back.
+    fn cancel_mitigation_task<'py>(
+        &self,
+        py: Python<'py>,
+        task_id: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let t = lock(py, &self.inner, move |e| e.cancel_mitigation_task(&task_id))
+            .map_err(fleet_error)?;
+        from_json(py, &t)
+    }
+
+    /// Moves a thing into a quarantine thing group.
+    #[pyo3(signature = (thing, group="quarantine"))]
+    fn quarantine(&self, py: Python<'_>, thing: String, group: &str) -> PyResult<()> {
+        let group = group.to_string();
+        lock(py, &self.inner, move |e| {
+            e.quarantine(&thing, &group)?;
+            e.commit(None)
+        })
+        .map_err(fleet_error)
+    }
+
+    /// Takes a thing out of a quarantine thing group; returns the invalidations of profiles
+    /// that no longer apply to it.
+    #[pyo3(signature = (thing, group="quarantine"))]
+    fn release(
+        &self,
+        py: Python<'_>,
+        thing: String,
+        group: &str,
+    ) -> PyResult<Vec<PyViolationEvent>> {
+        let group = group.to_string();
+        committed(py, &self.inner, move |e| e.release(&thing, &group))
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {

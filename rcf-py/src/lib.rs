@@ -8,6 +8,7 @@ mod errors;
 mod fleet;
 mod forest;
 mod pickle;
+mod response;
 mod run;
 
 use pyo3::prelude::*;

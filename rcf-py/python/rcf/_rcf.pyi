@@ -1,4 +1,4 @@
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal, final
 
@@ -110,6 +110,10 @@ class Verdict:
     @property
     def expected(self) -> dict[str, float]:
         """{metric: expected value} for the attributed metrics, in input units."""
+    @property
+    def deviations(self) -> dict[str, float]:
+        """{metric: z-score against the stream's running normal} for points above the
+        threshold or inside an event; empty otherwise."""
     @property
     def relative_index(self) -> int:
         """When the anomaly started: 0 now, -k k points ago."""
@@ -332,6 +336,64 @@ class Fleet:
     @property
     def store(self) -> str:
         """The store's path, or ":memory:"."""
+    def add_sink(
+        self,
+        sink: str | Callable[[list[dict[str, Any]]], object],
+        *,
+        name: str | None = None,
+        batch: int = 100,
+        rate_per_minute: int = 60,
+        timeout_seconds: float = 5.0,
+        retry_seconds: float = 1.0,
+        incidents: bool = False,
+    ) -> None:
+        """Adds an alert sink: a spec ("webhook=http://HOST:PORT/PATH", "jsonl=PATH",
+        "mqtt=mqtt://HOST:PORT/TOPIC", options after commas) or a callable given each batch
+        of event dicts (incident dicts with incidents=True). Delivery is at least once from
+        the store's outbox; an exception is a failed delivery, retried after a back-off."""
+    def sink_status(self) -> list[dict[str, Any]]:
+        """Per sink: pending, sent, gated, failures and the last error."""
+    def respond(self) -> dict[str, int]:
+        """Delivers what sinks are owed and runs pending mitigation actions now:
+        delivered, batches, failed, pending, actions_run."""
+    def put_verification_state(
+        self,
+        violation_id: str,
+        state: str,
+        description: str | None = None,
+        feedback: str = "label-only",
+        *,
+        group: str | None = None,
+        until: _Time | None = None,
+        actor: str = "python",
+    ) -> dict[str, Any]:
+        """Labels a violation; feedback "label-only", "learn" (group=), "mute" (until=,
+        group=) or "exclude-from-training". Returns the adjustment record."""
+    def adjustments(self) -> list[dict[str, Any]]:
+        """Every adjustment record, oldest first."""
+    def revert_adjustment(self, adjustment_id: int, *, actor: str = "python") -> dict[str, Any]:
+        """Reverts an adjustment's feedback; returns the revert record."""
+    def incidents(self) -> list[dict[str, Any]]:
+        """Incidents: violations that started together, grouped."""
+    def mitigation_actions(self) -> list[dict[str, Any]]:
+        """The configuration's mitigation actions."""
+    def set_executor(
+        self, executor: str | Callable[[dict[str, Any], dict[str, Any]], object]
+    ) -> None:
+        """Who runs policy, certificate and logging actions: a callable f(action, violation),
+        "webhook=http://..." or "command=SHELL COMMAND"."""
+    def start_mitigation_task(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """StartDetectMitigationActionsTask; its actions run at once. Returns the task."""
+    def describe_mitigation_task(self, task_id: str) -> dict[str, Any]:
+        """A task's status, statistics and executions."""
+    def list_mitigation_tasks(self) -> list[dict[str, Any]]:
+        """Every task, oldest first."""
+    def cancel_mitigation_task(self, task_id: str) -> dict[str, Any]:
+        """Cancels a task in progress (no rollback)."""
+    def quarantine(self, thing: str, group: str = "quarantine") -> None:
+        """Moves a thing into a quarantine thing group."""
+    def release(self, thing: str, group: str = "quarantine") -> list[ViolationEvent]:
+        """Takes a thing out of a quarantine group; returns the invalidations."""
     @classmethod
     def _from_state(cls, state: tuple[Any, ...]) -> Fleet: ...
     def __reduce__(self) -> tuple[Any, tuple[tuple[Any, ...]]]: ...

@@ -96,7 +96,12 @@ impl SinkOptions {
             .min(RETRY_MAX_MS.max(self.retry_ms))
     }
 
-    fn check(&self) -> Result<(), FleetError> {
+    /// Checks every option's range.
+    ///
+    /// # Errors
+    ///
+    /// An option out of range, named with its value.
+    pub fn check(&self) -> Result<(), FleetError> {
         let bad =
             |name: &'static str, reason: String| FleetError::InvalidParameter { name, reason };
         if !(1..=1000).contains(&self.batch) {
