@@ -34,6 +34,11 @@ impl Broker {
     /// `None` (a visible skip) where Mosquitto is not installed, except in CI, which
     /// installs it (`make test`) and must not skip.
     fn start(dir: &Path) -> Option<Broker> {
+        Self::start_on(dir, None)
+    }
+
+    /// On `port` (or a free one), persisting sessions in `dir` (so a restart keeps them).
+    fn start_on(dir: &Path, port: Option<u16>) -> Option<Broker> {
         let bin = [
             "/usr/sbin/mosquitto",
             "/usr/bin/mosquitto",
@@ -53,16 +58,20 @@ impl Broker {
             );
             return None;
         };
-        let port = {
+        let port = port.unwrap_or_else(|| {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
-        };
+        });
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_inflight_messages 1000\nmax_queued_messages 200000\n"
+                "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence true\n\
+                 persistence_location {}/\nautosave_interval 1\n\
+                 max_inflight_messages 1000\nmax_queued_messages 200000\n\
+                 log_dest file {}/mosquitto.log\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n",
+                dir.display(),
+                dir.display()
             ),
         )
         .unwrap();
@@ -79,6 +88,17 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(20));
         }
         Some(Broker { port, child })
+    }
+}
+
+impl Broker {
+    /// Stops the broker the way an init system does (SIGTERM: it saves its sessions).
+    fn stop(mut self) -> u16 {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        self.port
     }
 }
 
@@ -106,6 +126,7 @@ fn publish(
         let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(30));
         o.set_inflight(200);
+        o.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut conn) = rumqttc::Client::new(o, 1000);
         let n = messages.len();
         let (tx, rx) = mpsc::channel::<()>();
@@ -639,4 +660,214 @@ fn the_seeds_story_over_mqtt() {
         keys.len()
     );
     assert_eq!(repeats_with, 0);
+}
+
+/// A subscriber on its own thread, collecting (topic, payload) of what it receives.
+fn subscribe(
+    port: u16,
+    id: &str,
+    filters: &[&str],
+) -> (
+    Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(5));
+    o.set_clean_session(false);
+    let (client, mut conn) = rumqttc::Client::new(o, 1000);
+    for f in filters {
+        client.subscribe(*f, rumqttc::QoS::AtLeastOnce).unwrap();
+    }
+    let (g, r) = (got.clone(), ready.clone());
+    std::thread::spawn(move || {
+        let _keep = client;
+        let until = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < until {
+            match conn.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))) => {
+                    r.store(true, Ordering::Relaxed)
+                }
+                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))) => {
+                    let v = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                    g.lock().unwrap().push((p.topic.clone(), v));
+                }
+                Ok(Err(_)) => std::thread::sleep(Duration::from_millis(100)),
+                _ => {}
+            }
+        }
+    });
+    (got, ready)
+}
+
+#[test]
+fn reports_are_answered_bad_ones_rejected_alerts_published_and_a_broker_restart_loses_nothing() {
+    let dir = tempdir();
+    let Some(broker) = Broker::start(&dir) else {
+        return;
+    };
+    let port = broker.port;
+    let profile = json!({"securityProfiles": [{"securityProfileName": "p", "behaviors": [
+        {"name": "bytes", "metric": "aws:all-bytes-out",
+         "criteria": {"comparisonOperator": "less-than-equals", "value": {"count": 5000}, "durationSeconds": 300}}]}]});
+    std::fs::write(dir.join("profile.json"), profile.to_string()).unwrap();
+    let (replies, ready1) = subscribe(
+        port,
+        "rcf-test-replies",
+        &["$aws/things/+/defender/metrics/json/+"],
+    );
+    let (alerts, ready2) = subscribe(port, "rcf-test-alerts", &["alerts/rcf"]);
+    wait_for("the subscribers", 20, || {
+        ready1.load(Ordering::Relaxed) && ready2.load(Ordering::Relaxed)
+    });
+    let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+    let _serve = Serving(
+        Command::new(env!("CARGO_BIN_EXE_rcf"))
+            .args(["fleet", "serve", "--mqtt", &format!("127.0.0.1:{port}")])
+            .arg("--profile")
+            .arg(dir.join("profile.json"))
+            .arg("--store")
+            .arg(dir.join("fleet.db"))
+            .args([
+                "--max-future",
+                "0",
+                "--grace",
+                "0",
+                "--client-id",
+                "rcf-restart",
+            ])
+            .args([
+                "--sink",
+                &format!("mqtt=mqtt://127.0.0.1:{port}/alerts/rcf,batch=10,retry=0.2,timeout=2"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("serve to subscribe", 30, || {
+        std::fs::read_to_string(dir.join("serve.log"))
+            .unwrap_or_default()
+            .contains("rcf: subscribed")
+    });
+    let t0 = 1_767_225_600i64;
+    // 5 things, 40 windows; bytes over 5000 in windows 10-12 for dev-1
+    let reports = |from: i64, to: i64| -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for w in from..to {
+            for k in 0..5 {
+                let bo = if k == 1 && (10..13).contains(&w) {
+                    9000
+                } else {
+                    100 + w
+                };
+                out.push((
+                    format!("$aws/things/dev-{k}/defender/metrics/json"),
+                    json!({"hed": {"rid": t0 + w * 300 + 1, "v": "1.0"}, "met": {"ns": {"bo": bo}}}).to_string(),
+                ));
+            }
+        }
+        out
+    };
+    let mut first = reports(0, 20);
+    // bad ones in between: malformed, no header, a wrong version, oversized
+    first.insert(
+        7,
+        (
+            "$aws/things/dev-9/defender/metrics/json".into(),
+            "{not json".into(),
+        ),
+    );
+    first.insert(
+        8,
+        (
+            "$aws/things/dev-9/defender/metrics/json".into(),
+            json!({"met": {}}).to_string(),
+        ),
+    );
+    first.insert(
+        9,
+        (
+            "$aws/things/dev-9/defender/metrics/json".into(),
+            json!({"hed": {"rid": 1, "v": "2.0"}}).to_string(),
+        ),
+    );
+    first.insert(
+        10,
+        (
+            "$aws/things/dev-9/defender/metrics/json".into(),
+            format!(
+                "{{\"hed\": {{\"rid\": 1, \"v\": \"1.0\"}}, \"pad\": \"{}\"}}",
+                "x".repeat(200_000)
+            ),
+        ),
+    );
+    publish(port, first, Arc::new(AtomicUsize::new(0)))
+        .join()
+        .unwrap();
+    let db = dir.join("fleet.db");
+    let stored = || int(&sql(&db, "SELECT coalesce(sum(len), 0) FROM metric_chunks")[0][0]);
+    wait_for("the first 100 datapoints", 60, || stored() == 100);
+    // the broker restarts (its sessions persisted); the engine reconnects and goes on
+    let port = broker.stop();
+    std::thread::sleep(Duration::from_millis(300));
+    let broker = Broker::start_on(&dir, Some(port)).unwrap();
+    publish(broker.port, reports(20, 40), Arc::new(AtomicUsize::new(0)))
+        .join()
+        .unwrap();
+    wait_for("all 200 datapoints", 60, || stored() == 200);
+    let events: BTreeSet<(String, String)> =
+        sql(&db, "SELECT violation_id, event_type FROM violation_events")
+            .iter()
+            .map(|r| (text(&r[0]), text(&r[1])))
+            .collect();
+    assert_eq!(events.len(), 2, "dev-1's alarm and its clear: {events:?}");
+    wait_for("the alerts on alerts/rcf", 60, || {
+        let got: BTreeSet<(String, String)> = alerts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, v)| {
+                (
+                    v["violationId"].as_str().unwrap_or("").to_string(),
+                    v["violationEventType"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        got == events
+    });
+    let replies = replies.lock().unwrap().clone();
+    let rejected: Vec<&Value> = replies
+        .iter()
+        .filter(|(t, _)| t.ends_with("/rejected"))
+        .map(|(_, v)| v)
+        .collect();
+    let codes: Vec<&str> = rejected
+        .iter()
+        .map(|v| v["statusDetails"]["ErrorCode"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            "Malformed",
+            "MissingHeader",
+            "InvalidPayload",
+            "InvalidPayload"
+        ],
+        "{rejected:?}"
+    );
+    assert!(
+        rejected[3]["statusDetails"]["ErrorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("limit")
+    );
+    let accepted = replies
+        .iter()
+        .filter(|(t, v)| t.ends_with("/accepted") && v["status"] == "ACCEPTED")
+        .count();
+    assert!(accepted >= 100, "{accepted} accepted replies");
+    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap();
+    assert!(log.contains("reconnecting"), "{log}");
 }

@@ -152,7 +152,10 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
     o.set_keep_alive(Duration::from_secs(30));
     o.set_clean_session(false);
     o.set_manual_acks(true);
-    o.set_max_packet_size(MAX_PAYLOAD + 4096, MAX_PAYLOAD + 4096);
+    // take any packet the broker sends (its own limit applies) and refuse oversized payloads
+    // with a reply: a client-side limit would drop the connection, and the broker would
+    // redeliver the same message for ever
+    o.set_max_packet_size(256 * 1024 * 1024, MAX_PAYLOAD + 4096);
     let (client, mut conn) = Client::new(o, 4096);
 
     // content hashes: those of the last committed batch come from the store (a crash may
