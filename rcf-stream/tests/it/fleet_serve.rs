@@ -662,15 +662,16 @@ fn the_seeds_story_over_mqtt() {
     assert_eq!(repeats_with, 0);
 }
 
-/// A subscriber on its own thread, collecting (topic, payload) of what it receives.
+/// What a subscriber received: (topic, payload as JSON).
+type Received = Arc<std::sync::Mutex<Vec<(String, Value)>>>;
+
+/// A subscriber on its own thread, collecting what it receives; the flag says it is
+/// subscribed.
 fn subscribe(
     port: u16,
     id: &str,
     filters: &[&str],
-) -> (
-    Arc<std::sync::Mutex<Vec<(String, Value)>>>,
-    Arc<std::sync::atomic::AtomicBool>,
-) {
+) -> (Received, Arc<std::sync::atomic::AtomicBool>) {
     let got = Arc::new(std::sync::Mutex::new(Vec::new()));
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
