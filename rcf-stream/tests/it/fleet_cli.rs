@@ -472,3 +472,162 @@ fn a_memory_budget_gives_the_same_events_and_models_reports_training() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The response commands as an operator uses them: alerts to a webhook that is down during
+/// one run and delivered by the next, a label with feedback, quarantine and release, a
+/// mitigation task, incidents.
+#[test]
+fn the_response_commands_alert_label_quarantine_and_mitigate() {
+    let dir = crate::fleet::tempdir();
+    let db = dir.join("fleet.db");
+    let store = db.to_str().unwrap();
+    let profile = dir.join("profile.json");
+    std::fs::write(
+        &profile,
+        serde_json::json!({
+            "mitigationActions": [{"actionName": "quarantine", "actionParams": {
+                "addThingsToThingGroupParams": {"thingGroupNames": ["quarantine"]}}}],
+            "securityProfiles": [{"securityProfileName": "p", "behaviors": [{
+                "name": "msgs", "metric": "aws:num-messages-sent",
+                "criteria": {"comparisonOperator": "less-than-equals", "value": {"count": 100},
+                             "durationSeconds": 300}}]}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let lines = |from: i64, to: i64| -> String {
+        (from..to)
+            .flat_map(|w| {
+                ["dev-1", "dev-2"].map(|t| {
+                    let n = if t == "dev-1" && w % 10 == 3 { 500 } else { 10 };
+                    format!(
+                        "{{\"thing\":\"{t}\",\"metric\":\"aws:num-messages-sent\",\"value\":{n},\"timestamp\":{}}}\n",
+                        1_767_225_600 + w * 300 + 1
+                    )
+                })
+            })
+            .collect()
+    };
+    let hook = crate::webhook::Webhook::start();
+    hook.answer(503);
+    let sink = format!("webhook={},retry=0.05", hook.url);
+    let (code, out, err) = run(
+        &[
+            "fleet",
+            "-",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--store",
+            store,
+            "--grace",
+            "0",
+            "--sink",
+            &sink,
+        ],
+        &lines(0, 12),
+    );
+    assert_eq!(code, 0, "{err}");
+    let printed = events(&out);
+    assert!(printed.len() >= 2, "{out}");
+    assert!(
+        err.contains("not yet delivered") && err.contains("503"),
+        "{err}"
+    );
+    assert!(hook.received().is_empty());
+    // the endpoint is back: the next run (no new input) delivers what the first one owed
+    hook.answer(200);
+    let (code, _, err) = run(&["fleet", "-", "--store", store, "--sink", &sink], "");
+    assert_eq!(code, 0, "{err}");
+    let got: BTreeSet<String> = hook
+        .received()
+        .iter()
+        .map(|e| format!("{}/{}", e["violationId"], e["violationEventType"]))
+        .collect();
+    let want: BTreeSet<String> = printed
+        .iter()
+        .map(|e| format!("{}/{}", e["violationId"], e["violationEventType"]))
+        .collect();
+    assert_eq!(got, want);
+    // a label with feedback, listed and reverted
+    let id = printed[0]["violationId"].as_str().unwrap().to_string();
+    let (code, out, err) = run(
+        &[
+            "fleet",
+            "verify",
+            "--store",
+            store,
+            &id,
+            "--state",
+            "FALSE_POSITIVE",
+            "--feedback",
+            "learn",
+            "--actor",
+            "me",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let rec: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (rec["feedback"].as_str(), rec["actor"].as_str()),
+        (Some("learn"), Some("me"))
+    );
+    let (code, _, err) = run(
+        &["fleet", "verify", "--store", store, &id, "--state", "MAYBE"],
+        "",
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("MAYBE"), "{err}");
+    let (_, out, _) = run(&["fleet", "adjustments", "--store", store], "");
+    assert_eq!(out.lines().count(), 1);
+    let adj = rec["adjustmentId"].to_string();
+    let (code, out, _) = run(&["fleet", "revert", "--store", store, &adj], "");
+    assert_eq!(code, 0);
+    assert!(out.contains("\"reverts\""), "{out}");
+    // quarantine and release by hand
+    let (code, _, err) = run(&["fleet", "quarantine", "--store", store, "dev-2"], "");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&["fleet", "release", "--store", store, "dev-2"], "");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&["fleet", "release", "--store", store, "dev-2"], "");
+    assert_eq!(code, 1);
+    assert!(err.contains("not in thing group"), "{err}");
+    // a mitigation task on the violation: dev-1 is quarantined
+    let (code, out, err) = run(
+        &[
+            "fleet",
+            "mitigate",
+            "--store",
+            store,
+            "--task-id",
+            "t1",
+            "--violation-id",
+            &id,
+            "--action",
+            "quarantine",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let task: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(task["taskStatus"], "SUCCESSFUL", "{task}");
+    let (_, out, _) = run(&["fleet", "tasks", "--store", store], "");
+    assert_eq!(out.lines().count(), 1);
+    let (_, out, _) = run(&["fleet", "incidents", "--store", store], "");
+    assert!(out.lines().count() >= 1, "{out}");
+    let (code, _, err) = run(
+        &[
+            "fleet",
+            "mitigate",
+            "--store",
+            store,
+            "--violation-id",
+            &id,
+            "--action",
+            "nuke",
+        ],
+        "",
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("nuke"), "{err}");
+}
