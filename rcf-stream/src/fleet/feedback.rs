@@ -3,7 +3,8 @@
 //! Device Defender's `PutVerificationStateOnViolation` labels a violation `TRUE_POSITIVE`,
 //! `BENIGN_POSITIVE`, `FALSE_POSITIVE` or `UNKNOWN`, and a label changes nothing. rcf keeps
 //! that as the default ([`Feedback::LabelOnly`]) and adds feedback that does change what
-//! happens next, each an append-only, attributed [`Adjustment`] that can be reverted:
+//! happens next, each an append-only, attributed adjustment record
+//! ([`Engine::adjustments`](super::Engine::adjustments)) that can be reverted:
 //!
 //! * [`Feedback::Learn`] (for a false or benign positive): *similar deviations of that thing
 //!   (or of a thing group) stop alarming*. Exactly what is learned, from the labelled
@@ -13,9 +14,13 @@
 //!     model's decayed mean and spread: `violationEventAdditionalInfo.deviations`;
 //!     scale-free, so it carries over to the other things of a group). A later ML verdict of
 //!     that behaviour counts as conforming when every metric's deviation `z` lies in
-//!     `[min(0, 1.5·L) − 1, max(0, 1.5·L) + 1]`: the same direction, up to half as large
-//!     again, with one spread of slack either way. A shift of bytes per message is learned;
-//!     a ×6 message burst on the same thing still alarms (messages were not off before).
+//!     `[min(0, 3·L) − 3, max(0, 3·L) + 3]` ([`LEARN_SPAN`], [`LEARN_SLACK`]): in the
+//!     labelled direction up to three times as far, and otherwise within three spreads of
+//!     normal, the range of ordinary values. Chosen on the demo fleet's benign rollout: with
+//!     a span of 1.5 and one spread of slack the rollout's later points (further out as the
+//!     shift persisted) and its ordinary battery noise fell outside, and alarmed again. A
+//!     shift of bytes per message is learned; a ×6 message burst on the same thing still
+//!     alarms (messages were not off before), as does a battery low beyond three spreads.
 //!   - **Static and statistical comparisons** (`less-than` ...): the labelled value becomes
 //!     the thing's bound (a value up to it, for `less-than*`, or down to it, for
 //!     `greater-than*`, conforms).

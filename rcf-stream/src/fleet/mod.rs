@@ -59,6 +59,15 @@
 //!   longer.
 //! * **Ids**: a `violationId` is a hash of profile, behaviour, thing and start time, so a
 //!   replay gives the same ids and a consumer can drop repeats.
+//! * **Response**: events reach [`sink`]s from the store's outbox (written with the event,
+//!   marked sent after the sink's acknowledgement: at least once, deduplicated on
+//!   `(violationId, violationEventType)`, batched and rate-limited per sink; `suppressAlerts`
+//!   and mutes gate only the sinks) when [`Engine::respond`] runs after a commit; it also
+//!   runs pending [`mitigation`] tasks (a behaviour's `rcf.mitigationActions` start one on
+//!   `in-alarm`). [`incident`]s group violations that start together. Verification labels
+//!   carry [`feedback`] (`learn`, `mute`, `exclude-from-training`) recorded as revertible
+//!   adjustments; an engine takes in labels and thing-group changes that another process
+//!   commits to its store at its next `respond`.
 //! * **Names**: behaviour names may have spaces (the documentation's own examples do);
 //!   [`EngineConfig::strict`] applies the API's pattern and window list exactly.
 pub mod datapoint;

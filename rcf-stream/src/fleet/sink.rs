@@ -2,7 +2,7 @@
 //!
 //! The engine never hands an event to a sink before it is committed: each event is written
 //! to the store's outbox with one row per sink in the transaction that records it, and
-//! [`Engine::deliver`](super::Engine::deliver) sends what is due after the commit, marking it
+//! [`Engine::respond`](super::Engine::respond) sends what is due after the commit, marking it
 //! sent once the sink acknowledged it. Delivery is therefore at least once; a repeat happens
 //! only if the process dies between a sink's acknowledgement and the store's record of it,
 //! and then carries the same `violationId` (a consumer drops repeats on `(violationId,
