@@ -2487,6 +2487,24 @@ impl Engine {
                     win.counts[f] += 1;
                 }
             }
+            // an excluded span (a confirmed incident) is missing data to the model: imputed
+            // from what it knows, so the shingle stays continuous and nothing of it is learned
+            if let Some(&first) = windows.keys().next() {
+                for (s, e) in self.excluded_spans(thing, &slot.profile_name, &slot.behavior_name) {
+                    let lo = s.max(first).div_euclid(w) * w;
+                    let hi = e.unwrap_or(start).min(start);
+                    let mut ws = lo;
+                    while ws < hi {
+                        windows.entry(ws).or_insert_with(|| Window {
+                            start: ws,
+                            sums: vec![0.0; nf],
+                            counts: vec![0; nf],
+                            integral: false,
+                        });
+                        ws += w;
+                    }
+                }
+            }
             if !windows.is_empty() {
                 let rows: Vec<f32> = windows
                     .values()

@@ -411,15 +411,24 @@ mod tests {
         let l = Learned::Deviations(vec![("bytes".into(), 4.0), ("msgs".into(), 0.2)]);
         let v = |b: f64, m: f64| vec![(Arc::from("bytes"), b), (Arc::from("msgs"), m)];
         assert!(l.forgives_ml(&v(4.0, 0.0)));
-        assert!(l.forgives_ml(&v(10.0, 1.0)), "further in the same direction, up to 3x");
+        assert!(
+            l.forgives_ml(&v(10.0, 1.0)),
+            "further in the same direction, up to 3x"
+        );
         assert!(
             l.forgives_ml(&v(0.5, -0.8)),
             "ordinary values are like it too"
         );
         assert!(!l.forgives_ml(&v(30.0, 0.0)), "bytes far beyond");
         assert!(!l.forgives_ml(&v(4.0, 12.0)), "a message burst");
-        assert!(!l.forgives_ml(&v(-5.0, 0.0)), "the other direction, beyond 3 spreads");
-        assert!(!l.forgives_ml(&v(4.0, -4.0)), "another metric beyond 3 spreads");
+        assert!(
+            !l.forgives_ml(&v(-5.0, 0.0)),
+            "the other direction, beyond 3 spreads"
+        );
+        assert!(
+            !l.forgives_ml(&v(4.0, -4.0)),
+            "another metric beyond 3 spreads"
+        );
         assert!(!l.forgives_ml(&[]), "nothing to compare");
     }
 

@@ -723,3 +723,121 @@ fn after_one_learn_the_rollouts_repeat_alarms_stop_and_attacks_on_its_things_are
     );
     assert!(e.revert_adjustment(id, "ops").is_err(), "once");
 }
+
+#[test]
+fn a_finding_goes_to_the_sink_named_by_its_topic() {
+    let dir = tempdir();
+    let findings = dir.join("findings.jsonl");
+    let spec = format!("jsonl={}", findings.display());
+    let actions = json!([{"actionName": "page-soc", "actionParams": {"publishFindingToSnsParams":
+        {"topicArn": spec}}}, {"actionName": "nowhere", "actionParams": {"publishFindingToSnsParams":
+        {"topicArn": "webhook=http://127.0.0.1:9/none"}}}]);
+    let mut e = Engine::open(config(), None).unwrap();
+    e.configure(&setup(Value::Null, actions)).unwrap();
+    e.add_sink_spec(&spec).unwrap();
+    let mut ev = Vec::new();
+    for w in 0..3 {
+        ev.extend(msgs(&mut e, "a", w, if w == 1 { 500 } else { 10 }));
+    }
+    let id = ev[0].violation_id.clone();
+    e.start_mitigation_task(&json!({"taskId": "f1", "target": {"violationIds": [id]},
+        "actions": ["page-soc", "nowhere"]}))
+        .unwrap();
+    e.commit(None).unwrap();
+    e.respond(1).unwrap();
+    let lines: Vec<Value> = std::fs::read_to_string(&findings)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let finding = lines
+        .iter()
+        .find(|l| l.get("finding").is_some())
+        .expect("the finding");
+    assert_eq!(finding["finding"]["violationId"], id.as_str());
+    assert_eq!(
+        (finding["taskId"].as_str(), finding["actionName"].as_str()),
+        (Some("f1"), Some("page-soc"))
+    );
+    let t = e.describe_mitigation_task("f1").unwrap();
+    assert_eq!(
+        t["taskStatistics"],
+        json!({"actionsExecuted": 1, "actionsSkipped": 0, "actionsFailed": 1})
+    );
+    assert!(
+        t["executions"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no sink named"),
+        "{t}"
+    );
+}
+
+#[test]
+fn excluding_a_confirmed_incident_keeps_it_out_of_the_model() {
+    // one ML model on a steady level; a long shift (an incident), back to normal, then the
+    // same shift again: the model that kept the incident out finds the repeat as strange as
+    // the first time; the one that learned it finds it less so
+    let ml = json!({"securityProfileName": "p", "behaviors": [{"name": "ml", "metric": "m",
+        "criteria": {"mlDetectionConfig": {"confidenceLevel": "LOW"}, "consecutiveDatapointsToClear": 2},
+        "rcf": {"seed": 11}}]});
+    let level = |w: i64| -> f64 {
+        let incident = (300..360).contains(&w) || (420..430).contains(&w);
+        (if incident { 80.0 } else { 20.0 }) + ((w * 7919) % 13) as f64 * 0.3
+    };
+    let run = |exclude: bool| -> (Vec<rcf_stream::fleet::ViolationEvent>, Engine) {
+        let mut e = Engine::open(config(), None).unwrap();
+        e.configure(&ml).unwrap();
+        let mut events = Vec::new();
+        for w in 0..440 {
+            let dp =
+                Datapoint::new("t", "m", V::Number(level(w)), T0 + w * MIN5 + 1, None).unwrap();
+            let got = e.ingest(&dp).unwrap();
+            if exclude
+                && let Some(a) = got.iter().find(|x| {
+                    x.event_type == EventType::InAlarm
+                        && (300..310).contains(&((x.time - T0) / MIN5))
+                })
+            {
+                e.put_verification_state(
+                    &a.violation_id,
+                    VerificationState::TruePositive,
+                    Some("confirmed intrusion"),
+                    &Feedback::ExcludeFromTraining,
+                    "soc",
+                )
+                .unwrap();
+            }
+            events.extend(got);
+        }
+        (events, e)
+    };
+    let (control, _) = run(false);
+    let (excluded, e) = run(true);
+    let repeat = |events: &[rcf_stream::fleet::ViolationEvent]| {
+        events
+            .iter()
+            .filter(|x| {
+                x.event_type == EventType::InAlarm && (420..425).contains(&((x.time - T0) / MIN5))
+            })
+            .map(|x| x.ml.as_ref().unwrap().score)
+            .fold(0.0f64, f64::max)
+    };
+    let adj = e.adjustments().unwrap();
+    assert_eq!(adj.len(), 1);
+    let span = &adj[0]["rule"]["excluded"];
+    assert!(
+        span["end"].as_i64().is_some(),
+        "the span closed when the alarm cleared: {span}"
+    );
+    let (with, without) = (repeat(&excluded), repeat(&control));
+    eprintln!("repeat's score: {with:.3} with the incident excluded, {without:.3} without");
+    assert!(
+        with > 0.0,
+        "the repeat alarms when the incident was kept out"
+    );
+    assert!(
+        with > without,
+        "kept out, the repeat is stranger: {with} vs {without}"
+    );
+}

@@ -88,6 +88,14 @@ fn bad(name: &'static str, reason: String) -> FleetError {
     FleetError::InvalidParameter { name, reason }
 }
 
+fn profile_of(row: &[rusqlite::types::Value]) -> String {
+    text(&row[2])
+}
+
+fn behavior_of(row: &[rusqlite::types::Value]) -> String {
+    text(&row[3])
+}
+
 fn text(v: &rusqlite::types::Value) -> String {
     match v {
         rusqlite::types::Value::Text(t) => t.clone(),
@@ -347,6 +355,24 @@ impl Engine {
                 && &*r.profile == profile
                 && &*r.behavior == behavior
         })
+    }
+
+    /// The exclusion spans `(start, end)` of (thing, profile, behaviour) (`end` `None`: open).
+    pub(super) fn excluded_spans(
+        &self,
+        thing: &str,
+        profile: &str,
+        behavior: &str,
+    ) -> Vec<(Millis, Option<Millis>)> {
+        self.response
+            .rules
+            .iter()
+            .filter(|r| &*r.thing == thing && &*r.profile == profile && &*r.behavior == behavior)
+            .filter_map(|r| match r.kind {
+                RuleKind::Exclude { start, end, .. } => Some((start, end)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Drops the model of (thing, profile, behaviour) so that the next window trains a new
@@ -656,6 +682,22 @@ impl Engine {
             .pointer("/rcf/violationStartTime")
             .and_then(|t| crate::fleet::time::parse_json(t).ok())
             .unwrap_or_default();
+        // where the anomaly began: the alarming window's start, moved back by the verdict's
+        // relative index (the shingle slot it came from)
+        let window = self
+            .slots
+            .iter()
+            .find(|s| {
+                &*s.profile_name == profile_of(&first) && &*s.behavior_name == behavior_of(&first)
+            })
+            .and_then(|s| s.window_ms)
+            .unwrap_or(0);
+        let rel = event
+            .pointer("/violationEventAdditionalInfo/relativeIndex")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .min(0);
+        let excluded_from = start - window + rel * window;
         let cleared = rows.iter().find_map(|r| {
             let v: Value = serde_json::from_str(&text(&r[0])).ok()?;
             (v.get("violationEventType")? != "in-alarm").then(|| match &r[4] {
@@ -698,7 +740,7 @@ impl Engine {
             Feedback::ExcludeFromTraining => Some((
                 Scope::Thing,
                 RuleKind::Exclude {
-                    start,
+                    start: excluded_from,
                     end: cleared,
                     violation_id: violation_id.to_string(),
                 },
