@@ -88,14 +88,6 @@ fn bad(name: &'static str, reason: String) -> FleetError {
     FleetError::InvalidParameter { name, reason }
 }
 
-fn profile_of(row: &[rusqlite::types::Value]) -> String {
-    text(&row[2])
-}
-
-fn behavior_of(row: &[rusqlite::types::Value]) -> String {
-    text(&row[3])
-}
-
 fn text(v: &rusqlite::types::Value) -> String {
     match v {
         rusqlite::types::Value::Text(t) => t.clone(),
@@ -687,9 +679,7 @@ impl Engine {
         let window = self
             .slots
             .iter()
-            .find(|s| {
-                &*s.profile_name == profile_of(&first) && &*s.behavior_name == behavior_of(&first)
-            })
+            .find(|s| *s.profile_name == *profile && *s.behavior_name == *behavior)
             .and_then(|s| s.window_ms)
             .unwrap_or(0);
         let rel = event
