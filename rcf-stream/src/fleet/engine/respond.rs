@@ -42,6 +42,8 @@ pub(crate) struct Response {
     rules: Vec<Rule>,
     /// Incidents still open for joining.
     incidents: Vec<Incident>,
+    /// Open incidents joined since the last commit (by index).
+    dirty_incidents: Vec<usize>,
     /// The configuration's mitigation actions, by name.
     pub(super) actions: BTreeMap<String, MitigationAction>,
     executor: Option<Box<dyn Executor>>,
@@ -413,19 +415,26 @@ impl Engine {
                 self.response.incidents.len() - 1
             }
         };
-        let inc = &mut self.response.incidents[k];
-        inc.join(&ev.violation_id, thing, p, b, ev.criteria_type, start);
-        let (id, json) = (inc.id.clone(), inc.to_json().to_string());
-        self.store.execute(
-            "INSERT OR REPLACE INTO incidents (id, open, json) VALUES (?1, 1, ?2)",
-            &[id.into(), json.into()],
-        )?;
+        self.response.incidents[k].join(&ev.violation_id, thing, p, b, ev.criteria_type, start);
+        // written at the commit, once however many joined (a burst on 10,000 things is one
+        // incident of 10,000 violations, not 10,000 rewrites of it)
+        if !self.response.dirty_incidents.contains(&k) {
+            self.response.dirty_incidents.push(k);
+        }
         Ok(())
     }
 
     /// Closes the incidents nothing can join any more (the watermark passed their latest
     /// start by the gap) and queues them for the sinks fed incidents.
     pub(super) fn settle_incidents(&mut self) -> Result<(), FleetError> {
+        for k in std::mem::take(&mut self.response.dirty_incidents) {
+            let inc = &self.response.incidents[k];
+            let (id, json) = (inc.id.clone(), inc.to_json().to_string());
+            self.store.execute(
+                "INSERT OR REPLACE INTO incidents (id, open, json) VALUES (?1, 1, ?2)",
+                &[id.into(), json.into()],
+            )?;
+        }
         let now = self.now();
         let (done, open): (Vec<Incident>, Vec<Incident>) =
             std::mem::take(&mut self.response.incidents)
