@@ -72,7 +72,7 @@ CREATE TABLE models (
 const RESPONSE: &str = "
 CREATE TABLE outbox (
     id INTEGER PRIMARY KEY, sink TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL,
-    json TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
+    json TEXT NOT NULL, time INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
     UNIQUE (sink, key));
 CREATE INDEX outbox_due ON outbox (sink, state, id);
 CREATE TABLE adjustments (
@@ -740,25 +740,34 @@ impl Store {
                 params![cutoff],
             )
             .map_err(|e| self.error(e))?;
+        // what sinks were given (or never owed) goes with the events; what is still owed stays
+        self.conn
+            .execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND time < ?1",
+                params![cutoff],
+            )
+            .map_err(|e| self.error(e))?;
         Ok((m, e))
     }
 
-    /// Queues `json` for `sink` under `key` (`pending`, or `gated`: recorded, never sent);
-    /// nothing if the sink already has that key (delivery is deduplicated on it).
+    /// Queues `json` for `sink` under `key` (`pending`, or `gated`: recorded, never sent),
+    /// of event time `time`; nothing if the sink already has that key (delivery is
+    /// deduplicated on it).
     pub(crate) fn put_outbox(
         &mut self,
         sink: &str,
         key: &str,
         gated: bool,
         json: &str,
+        time: i64,
     ) -> Result<(), StoreError> {
         self.begin()?;
         let state = if gated { "gated" } else { "pending" };
         self.conn
             .prepare_cached(
-                "INSERT OR IGNORE INTO outbox (sink, key, state, json) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR IGNORE INTO outbox (sink, key, state, json, time) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
-            .and_then(|mut st| st.execute(params![sink, key, state, json]))
+            .and_then(|mut st| st.execute(params![sink, key, state, json, time]))
             .map(|_| ())
             .map_err(|e| self.error(e))
     }

@@ -841,3 +841,49 @@ fn excluding_a_confirmed_incident_keeps_it_out_of_the_model() {
         "kept out, the repeat is stranger: {with} vs {without}"
     );
 }
+
+#[test]
+fn retention_takes_what_sinks_were_given_and_keeps_what_they_are_owed() {
+    let dir = tempdir();
+    let mut c = config();
+    c.retention_ms = 86_400_000;
+    let mut e = Engine::open(c, None).unwrap();
+    e.configure(&setup(Value::Null, json!([]))).unwrap();
+    e.add_sink_spec(&format!("jsonl={}", dir.join("a.jsonl").display()))
+        .unwrap();
+    let hook = Webhook::start();
+    hook.answer(500);
+    e.add_sink_spec(&format!("webhook={},retry=0.01", hook.url))
+        .unwrap();
+    for w in 0..6 {
+        msgs(&mut e, "a", w, if w == 2 { 500 } else { 10 });
+    }
+    e.commit(None).unwrap();
+    e.respond(1).unwrap();
+    let counts = |e: &Engine| -> Vec<(u64, u64)> {
+        e.sink_status()
+            .unwrap()
+            .iter()
+            .map(|s| (s["sent"].as_u64().unwrap(), s["pending"].as_u64().unwrap()))
+            .collect()
+    };
+    assert_eq!(counts(&e), vec![(2, 0), (0, 2)]);
+    // three days later
+    for w in 6..(3 * 288) {
+        msgs(&mut e, "a", w, 10);
+        if w % 100 == 0 {
+            e.commit(None).unwrap();
+        }
+    }
+    e.commit(None).unwrap();
+    assert!(
+        e.list_violation_events(0, i64::MAX, &rcf_stream::fleet::Filter::default())
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        counts(&e),
+        vec![(0, 0), (0, 2)],
+        "sent rows went with their events; owed ones stay"
+    );
+}

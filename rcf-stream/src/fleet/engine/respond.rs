@@ -229,7 +229,7 @@ impl Engine {
         let key = format!("{}/{}", ev.violation_id, ev.event_type.as_str());
         for s in &self.response.sinks {
             if s.options.payload == Payload::Events {
-                self.store.put_outbox(&s.name, &key, gated, json)?;
+                self.store.put_outbox(&s.name, &key, gated, json, ev.time)?;
             }
         }
         match ev.event_type {
@@ -451,7 +451,8 @@ impl Engine {
             let key = format!("incident/{}", inc.id);
             for s in &self.response.sinks {
                 if s.options.payload == Payload::Incidents {
-                    self.store.put_outbox(&s.name, &key, false, &json)?;
+                    self.store
+                        .put_outbox(&s.name, &key, false, &json, inc.last_start)?;
                 }
             }
         }
@@ -758,7 +759,7 @@ impl Engine {
              WHERE violation_id = ?3",
             &[
                 state.as_str().to_string().into(),
-                description.unwrap_or("").to_string().into(),
+                description.map_or(rusqlite::types::Value::Null, |d| d.to_string().into()),
                 violation_id.to_string().into(),
             ],
         )?;
@@ -1307,6 +1308,7 @@ impl Engine {
                         &format!("finding/{task_id}/{violation_id}"),
                         false,
                         &finding.to_string(),
+                        self.now(),
                     )
                     .map_err(|e| e.to_string())
             }
