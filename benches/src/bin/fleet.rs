@@ -38,7 +38,6 @@
 //! in-alarm violation within 3 datapoints of their start, and false alarms (in-alarm
 //! violations of no incident) per device-day, over `--seeds` seeded fleets. It runs
 //! itself again with `MALLOC_ARENA_MAX=1` unless that is set (see `main`).
-//! itself again with `MALLOC_ARENA_MAX=1` unless that is set (see `main`).
 //!
 //! Latency: the engine call in which a window's end passes the watermark returns that
 //! window's events; its duration is the time from the window closing to its violation events.
