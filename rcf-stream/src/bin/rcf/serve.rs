@@ -158,8 +158,9 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
     o.set_max_packet_size(256 * 1024 * 1024, MAX_PAYLOAD + 4096);
     let (client, mut conn) = Client::new(o, 4096);
 
-    // content hashes: those of the last committed batch come from the store (a crash may
-    // have left them unacknowledged), the rest from this run
+    // content hashes: those saved with the last commit (the latest REDELIVERY_WINDOW
+    // messages, which a crash may have left unacknowledged) come from the store, the rest
+    // from this run
     let mut seen: HashSet<u64> = HashSet::new();
     let mut order: VecDeque<u64> = VecDeque::new();
     if let Some(cursor) = engine.cursor().and_then(|c| c.strip_prefix("mqtt:")) {
