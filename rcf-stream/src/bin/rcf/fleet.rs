@@ -221,7 +221,7 @@ pub(crate) fn main(args: FleetArgs) -> Result<(), Failure> {
             }
             match &run.file {
                 None if crate::stdin_has_data() => ingest(&run, &PathBuf::from("-")),
-                None if run.profile.is_none() && run.store.is_none() => crate::fleet_demo::run(&run_config(&run)?, run.demo_things as usize, run.demo_days as usize, run.seed),
+                None if run.profile.is_none() && run.store.is_none() => crate::fleet_demo::run(&run_config(&run)?, run.demo_things as usize, run.demo_days as usize, run.seed, &run.response),
                 None => Err("no input: give a JSON Lines file, `-`, or pipe datapoints in (without --profile and --store, `rcf fleet` runs its demo)".to_string().into()),
                 Some(f) => ingest(&run, f),
             }

@@ -47,12 +47,15 @@ pub(crate) fn run(
     things: usize,
     days: usize,
     seed: u64,
+    response: &crate::respond::ResponseArgs,
 ) -> Result<(), Failure> {
     let fleet = defender::fleet(things, days, seed);
     let mut engine = Engine::open(config.clone(), None).map_err(|e| e.to_string())?;
     let setup: serde_json::Value =
         serde_json::from_str(defender::demo_profile()).expect("the demo profile is JSON");
     engine.configure(&setup).map_err(|e| e.to_string())?;
+    // `--sink`: the demo's alerts go out too
+    response.apply(&mut engine)?;
     println!(
         "rcf fleet demo: {} things reporting every 5 minutes for {} days ({} datapoints), one \
          security profile with static rules, a topic-filter dimension, a fleet percentile, a \
@@ -78,6 +81,7 @@ pub(crate) fn run(
     }
     events.extend(engine.flush().map_err(|e| e.to_string())?);
     engine.commit(None).map_err(|e| e.to_string())?;
+    crate::respond::respond(&mut engine, false)?;
     let elapsed = started.elapsed().as_secs_f64();
 
     // alarms: in-alarm joined with how it ended
