@@ -263,11 +263,13 @@ pub fn execution_request(action: &MitigationAction, violation: &Value) -> Value 
 }
 
 /// An executor that POSTs [`execution_request`] to a URL; a 2xx answer is success.
+#[cfg(feature = "net")]
 pub struct WebhookExecutor {
     url: String,
     agent: ureq::Agent,
 }
 
+#[cfg(feature = "net")]
 impl std::fmt::Debug for WebhookExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookExecutor")
@@ -276,6 +278,7 @@ impl std::fmt::Debug for WebhookExecutor {
     }
 }
 
+#[cfg(feature = "net")]
 impl WebhookExecutor {
     /// Posts to `url` (`http://...`), each request within `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Self {
@@ -286,6 +289,7 @@ impl WebhookExecutor {
     }
 }
 
+#[cfg(feature = "net")]
 impl Executor for WebhookExecutor {
     fn execute(&mut self, action: &MitigationAction, violation: &Value) -> Result<(), String> {
         super::sink::post_json(

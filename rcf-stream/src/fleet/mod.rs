@@ -94,12 +94,16 @@ pub use engine::{
 pub use feedback::{Feedback, Scope, VerificationState};
 pub use incident::Incident;
 pub use metric::{Aggregation, MetricCatalog, MetricKind, MetricType};
-pub use mitigation::{ActionType, CommandExecutor, Executor, MitigationAction, WebhookExecutor};
+#[cfg(feature = "net")]
+pub use mitigation::WebhookExecutor;
+pub use mitigation::{ActionType, CommandExecutor, Executor, MitigationAction};
 pub use models::{ModelSettings, ModelStats, parse_memory_size};
 pub use profile::{
     Behavior, ComparisonOperator, ConfidenceLevel, CriteriaKind, MissingData, ModelScope,
     ProfileError, SecurityProfile,
 };
-pub use sink::{JsonlSink, MqttSink, Payload, Sink, SinkOptions, SinkSpec, WebhookSink};
+pub use sink::{JsonlSink, Payload, Sink, SinkOptions, SinkSpec};
+#[cfg(feature = "net")]
+pub use sink::{MqttSink, WebhookSink};
 pub use value::{Cidr, MetricValue};
 pub use violation::{EventType, MlExplanation, ViolationEvent};

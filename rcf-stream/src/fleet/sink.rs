@@ -25,6 +25,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+#[cfg(feature = "net")]
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -187,6 +188,11 @@ impl SinkSpec {
         })?;
         let kind = match kind {
             "jsonl" if !target.is_empty() => SinkKind::Jsonl(PathBuf::from(target)),
+            "webhook" | "mqtt" if !cfg!(feature = "net") => {
+                return Err(bad(format!(
+                    "`{spec}`: this build of rcf-stream has no `net` feature (webhook and MQTT sinks)"
+                )));
+            }
             "webhook" => {
                 let rest = target.strip_prefix("http://").ok_or_else(|| {
                     bad(format!(
@@ -263,7 +269,9 @@ impl SinkSpec {
         let timeout = Duration::from_millis(self.options.timeout_ms);
         match &self.kind {
             SinkKind::Jsonl(path) => Box::new(JsonlSink { path: path.clone() }),
+            #[cfg(feature = "net")]
             SinkKind::Webhook(url) => Box::new(WebhookSink::new(url, timeout)),
+            #[cfg(feature = "net")]
             SinkKind::Mqtt { host, port, topic } => Box::new(MqttSink {
                 host: host.clone(),
                 port: *port,
@@ -271,6 +279,12 @@ impl SinkSpec {
                 timeout,
                 conn: None,
             }),
+            // `parse` makes no network sink without the feature
+            #[cfg(not(feature = "net"))]
+            _ => {
+                let _ = timeout;
+                unreachable!("network sinks need the `net` feature")
+            }
         }
     }
 }
@@ -324,6 +338,7 @@ impl Sink for JsonlSink {
     }
 }
 
+#[cfg(feature = "net")]
 /// `webhook=http://...`: one HTTP POST per batch, `application/json`, acknowledged by a 2xx
 /// status.
 pub struct WebhookSink {
@@ -331,6 +346,7 @@ pub struct WebhookSink {
     agent: ureq::Agent,
 }
 
+#[cfg(feature = "net")]
 impl std::fmt::Debug for WebhookSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookSink")
@@ -339,6 +355,7 @@ impl std::fmt::Debug for WebhookSink {
     }
 }
 
+#[cfg(feature = "net")]
 impl WebhookSink {
     /// A sink posting to `url` with a whole-request `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Self {
@@ -350,6 +367,7 @@ impl WebhookSink {
 }
 
 /// An HTTP client whose every request ends within `timeout`.
+#[cfg(feature = "net")]
 pub(crate) fn http_agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
@@ -358,6 +376,7 @@ pub(crate) fn http_agent(timeout: Duration) -> ureq::Agent {
 }
 
 /// POSTs `body` as JSON; `Ok` on a 2xx answer.
+#[cfg(feature = "net")]
 pub(crate) fn post_json(agent: &ureq::Agent, url: &str, body: &Value) -> Result<(), String> {
     match agent
         .post(url)
@@ -371,6 +390,7 @@ pub(crate) fn post_json(agent: &ureq::Agent, url: &str, body: &Value) -> Result<
     }
 }
 
+#[cfg(feature = "net")]
 impl Sink for WebhookSink {
     fn deliver(&mut self, batch: &[Value]) -> Result<(), String> {
         let body = match batch {
@@ -381,6 +401,7 @@ impl Sink for WebhookSink {
     }
 }
 
+#[cfg(feature = "net")]
 /// `mqtt=mqtt://HOST:PORT/TOPIC`: one QoS 1 message per object; the batch is acknowledged
 /// when the broker has acknowledged every message of it.
 pub struct MqttSink {
@@ -391,6 +412,7 @@ pub struct MqttSink {
     conn: Option<MqttLink>,
 }
 
+#[cfg(feature = "net")]
 impl std::fmt::Debug for MqttSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MqttSink")
@@ -401,11 +423,13 @@ impl std::fmt::Debug for MqttSink {
 }
 
 /// A connected client and the acknowledgements its event loop thread reports.
+#[cfg(feature = "net")]
 struct MqttLink {
     client: rumqttc::Client,
     acks: mpsc::Receiver<Result<(), String>>,
 }
 
+#[cfg(feature = "net")]
 impl MqttSink {
     fn connect(&self) -> MqttLink {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -442,6 +466,7 @@ impl MqttSink {
     }
 }
 
+#[cfg(feature = "net")]
 impl Sink for MqttSink {
     fn deliver(&mut self, batch: &[Value]) -> Result<(), String> {
         let link = match self.conn.take() {
@@ -497,6 +522,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "net")]
     fn specs_parse_with_options_and_bad_ones_name_the_problem() {
         let s = SinkSpec::parse("webhook=http://127.0.0.1:9000/hook,batch=1,rate=600,timeout=2")
             .unwrap();
