@@ -8,7 +8,12 @@
 //! deduplicated on their content (topic and payload): one redelivered after a reconnect, or
 //! after a crash between a commit and its acknowledgements (the hashes of the last
 //! [`REDELIVERY_WINDOW`] committed messages are saved with each commit), is not counted
-//! twice. A broker redelivers only messages in flight, so its per-client in-flight limit
+//! twice. Replies: `{"thingName", "reportId", "timestamp", "status": "ACCEPTED" | "REJECTED",
+//! "statusDetails": {"ErrorCode", "ErrorMessage"}}` with the categories `Malformed` (not
+//! JSON), `MissingHeader` and `InvalidPayload` (too large, or a field the metrics document
+//! does not allow), as Device Defender's documentation names them (recalled: the stored
+//! reference here did not include its error table, so check them against a live account
+//! before relying on the exact codes). A broker redelivers only messages in flight, so its per-client in-flight limit
 //! (Mosquitto's `max_inflight_messages`, 20 by default) must stay below that window. SIGTERM or SIGINT stop it cleanly:
 //! everything is committed, acknowledged and delivered first.
 
