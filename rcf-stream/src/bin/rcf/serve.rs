@@ -120,6 +120,63 @@ fn parse(
     datapoint::parse_value(&v).map_err(|e| ("InvalidPayload", e))
 }
 
+/// Messages taken from the broker and what their acknowledgement waits for.
+struct Inbox {
+    /// Ingested, not yet committed.
+    unacked: Vec<Publish>,
+    /// Committed; their acknowledgements not yet handed to the client (its request queue
+    /// was full).
+    to_ack: Vec<Publish>,
+    /// Hashes of the latest [`REDELIVERY_WINDOW`] messages, saved with each commit.
+    recent: VecDeque<u64>,
+    /// Messages not yet committed.
+    fresh: usize,
+}
+
+impl Inbox {
+    /// A message to acknowledge after the next commit; `hash` if it was taken in (not a
+    /// duplicate).
+    fn take(&mut self, p: Publish, hash: Option<u64>) {
+        if let Some(h) = hash {
+            self.recent.push_back(h);
+            if self.recent.len() > REDELIVERY_WINDOW {
+                self.recent.pop_front();
+            }
+            self.fresh += 1;
+        }
+        self.unacked.push(p);
+    }
+
+    /// Whether anything waits for a commit.
+    fn pending(&self) -> bool {
+        !self.unacked.is_empty() || self.fresh > 0
+    }
+
+    /// Commits the engine with the recent hashes as its cursor, queues the acknowledgements
+    /// (after the commit, never before: the broker redelivers what is not acknowledged) and
+    /// delivers what the sinks are owed.
+    fn commit(&mut self, engine: &mut Engine) -> Result<(), Failure> {
+        let hashes: Vec<String> = self.recent.iter().map(|h| format!("{h:016x}")).collect();
+        engine
+            .commit(Some(&format!("mqtt:{}", hashes.join(","))))
+            .map_err(|e| e.to_string())?;
+        self.to_ack.append(&mut self.unacked);
+        self.fresh = 0;
+        respond(engine, true)
+    }
+
+    /// Hands acknowledgements to the client while its queue has room (the rest wait for the
+    /// next turn: the queue drains as the connection is polled).
+    fn flush_acks(&mut self, client: &Client) {
+        let sent = self
+            .to_ack
+            .iter()
+            .take_while(|p| client.try_ack(p).is_ok())
+            .count();
+        self.to_ack.drain(..sent);
+    }
+}
+
 pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
     let (host, port) = a
         .mqtt
@@ -194,55 +251,23 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
         })
         .map_err(|e| format!("cannot start the reply thread: {e}"))?;
     let mut replies_dropped = 0u64;
-    let mut unacked: Vec<Publish> = Vec::new();
-    // acknowledgements not yet handed to the client (its request queue was full)
-    let mut to_ack: Vec<Publish> = Vec::new();
-    // the latest messages' hashes (saved with each commit) and how many are not committed
-    let mut batch: VecDeque<u64> = order.iter().copied().collect();
-    let mut fresh = 0usize;
+    let mut inbox = Inbox {
+        unacked: Vec::new(),
+        to_ack: Vec::new(),
+        recent: order.iter().copied().collect(),
+        fresh: 0,
+    };
     let mut last_commit = Instant::now();
     let mut backoff = Duration::from_millis(100);
     let mut subacks = 0;
     let (mut messages, mut accepted, mut rejected, mut duplicates) = (0u64, 0u64, 0u64, 0u64);
     let started = Instant::now();
-    let commit = |engine: &mut Engine,
-                  unacked: &mut Vec<Publish>,
-                  to_ack: &mut Vec<Publish>,
-                  batch: &mut VecDeque<u64>,
-                  fresh: &mut usize|
-     -> Result<(), Failure> {
-        let cursor = format!(
-            "mqtt:{}",
-            batch
-                .iter()
-                .map(|h| format!("{h:016x}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        engine.commit(Some(&cursor)).map_err(|e| e.to_string())?;
-        // the broker redelivers what is not acknowledged: after the commit, never before
-        to_ack.append(unacked);
-        *fresh = 0;
-        respond(engine, true)
-    };
-    // hands acknowledgements to the client while its queue has room (the rest wait for the
-    // next turn: the queue drains as the connection is polled)
-    let flush_acks = |to_ack: &mut Vec<Publish>| {
-        let mut sent = 0;
-        for p in to_ack.iter() {
-            if client.try_ack(p).is_err() {
-                break;
-            }
-            sent += 1;
-        }
-        to_ack.drain(..sent);
-    };
     eprintln!(
         "rcf: serving $aws/things/+/defender/metrics/json and {} from {host}:{port}",
         a.telemetry_topic
     );
     loop {
-        flush_acks(&mut to_ack);
+        inbox.flush_acks(&client);
         if stop.load(Ordering::Relaxed) || a.max_messages.is_some_and(|m| messages >= m) {
             break;
         }
@@ -250,14 +275,8 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
             Err(_) => {
                 // quiet: commit what is pending; else look for what another process put in
                 // the store (labels, quarantines) and retry undelivered alerts
-                if !unacked.is_empty() || fresh > 0 {
-                    commit(
-                        &mut engine,
-                        &mut unacked,
-                        &mut to_ack,
-                        &mut batch,
-                        &mut fresh,
-                    )?;
+                if inbox.pending() {
+                    inbox.commit(&mut engine)?;
                     last_commit = Instant::now();
                 } else if last_commit.elapsed() >= Duration::from_millis(a.commit_ms) {
                     respond(&mut engine, true)?;
@@ -292,7 +311,7 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
                 let h = content_hash(&p.topic, &p.payload);
                 if !seen.insert(h) {
                     duplicates += 1;
-                    unacked.push(p);
+                    inbox.take(p, None);
                     continue;
                 }
                 order.push_back(h);
@@ -301,11 +320,6 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
                 {
                     seen.remove(&old);
                 }
-                batch.push_back(h);
-                if batch.len() > REDELIVERY_WINDOW {
-                    batch.pop_front();
-                }
-                fresh += 1;
                 let report = report_thing(&p.topic).map(str::to_string);
                 let outcome = match parse(&p.topic, &p.payload) {
                     Err(e) => Err(e),
@@ -371,31 +385,19 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
                         replies_dropped += 1;
                     }
                 }
-                unacked.push(p);
+                inbox.take(p, Some(h));
                 if last_commit.elapsed() >= Duration::from_millis(a.commit_ms)
-                    || unacked.len() >= 1000
+                    || inbox.unacked.len() >= 1000
                 {
-                    commit(
-                        &mut engine,
-                        &mut unacked,
-                        &mut to_ack,
-                        &mut batch,
-                        &mut fresh,
-                    )?;
+                    inbox.commit(&mut engine)?;
                     last_commit = Instant::now();
                 }
             }
             Ok(_) => {}
             Err(e) => {
                 // disconnected: what is not acknowledged will come again; commit what we have
-                if !unacked.is_empty() || fresh > 0 {
-                    commit(
-                        &mut engine,
-                        &mut unacked,
-                        &mut to_ack,
-                        &mut batch,
-                        &mut fresh,
-                    )?;
+                if inbox.pending() {
+                    inbox.commit(&mut engine)?;
                 }
                 eprintln!("rcf: broker {host}:{port}: {e}; reconnecting in {backoff:?}");
                 let until = Instant::now() + backoff;
@@ -406,21 +408,15 @@ pub(crate) fn serve(a: &ServeArgs) -> Result<(), Failure> {
             }
         }
     }
-    commit(
-        &mut engine,
-        &mut unacked,
-        &mut to_ack,
-        &mut batch,
-        &mut fresh,
-    )?;
+    inbox.commit(&mut engine)?;
     // hand over and send the last acknowledgements before disconnecting
     let until = Instant::now() + Duration::from_secs(2);
     let quiet_from = Instant::now() + Duration::from_millis(200);
     loop {
-        flush_acks(&mut to_ack);
+        inbox.flush_acks(&client);
         let _ = conn.recv_timeout(Duration::from_millis(20));
         let now = Instant::now();
-        if (to_ack.is_empty() && now >= quiet_from) || now >= until {
+        if (inbox.to_ack.is_empty() && now >= quiet_from) || now >= until {
             break;
         }
     }
