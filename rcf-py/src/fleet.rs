@@ -308,6 +308,15 @@ fn committed(
     Ok(events(evs))
 }
 
+/// A dict of counts, in the order given.
+fn counts<'py>(py: Python<'py>, pairs: &[(&str, u64)]) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in pairs {
+        d.set_item(k, v)?;
+    }
+    Ok(d)
+}
+
 /// A memory budget from Python: bytes (an int) or a size string (`"2GiB"`).
 fn budget_bytes(b: &Bound<'_, PyAny>) -> PyResult<u64> {
     if let Ok(s) = b.extract::<String>() {
@@ -593,19 +602,18 @@ impl PyFleet {
     #[getter]
     fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = lock(py, &self.inner, |e| e.counters().clone());
-        let d = PyDict::new(py);
-        for (k, v) in [
-            ("datapoints", c.datapoints),
-            ("late", c.late),
-            ("unmonitored", c.unmonitored),
-            ("windows", c.windows),
-            ("in_alarm", c.in_alarm),
-            ("cleared", c.cleared),
-            ("invalidated", c.invalidated),
-        ] {
-            d.set_item(k, v)?;
-        }
-        Ok(d)
+        counts(
+            py,
+            &[
+                ("datapoints", c.datapoints),
+                ("late", c.late),
+                ("unmonitored", c.unmonitored),
+                ("windows", c.windows),
+                ("in_alarm", c.in_alarm),
+                ("cleared", c.cleared),
+                ("invalidated", c.invalidated),
+            ],
+        )
     }
 
     /// The watermark (epoch seconds), or None before any data.
@@ -650,18 +658,17 @@ impl PyFleet {
     #[getter]
     fn model_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = lock(py, &self.inner, |e| e.model_stats());
-        let d = PyDict::new(py);
-        for (k, v) in [
-            ("resident", s.resident as u64),
-            ("evicted", s.evicted as u64),
-            ("resident_bytes", s.resident_bytes as u64),
-            ("peak_bytes", s.peak_bytes as u64),
-            ("evictions", s.evictions),
-            ("restores", s.restores),
-        ] {
-            d.set_item(k, v)?;
-        }
-        Ok(d)
+        counts(
+            py,
+            &[
+                ("resident", s.resident as u64),
+                ("evicted", s.evicted as u64),
+                ("resident_bytes", s.resident_bytes as u64),
+                ("peak_bytes", s.peak_bytes as u64),
+                ("evictions", s.evictions),
+                ("restores", s.restores),
+            ],
+        )
     }
 
     /// Adds an alert sink: a built-in by its spec (`"webhook=http://HOST:PORT/PATH"`,
@@ -740,17 +747,16 @@ impl PyFleet {
     /// actions_run}.
     fn respond<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let r = lock(py, &self.inner, |e| e.respond_now()).map_err(fleet_error)?;
-        let d = PyDict::new(py);
-        for (k, v) in [
-            ("delivered", r.delivered),
-            ("batches", r.batches),
-            ("failed", r.failed),
-            ("pending", r.pending),
-            ("actions_run", r.actions_run),
-        ] {
-            d.set_item(k, v)?;
-        }
-        Ok(d)
+        counts(
+            py,
+            &[
+                ("delivered", r.delivered as u64),
+                ("batches", r.batches as u64),
+                ("failed", r.failed as u64),
+                ("pending", r.pending as u64),
+                ("actions_run", r.actions_run as u64),
+            ],
+        )
     }
 
     /// Labels a violation (PutVerificationStateOnViolation): `state` TRUE_POSITIVE,
