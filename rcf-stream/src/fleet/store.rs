@@ -80,6 +80,8 @@ CREATE TABLE adjustments (
 CREATE TABLE incidents (id TEXT PRIMARY KEY, open INTEGER NOT NULL, json TEXT NOT NULL);
 CREATE TABLE mitigation_tasks (
     task_id TEXT PRIMARY KEY, token TEXT, state TEXT NOT NULL, json TEXT NOT NULL);
+CREATE INDEX mitigation_tasks_by_state ON mitigation_tasks (state);
+CREATE INDEX mitigation_tasks_by_token ON mitigation_tasks (token);
 ";
 
 /// Writes one history row.

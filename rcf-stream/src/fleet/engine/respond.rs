@@ -570,10 +570,17 @@ impl Engine {
         for k in 0..self.response.sinks.len() {
             self.deliver_sink(k, now, &mut report)?;
         }
-        let rows = self
-            .store
-            .query("SELECT count(*) FROM outbox WHERE state = 'pending'", &[])?;
-        report.pending = rows.first().map_or(0, |r| text(&r[0]).parse().unwrap_or(0));
+        // per sink, on the (sink, state) index: the outbox keeps what was sent for the
+        // retention period, and a scan of it at every commit would grow with it
+        for k in 0..self.response.sinks.len() {
+            let rows = self.store.query(
+                "SELECT count(*) FROM outbox WHERE sink = ?1 AND state = 'pending'",
+                &[self.response.sinks[k].name.clone().into()],
+            )?;
+            report.pending += rows
+                .first()
+                .map_or(0, |r| text(&r[0]).parse::<usize>().unwrap_or(0));
+        }
         Ok(report)
     }
 
