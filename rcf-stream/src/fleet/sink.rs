@@ -22,6 +22,8 @@
 //! `timeout=SECONDS` (default 5), `retry=SECONDS` (first back-off after a failure, default 1;
 //! doubling to at most 300) and `incidents` (deliver incidents instead of single violations).
 //! E.g. `webhook=http://127.0.0.1:9000/hook,batch=1,rate=600`.
+//! (A comma always starts an option: a URL or path with a comma in it needs
+//! [`Engine::add_sink`](super::Engine::add_sink) with a sink built in code.)
 
 use std::io::Write;
 use std::path::PathBuf;
