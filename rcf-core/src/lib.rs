@@ -12,6 +12,8 @@ mod forest;
 mod impute;
 mod kernels;
 mod memory;
+#[cfg(feature = "ndarray")]
+mod ndarray_views;
 mod point_store;
 mod rescale;
 mod rng;

@@ -6,5 +6,7 @@ mod determinism;
 mod errors;
 mod hostile;
 mod invariants;
+#[cfg(feature = "ndarray")]
+mod ndarray_views;
 mod rescale;
 mod state;
