@@ -67,3 +67,15 @@ pub fn w1_detector() -> rcf_stream::Detector {
         .build()
         .expect("valid W1 parameters")
 }
+
+/// A simulated fleet's report as the fleet engine's datapoint (the fleet benchmarks').
+pub fn fleet_datapoint(r: &rcf_datasets::defender::Report) -> rcf_stream::fleet::Datapoint {
+    use rcf_datasets::defender::Value;
+    use rcf_stream::fleet::MetricValue;
+    let v = match &r.value {
+        Value::Count(c) => MetricValue::Count(*c),
+        Value::Number(x) => MetricValue::Number(*x),
+        Value::Ports(p) => MetricValue::Ports(p.clone()),
+    };
+    rcf_stream::fleet::Datapoint::new(&r.thing, r.metric, v, r.timestamp, r.topic).expect("valid")
+}

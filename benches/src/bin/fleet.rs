@@ -44,18 +44,9 @@
 
 use std::time::Instant;
 
-use rcf_datasets::defender::{self, Value};
+use rcf_benches::fleet_datapoint as to_datapoint;
+use rcf_datasets::defender;
 use rcf_stream::fleet::{Datapoint, Engine, EngineConfig, MetricValue, datapoint};
-
-/// A simulated fleet's report as the engine's datapoint.
-fn to_datapoint(r: &defender::Report) -> Datapoint {
-    let v = match &r.value {
-        Value::Count(c) => MetricValue::Count(*c),
-        Value::Number(x) => MetricValue::Number(*x),
-        Value::Ports(p) => MetricValue::Ports(p.clone()),
-    };
-    Datapoint::new(&r.thing, r.metric, v, r.timestamp, r.topic).expect("valid")
-}
 
 fn datapoints(things: usize, days: usize) -> Vec<Datapoint> {
     defender::fleet(things, days, 1)

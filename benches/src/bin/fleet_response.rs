@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use rcf_datasets::defender::{self, Value as R};
+use rcf_benches::fleet_datapoint as to_datapoint;
+use rcf_datasets::defender;
 use rcf_stream::fleet::{Datapoint, Engine, EngineConfig, MetricValue, Sink, SinkOptions};
 use serde_json::{Value, json};
 
@@ -31,15 +32,6 @@ impl Sink for Counter {
         self.1.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
-}
-
-fn to_datapoint(r: &defender::Report) -> Datapoint {
-    let v = match &r.value {
-        R::Count(c) => MetricValue::Count(*c),
-        R::Number(x) => MetricValue::Number(*x),
-        R::Ports(p) => MetricValue::Ports(p.clone()),
-    };
-    Datapoint::new(&r.thing, r.metric, v, r.timestamp, r.topic).expect("valid")
 }
 
 fn config() -> EngineConfig {
