@@ -90,6 +90,20 @@ fn bad(name: &'static str, reason: String) -> FleetError {
     FleetError::InvalidParameter { name, reason }
 }
 
+/// The JSON documents a query of one text column returns (`null` for a row that is not
+/// JSON: the store wrote them all, so only a damaged store has one).
+fn json_rows(
+    store: &crate::fleet::store::Store,
+    sql: &str,
+    args: &[rusqlite::types::Value],
+) -> Result<Vec<Value>, FleetError> {
+    Ok(store
+        .query(sql, args)?
+        .iter()
+        .map(|r| serde_json::from_str(&text(&r[0])).unwrap_or(Value::Null))
+        .collect())
+}
+
 fn text(v: &rusqlite::types::Value) -> String {
     match v {
         rusqlite::types::Value::Text(t) => t.clone(),
@@ -904,13 +918,11 @@ impl Engine {
     ///
     /// The store failed.
     pub fn incidents(&self) -> Result<Vec<Value>, FleetError> {
-        let rows = self
-            .store
-            .query("SELECT json FROM incidents ORDER BY rowid", &[])?;
-        Ok(rows
-            .iter()
-            .map(|r| serde_json::from_str(&text(&r[0])).unwrap_or(Value::Null))
-            .collect())
+        json_rows(
+            &self.store,
+            "SELECT json FROM incidents ORDER BY rowid",
+            &[],
+        )
     }
 
     // ---- mitigation ----
@@ -972,14 +984,15 @@ impl Engine {
 
     fn create_task(&mut self, request: &Value, automatic: bool) -> Result<Value, FleetError> {
         let req = TaskRequest::from_json(request)?;
-        if let Some(token) = &req.token {
-            let rows = self.store.query(
+        if let Some(token) = &req.token
+            && let Some(task) = json_rows(
+                &self.store,
                 "SELECT json FROM mitigation_tasks WHERE token = ?1",
                 &[token.clone().into()],
-            )?;
-            if let Some(r) = rows.first() {
-                return Ok(serde_json::from_str(&text(&r[0])).unwrap_or(Value::Null));
-            }
+            )?
+            .pop()
+        {
+            return Ok(task);
         }
         let exists = !self
             .store
@@ -1117,13 +1130,13 @@ impl Engine {
     ///
     /// No such task; the store failed.
     pub fn describe_mitigation_task(&self, task_id: &str) -> Result<Value, FleetError> {
-        let rows = self.store.query(
+        json_rows(
+            &self.store,
             "SELECT json FROM mitigation_tasks WHERE task_id = ?1",
             &[task_id.to_string().into()],
-        )?;
-        rows.first()
-            .map(|r| serde_json::from_str(&text(&r[0])).unwrap_or(Value::Null))
-            .ok_or_else(|| bad("taskId", format!("{} is not a task", quoted(task_id))))
+        )?
+        .pop()
+        .ok_or_else(|| bad("taskId", format!("{} is not a task", quoted(task_id))))
     }
 
     /// Every task, oldest first.
@@ -1132,13 +1145,11 @@ impl Engine {
     ///
     /// The store failed.
     pub fn list_mitigation_tasks(&self) -> Result<Vec<Value>, FleetError> {
-        let rows = self
-            .store
-            .query("SELECT json FROM mitigation_tasks ORDER BY rowid", &[])?;
-        Ok(rows
-            .iter()
-            .map(|r| serde_json::from_str(&text(&r[0])).unwrap_or(Value::Null))
-            .collect())
+        json_rows(
+            &self.store,
+            "SELECT json FROM mitigation_tasks ORDER BY rowid",
+            &[],
+        )
     }
 
     /// Cancels a task: actions not yet run are `SKIPPED`; those run stay applied (no
@@ -1191,13 +1202,13 @@ impl Engine {
     /// actions in order; after a failure the rest are skipped), committing after each
     /// violation. Returns the actions run or skipped.
     fn run_mitigation_tasks(&mut self) -> Result<usize, FleetError> {
-        let rows = self.store.query(
+        let tasks = json_rows(
+            &self.store,
             "SELECT json FROM mitigation_tasks WHERE state = 'IN_PROGRESS' ORDER BY rowid",
             &[],
         )?;
         let mut ran = 0;
-        for r in rows {
-            let mut task: Value = serde_json::from_str(&text(&r[0])).unwrap_or(Value::Null);
+        for mut task in tasks {
             if task["rcf"]["runner"] != self.response.runner.as_str() {
                 continue;
             }
@@ -1281,16 +1292,14 @@ impl Engine {
             .get(name)
             .cloned()
             .ok_or_else(|| format!("the action {} is no longer defined", quoted(name)))?;
-        let violation = self
-            .store
-            .query(
-                "SELECT json FROM violation_events WHERE violation_id = ?1 AND event_type = 'in-alarm'",
-                &[violation_id.to_string().into()],
-            )
-            .map_err(|e| e.to_string())?
-            .first()
-            .map(|r| serde_json::from_str(&text(&r[0])).unwrap_or(Value::Null))
-            .unwrap_or(Value::Null);
+        let violation = json_rows(
+            &self.store,
+            "SELECT json FROM violation_events WHERE violation_id = ?1 AND event_type = 'in-alarm'",
+            &[violation_id.to_string().into()],
+        )
+        .map_err(|e| e.to_string())?
+        .pop()
+        .unwrap_or(Value::Null);
         match action.action_type {
             ActionType::AddThingsToThingGroup => {
                 let groups = action.params["thingGroupNames"]
