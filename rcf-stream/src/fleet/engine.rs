@@ -38,7 +38,9 @@ use super::violation::{EventType, MlExplanation, ViolationEvent, violation_id};
 use crate::{Detector, DetectorState, Verdict};
 
 mod respond;
+mod shard;
 pub use respond::ResponseReport;
+pub use shard::{Shard, ShardOutput, ShardVerdict};
 
 /// An hour, in milliseconds.
 const HOUR: Millis = 3_600_000;
@@ -119,6 +121,10 @@ pub enum FleetError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A thing's state handed to a [`Shard`] is not one (foreign, of another thing, of an
+    /// unknown format version, or corrupt); nothing was applied.
+    #[error("invalid thing state: {0}")]
+    State(String),
     /// An engine setting or call argument is invalid.
     #[error("invalid `{name}`: {reason}")]
     InvalidParameter {
@@ -430,6 +436,8 @@ pub struct Engine {
     setup: Value,
     /// Sinks, feedback rules, open incidents, mitigation actions ([`respond`]).
     response: respond::Response,
+    /// Observations collected for a [`Shard`] asked for verdicts.
+    observed: Option<Vec<ShardVerdict>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -502,6 +510,7 @@ impl Engine {
             store,
             setup: Value::Null,
             response: respond::Response::default(),
+            observed: None,
         };
         e.load()?;
         Ok(e)
@@ -537,42 +546,11 @@ impl Engine {
             .map(|c| String::from_utf8(c).map_err(|e| self.corrupt("the saved cursor", e)))
             .transpose()?;
         self.load_response()?;
-        let index: HashMap<(String, String), usize> = self
-            .slots
-            .iter()
-            .enumerate()
-            .map(|(i, s)| ((s.profile_name.to_string(), s.behavior_name.to_string()), i))
-            .collect();
+        let index = self.slot_index();
         for (name, bytes) in self.store.things()? {
             let saved: SavedThing = decode(&bytes)
                 .map_err(|e| self.corrupt(&format!("the state of thing {}", quoted(&name)), e))?;
-            let mut t = ThingState {
-                last_seen: saved.last_seen,
-                slots: vec![None; self.slots.len()],
-                ..Default::default()
-            };
-            for s in saved.slots {
-                let Some(&i) = index.get(&(s.profile.clone(), s.behavior.clone())) else {
-                    continue;
-                };
-                if self.slots[i].fingerprint != s.fingerprint {
-                    continue;
-                }
-                let detector = match s.detector {
-                    Some(b) => Some(Box::new(Detector::from_bytes(&b).map_err(|e| {
-                        self.corrupt(&format!("the detector of thing {}", quoted(&name)), e)
-                    })?)),
-                    None => None,
-                };
-                let mut state = SlotState::new(s.since);
-                state.windows = s.windows;
-                state.alarm = s.alarm;
-                if let Some(d) = &detector {
-                    state.usage.measure(d);
-                }
-                state.detector = detector;
-                t.slots[i] = Some(state);
-            }
+            let t = self.restore_thing(&name, saved, &index)?;
             self.things.insert(name.into(), t);
         }
         if let Some(bytes) = self.store.meta("group-models")? {
@@ -635,6 +613,53 @@ impl Engine {
         self.ranks_stale = true;
         self.enforce_budget()?;
         Ok(())
+    }
+
+    /// A thing's state from its saved form: slots by name, those whose behaviour is gone or
+    /// changed (another fingerprint) dropped.
+    fn restore_thing(
+        &self,
+        name: &str,
+        saved: SavedThing,
+        index: &HashMap<(String, String), usize>,
+    ) -> Result<ThingState, FleetError> {
+        let mut t = ThingState {
+            last_seen: saved.last_seen,
+            slots: vec![None; self.slots.len()],
+            ..Default::default()
+        };
+        for s in saved.slots {
+            let Some(&i) = index.get(&(s.profile.clone(), s.behavior.clone())) else {
+                continue;
+            };
+            if self.slots[i].fingerprint != s.fingerprint {
+                continue;
+            }
+            let detector = match s.detector {
+                Some(b) => Some(Box::new(Detector::from_bytes(&b).map_err(|e| {
+                    self.corrupt(&format!("the detector of thing {}", quoted(name)), e)
+                })?)),
+                None => None,
+            };
+            let mut state = SlotState::new(s.since);
+            state.windows = s.windows;
+            state.alarm = s.alarm;
+            if let Some(d) = &detector {
+                state.usage.measure(d);
+            }
+            state.detector = detector;
+            t.slots[i] = Some(state);
+        }
+        Ok(t)
+    }
+
+    /// The slots by (profile, behaviour) name.
+    fn slot_index(&self) -> HashMap<(String, String), usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ((s.profile_name.to_string(), s.behavior_name.to_string()), i))
+            .collect()
     }
 
     /// Rebuilds [`open_windows`](Self::open_windows) from the things' state (after loading
@@ -2594,6 +2619,19 @@ impl Engine {
                     ));
                 }
             }
+        }
+        if let Some(list) = &mut self.observed {
+            let slot = &self.slots[i];
+            list.push(ShardVerdict {
+                profile_name: slot.profile_name.clone(),
+                behavior_name: slot.behavior_name.clone(),
+                time,
+                value: obs.value.clone(),
+                violating: obs.violating,
+                score: obs.ml.as_ref().map(|m| m.score),
+                grade: obs.ml.as_ref().map(|m| m.grade),
+                in_alarm: a.active.is_some(),
+            });
         }
         if let Some((et, id, start, count)) = event {
             let reason = format!("{count}: {}", self.describe(i, &obs));

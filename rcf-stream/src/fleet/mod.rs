@@ -89,7 +89,8 @@ pub mod violation;
 pub use datapoint::Datapoint;
 pub use dimension::Dimension;
 pub use engine::{
-    Counters, Engine, EngineConfig, Filter, FleetError, Ingested, ResponseReport, Target,
+    Counters, Engine, EngineConfig, Filter, FleetError, Ingested, ResponseReport, Shard,
+    ShardOutput, ShardVerdict, Target,
 };
 pub use feedback::{Feedback, Scope, VerificationState};
 pub use incident::Incident;

@@ -9,6 +9,7 @@ mod fleet_serve;
 mod fuzz_findings;
 mod hostile;
 mod response;
+mod shard;
 mod webhook;
 
 /// An event's time member (epoch seconds or RFC 3339) in epoch ms.
