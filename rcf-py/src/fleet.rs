@@ -15,18 +15,18 @@ use crate::errors::{ConfigError, InputError, RcfError, StateError};
 use crate::pickle::{self, Pickle};
 
 /// A fleet error as the Python exception for it.
-fn fleet_error(e: FleetError) -> PyErr {
+pub(crate) fn fleet_error(e: FleetError) -> PyErr {
     let msg = e.to_string();
     match e {
         FleetError::Profile(_) | FleetError::InvalidParameter { .. } => ConfigError::new_err(msg),
         FleetError::Datapoint(_) => InputError::new_err(msg),
-        FleetError::Store(_) => StateError::new_err(msg),
+        FleetError::Store(_) | FleetError::State(_) => StateError::new_err(msg),
         _ => RcfError::new_err(msg),
     }
 }
 
 /// A Python object as JSON text (`json.dumps`), then parsed.
-fn to_json(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+pub(crate) fn to_json(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     if let Ok(s) = obj.cast::<PyString>() {
         let text = s.to_str()?;
         return serde_json::from_str(text)
@@ -40,7 +40,7 @@ fn to_json(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Value> {
 }
 
 /// JSON text as a Python object (`json.loads`).
-fn from_json<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn from_json<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     py.import("json")?.call_method1("loads", (v.to_string(),))
 }
 
@@ -68,7 +68,7 @@ fn millis(t: &Bound<'_, PyAny>, what: &str) -> PyResult<i64> {
 }
 
 /// One datapoint from a dict `{thing, metric, value, timestamp[, topic]}`.
-fn datapoint(py: Python<'_>, d: &Bound<'_, PyAny>, at: &str) -> PyResult<Datapoint> {
+pub(crate) fn datapoint(py: Python<'_>, d: &Bound<'_, PyAny>, at: &str) -> PyResult<Datapoint> {
     let get = |k: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
         match d.get_item(k) {
             Ok(v) if !v.is_none() => Ok(Some(v)),
@@ -122,7 +122,7 @@ fn datapoint(py: Python<'_>, d: &Bound<'_, PyAny>, at: &str) -> PyResult<Datapoi
 
 /// The records of `datapoints`: a list (or iterable) of dicts, or a pandas DataFrame with
 /// columns thing, metric, value, timestamp[, topic].
-fn records<'py>(py: Python<'py>, datapoints: &Bound<'py, PyAny>) -> PyResult<Vec<Datapoint>> {
+pub(crate) fn records<'py>(py: Python<'py>, datapoints: &Bound<'py, PyAny>) -> PyResult<Vec<Datapoint>> {
     let rows: Bound<'py, PyAny> =
         if datapoints.hasattr("to_dict")? && datapoints.hasattr("columns")? {
             datapoints.call_method1("to_dict", ("records",))?
@@ -230,6 +230,11 @@ impl PyViolationEvent {
                 .unwrap_or(&Value::Array(Vec::new())),
         )
     }
+    /// The event as Device Defender's `ViolationEvent` JSON text, one line, exactly as the
+    /// engine writes it (to its store, sinks and the CLI's output).
+    fn to_json(&self) -> String {
+        self.json.to_string()
+    }
     /// The event as Device Defender's `ViolationEvent` JSON (a dict).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         from_json(py, &self.json)
@@ -276,7 +281,7 @@ impl Pickle for PyViolationEvent {
     }
 }
 
-fn events(list: Vec<ViolationEvent>) -> Vec<PyViolationEvent> {
+pub(crate) fn events(list: Vec<ViolationEvent>) -> Vec<PyViolationEvent> {
     list.iter().map(PyViolationEvent::new).collect()
 }
 
@@ -309,7 +314,7 @@ fn committed(
 }
 
 /// A dict of counts, in the order given.
-fn counts<'py>(py: Python<'py>, pairs: &[(&str, u64)]) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn counts<'py>(py: Python<'py>, pairs: &[(&str, u64)]) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (k, v) in pairs {
         d.set_item(k, v)?;

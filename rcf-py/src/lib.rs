@@ -10,6 +10,7 @@ mod forest;
 mod pickle;
 mod response;
 mod run;
+mod shard;
 
 use pyo3::prelude::*;
 
@@ -21,6 +22,8 @@ fn _rcf(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<detector::PyVerdict>()?;
     m.add_class::<fleet::PyFleet>()?;
     m.add_class::<fleet::PyViolationEvent>()?;
+    m.add_class::<shard::PyFleetShard>()?;
+    m.add_class::<shard::PyShardResult>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -3,10 +3,20 @@
 ``RandomCutForest`` is the forest; ``Detector`` the streaming detector around it (normalisation,
 calibrated thresholds, one alarm per event, explanations, bootstrap, checkpoints); ``Fleet`` the
 fleet engine (AWS IoT Device Defender security profiles: rules, fleet percentiles and a per-thing
-ML model; alarms, ``ViolationEvent``s and metric history in SQLite).
+ML model; alarms, ``ViolationEvent``s and metric history in SQLite); ``FleetShard`` its per-thing
+work with the state as bytes, for stream processors (``rcf.spark`` runs it on Apache Spark).
 """
 
-from rcf._rcf import Detector, Fleet, RandomCutForest, Verdict, ViolationEvent, __version__
+from rcf._rcf import (
+    Detector,
+    Fleet,
+    FleetShard,
+    RandomCutForest,
+    ShardResult,
+    Verdict,
+    ViolationEvent,
+    __version__,
+)
 from rcf.exceptions import (
     ConfigError,
     DimensionError,
@@ -21,10 +31,12 @@ __all__ = [
     "Detector",
     "DimensionError",
     "Fleet",
+    "FleetShard",
     "InputError",
     "NotFittedError",
     "RandomCutForest",
     "RcfError",
+    "ShardResult",
     "StateError",
     "Verdict",
     "ViolationEvent",

@@ -1,4 +1,4 @@
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, final
 
@@ -6,7 +6,16 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
-__all__ = ["Detector", "Fleet", "RandomCutForest", "Verdict", "ViolationEvent", "__version__"]
+__all__ = [
+    "Detector",
+    "Fleet",
+    "FleetShard",
+    "RandomCutForest",
+    "ShardResult",
+    "Verdict",
+    "ViolationEvent",
+    "__version__",
+]
 
 _Suppression = Literal["near_expected", "holdoff", "repeat"]
 """Why a point above the threshold was not reported."""
@@ -228,6 +237,9 @@ class ViolationEvent:
     @property
     def attribution(self) -> list[dict[str, Any]]:
         """Per metric `{"metric", "high", "low", "direction"}`, summing to the score (ML)."""
+    def to_json(self) -> str:
+        """The event as Device Defender's `ViolationEvent` JSON text, one line, exactly as the
+        engine writes it."""
     def to_dict(self) -> dict[str, Any]:
         """The event as Device Defender's `ViolationEvent` JSON."""
     def __eq__(self, value: object, /) -> bool: ...
@@ -399,3 +411,73 @@ class Fleet:
     def __reduce__(self) -> tuple[Any, tuple[tuple[Any, ...]]]: ...
     def __copy__(self) -> Fleet: ...
     def __deepcopy__(self, memo: object) -> Fleet: ...
+
+@final
+class ShardResult:
+    """What one `FleetShard.process` call did."""
+
+    @property
+    def events(self) -> list[ViolationEvent]:
+        """The violation events, in the order raised."""
+    @property
+    def state(self) -> bytes:
+        """The thing's new state (store it with the key)."""
+    @property
+    def rejected(self) -> list[tuple[int, str]]:
+        """`(position, reason)` of each datapoint refused with `skip_invalid`."""
+    @property
+    def verdicts(self) -> list[dict[str, Any]]:
+        """Every observation (with `verdicts=True`): profile, behavior, time, value, violating,
+        score, grade, in_alarm."""
+    @property
+    def counters(self) -> dict[str, int]:
+        """What the call counted: datapoints, late, unmonitored, windows, in_alarm, cleared,
+        invalidated."""
+
+@final
+class FleetShard:
+    """The fleet engine's work for one thing at a time, the thing's state passed in and out
+    as bytes: what a Spark or Flink job runs per key (see `rcf.spark`).
+
+    Refuses (ConfigError) what needs the whole fleet: statistical thresholds, ML scopes
+    `group`/`hierarchical`, behaviour mitigation actions.
+    """
+
+    def __new__(
+        cls,
+        profile: Mapping[str, Any] | str,
+        *,
+        grace_seconds: float = 60.0,
+        max_future_seconds: float | None = 86400.0,
+        strict: bool = False,
+        seed: int = 0,
+        num_trees: int | None = None,
+        sample_size: int | None = None,
+        shingle_size: int | None = None,
+        verdicts: bool = False,
+    ) -> FleetShard: ...
+    def process(
+        self,
+        thing: str,
+        state: bytes | None,
+        datapoints: Sequence[str] | Sequence[Mapping[str, Any]] | Any,
+        *,
+        skip_invalid: bool = False,
+    ) -> ShardResult:
+        """Runs one thing's batch (JSON lines, dicts or a DataFrame) from its `state` (None
+        for a new thing), in timestamp order. Raises InputError for a bad datapoint (or lists
+        it in `rejected` with `skip_invalid`), StateError for bad state bytes; nothing is
+        applied then."""
+    @staticmethod
+    def _restore(
+        setup: str,
+        grace_seconds: float,
+        max_future_seconds: float | None,
+        strict: bool,
+        seed: int,
+        num_trees: int | None,
+        sample_size: int | None,
+        shingle_size: int | None,
+        verdicts: bool,
+    ) -> FleetShard: ...
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]: ...

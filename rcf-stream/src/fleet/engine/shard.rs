@@ -240,6 +240,32 @@ impl Shard {
         Ok(out)
     }
 
+    /// [`process`](Self::process), with the datapoints the engine would refuse (of another
+    /// thing, or failing its checks) listed in [`ShardOutput::rejected`] instead of failing
+    /// the call.
+    ///
+    /// # Errors
+    ///
+    /// As [`process`](Self::process), for the state.
+    pub fn process_valid(
+        &mut self,
+        thing: &str,
+        state: Option<&[u8]>,
+        datapoints: Vec<Datapoint>,
+    ) -> Result<ShardOutput, FleetError> {
+        let mut rejected = Vec::new();
+        let mut keep = Vec::with_capacity(datapoints.len());
+        for (i, d) in datapoints.into_iter().enumerate() {
+            match self.admissible(thing, &d) {
+                Ok(()) => keep.push(d),
+                Err(why) => rejected.push((i, why)),
+            }
+        }
+        let mut out = self.process(thing, state, keep)?;
+        out.rejected = rejected;
+        Ok(out)
+    }
+
     /// Why the engine would refuse `d` for `thing`, if it would.
     fn admissible(&self, thing: &str, d: &Datapoint) -> Result<(), String> {
         if &*d.thing != thing {
