@@ -33,11 +33,17 @@ test-rust:
 
 # builds the abi3 wheel once (maturin build, as a release would), checks that it installs into a
 # fresh virtual environment with no Rust toolchain on PATH, installs it into $(VENV) and runs
-# pytest there; "no tests collected" (exit 5) counts as a failure
+# pytest there (with PySpark and, in CI, a Java runtime for the Spark tests); "no tests
+# collected" (exit 5) counts as a failure
 WHEELS ?= target/wheels
 test-py:
+	@if [ "$$CI" = true ] && ! command -v java >/dev/null; then \
+		echo "== installing a Java runtime (Debian package) for the Spark tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; \
+	fi
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip maturin pytest hypothesis numpy pandas mypy matplotlib
+	$(VENV)/bin/pip install -q --upgrade pip maturin pytest hypothesis numpy "pandas<3" mypy matplotlib \
+		"pyspark[sql]>=4.0,<5" protobuf
 	rm -rf $(WHEELS) && $(VENV)/bin/maturin build --release -q -m rcf-py/Cargo.toml -o $(WHEELS)
 	ls $(WHEELS)/rcf-*-cp310-abi3-*.whl
 	rm -rf target/venv-wheel && $(PYTHON) -m venv target/venv-wheel
@@ -45,7 +51,7 @@ test-py:
 	env PATH=/usr/bin:/bin target/venv-wheel/bin/python -c \
 		"import rcf; d = rcf.Detector(1, seed=1); d.process_many([[float(i % 7)] for i in range(200)]); print('wheel ok:', rcf.__version__, d)"
 	$(VENV)/bin/pip install -q --force-reinstall --no-deps $(WHEELS)/rcf-*.whl
-	$(VENV)/bin/python -m pytest -q rcf-py/tests; code=$$?; \
+	$(VENV)/bin/python -m pytest -q -rs rcf-py/tests; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$code
 	$(VENV)/bin/python -m mypy.stubtest rcf._rcf
 

@@ -122,7 +122,10 @@ pub(crate) fn datapoint(py: Python<'_>, d: &Bound<'_, PyAny>, at: &str) -> PyRes
 
 /// The records of `datapoints`: a list (or iterable) of dicts, or a pandas DataFrame with
 /// columns thing, metric, value, timestamp[, topic].
-pub(crate) fn records<'py>(py: Python<'py>, datapoints: &Bound<'py, PyAny>) -> PyResult<Vec<Datapoint>> {
+pub(crate) fn records<'py>(
+    py: Python<'py>,
+    datapoints: &Bound<'py, PyAny>,
+) -> PyResult<Vec<Datapoint>> {
     let rows: Bound<'py, PyAny> =
         if datapoints.hasattr("to_dict")? && datapoints.hasattr("columns")? {
             datapoints.call_method1("to_dict", ("records",))?

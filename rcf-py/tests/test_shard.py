@@ -140,3 +140,11 @@ def test_pickles_as_its_configuration():
     a, b = shard.process("t0", None, data), copy.process("t0", None, data)
     assert a.state == b.state and len(a.verdicts) == len(b.verdicts) > 0
     assert "verdicts=true" in repr(copy)
+
+
+def test_import_rcf_does_not_import_spark():
+    import subprocess
+    import sys
+
+    code = "import rcf, sys; assert 'pyspark' not in sys.modules and 'rcf.spark' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -185,3 +185,109 @@ def test_apply_in_pandas_with_state_gives_the_same_events(spark_ready, tmp_path)
         )
     assert run.returncode == 0, _tail(log)
     _check(_committed(out), want)
+
+
+class _Value:
+    """A stand-in for Spark's ValueState."""
+
+    def __init__(self) -> None:
+        self.value: tuple | None = None
+
+    def exists(self) -> bool:
+        return self.value is not None
+
+    def get(self) -> tuple:
+        assert self.value is not None
+        return self.value
+
+    def update(self, v: tuple) -> None:
+        self.value = v
+
+
+class _Handle:
+    def __init__(self) -> None:
+        self.asked: list = []
+        self.state = _Value()
+
+    def getValueState(self, name, schema, ttl=None):  # noqa: N802 (Spark's name)
+        self.asked.append((name, schema, ttl))
+        return self.state
+
+
+class _GroupState:
+    def __init__(self, timed_out: bool = False) -> None:
+        self.hasTimedOut = timed_out
+        self.value: tuple | None = None
+        self.timeout = None
+        self.removed = False
+
+    @property
+    def exists(self) -> bool:
+        return self.value is not None
+
+    @property
+    def get(self) -> tuple:
+        return self.value
+
+    def update(self, v: tuple) -> None:
+        self.value = v
+
+    def remove(self) -> None:
+        self.removed, self.value = True, None
+
+    def setTimeoutDuration(self, ms: int) -> None:  # noqa: N802 (Spark's name)
+        self.timeout = ms
+
+
+def _demo_lines(things: int = 2, hours: float = 3) -> tuple[dict, list[str]]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        _example().write_demo(Path(d), things=things, hours=hours, files=1)
+        profile = json.loads((Path(d) / "profile.json").read_text())
+        lines = (Path(d) / "in" / "part-000.jsonl").read_text().splitlines()
+    return profile, lines
+
+
+def test_the_processor_keeps_state_with_a_ttl_and_emits_the_schema(spark_ready):
+    import pandas as pd
+
+    import rcf.spark
+
+    profile, lines = _demo_lines()
+    p = rcf.spark.FleetProcessor(profile, ttl_hours=2, verdicts=True)
+    h = _Handle()
+    p.init(h)
+    assert h.asked == [("rcf_thing", "state binary", 2 * 3_600_000)]
+    mine = [x for x in lines if '"dev-0000"' in x]
+    half = len(mine) // 2
+    frames = list(p.handleInputRows(("dev-0000",), iter([pd.DataFrame({"value": mine[:half]})]), None))
+    state = h.state.get()[0]
+    assert isinstance(state, bytes) and state.startswith(b"RCFS")
+    frames += list(
+        p.handleInputRows(("dev-0000",), iter([pd.DataFrame({"value": mine[half:] + ["{bad"]})]), None)
+    )
+    out = pd.concat(frames)
+    assert list(out.columns) == rcf.spark.OUTPUT_COLUMNS
+    assert {"verdict", "rejected"} <= set(out["record"])
+    assert (out["record"] == "rejected").sum() == 1
+    assert out.loc[out["record"] == "verdict", "violationEventTime"].is_monotonic_increasing
+
+
+def test_the_group_function_times_out_silent_things(spark_ready):
+    import rcf.spark
+
+    profile, lines = _demo_lines()
+    fn = rcf.spark.group_function(profile, ttl_hours=1)
+    import pandas as pd
+
+    st = _GroupState()
+    list(fn(("dev-0001",), iter([pd.DataFrame({"value": [x for x in lines if '"dev-0001"' in x]})]), st))
+    assert st.exists and st.timeout == 3_600_000
+    silent = _GroupState(timed_out=True)
+    silent.value = st.value
+    assert list(fn(("dev-0001",), iter([]), silent)) == [] and silent.removed
+    # a line without a thing name is rejected, not a crash
+    none = _GroupState()
+    frames = list(fn((None,), iter([pd.DataFrame({"value": ['{"metric": "x"}']})]), none))
+    assert frames[0]["record"].tolist() == ["rejected"] and not none.exists

@@ -206,7 +206,8 @@ class FleetProcessor(StatefulProcessor):
         lines: list[Any] = []
         for pdf in rows:
             lines.extend(pdf[self.value_column].tolist())
-        old = self.state.get()[0] if self.state.exists() else None
+        saved = self.state.get() if self.state.exists() else None
+        old = None if saved is None else saved[0]
         out, new = _run(self.shard, key[0], lines, old, self.skip_invalid)
         if new is not None:
             self.state.update((new,))

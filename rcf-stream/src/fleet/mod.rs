@@ -68,6 +68,10 @@
 //!   carry [`feedback`] (`learn`, `mute`, `exclude-from-training`) recorded as revertible
 //!   adjustments; an engine takes in labels and thing-group changes that another process
 //!   commits to its store at its next `respond`.
+//! * **One thing at a time**: a [`Shard`] runs the engine's per-thing work with the thing's
+//!   state passed in and out as bytes, for stream processors with keyed state (Spark, Flink;
+//!   the Python `rcf.spark` module); it gives the engine's events when no datapoint is late to
+//!   the fleet's clock, and refuses what needs the whole fleet.
 //! * **Names**: behaviour names may have spaces (the documentation's own examples do);
 //!   [`EngineConfig::strict`] applies the API's pattern and window list exactly.
 pub mod datapoint;

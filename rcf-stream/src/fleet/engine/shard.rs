@@ -8,25 +8,7 @@
 //! does, and hands back the events and the thing's new state. The processor stores the
 //! bytes with its key and checkpoints them; nothing stays in the shard between calls.
 //!
-//! # Time
-//!
-//! Each thing's clock is its own: the watermark is the thing's latest timestamp minus the
-//! grace period (the engine's clock is the fleet's). Both give the same events when no
-//! datapoint is late to the fleet's clock, that is, when every thing's data arrives within
-//! the grace period of the fleet's latest, as a fleet reporting on the same five-minute grid
-//! does. Where a thing lags the fleet, its datapoints are evaluated here where the engine
-//! would count them late. Within a batch, datapoints are taken in timestamp order (then metric
-//! name; a stable sort, so the caller's order otherwise), as stream processors do not keep
-//! the order of rows within a key.
-//!
-//! # What needs the whole fleet
-//!
-//! Statistical thresholds (a percentile of all things' values in a window), ML models of
-//! scope `group` or `hierarchical`, and mitigation actions started by a behaviour need every
-//! thing, or the response side, in one place; [`Shard::new`] refuses a configuration that
-//! uses them, naming the behaviour. Silence is the processor's job: a thing that sends nothing
-//! raises no call, so its state is dropped by the processor's state TTL (set it to the
-//! engine's `invalidate_after`), without an `alarm-invalidated` event.
+//! See [`Shard`] for the clock and what needs the whole fleet.
 
 use std::sync::Arc;
 
@@ -98,6 +80,28 @@ pub struct ShardOutput {
 
 /// The fleet engine's per-thing work, with the thing's state passed in and out as bytes.
 ///
+/// # Time
+///
+/// Each thing's clock is its own: the watermark is the thing's latest timestamp minus the
+/// grace period (the engine's clock is the fleet's). Both give the same events when no
+/// datapoint is late to the fleet's clock, that is, when every thing's data arrives within
+/// the grace period of the fleet's latest, as a fleet reporting on the same five-minute grid
+/// does. Where a thing lags the fleet, its datapoints are evaluated here where the engine
+/// would count them late. Within a batch, datapoints are taken in timestamp order (then metric
+/// name; a stable sort, so the caller's order otherwise), as stream processors do not keep
+/// the order of rows within a key.
+///
+/// # What needs the whole fleet
+///
+/// Statistical thresholds (a percentile of all things' values in a window), ML models of
+/// scope `group` or `hierarchical`, and mitigation actions started by a behaviour need every
+/// thing, or the response side, in one place; [`Shard::new`] refuses a configuration that
+/// uses them, naming the behaviour. Silence is the processor's job: a thing that sends nothing
+/// raises no call, so its state is dropped by the processor's state TTL (set it to the
+/// engine's `invalidate_after`), without an `alarm-invalidated` event.
+///
+/// # Example
+///
 /// ```
 /// use rcf_stream::fleet::{EngineConfig, Shard};
 /// use serde_json::json;
@@ -141,7 +145,7 @@ impl Shard {
     /// # Errors
     ///
     /// [`FleetError::Profile`] for an invalid configuration or one that needs the whole
-    /// fleet (see the [module docs](self)); [`FleetError::InvalidParameter`] for a setting out
+    /// fleet (see [`Shard`]); [`FleetError::InvalidParameter`] for a setting out
     /// of range or a memory budget.
     pub fn new(mut config: EngineConfig, setup: &Value) -> Result<Self, FleetError> {
         if config.memory_budget.is_some() {
