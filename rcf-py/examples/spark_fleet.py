@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import functions as F
 
     spark = spark_session(a.master)
+    spark.sparkContext.setLogLevel("ERROR")
     lines = (
         spark.readStream.option("maxFilesPerTrigger", a.max_files_per_trigger)
         .text(str(a.input))
