@@ -7,7 +7,8 @@ impl RandomCutForest {
     /// Changes how many points a subtree needs for its bounding box to be cached (see
     /// [`ForestBuilder::box_cache_min_mass`](crate::ForestBuilder::box_cache_min_mass)) and
     /// rebuilds the boxes. Scores do not change, only speed and memory: for example, cache every
-    /// box (`2`) before scoring a large batch, and go back to the default afterwards.
+    /// box (`2`) before scoring a large batch and go back to the default afterwards, or keep many
+    /// small forests at `16`.
     ///
     /// # Errors
     ///
@@ -20,6 +21,7 @@ impl RandomCutForest {
     /// let mut forest = RandomCutForest::builder(2).build()?;
     /// for t in 0..1_000 { forest.update(&[(t % 13) as f32, (t % 7) as f32])?; }
     /// let before = forest.score(&[3.0, 9.0])?;
+    /// forest.set_box_cache_min_mass(16)?; // small: boxes only for subtrees of 16 points
     /// let small = forest.memory_usage();
     /// forest.set_box_cache_min_mass(2)?; // fastest: every box cached
     /// assert!(forest.memory_usage() > small);

@@ -590,11 +590,13 @@ fn points_needed_before_the_first_verdict() {
     );
 }
 
-/// The detector the golden checkpoints of formats 1 and 2 were written from.
+/// The detector the golden checkpoints of formats 1 and 2 were written from (with the box
+/// cache default of the time, 16, which a checkpoint records).
 fn golden_recipe() -> Detector {
     let mut d = Detector::builder(["a", "b"])
         .num_trees(5)
         .sample_size(32)
+        .box_cache_min_mass(16)
         .seed(3)
         .build()
         .unwrap();
