@@ -54,6 +54,7 @@ test-py:
 	$(VENV)/bin/python -m pytest -q -rs rcf-py/tests; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$code
 	$(VENV)/bin/python -m mypy.stubtest rcf._rcf
+	$(VENV)/bin/python -m mypy --ignore-missing-imports rcf-py/python/rcf/spark.py
 
 doc:
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
