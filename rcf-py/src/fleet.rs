@@ -316,8 +316,40 @@ fn committed(
     Ok(events(evs))
 }
 
+/// Seconds from Python as milliseconds, refused (naming the setting) unless non-negative and
+/// below 10^12.
+pub(crate) fn seconds_ms(name: &str, x: f64) -> PyResult<i64> {
+    if (0.0..1e12).contains(&x) {
+        Ok((x * 1000.0) as i64)
+    } else {
+        Err(ConfigError::new_err(format!(
+            "invalid `{name}`: must be a non-negative number, got {x}"
+        )))
+    }
+}
+
+/// The engine's counters as a dict: datapoints, late, unmonitored, windows, in_alarm,
+/// cleared, invalidated.
+pub(crate) fn counters_dict<'py>(
+    py: Python<'py>,
+    c: &rcf_stream::fleet::Counters,
+) -> PyResult<Bound<'py, PyDict>> {
+    counts(
+        py,
+        &[
+            ("datapoints", c.datapoints),
+            ("late", c.late),
+            ("unmonitored", c.unmonitored),
+            ("windows", c.windows),
+            ("in_alarm", c.in_alarm),
+            ("cleared", c.cleared),
+            ("invalidated", c.invalidated),
+        ],
+    )
+}
+
 /// A dict of counts, in the order given.
-pub(crate) fn counts<'py>(py: Python<'py>, pairs: &[(&str, u64)]) -> PyResult<Bound<'py, PyDict>> {
+fn counts<'py>(py: Python<'py>, pairs: &[(&str, u64)]) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (k, v) in pairs {
         d.set_item(k, v)?;
@@ -379,15 +411,7 @@ impl PyFleet {
         sample_size: Option<usize>,
         shingle_size: Option<usize>,
     ) -> PyResult<Self> {
-        let finite = |name: &str, x: f64| {
-            if (0.0..1e12).contains(&x) {
-                Ok((x * 1000.0) as i64)
-            } else {
-                Err(ConfigError::new_err(format!(
-                    "invalid `{name}`: must be a non-negative number, got {x}"
-                )))
-            }
-        };
+        let finite = seconds_ms;
         let mut c = EngineConfig::default();
         c.grace_ms = finite("grace_seconds", grace_seconds)?;
         c.invalidate_after_ms = finite("invalidate_after_hours", invalidate_after_hours * 3600.0)?;
@@ -610,18 +634,7 @@ impl PyFleet {
     #[getter]
     fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = lock(py, &self.inner, |e| e.counters().clone());
-        counts(
-            py,
-            &[
-                ("datapoints", c.datapoints),
-                ("late", c.late),
-                ("unmonitored", c.unmonitored),
-                ("windows", c.windows),
-                ("in_alarm", c.in_alarm),
-                ("cleared", c.cleared),
-                ("invalidated", c.invalidated),
-            ],
-        )
+        counters_dict(py, &c)
     }
 
     /// The watermark (epoch seconds), or None before any data.

@@ -8,8 +8,10 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use rcf_stream::fleet::{Datapoint, EngineConfig, Shard, ShardOutput};
 use serde_json::Value;
 
-use crate::errors::{ConfigError, InputError};
-use crate::fleet::{PyViolationEvent, counts, datapoint, events, fleet_error, from_json, to_json};
+use crate::errors::InputError;
+use crate::fleet::{
+    PyViolationEvent, counters_dict, datapoint, events, fleet_error, from_json, seconds_ms, to_json,
+};
 
 /// The fleet engine's work for one thing at a time, the thing's state passed in and out as
 /// bytes: what a Spark or Flink job runs per key (see `rcf.spark`).
@@ -35,15 +37,7 @@ struct Settings {
 
 impl Settings {
     fn config(&self) -> PyResult<EngineConfig> {
-        let secs = |name: &str, x: f64| {
-            if (0.0..1e12).contains(&x) {
-                Ok((x * 1000.0) as i64)
-            } else {
-                Err(ConfigError::new_err(format!(
-                    "invalid `{name}`: must be a non-negative number, got {x}"
-                )))
-            }
-        };
+        let secs = seconds_ms;
         let mut c = EngineConfig::default();
         c.grace_ms = secs("grace_seconds", self.grace_seconds)?;
         c.max_future_ms = self
@@ -185,53 +179,27 @@ impl PyFleetShard {
         )
     }
 
-    #[staticmethod]
-    #[allow(clippy::too_many_arguments)]
-    fn _restore(
-        py: Python<'_>,
-        setup: &Bound<'_, PyAny>,
-        grace_seconds: f64,
-        max_future_seconds: Option<f64>,
-        strict: bool,
-        seed: u64,
-        num_trees: Option<usize>,
-        sample_size: Option<usize>,
-        shingle_size: Option<usize>,
-        verdicts: bool,
-    ) -> PyResult<Self> {
-        Self::new(
-            py,
-            setup,
-            grace_seconds,
-            max_future_seconds,
-            strict,
-            seed,
-            num_trees,
-            sample_size,
-            shingle_size,
-            verdicts,
-        )
-    }
-
-    /// Pickles as its configuration and settings (a shard holds no things).
+    /// Pickles as its configuration and settings (a shard holds no things):
+    /// `functools.partial(FleetShard, **settings)` called with the configuration's JSON.
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
         let me = slf.get();
         let s = me.settings;
-        let args = (
-            PyString::new(py, &me.setup),
-            s.grace_seconds,
-            s.max_future_seconds,
-            s.strict,
-            s.seed,
-            s.num_trees,
-            s.sample_size,
-            s.shingle_size,
-            s.verdicts,
-        )
-            .into_pyobject(py)?;
-        let restore = slf.get_type().getattr("_restore")?;
-        PyTuple::new(py, [restore.into_any(), args.into_any()])
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("grace_seconds", s.grace_seconds)?;
+        kwargs.set_item("max_future_seconds", s.max_future_seconds)?;
+        kwargs.set_item("strict", s.strict)?;
+        kwargs.set_item("seed", s.seed)?;
+        kwargs.set_item("num_trees", s.num_trees)?;
+        kwargs.set_item("sample_size", s.sample_size)?;
+        kwargs.set_item("shingle_size", s.shingle_size)?;
+        kwargs.set_item("verdicts", s.verdicts)?;
+        let make = py
+            .import("functools")?
+            .getattr("partial")?
+            .call((slf.get_type(),), Some(&kwargs))?;
+        let args = PyTuple::new(py, [PyString::new(py, &me.setup)])?;
+        PyTuple::new(py, [make, args.into_any()])
     }
 }
 
@@ -276,25 +244,12 @@ impl PyShardResult {
             d.set_item("in_alarm", v.in_alarm)?;
             verdicts.append(d)?;
         }
-        let c = &out.counters;
         Ok(Self {
             events: PyList::new(py, evs)?.unbind(),
             state: PyBytes::new(py, &out.state).unbind(),
             rejected: PyList::new(py, out.rejected)?.unbind(),
             verdicts: verdicts.unbind(),
-            counters: counts(
-                py,
-                &[
-                    ("datapoints", c.datapoints),
-                    ("late", c.late),
-                    ("unmonitored", c.unmonitored),
-                    ("windows", c.windows),
-                    ("in_alarm", c.in_alarm),
-                    ("cleared", c.cleared),
-                    ("invalidated", c.invalidated),
-                ],
-            )?
-            .unbind(),
+            counters: counters_dict(py, &out.counters)?.unbind(),
         })
     }
 }

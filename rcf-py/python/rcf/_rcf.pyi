@@ -468,16 +468,4 @@ class FleetShard:
         for a new thing), in timestamp order. Raises InputError for a bad datapoint (or lists
         it in `rejected` with `skip_invalid`), StateError for bad state bytes; nothing is
         applied then."""
-    @staticmethod
-    def _restore(
-        setup: str,
-        grace_seconds: float,
-        max_future_seconds: float | None,
-        strict: bool,
-        seed: int,
-        num_trees: int | None,
-        sample_size: int | None,
-        shingle_size: int | None,
-        verdicts: bool,
-    ) -> FleetShard: ...
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]: ...

@@ -30,12 +30,7 @@ fn profile() -> Value {
 /// `things` things reporting three metrics every five minutes for `windows` windows, each with
 /// a burst now and then (a deterministic hash for noise).
 fn fleet(things: usize, windows: i64) -> Vec<Datapoint> {
-    let noise = |a: i64, b: i64| {
-        let h = (a as u64)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .wrapping_add((b as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
-        ((h >> 40) as f64 / (1u64 << 24) as f64) - 0.5
-    };
+    let noise = crate::hash_noise;
     let mut out = Vec::new();
     for w in 0..windows {
         for i in 0..things as i64 {
