@@ -160,10 +160,19 @@ impl Tree {
             self.child_box(node.left, store, dims),
             self.child_box(node.right, store, dims),
         ) else {
-            // a child without a cached box: recompute the whole box from the leaves, and keep
-            // shrinking upwards (conservative: the box may or may not have changed)
-            self.fill_box(r, store, sc);
-            return true;
+            // a child without a cached box: recompute the box from the children's subtrees
+            // and compare, so that an unchanged box stops the shrinking here too
+            sc.min.fill(f32::INFINITY);
+            sc.max.fill(f32::NEG_INFINITY);
+            self.union_subtree_box(node.left, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+            self.union_subtree_box(node.right, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+            let (lo, hi) = self.boxes[span].split_at_mut(dims);
+            let changed = *lo != *sc.min || *hi != *sc.max;
+            if changed {
+                lo.copy_from_slice(&sc.min);
+                hi.copy_from_slice(&sc.max);
+            }
+            return changed;
         };
         let mut changed = false;
         for i in 0..dims {
