@@ -440,7 +440,7 @@ class FleetShard:
     as bytes: what a Spark or Flink job runs per key (see `rcf.spark`).
 
     Refuses (ConfigError) what needs the whole fleet: statistical thresholds, ML scopes
-    `group`/`hierarchical`, behaviour mitigation actions.
+    `group`/`hierarchical`, `rcf.missingData: violate`, behaviour mitigation actions.
     """
 
     def __new__(

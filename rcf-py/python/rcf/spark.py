@@ -14,7 +14,8 @@ here each thing's clock is its own (its latest timestamp minus the grace period)
 it is the fleet's. They agree when every thing's data arrives within the grace period of the
 fleet's latest, as a fleet on one reporting grid does; a thing that lags is evaluated here
 where the engine counts its datapoints late. What needs every thing at once (statistical
-thresholds, ML scopes ``group`` and ``hierarchical``, behaviour mitigation actions) is refused
+thresholds, ML scopes ``group`` and ``hierarchical``, ``rcf.missingData: violate``, behaviour
+mitigation actions) is refused
 with ``ConfigError``; see the "Running on Spark" page (``rcf-py/SPARK.md``).
 
 Needs ``pip install 'rcf[spark]'`` (``pyspark[sql]>=4.0``, ``protobuf``, ``pandas<3``);

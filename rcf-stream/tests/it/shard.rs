@@ -261,6 +261,13 @@ fn what_needs_the_whole_fleet_is_refused_by_name() {
                 "rcf": {"scope": "hierarchical"}}),
             "rcf.scope",
         ),
+        (
+            json!({"name": "silent", "metric": "aws:num-messages-sent",
+                "criteria": {"comparisonOperator": "less-than", "value": {"count": 9},
+                             "durationSeconds": 300},
+                "rcf": {"missingData": "violate"}}),
+            "rcf.missingData",
+        ),
     ];
     for (b, field) in cases {
         let p = json!({"securityProfileName": "p", "behaviors": [b]});

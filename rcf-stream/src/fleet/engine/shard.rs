@@ -20,7 +20,7 @@ use super::{
 };
 use crate::fleet::datapoint::{Datapoint, parse_line};
 use crate::fleet::models::ModelStats;
-use crate::fleet::profile::{CriteriaKind, ModelScope};
+use crate::fleet::profile::{CriteriaKind, MissingData, ModelScope};
 use crate::fleet::value::MetricValue;
 use crate::fleet::violation::ViolationEvent;
 
@@ -94,9 +94,10 @@ pub struct ShardOutput {
 /// # What needs the whole fleet
 ///
 /// Statistical thresholds (a percentile of all things' values in a window), ML models of
-/// scope `group` or `hierarchical`, and mitigation actions started by a behaviour need every
-/// thing, or the response side, in one place; [`Shard::new`] refuses a configuration that
-/// uses them, naming the behaviour. Silence is the processor's job: a thing that sends nothing
+/// scope `group` or `hierarchical`, `rcf.missingData: violate` (a window without data is a
+/// finding when the fleet's clock passes it) and mitigation actions started by a behaviour
+/// need every thing, the fleet's clock or the response side in one place; [`Shard::new`]
+/// refuses a configuration that uses them, naming the behaviour. Silence is the processor's job: a thing that sends nothing
 /// raises no call, so its state is dropped by the processor's state TTL (set it to the
 /// engine's `invalidate_after`), without an `alarm-invalidated` event.
 ///
@@ -183,6 +184,13 @@ impl Shard {
                         return refuse(".rcf.scope", "learns a group model");
                     }
                     _ => {}
+                }
+                if b.missing_data == MissingData::Violate {
+                    return refuse(
+                        ".rcf.missingData",
+                        "treats a window without data as violating, which the fleet's clock \
+                         decides (a silent thing makes no call here)",
+                    );
                 }
                 if !b.mitigation_actions.is_empty() {
                     return refuse(
