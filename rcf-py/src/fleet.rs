@@ -411,13 +411,13 @@ impl PyFleet {
         sample_size: Option<usize>,
         shingle_size: Option<usize>,
     ) -> PyResult<Self> {
-        let finite = seconds_ms;
         let mut c = EngineConfig::default();
-        c.grace_ms = finite("grace_seconds", grace_seconds)?;
-        c.invalidate_after_ms = finite("invalidate_after_hours", invalidate_after_hours * 3600.0)?;
-        c.retention_ms = finite("retention_days", retention_days * 86_400.0)?;
+        c.grace_ms = seconds_ms("grace_seconds", grace_seconds)?;
+        c.invalidate_after_ms =
+            seconds_ms("invalidate_after_hours", invalidate_after_hours * 3600.0)?;
+        c.retention_ms = seconds_ms("retention_days", retention_days * 86_400.0)?;
         c.max_future_ms = max_future_seconds
-            .map(|s| finite("max_future_seconds", s))
+            .map(|s| seconds_ms("max_future_seconds", s))
             .transpose()?;
         c.strict = strict;
         c.history = history;

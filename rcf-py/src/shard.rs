@@ -37,12 +37,11 @@ struct Settings {
 
 impl Settings {
     fn config(&self) -> PyResult<EngineConfig> {
-        let secs = seconds_ms;
         let mut c = EngineConfig::default();
-        c.grace_ms = secs("grace_seconds", self.grace_seconds)?;
+        c.grace_ms = seconds_ms("grace_seconds", self.grace_seconds)?;
         c.max_future_ms = self
             .max_future_seconds
-            .map(|s| secs("max_future_seconds", s))
+            .map(|s| seconds_ms("max_future_seconds", s))
             .transpose()?;
         c.strict = self.strict;
         c.seed = self.seed;

@@ -1,7 +1,7 @@
 //! Cached bounding boxes: the pool, filling, growing, shrinking and rebuilding them
 //! (invariant 4 of the module docs), and moving cuts with their values.
 
-use super::{NONE, NodeRef, Tree, TreeParams, TreeScratch, is_leaf};
+use super::{NONE, Node, NodeRef, Tree, TreeParams, TreeScratch, is_leaf};
 use crate::kernels::{extend_box, strictly_inside, union_box};
 use crate::point_store::PointStore;
 
@@ -106,6 +106,15 @@ impl Tree {
         }
     }
 
+    /// Leaves in `sc.min`/`sc.max` the box of `node`'s two subtrees, from their leaves where a
+    /// subtree has no cached box.
+    fn children_box(&self, node: Node, store: &PointStore, sc: &mut TreeScratch) {
+        sc.min.fill(f32::INFINITY);
+        sc.max.fill(f32::NEG_INFINITY);
+        self.union_subtree_box(node.left, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+        self.union_subtree_box(node.right, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+    }
+
     /// Computes and caches the box of internal node `r` from its children.
     pub(super) fn fill_box(&mut self, r: NodeRef, store: &PointStore, sc: &mut TreeScratch) {
         let dims = sc.min.len();
@@ -121,12 +130,7 @@ impl Tree {
                     sc.max[i] = ah[i].max(bh[i]);
                 }
             }
-            _ => {
-                sc.min.fill(f32::INFINITY);
-                sc.max.fill(f32::NEG_INFINITY);
-                self.union_subtree_box(node.left, store, &mut sc.min, &mut sc.max, &mut sc.stack);
-                self.union_subtree_box(node.right, store, &mut sc.min, &mut sc.max, &mut sc.stack);
-            }
+            _ => self.children_box(node, store, sc),
         }
         let slot = match self.nodes[r as usize].box_slot {
             NONE => self.acquire_box(r, dims),
@@ -162,10 +166,7 @@ impl Tree {
         ) else {
             // a child without a cached box: recompute the box from the children's subtrees
             // and compare, so that an unchanged box stops the shrinking here too
-            sc.min.fill(f32::INFINITY);
-            sc.max.fill(f32::NEG_INFINITY);
-            self.union_subtree_box(node.left, store, &mut sc.min, &mut sc.max, &mut sc.stack);
-            self.union_subtree_box(node.right, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+            self.children_box(node, store, sc);
             let (lo, hi) = self.boxes[span].split_at_mut(dims);
             let changed = *lo != *sc.min || *hi != *sc.max;
             if changed {
