@@ -148,6 +148,19 @@ def _rows(thing: str | None, lines: list[Any], result: ShardResult | None, why: 
     return frame
 
 
+def _ttl_ms(hours: float | None) -> int | None:
+    """State TTL in milliseconds; None (no TTL) for None or 0."""
+    return None if not hours else int(hours * 3_600_000)
+
+
+def _lines(frames: Iterable[pd.DataFrame], column: str) -> list[Any]:
+    """A thing's lines of one micro-batch, from all its pandas batches."""
+    lines: list[Any] = []
+    for pdf in frames:
+        lines.extend(pdf[column].tolist())
+    return lines
+
+
 def _run(
     shard: FleetShard,
     thing: str | None,
@@ -197,16 +210,13 @@ class FleetProcessor(StatefulProcessor):
         _shard(self.profile, verdicts, self.settings)
 
     def init(self, handle: StatefulProcessorHandle) -> None:
-        ttl = None if not self.ttl_hours else int(self.ttl_hours * 3_600_000)
-        self.state = handle.getValueState(STATE_NAME, STATE_SCHEMA, ttl)
+        self.state = handle.getValueState(STATE_NAME, STATE_SCHEMA, _ttl_ms(self.ttl_hours))
         self.shard = _shard(self.profile, self.verdicts, self.settings)
 
     def handleInputRows(
         self, key: Any, rows: Iterator[pd.DataFrame], timerValues: TimerValues
     ) -> Iterator[pd.DataFrame]:
-        lines: list[Any] = []
-        for pdf in rows:
-            lines.extend(pdf[self.value_column].tolist())
+        lines = _lines(rows, self.value_column)
         saved = self.state.get() if self.state.exists() else None
         old = None if saved is None else saved[0]
         out, new = _run(self.shard, key[0], lines, old, self.skip_invalid)
@@ -233,7 +243,7 @@ def group_function(
     ``GroupStateTimeout.ProcessingTimeTimeout`` (a silent thing's state is removed)."""
     text = _profile_text(profile)
     _shard(text, verdicts, settings)
-    ttl = None if not ttl_hours else int(ttl_hours * 3_600_000)
+    ttl = _ttl_ms(ttl_hours)
     cache: dict[str, FleetShard] = {}
 
     def fn(key: Any, pdfs: Iterable[pd.DataFrame], state: GroupState) -> Iterator[pd.DataFrame]:
@@ -243,9 +253,7 @@ def group_function(
         shard = cache.get("shard")
         if shard is None:
             shard = cache["shard"] = _shard(text, verdicts, settings)
-        lines: list[Any] = []
-        for pdf in pdfs:
-            lines.extend(pdf[value_column].tolist())
+        lines = _lines(pdfs, value_column)
         old = state.get[0] if state.exists else None
         out, new = _run(shard, key[0], lines, old, skip_invalid)
         if new is not None:
