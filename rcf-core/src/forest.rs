@@ -50,7 +50,18 @@ pub struct RandomCutForest {
     pub(crate) shingles_offered: u64,
     /// Sampler key epoch (see `sampler.rs`).
     pub(crate) epoch: u64,
+    /// Names this state of the forest for [`Staged`](crate::scratch::Staged) walks: a fresh
+    /// number from a process-wide counter at construction and after every change, so that a
+    /// scratch filled by one state is never taken for another (a clone shares the number
+    /// only while it is identical). Not saved.
+    generation: u64,
     scratch: Scratch,
+}
+
+/// The next forest [`generation`](RandomCutForest::generation) (never 0: 0 is "nothing staged").
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl RandomCutForest {
@@ -74,6 +85,7 @@ impl RandomCutForest {
             entries_seen: 0,
             shingles_offered: 0,
             epoch: 0,
+            generation: next_generation(),
             scratch: Scratch::new(config.dimensions, config.sample_size),
             config,
         }
@@ -247,6 +259,43 @@ impl RandomCutForest {
         self.process_inner(x, false).map(|_| ())
     }
 
+    /// [`update`](Self::update) with caller-provided scratch. When the scratch's last use was
+    /// [`score_with`](Self::score_with) of the same `x` on this forest, unchanged since, the
+    /// trees that admit the point insert it along that scoring walk instead of walking again:
+    /// score, then decide (attribution, a copy of the forest, ...), then update, at about the
+    /// cost of [`process`](Self::process). The result is the same forest as `update(x)` in
+    /// every case (the scratch only saves work; a stale one is recognised and ignored).
+    ///
+    /// # Errors
+    ///
+    /// As [`update`](Self::update).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_core::RandomCutForest;
+    /// let build = || RandomCutForest::builder(2).sample_size(64).seed(1).build();
+    /// let (mut a, mut b) = (build()?, build()?);
+    /// let mut scratch = a.scratch();
+    /// for t in 0..500 {
+    ///     let x = [(t % 10) as f32, 5.0];
+    ///     let score = a.score_with(&mut scratch, &x)?;
+    ///     if score > 3.0 {
+    ///         let _why = a.attribution(&x)?; // read-only: the staged walk stays valid
+    ///     }
+    ///     a.update_with(&mut scratch, &x)?;
+    ///     b.update(&x)?;
+    /// }
+    /// assert_eq!(a.to_bytes(), b.to_bytes());
+    /// # Ok::<(), rcf_core::Error>(())
+    /// ```
+    pub fn update_with(&mut self, scratch: &mut Scratch, x: &[f32]) -> Result<()> {
+        check_len(x, self.config.input_dims)?;
+        check_finite(x)?;
+        self.process_in(scratch, x, false);
+        Ok(())
+    }
+
     /// Scores `x` as [`score`](Self::score) would, then adds it as [`update`](Self::update)
     /// would, in one pass: trees that admit the point reuse the scoring walk to insert it.
     /// This is the streaming fast path.
@@ -355,16 +404,30 @@ impl RandomCutForest {
     /// [`process`](Self::process) on an input already checked (length and finiteness).
     fn process_checked(&mut self, x: &[f32], want_score: bool) -> f64 {
         let mut sc = std::mem::take(&mut self.scratch);
+        let score = self.process_in(&mut sc, x, want_score);
+        self.scratch = sc;
+        score
+    }
+
+    /// [`process_checked`](Self::process_checked) with the caller's scratch, whose staged
+    /// walks (from a score of the same point on this state) an update reuses.
+    fn process_in(&mut self, sc: &mut Scratch, x: &[f32], want_score: bool) -> f64 {
         sc.fit(self.config.dimensions, self.config.sample_size);
         let has_point = self.build_query(x, &mut sc.query);
+        let staged = !want_score
+            && has_point
+            && sc
+                .staged
+                .matches(self.generation, &sc.query, self.trees.len());
         self.store.push_unit(x);
         self.entries_seen += 1;
+        self.generation = next_generation();
         let mut score = 0.0;
         if has_point {
-            score = self.offer_point(&mut sc, want_score);
+            score = self.offer_point(sc, want_score, staged);
         }
+        sc.staged.generation = 0;
         self.maintain();
-        self.scratch = sc;
         score
     }
 
@@ -376,7 +439,11 @@ impl RandomCutForest {
     /// then each walks up, scores, and, if admitting, inserts along its walk and deletes the
     /// evicted point. Trees are independent, so this order gives the same result as one tree
     /// after another.
-    fn offer_point(&mut self, sc: &mut Scratch, want_score: bool) -> f64 {
+    ///
+    /// With `staged`, `sc.staged` holds every tree's scoring walk of this point on the state
+    /// before it was appended (see [`update_with`](Self::update_with)): admitting trees insert
+    /// along it and nothing descends.
+    fn offer_point(&mut self, sc: &mut Scratch, want_score: bool, staged: bool) -> f64 {
         let t = self.shingles_offered;
         let score_it = want_score && self.is_ready();
         let start = self.store.newest_point();
@@ -387,6 +454,7 @@ impl RandomCutForest {
             tree: tsc,
             query,
             paths,
+            staged: walks,
             ..
         } = sc;
         let q: &[f32] = query;
@@ -404,6 +472,34 @@ impl RandomCutForest {
                 any |= active[k];
             }
             if !any {
+                continue;
+            }
+            if staged {
+                for k in 0..g {
+                    let Offer::Admit { key, evict } = offers[k] else {
+                        continue;
+                    };
+                    let i = base + k;
+                    let (leaf, path, probs) = walks.tree(i);
+                    let tree = &mut self.trees[i];
+                    let rng = &mut self.rngs[i];
+                    let held = tree.insert_walked(
+                        q,
+                        leaf,
+                        path,
+                        probs,
+                        &params,
+                        &self.store,
+                        tsc,
+                        start,
+                        rng,
+                    );
+                    if let Some(gone) =
+                        self.samplers[i].commit(held, key, evict, t, epoch, rng, &sp)
+                    {
+                        tree.delete(gone, &params, &self.store, tsc);
+                    }
+                }
                 continue;
             }
             descend_lockstep(
@@ -424,6 +520,8 @@ impl RandomCutForest {
                     Offer::Reject => None,
                 };
                 let rng = &mut self.rngs[i];
+                // the normaliser of the tree as scored, before this point joins it
+                let norm = tree.normaliser();
                 let (score, held) = tree.walk_and_insert(
                     q,
                     leaves[k],
@@ -434,7 +532,7 @@ impl RandomCutForest {
                     admitted.map(|_| (start, &mut *rng)),
                 );
                 if score_it {
-                    total += score * tree.normaliser();
+                    total += score * norm;
                 }
                 if let (Some((key, evict)), Some(held)) = (admitted, held)
                     && let Some(gone) =
@@ -572,18 +670,23 @@ impl RandomCutForest {
             tree: tsc,
             query,
             paths,
+            staged,
             ..
         } = scratch;
         let active = [true; LOCKSTEP];
         let mut leaves = [NONE; LOCKSTEP];
         let mut total = 0.0;
+        // the walks stay in the scratch for an update of this point (update_with)
+        staged.begin(self.generation, query);
         for group in self.trees.chunks(LOCKSTEP) {
             descend_lockstep(group, &active, query, paths, &mut leaves);
             for (k, tree) in group.iter().enumerate() {
+                let path = paths.path(k);
                 total += tree
-                    .walk_up(query, leaves[k], paths.path(k), &self.store, tsc, false)
+                    .walk_up(query, leaves[k], path, &self.store, tsc, true)
                     .score
                     * tree.normaliser();
+                staged.push(leaves[k], path, &tsc.probs[..path.len()]);
             }
         }
         total / self.config.num_trees as f64
@@ -740,6 +843,11 @@ impl RandomCutForest {
         Ok(())
     }
 
+    /// Marks the forest as changed for staged walks (see the `generation` field).
+    pub(crate) fn new_generation(&mut self) {
+        self.generation = next_generation();
+    }
+
     /// Rebuilds all cached boxes (after restoring a state), verifying that every cut
     /// separates its subtrees.
     pub(crate) fn rebuild_boxes(&mut self) -> std::result::Result<(), String> {
@@ -774,6 +882,7 @@ impl RandomCutForest {
             entries_seen,
             shingles_offered,
             epoch,
+            generation: next_generation(),
             scratch,
         }
     }

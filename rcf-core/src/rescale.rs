@@ -33,6 +33,7 @@ impl RandomCutForest {
             .box_cache_min_mass(min_mass)
             .validate()?;
         self.config.box_cache_min_mass = validated.box_cache_min_mass;
+        self.new_generation();
         self.rebuild_boxes()
             .map_err(|e| Error::State(crate::StateError::Inconsistent(e)))
     }
@@ -115,6 +116,7 @@ impl RandomCutForest {
             tree.reserve_full(capacity);
             sampler.reserve_full(capacity);
         }
+        next.new_generation();
         *self = next;
         Ok(())
     }

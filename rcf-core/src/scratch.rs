@@ -1,7 +1,7 @@
 //! [`Scratch`]: per-thread query buffers (regex-automata's `Cache` idea).
 
-use crate::tree::TreeScratch;
 use crate::tree::visit::LockstepPaths;
+use crate::tree::{NodeRef, TreeScratch};
 
 /// Reusable per-thread buffers for queries, so that [`RandomCutForest::score_with`](crate::RandomCutForest::score_with) allocates
 /// nothing. Make one with [`RandomCutForest::scratch`](crate::RandomCutForest::scratch); it fits any forest of the same
@@ -12,7 +12,78 @@ pub struct Scratch {
     pub(crate) query: Vec<f32>,
     /// Paths of the trees descended in lockstep.
     pub(crate) paths: LockstepPaths,
+    /// What the last scoring walk left for an update of the same point.
+    pub(crate) staged: Staged,
     capacity: usize,
+}
+
+/// The per-tree results of a scoring walk, kept so that an update of the same point on the
+/// same forest state ([`RandomCutForest::update_with`](crate::RandomCutForest::update_with))
+/// inserts along them instead of descending and walking up again.
+///
+/// Tree `i`'s path (root first) is `paths[ends[i]..ends[i + 1]]`, the separation
+/// probabilities of the query against those nodes' boxes are `probs` over the same range,
+/// and its leaf is `leaves[i]`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Staged {
+    /// The forest state the walks were made on (the forest's generation); 0 for none.
+    pub(crate) generation: u64,
+    pub(crate) query: Vec<f32>,
+    pub(crate) leaves: Vec<NodeRef>,
+    pub(crate) ends: Vec<u32>,
+    pub(crate) paths: Vec<NodeRef>,
+    pub(crate) probs: Vec<f64>,
+}
+
+impl Staged {
+    /// Forgets what was staged and starts over for `query` on the forest state `generation`.
+    pub(crate) fn begin(&mut self, generation: u64, query: &[f32]) {
+        self.generation = generation;
+        self.query.clear();
+        self.query.extend_from_slice(query);
+        self.leaves.clear();
+        self.ends.clear();
+        self.ends.push(0);
+        self.paths.clear();
+        self.probs.clear();
+    }
+
+    /// Records the next tree's walk.
+    pub(crate) fn push(&mut self, leaf: NodeRef, path: &[NodeRef], probs: &[f64]) {
+        self.leaves.push(leaf);
+        self.paths.extend_from_slice(path);
+        self.probs.extend_from_slice(probs);
+        self.ends.push(self.paths.len() as u32);
+    }
+
+    /// Whether the walks were made for `query` on the forest state `generation`, for all
+    /// `trees` trees.
+    pub(crate) fn matches(&self, generation: u64, query: &[f32], trees: usize) -> bool {
+        self.generation != 0
+            && self.generation == generation
+            && self.leaves.len() == trees
+            && self.query.len() == query.len()
+            && self
+                .query
+                .iter()
+                .zip(query)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+    }
+
+    /// Tree `i`'s leaf, path and probabilities.
+    #[inline]
+    pub(crate) fn tree(&self, i: usize) -> (NodeRef, &[NodeRef], &[f64]) {
+        let (a, b) = (self.ends[i] as usize, self.ends[i + 1] as usize);
+        (self.leaves[i], &self.paths[a..b], &self.probs[a..b])
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.query.capacity() * 4
+            + self.leaves.capacity() * std::mem::size_of::<NodeRef>()
+            + self.ends.capacity() * 4
+            + self.paths.capacity() * std::mem::size_of::<NodeRef>()
+            + self.probs.capacity() * 8
+    }
 }
 
 impl Scratch {
@@ -21,6 +92,7 @@ impl Scratch {
             tree: TreeScratch::new(dims),
             query: vec![0.0; dims],
             paths: LockstepPaths::new(capacity + 1),
+            staged: Staged::default(),
             capacity,
         }
     }
@@ -44,6 +116,7 @@ impl Scratch {
             + t.results.capacity() * std::mem::size_of::<(crate::tree::NodeRef, f64)>()
             + self.query.capacity() * 4
             + self.paths.memory_bytes()
+            + self.staged.memory_bytes()
     }
 
     pub(crate) fn fit(&mut self, dims: usize, capacity: usize) {

@@ -27,6 +27,21 @@ def test_score_does_not_learn_and_update_does(sine):
     assert f.entries_seen == 1001
 
 
+def test_score_then_update_learns_what_process_does(sine):
+    # update right after score of the same point reuses the score's walk: same forest, same scores
+    a = rcf.RandomCutForest(1, shingle_size=8, seed=5)
+    b = rcf.RandomCutForest(1, shingle_size=8, seed=5)
+    scores = []
+    for t, v in enumerate(sine[:3000]):
+        scores.append(a.score([v]))
+        if t % 5 == 0:
+            a.score([v + 1.0])  # a score of another point in between: its walk is not reused
+        a.update([v])
+    expected = [b.process([v]) for v in sine[:3000]]
+    np.testing.assert_array_equal(scores, expected)
+    assert a.to_bytes() == b.to_bytes()
+
+
 def test_attribution_sums_to_the_score_and_names_the_dimension(rng):
     f = rcf.RandomCutForest(3, seed=3)
     f.update_many(rng.normal(size=(2000, 3)))

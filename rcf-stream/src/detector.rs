@@ -561,8 +561,9 @@ impl Detector {
             verdict.deviations = self.z.iter().map(|&z| f64::from(z)).collect();
         }
 
+        // the scratch still holds this point's scoring walk: admitting trees insert along it
         self.forest
-            .update(&self.z)
+            .update_with(&mut self.scratch, &self.z)
             .expect("normalised values are finite and of the right length");
         self.normalizer.update(&self.raw);
         self.reframe();

@@ -355,6 +355,27 @@ impl Tree {
         (walk.score, held)
     }
 
+    /// [`walk_and_insert`](Self::walk_and_insert) for an admitting tree whose scoring walk
+    /// was already made on this very tree state (by a score of the same point): inserts along
+    /// the walk's `path`, `leaf` and separation probabilities `probs`, with no second walk.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert_walked(
+        &mut self,
+        q: &[f32],
+        leaf: NodeRef,
+        path: &[NodeRef],
+        probs: &[f64],
+        params: &TreeParams,
+        store: &PointStore,
+        sc: &mut TreeScratch,
+        start: u32,
+        rng: &mut TreeRng,
+    ) -> NodeRef {
+        sc.probs.clear();
+        sc.probs.extend_from_slice(probs);
+        self.insert_along(q, start, leaf, path, params, store, rng, sc)
+    }
+
     /// Inserts the point at store index `start` (coordinates `q`), given the descent `path`
     /// and reached `leaf` of `q`, and the separation probabilities `probs[j]` of `q` against
     /// the box of `path[j]` (0 where `q` lies inside, as recorded by the scoring walk).

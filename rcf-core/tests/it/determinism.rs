@@ -84,3 +84,99 @@ fn score_does_not_change_the_forest() {
     f.impute(&[f32::NAN]).unwrap();
     assert_eq!(before, f.to_bytes());
 }
+
+/// `score_with` then `update_with` (the scratch's staged walk reused) must leave exactly the
+/// forest `update` alone leaves, and a scratch staged for another point, another forest or a
+/// state since changed must be recognised and ignored.
+#[test]
+fn update_with_a_staged_walk_equals_update() {
+    let (x, _) = sine_with_spikes(3_000, 6, 12);
+    for (box_cache, shingle) in [(2usize, 4usize), (16, 4), (1_000, 1), (1_000, 8)] {
+        let build = || {
+            RandomCutForest::builder(1)
+                .shingle_size(shingle)
+                .num_trees(12)
+                .sample_size(64)
+                .box_cache_min_mass(box_cache)
+                .seed(9)
+                .build()
+                .unwrap()
+        };
+        let (mut plain, mut staged) = (build(), build());
+        let mut other = build(); // scored with the same scratch now and then: stale staging
+        let mut sc = staged.scratch();
+        let mut reused = 0;
+        for (t, v) in x.iter().enumerate() {
+            let q = [*v];
+            plain.update(&q).unwrap();
+            match t % 7 {
+                // the usual order: score, look, update
+                0..=3 => {
+                    let s = staged.score_with(&mut sc, &q).unwrap();
+                    if s > 0.0 {
+                        reused += 1;
+                        staged.attribution(&q).unwrap();
+                    }
+                    staged.update_with(&mut sc, &q).unwrap();
+                }
+                // staged for another point
+                4 => {
+                    staged.score_with(&mut sc, &[*v + 1.0]).unwrap();
+                    staged.update_with(&mut sc, &q).unwrap();
+                }
+                // staged on another forest
+                5 => {
+                    other.score_with(&mut sc, &q).unwrap();
+                    staged.update_with(&mut sc, &q).unwrap();
+                }
+                // staged, then the forest changed (a clone took the update first)
+                _ => {
+                    staged.score_with(&mut sc, &q).unwrap();
+                    let mut copy = staged.clone();
+                    copy.update_with(&mut sc, &q).unwrap();
+                    staged.update_with(&mut sc, &q).unwrap();
+                    assert_eq!(copy.to_bytes(), staged.to_bytes());
+                }
+            }
+            other.update(&[-*v]).unwrap();
+        }
+        assert!(
+            reused > 1_000,
+            "the staged path must be exercised ({reused})"
+        );
+        assert_eq!(
+            plain.to_bytes(),
+            staged.to_bytes(),
+            "box cache {box_cache}, shingle {shingle}"
+        );
+        let probe = [0.3f32];
+        assert_eq!(plain.score(&probe).unwrap(), staged.score(&probe).unwrap());
+    }
+}
+
+/// `process(x)` scores `x` exactly as `score(x)` would before `update(x)`, bit for bit, and
+/// learns the same forest.
+#[test]
+fn process_scores_what_score_then_update_would() {
+    let (x, _) = sine_with_spikes(3_000, 6, 13);
+    for box_cache in [2usize, 16, 1_000] {
+        let build = || {
+            RandomCutForest::builder(1)
+                .shingle_size(8)
+                .num_trees(12)
+                .sample_size(64)
+                .box_cache_min_mass(box_cache)
+                .seed(10)
+                .build()
+                .unwrap()
+        };
+        let (mut fused, mut apart) = (build(), build());
+        for v in &x {
+            let q = [*v];
+            let s = apart.score(&q).unwrap();
+            apart.update(&q).unwrap();
+            assert_eq!(fused.process(&q).unwrap(), s, "box cache {box_cache}");
+        }
+        assert_eq!(fused.to_bytes(), apart.to_bytes());
+    }
+}
