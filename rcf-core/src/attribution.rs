@@ -177,20 +177,21 @@ impl RandomCutForest {
         let dims = self.config.dimensions;
         let mut high = vec![0.0; dims];
         let mut low = vec![0.0; dims];
-        let mut sc = self.scratch();
-        if self.is_ready() && self.build_query(x, &mut sc.query) {
-            let weight = 1.0 / self.config.num_trees as f64;
-            for tree in &self.trees {
-                tree.attribution_walk(
-                    &sc.query,
-                    &self.store,
-                    &mut sc.tree,
-                    weight,
-                    &mut high,
-                    &mut low,
-                );
+        crate::scratch::with_local(dims, self.config.sample_size, |sc| {
+            if self.is_ready() && self.build_query(x, &mut sc.query) {
+                let weight = 1.0 / self.config.num_trees as f64;
+                for tree in &self.trees {
+                    tree.attribution_walk(
+                        &sc.query,
+                        &self.store,
+                        &mut sc.tree,
+                        weight,
+                        &mut high,
+                        &mut low,
+                    );
+                }
             }
-        }
+        });
         Ok(Attribution {
             high,
             low,

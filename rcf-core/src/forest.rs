@@ -5,7 +5,7 @@ use crate::error::{Error, Result, check_finite, check_len};
 use crate::point_store::PointStore;
 use crate::rng::TreeRng;
 use crate::sampler::{Offer, Sampler, SamplerParams};
-use crate::scratch::Scratch;
+use crate::scratch::{self, Scratch};
 use crate::tree::visit::{LOCKSTEP, descend_lockstep, descend_points_lockstep};
 use crate::tree::{NONE, Tree, TreeParams, TreeScratch};
 
@@ -55,7 +55,6 @@ pub struct RandomCutForest {
     /// scratch filled by one state is never taken for another (a clone shares the number
     /// only while it is identical). Not saved.
     generation: u64,
-    scratch: Scratch,
 }
 
 /// The next forest [`generation`](RandomCutForest::generation) (never 0: 0 is "nothing staged").
@@ -86,7 +85,6 @@ impl RandomCutForest {
             shingles_offered: 0,
             epoch: 0,
             generation: next_generation(),
-            scratch: Scratch::new(config.dimensions, config.sample_size),
             config,
         }
     }
@@ -239,6 +237,12 @@ impl RandomCutForest {
 
     /// Adds `x` (the newest `input_dims` values) to the stream: with shingling, the forest point
     /// is the last `shingle_size` inputs; each tree's sampler decides whether to keep it.
+    ///
+    /// Right after [`score`](Self::score) of the same `x` on this thread, with the forest
+    /// unchanged, the trees that admit the point insert it along that score's walk (kept in
+    /// the thread's scratch, see [`update_with`](Self::update_with)): score, decide, then
+    /// update costs about what [`process`](Self::process) does. A forest holds no query
+    /// buffers of its own; each thread keeps one set per forest shape.
     ///
     /// # Errors
     ///
@@ -403,10 +407,8 @@ impl RandomCutForest {
 
     /// [`process`](Self::process) on an input already checked (length and finiteness).
     fn process_checked(&mut self, x: &[f32], want_score: bool) -> f64 {
-        let mut sc = std::mem::take(&mut self.scratch);
-        let score = self.process_in(&mut sc, x, want_score);
-        self.scratch = sc;
-        score
+        let (dims, capacity) = (self.config.dimensions, self.config.sample_size);
+        scratch::with_local(dims, capacity, |sc| self.process_in(sc, x, want_score))
     }
 
     /// [`process_checked`](Self::process_checked) with the caller's scratch, whose staged
@@ -475,8 +477,8 @@ impl RandomCutForest {
                 continue;
             }
             if staged {
-                for k in 0..g {
-                    let Offer::Admit { key, evict } = offers[k] else {
+                for (k, offer) in offers[..g].iter().enumerate() {
+                    let &Offer::Admit { key, evict } = offer else {
                         continue;
                     };
                     let i = base + k;
@@ -603,7 +605,8 @@ impl RandomCutForest {
     /// # Ok::<(), rcf_core::Error>(())
     /// ```
     pub fn score(&self, x: &[f32]) -> Result<f64> {
-        self.score_with(&mut self.scratch(), x)
+        let (dims, capacity) = (self.config.dimensions, self.config.sample_size);
+        scratch::with_local(dims, capacity, |sc| self.score_with(sc, x))
     }
 
     /// [`score`](Self::score) with caller-provided scratch buffers (no allocation).
@@ -872,7 +875,6 @@ impl RandomCutForest {
         shingles_offered: u64,
         epoch: u64,
     ) -> Self {
-        let scratch = Scratch::new(config.dimensions, config.sample_size);
         Self {
             config,
             trees,
@@ -883,7 +885,6 @@ impl RandomCutForest {
             shingles_offered,
             epoch,
             generation: next_generation(),
-            scratch,
         }
     }
 

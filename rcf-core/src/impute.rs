@@ -43,7 +43,13 @@ impl RandomCutForest {
                 reason: "the point has no NaN value",
             });
         }
-        let mut sc = self.scratch();
+        let dims = self.config.dimensions;
+        crate::scratch::with_local(dims, self.config.sample_size, |sc| self.impute_in(sc, x))
+    }
+
+    /// [`impute`](Self::impute) of a checked `x` with NaN values, in `sc`.
+    fn impute_in(&self, sc: &mut crate::Scratch, x: &[f32]) -> Result<Vec<f32>> {
+        sc.fit(self.config.dimensions, self.config.sample_size);
         if self.trees.iter().all(|t| t.mass() == 0) || !self.build_query(x, &mut sc.query) {
             return Err(Error::NothingToImpute {
                 reason: "the forest holds no complete point yet",

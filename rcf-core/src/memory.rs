@@ -19,7 +19,8 @@ pub struct MemoryBreakdown {
     pub samplers: usize,
     /// The shared point store.
     pub points: usize,
-    /// Everything else (per-tree headers, generators, scratch).
+    /// Everything else (per-tree headers, generators). Query buffers are per thread, not
+    /// per forest, and not counted.
     pub other: usize,
 }
 
@@ -47,7 +48,6 @@ impl RandomCutForest {
             + self.samplers.capacity() * std::mem::size_of::<Sampler>()
             + self.rngs.capacity() * std::mem::size_of::<TreeRng>()
             + self.store.memory_bytes()
-            + self.config.dimensions * 4 * 8 // scratch
     }
 
     /// Where [`memory_usage`](Self::memory_usage) goes, in bytes.

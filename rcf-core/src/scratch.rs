@@ -125,3 +125,43 @@ impl Scratch {
         }
     }
 }
+
+/// Scratch kept per forest shape (dimensions), on each thread.
+const LOCAL_SHAPES: usize = 4;
+
+thread_local! {
+    /// This thread's scratch for the calls that take none (`score`, `update`, `process` and
+    /// their batch forms), most recently used last: a forest holds no buffers of its own, so a
+    /// fleet of models costs one set per thread, not one per model.
+    static LOCAL: std::cell::RefCell<Vec<Scratch>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch for a forest of `dims` dimensions and `capacity`
+/// samples. A `score` followed by an `update` of the same point on the same thread thus
+/// shares the score's [`Staged`] walk.
+pub(crate) fn with_local<R>(dims: usize, capacity: usize, f: impl FnOnce(&mut Scratch) -> R) -> R {
+    LOCAL.with(|cell| {
+        let Ok(mut pool) = cell.try_borrow_mut() else {
+            // re-entered from within `f` (the crate never does): buffers of its own
+            return f(&mut Scratch::new(dims, capacity));
+        };
+        let found = pool
+            .iter()
+            .rposition(|s| s.query.len() == dims && s.capacity >= capacity);
+        match found {
+            Some(i) if i + 1 == pool.len() => {}
+            Some(i) => {
+                let s = pool.remove(i);
+                pool.push(s);
+            }
+            None => {
+                if pool.len() == LOCAL_SHAPES {
+                    pool.remove(0);
+                }
+                pool.push(Scratch::new(dims, capacity));
+            }
+        }
+        let last = pool.len() - 1;
+        f(&mut pool[last])
+    })
+}

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
-use rcf_core::{RandomCutForest, Scratch};
+use rcf_core::RandomCutForest;
 
 use crate::arrays::{Array1, Array2, batch, check_finite, point};
 use crate::errors::{ConfigError, NotFittedError, PyRcfError};
@@ -28,25 +28,13 @@ type HighLow<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
 #[pyclass(module = "rcf._rcf", name = "RandomCutForest", frozen)]
 pub(crate) struct PyRandomCutForest {
     inner: Mutex<RandomCutForest>,
-    /// `score`'s buffers, taken inside `inner`'s lock: they keep the last score's walk, so
-    /// that `update` of the same point inserts along it (`score` then `update` costs about
-    /// what `process` does).
-    scratch: Mutex<Scratch>,
     /// The anomaly-score threshold set by `fit` (scikit-learn surface).
     threshold: Mutex<Option<f64>>,
-}
-
-/// The scratch, taken only while the forest's lock is held (so never contended).
-fn lock(scratch: &Mutex<Scratch>) -> std::sync::MutexGuard<'_, Scratch> {
-    scratch
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl PyRandomCutForest {
     fn wrap(forest: RandomCutForest) -> Self {
         Self {
-            scratch: Mutex::new(forest.scratch()),
             inner: Mutex::new(forest),
             threshold: Mutex::new(None),
         }
@@ -153,19 +141,18 @@ impl PyRandomCutForest {
         Ok(Self::wrap(forest))
     }
 
-    /// Adds one point (`input_dims` values). Right after `score(x)` of the same point it
-    /// inserts along that score's walk (same forest as `update` alone, at `process`'s cost).
+    /// Adds one point (`input_dims` values). Right after `score(x)` of the same point (on
+    /// the same thread) it inserts along that score's walk: the same forest as `update`
+    /// alone, at about `process`'s cost.
     fn update(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<()> {
         let x = point(&x)?;
-        let scratch = &self.scratch;
-        self.run(py, |f| f.update_with(&mut lock(scratch), &x))
+        self.run(py, |f| f.update(&x))
     }
 
     /// Scores one point without learning it (higher = more anomalous; about 1 is typical).
     fn score(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<f64> {
         let x = point(&x)?;
-        let scratch = &self.scratch;
-        self.run(py, |f| f.score_with(&mut lock(scratch), &x))
+        self.run(py, |f| f.score(&x))
     }
 
     /// Scores one point, then learns it (the streaming fast path).

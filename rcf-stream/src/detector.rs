@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use rcf_core::{RandomCutForest, Scratch};
+use rcf_core::RandomCutForest;
 
 use crate::config::{
     DEFAULT_NORMALIZE_AFTER, DEFAULT_SHINGLE_SIZE, DetectorBuilder, DetectorConfig, Tolerance,
@@ -89,7 +89,6 @@ pub struct Detector {
     pub(crate) event: Option<Box<OpenEvent>>,
     /// No new normalisation frame before this point (after the forest refused one).
     pub(crate) next_reframe: u64,
-    scratch: Scratch,
     /// The current point in the forest's frames (normalised, imputed).
     pub(crate) z: Vec<f32>,
     raw: Vec<f64>,
@@ -151,7 +150,6 @@ impl Detector {
             memory: std::collections::VecDeque::new(),
             event: None,
             next_reframe: 0,
-            scratch: forest.scratch(),
             z: vec![0.0; m],
             raw: vec![0.0; m],
             forest,
@@ -224,7 +222,6 @@ impl Detector {
             + self.warm.capacity() * 8
             + self.memory.capacity() * std::mem::size_of::<Vec<f32>>()
             + self.memory.iter().map(|m| m.capacity() * 4).sum::<usize>()
-            + self.scratch.memory_usage()
             + self.z.capacity() * 4
             + self.raw.capacity() * 8
     }
@@ -514,7 +511,7 @@ impl Detector {
         }
         let score = self
             .forest
-            .score_with(&mut self.scratch, &self.z)
+            .score(&self.z)
             .expect("normalised values are finite and of the right length");
         let threshold = self.thresholder.threshold();
         let state = self.state();
@@ -561,9 +558,10 @@ impl Detector {
             verdict.deviations = self.z.iter().map(|&z| f64::from(z)).collect();
         }
 
-        // the scratch still holds this point's scoring walk: admitting trees insert along it
+        // this thread's scratch still holds the point's scoring walk: admitting trees insert
+        // along it
         self.forest
-            .update_with(&mut self.scratch, &self.z)
+            .update(&self.z)
             .expect("normalised values are finite and of the right length");
         self.normalizer.update(&self.raw);
         self.reframe();

@@ -180,3 +180,43 @@ fn process_scores_what_score_then_update_would() {
         assert_eq!(fused.to_bytes(), apart.to_bytes());
     }
 }
+
+/// Forests hold no query buffers: each thread keeps a few sets, one per forest shape. Six
+/// forests of six shapes taking turns on one thread (more shapes than a thread keeps), and a
+/// score on one thread followed by the update on another, all learn what `update` alone does.
+#[test]
+fn per_thread_buffers_serve_many_forest_shapes_and_threads() {
+    let (x, _) = sine_with_spikes(1_500, 4, 14);
+    let build = |dims: usize| {
+        RandomCutForest::builder(dims)
+            .shingle_size(2)
+            .num_trees(6)
+            .sample_size(32 + 16 * dims)
+            .seed(dims as u64)
+            .build()
+            .unwrap()
+    };
+    let dims = [1usize, 2, 3, 4, 5, 6];
+    let mut turns: Vec<RandomCutForest> = dims.iter().map(|&d| build(d)).collect();
+    let mut plain: Vec<RandomCutForest> = dims.iter().map(|&d| build(d)).collect();
+    for (t, v) in x.iter().enumerate() {
+        for (k, (a, b)) in turns.iter_mut().zip(&mut plain).enumerate() {
+            let row: Vec<f32> = (0..dims[k]).map(|j| v + j as f32).collect();
+            let s = a.score(&row).unwrap();
+            if t % 3 == 0 {
+                // the update runs on another thread: this thread's staged walk is not there
+                std::thread::scope(|scope| {
+                    scope.spawn(|| a.update(&row).unwrap());
+                });
+            } else {
+                a.update(&row).unwrap();
+            }
+            let expected = b.score(&row).unwrap();
+            b.update(&row).unwrap();
+            assert_eq!(s, expected);
+        }
+    }
+    for (a, b) in turns.iter().zip(&plain) {
+        assert_eq!(a.to_bytes(), b.to_bytes());
+    }
+}

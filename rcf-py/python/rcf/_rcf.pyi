@@ -45,9 +45,10 @@ class RandomCutForest:
     def update(self, x: npt.ArrayLike) -> None:
         """Adds one point (`input_dims` values).
 
-        Right after `score(x)` of the same point on the unchanged forest, the trees that take
-        the point insert it along that score's walk: `score` then `update` costs about what
-        `process` does, and leaves the same forest as `update` alone.
+        Right after `score(x)` of the same point on the unchanged forest (from the same
+        thread), the trees that take the point insert it along that score's walk: `score`
+        then `update` costs about what `process` does, and leaves the same forest as
+        `update` alone.
         """
     def score(self, x: npt.ArrayLike) -> float:
         """Scores one point without learning it (about 1 is typical; higher is more anomalous)."""
