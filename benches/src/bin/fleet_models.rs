@@ -7,7 +7,7 @@
 //! Builds 2,000 three-metric detectors (messages, bytes out, battery, a daily rhythm and
 //! noise), feeds each 600 five-minute rows, and prints the forest's memory breakdown, then
 //! resident growth per model, `forest().memory_usage()`, the checkpoint size and µs per
-//! `process` call. The box cache defaults to 16 (the single-stream default); above the sample
+//! `process` call (`FLEET_MODELS=N` builds N models instead, e.g. for callgrind). The box cache defaults to 16 (the single-stream default); above the sample
 //! size it is off, as in the fleet model.
 use std::time::Instant;
 
@@ -47,7 +47,11 @@ fn main() {
     let cache: usize = args.get(4).map_or(16, |a| {
         a.parse().expect("BOX_CACHE_MIN_MASS: a whole number")
     });
-    let n_models = 2000;
+    // fewer models (`FLEET_MODELS=50`) for a run under callgrind
+    let n_models = std::env::var("FLEET_MODELS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
     let n_points = 600;
     let data = rows(n_points, 1);
     let before = rss_kib();

@@ -83,6 +83,17 @@ pub(crate) fn fixed_len<const D: usize>(s: &[f32]) -> &[f32] {
     }
 }
 
+/// [`fixed_len`] for a mutable slice.
+#[inline(always)]
+pub(crate) fn fixed_len_mut<const D: usize>(s: &mut [f32]) -> &mut [f32] {
+    if D > 0 {
+        let a: &mut [f32; D] = s.try_into().expect("slice of the forest's dimension");
+        a
+    } else {
+        s
+    }
+}
+
 /// Parameters every tree of a forest shares.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TreeParams {

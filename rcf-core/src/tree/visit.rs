@@ -231,6 +231,7 @@ impl Tree {
             8 => self.walk_up_n::<8>(q, leaf, path, store, sc, record),
             12 => self.walk_up_n::<12>(q, leaf, path, store, sc, record),
             16 => self.walk_up_n::<16>(q, leaf, path, store, sc, record),
+            24 => self.walk_up_n::<24>(q, leaf, path, store, sc, record),
             _ => self.walk_up_n::<0>(q, leaf, path, store, sc, record),
         }
     }
