@@ -924,7 +924,14 @@ mod tests {
     /// precision (the fast kernel sums f32 terms; the naive one works in f64 throughout).
     #[test]
     fn fast_scorer_matches_naive_reference_on_the_same_trees() {
-        for (min_mass, dims, shingle) in [(2, 1, 4), (4, 2, 3), (8, 3, 1), (1_000, 5, 2)] {
+        for (min_mass, dims, shingle) in [
+            (2, 1, 4),
+            (4, 2, 3),
+            (8, 3, 1),
+            (1_000, 5, 2),
+            (1_000, 3, 8),
+            (16, 3, 8),
+        ] {
             let f = trained(min_mass, dims, shingle, 5);
             let mut sc = f.scratch();
             let queries: Vec<Vec<f32>> = vec![
