@@ -77,6 +77,17 @@ impl PointStore {
         index as u32
     }
 
+    /// The arena's values, for a caller that may have to put them back
+    /// ([`restore_values`](Self::restore_values)).
+    pub(crate) fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// Puts back values taken with [`values`](Self::values) (same length).
+    pub(crate) fn restore_values(&mut self, values: &[f32]) {
+        self.values.copy_from_slice(values);
+    }
+
     /// Replaces every stored value `v` of input dimension `j` (its position in its unit) by
     /// `f(j, v)`.
     pub(crate) fn map_values(&mut self, f: impl Fn(usize, f32) -> f32) {

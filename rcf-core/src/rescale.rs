@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::forest::RandomCutForest;
+use crate::tree::TreeScratch;
 
 impl RandomCutForest {
     /// Changes how many points a subtree needs for its bounding box to be cached (see
@@ -96,28 +97,38 @@ impl RandomCutForest {
             name: "scale",
             reason: format!("{reason}; the forest is unchanged"),
         };
-        // work on a copy, so that a failure part-way leaves this forest as it was
-        let mut next = self.clone();
-        next.store.map_values(map);
-        next.store
+        // in place: the store's values are kept to put back, and the new cuts are all found
+        // (which checks them) before the first is set, so a failure leaves the forest as it was
+        let before = self.store.values().to_vec();
+        self.store.map_values(map);
+        let mut mapped = Vec::with_capacity(self.trees.len());
+        let found = self
+            .store
             .check(m, self.config.shingle_size)
-            .map_err(|_| precision("rescaled values would overflow f32".into()))?;
-        let dims = self.config.dimensions;
-        for (i, tree) in next.trees.iter_mut().enumerate() {
-            tree.map_cuts(dims, &next.store, |d, c| map(d % m, c))
-                .map_err(|e| precision(format!("tree {i}, {e} in f32")))?;
+            .map_err(|_| precision("rescaled values would overflow f32".into()))
+            .and_then(|()| {
+                let dims = self.config.dimensions;
+                for (i, tree) in self.trees.iter().enumerate() {
+                    let cuts = tree
+                        .mapped_cuts(dims, &self.store, |d, c| map(d % m, c))
+                        .map_err(|e| precision(format!("tree {i}, {e} in f32")))?;
+                    mapped.push(cuts);
+                }
+                Ok(())
+            });
+        if let Err(e) = found {
+            self.store.restore_values(&before);
+            return Err(e);
         }
-        next.rebuild_boxes()
-            .map_err(|e| precision(format!("rescaled cuts do not route: {e}")))?;
-        // the clone holds only what is in use; give back a full sample's room, or the next
-        // inserts would double every array (measured: a fleet model 1.5x its size)
-        let capacity = self.config.sample_size;
-        for (tree, sampler) in next.trees.iter_mut().zip(&mut next.samplers) {
-            tree.reserve_full(capacity);
-            sampler.reserve_full(capacity);
+        let params = self.tree_params();
+        let mut sc = TreeScratch::new(params.dims);
+        for (i, (tree, cuts)) in self.trees.iter_mut().zip(&mapped).enumerate() {
+            tree.set_cuts(cuts);
+            // cannot fail: the cuts were just checked against these values
+            tree.refill_boxes(&params, &self.store, &mut sc)
+                .map_err(|e| precision(format!("tree {i}: rescaled cuts do not route: {e}")))?;
         }
-        next.new_generation();
-        *self = next;
+        self.new_generation();
         Ok(())
     }
 }

@@ -239,16 +239,6 @@ impl Sampler {
         }
     }
 
-    /// Reserves room for `capacity` points again, exactly (see [`Tree::reserve_full`]).
-    ///
-    /// [`Tree::reserve_full`]: crate::tree::Tree::reserve_full
-    pub(crate) fn reserve_full(&mut self, capacity: usize) {
-        self.keys
-            .reserve_exact(capacity.saturating_sub(self.keys.len()));
-        self.leaves
-            .reserve_exact(capacity.saturating_sub(self.leaves.len()));
-    }
-
     /// Bytes held.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.keys.capacity() * 4 + self.leaves.capacity() * 2

@@ -253,14 +253,31 @@ impl Tree {
         }
         let stride = 2 * dims;
         let mut all = vec![0.0f32; self.nodes.len() * stride];
+        // the right child's box, copied out of `all` while the parent's row is written
+        let mut right = vec![0.0f32; stride];
         for &r in order.iter().rev() {
             let n = self.nodes[r as usize];
-            for i in 0..dims {
-                let (al, ah) = self.extent(n.left, i, dims, &all, store);
-                let (bl, bh) = self.extent(n.right, i, dims, &all, store);
-                all[r as usize * stride + i] = if al < bl { al } else { bl };
-                all[r as usize * stride + dims + i] = if ah > bh { ah } else { bh };
+            let dst = r as usize * stride;
+            // the parent's row starts as the left child's box ...
+            if is_leaf(n.left) {
+                let p = store.point(self.leaf_point(n.left));
+                all[dst..dst + dims].copy_from_slice(p);
+                all[dst + dims..dst + stride].copy_from_slice(p);
+            } else {
+                let src = n.left as usize * stride;
+                all.copy_within(src..src + stride, dst);
             }
+            // ... and grows by the right child's
+            let (r_lo, r_hi) = if is_leaf(n.right) {
+                let p = store.point(self.leaf_point(n.right));
+                (p, p)
+            } else {
+                let src = n.right as usize * stride;
+                right.copy_from_slice(&all[src..src + stride]);
+                right.split_at(dims)
+            };
+            let (lo, hi) = all[dst..dst + stride].split_at_mut(dims);
+            union_box(lo, hi, r_lo, r_hi);
         }
         (order, all)
     }
@@ -338,21 +355,23 @@ impl Tree {
         Ok(())
     }
 
-    /// Moves every cut along with the points it separates, after the store's values have been
-    /// mapped through `map(dimension, value)`, increasing in the value for every dimension.
+    /// The cuts that move with the points they separate, after the store's values have been
+    /// mapped through `map(dimension, value)`, increasing in the value for every dimension:
+    /// one value per node slot (`cut_values[r]` for node `r`; slots not in use keep theirs).
     /// Each cut becomes `map` of itself, nudged down to its left subtree's new maximum where
     /// rounding would otherwise put it on its right subtree's new minimum, so every point still
     /// routes to its leaf. Fails, naming the node, where the map made a left and a right value
-    /// equal (f32 precision lost): no cut can separate them any more. Boxes are stale
-    /// afterwards; [`rebuild_boxes`](Self::rebuild_boxes) follows.
-    pub(crate) fn map_cuts(
-        &mut self,
+    /// equal (f32 precision lost): no cut can separate them any more. The tree is not changed;
+    /// [`set_cuts`](Self::set_cuts) applies the result.
+    pub(crate) fn mapped_cuts(
+        &self,
         dims: usize,
         store: &PointStore,
         map: impl Fn(usize, f32) -> f32,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<f32>, String> {
+        let mut cuts: Vec<f32> = self.nodes.iter().map(|n| n.cut_value).collect();
         if self.root == NONE || is_leaf(self.root) {
-            return Ok(());
+            return Ok(cuts);
         }
         let (order, all) = self.subtree_boxes(dims, store);
         for &r in &order {
@@ -366,13 +385,36 @@ impl Tree {
                 ));
             }
             let cut = map(d, n.cut_value);
-            self.nodes[r as usize].cut_value = if left_max <= cut && cut < right_min {
+            cuts[r as usize] = if left_max <= cut && cut < right_min {
                 cut
             } else {
                 left_max
             };
         }
-        Ok(())
+        Ok(cuts)
+    }
+
+    /// Sets every node's cut value from [`mapped_cuts`](Self::mapped_cuts). Cached boxes are
+    /// stale afterwards unless none is cached; [`refill_boxes`](Self::refill_boxes) follows.
+    pub(crate) fn set_cuts(&mut self, cuts: &[f32]) {
+        for (n, &c) in self.nodes.iter_mut().zip(cuts) {
+            n.cut_value = c;
+        }
+    }
+
+    /// [`rebuild_boxes`](Self::rebuild_boxes) where the tree is known to route (after
+    /// [`set_cuts`](Self::set_cuts)): skips the work when no node holds enough points for a
+    /// box (a fleet model without a box cache).
+    pub(crate) fn refill_boxes(
+        &mut self,
+        params: &TreeParams,
+        store: &PointStore,
+        sc: &mut TreeScratch,
+    ) -> Result<(), String> {
+        if self.mass < params.box_cache_min_mass && self.boxes.is_empty() {
+            return Ok(());
+        }
+        self.rebuild_boxes(params, store, sc)
     }
 
     /// Whether the box pool holds many more slots than boxes in use (after churn), so that

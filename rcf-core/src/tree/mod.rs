@@ -608,19 +608,6 @@ impl Tree {
             .map(|(&p, _)| p)
     }
 
-    /// Reserves room for a full sample of `capacity` points again, exactly (a `Vec` clone
-    /// keeps only its length, and the next insert would then double the array).
-    pub(crate) fn reserve_full(&mut self, capacity: usize) {
-        let room = |len: usize, want: usize| want.saturating_sub(len);
-        self.nodes.reserve_exact(room(self.nodes.len(), capacity));
-        self.node_mass
-            .reserve_exact(room(self.node_mass.len(), capacity));
-        self.leaf_point
-            .reserve_exact(room(self.leaf_point.len(), capacity + 1));
-        self.leaf_mass
-            .reserve_exact(room(self.leaf_mass.len(), capacity + 1));
-    }
-
     /// Bytes held by this tree.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<Node>()

@@ -143,6 +143,8 @@ fn translation_keeps_scores_and_scaling_one_input_reweights_it() {
 fn bad_maps_are_named_errors_and_change_nothing() {
     let (mut forest, _) = trained(2, 2, 300, 3, 10.0);
     let before = forest.to_bytes();
+    let probes = [[0.5f32, 9.0], [40.0, -3.0], [2.0, 2.0]];
+    let scores: Vec<f64> = probes.iter().map(|p| forest.score(p).unwrap()).collect();
     let named = |r: Result<(), Error>, name: &str| match r {
         Err(Error::InvalidParameter { name: n, reason }) => {
             assert_eq!(n, name, "{reason}");
@@ -169,6 +171,10 @@ fn bad_maps_are_named_errors_and_change_nothing() {
         before,
         "a failed rescale changes nothing"
     );
+    // nor the derived state (cached boxes, the values the trees read)
+    let after: Vec<f64> = probes.iter().map(|p| forest.score(p).unwrap()).collect();
+    assert_eq!(scores, after);
+    forest.check_invariants().unwrap();
 }
 
 /// A forest rescaled before its sample is full keeps room for a full sample: learning on
@@ -193,4 +199,32 @@ fn rescaling_keeps_room_for_a_full_sample() {
         (b.nodes, b.leaves, b.samplers),
         "plain {a:?}, rescaled {b:?}"
     );
+}
+
+/// Without a box cache (a fleet model) the rescale sets the cuts and skips the boxes; the
+/// trees must stay valid and a translation must change no score.
+#[test]
+fn rescaling_a_forest_without_cached_boxes() {
+    let (mut cached, rows) = trained(3, 4, 500, 11, 3.0);
+    let mut bare = cached.clone();
+    bare.set_box_cache_min_mass(1_000).unwrap();
+    let probe: Vec<f32> = rows[499].iter().map(|v| v + 0.5).collect();
+    let before = bare.score(&probe).unwrap();
+    for f in [&mut cached, &mut bare] {
+        f.rescale_inputs(&[1.0; 3], &[-4.0, 2.0, 0.5]).unwrap();
+        f.check_invariants().unwrap();
+    }
+    let moved: Vec<f32> = probe
+        .iter()
+        .zip([-4.0f32, 2.0, 0.5])
+        .map(|(v, s)| v + s)
+        .collect();
+    let (a, b) = (bare.score(&moved).unwrap(), cached.score(&moved).unwrap());
+    assert_eq!(a, b, "the box cache changes no score");
+    assert!((a - before).abs() < 1e-6 * before, "{before} -> {a}");
+    assert_eq!(bare.to_bytes(), {
+        let mut c = cached.clone();
+        c.set_box_cache_min_mass(1_000).unwrap();
+        c.to_bytes()
+    });
 }

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map};
 use std::path::Path;
 use std::sync::Arc;
 
+use rcf_core::state::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -271,7 +272,9 @@ struct SavedGroupModel {
     profile: String,
     behavior: String,
     fingerprint: String,
-    detector: Vec<u8>,
+    /// Raw bytes (one length, then a copy), not a sequence of numbers: the same encoding,
+    /// written and read as one block.
+    detector: Bytes,
 }
 
 /// An ML window to score: (position among the closing windows, thing, slot, window start,
@@ -344,7 +347,8 @@ struct SavedSlot {
     windows: Vec<Window>,
     alarm: Alarm,
     since: Millis,
-    detector: Option<Vec<u8>>,
+    /// As [`SavedGroupModel::detector`]: raw bytes.
+    detector: Option<Bytes>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -563,7 +567,7 @@ impl Engine {
                 if self.slots[i].fingerprint != g.fingerprint {
                     continue;
                 }
-                let d = Detector::from_bytes(&g.detector).map_err(|e| {
+                let d = Detector::from_bytes(&g.detector.0).map_err(|e| {
                     self.corrupt(
                         &format!("the group model of behaviour {}", quoted(&g.behavior)),
                         e,
@@ -636,7 +640,7 @@ impl Engine {
                 continue;
             }
             let detector = match s.detector {
-                Some(b) => Some(Box::new(Detector::from_bytes(&b).map_err(|e| {
+                Some(b) => Some(Box::new(Detector::from_bytes(&b.0).map_err(|e| {
                     self.corrupt(&format!("the detector of thing {}", quoted(name)), e)
                 })?)),
                 None => None,
@@ -2851,7 +2855,7 @@ impl Engine {
                     profile: p.to_string(),
                     behavior: b.to_string(),
                     fingerprint: g.fingerprint.clone(),
-                    detector: g.detector.to_bytes(),
+                    detector: Bytes(g.detector.to_bytes()),
                 })
                 .collect();
             self.store.put_meta("group-models", &encode(&groups))?;
@@ -2884,7 +2888,7 @@ impl Engine {
                         windows: s.windows.clone(),
                         alarm: s.alarm.clone(),
                         since: s.since,
-                        detector: s.detector.as_ref().map(|d| d.to_bytes()),
+                        detector: s.detector.as_ref().map(|d| Bytes(d.to_bytes())),
                     })
                 })
                 .collect(),
@@ -3150,5 +3154,25 @@ fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
         Ok((v, n)) if n == b.len() => Ok(v),
         Ok((_, n)) => Err(format!("{} trailing bytes", b.len() - n)),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Saved models are written as raw bytes now; the encoding must be the one stores already
+    /// hold (a sequence of `u8`s), both ways.
+    #[test]
+    fn model_bytes_keep_the_stored_encoding() {
+        let model: Vec<u8> = (0..=255u8).cycle().take(70_001).collect();
+        for v in [Some(model.clone()), None] {
+            let old = encode(&v);
+            let new = encode(&v.clone().map(Bytes));
+            assert_eq!(old, new);
+            let back: Option<Bytes> = decode(&old).unwrap();
+            assert_eq!(back.map(|b| b.0), v);
+        }
+        assert_eq!(encode(&model), encode(&Bytes(model.clone())));
     }
 }
