@@ -10,6 +10,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bytes(pub Vec<u8>);
 
+impl Bytes {
+    /// `values` packed as `N` little-endian bytes each (`le` gives them), into a buffer sized
+    /// once: no per-byte growth checks, as an iterator's `collect` would make.
+    pub(crate) fn packed<T: Copy, const N: usize>(values: &[T], le: impl Fn(T) -> [u8; N]) -> Self {
+        let mut out = vec![0u8; values.len() * N];
+        for (chunk, &v) in out.chunks_exact_mut(N).zip(values) {
+            chunk.copy_from_slice(&le(v));
+        }
+        Bytes(out)
+    }
+}
+
 impl Serialize for Bytes {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(&self.0)

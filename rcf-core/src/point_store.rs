@@ -174,7 +174,7 @@ impl PointStore {
     /// The saved form: the used part of the arena as a little-endian blob, and the capacity.
     pub(crate) fn to_state(&self) -> PointStoreState {
         PointStoreState {
-            values: crate::bytes::Bytes(self.values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            values: crate::bytes::Bytes::packed(&self.values, f32::to_le_bytes),
             capacity_units: self.capacity_units as u64,
         }
     }
@@ -261,6 +261,11 @@ pub(crate) struct PointStoreState {
 }
 
 impl PointStoreState {
+    /// Bytes of its blob.
+    pub(crate) fn len(&self) -> usize {
+        self.values.0.len()
+    }
+
     /// Sets the saved capacity, for tests that craft states.
     #[cfg(test)]
     pub(crate) fn set_capacity_units(&mut self, capacity_units: u64) {

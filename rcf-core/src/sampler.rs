@@ -36,6 +36,13 @@ pub(crate) struct SamplerState {
     next_accept: u64,
 }
 
+impl SamplerState {
+    /// Bytes of its blobs.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.0.len() + self.leaves.0.len()
+    }
+}
+
 /// What a sampler decided about one arrival.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Offer {
@@ -171,8 +178,8 @@ impl Sampler {
     /// The saved form: keys (f32) and leaves (u16) as little-endian blobs, and the schedule.
     pub(crate) fn to_state(&self) -> SamplerState {
         SamplerState {
-            keys: crate::bytes::Bytes(self.keys.iter().flat_map(|k| k.to_le_bytes()).collect()),
-            leaves: crate::bytes::Bytes(self.leaves.iter().flat_map(|l| l.to_le_bytes()).collect()),
+            keys: crate::bytes::Bytes::packed(&self.keys, f32::to_le_bytes),
+            leaves: crate::bytes::Bytes::packed(&self.leaves, u16::to_le_bytes),
             next_accept: self.next_accept,
         }
     }

@@ -69,10 +69,12 @@ impl RandomCutForest {
     /// # Ok::<(), rcf_core::Error>(())
     /// ```
     pub fn to_bytes(&self) -> Vec<u8> {
-        // encoding into a Vec cannot fail for these types
-        let payload = bincode::serde::encode_to_vec(self.state(), bincode::config::standard())
-            .expect("encoding a forest state into memory cannot fail");
-        seal(MAGIC, STATE_FORMAT_VERSION, &payload)
+        let state = self.state();
+        // the blobs are nearly all of it: one buffer of about the final size
+        let blobs = state.store.len()
+            + state.trees.iter().map(TreeState::len).sum::<usize>()
+            + state.samplers.iter().map(SamplerState::len).sum::<usize>();
+        seal_encoded(MAGIC, STATE_FORMAT_VERSION, &state, blobs + 1024)
     }
 
     /// The saved form of the forest (what `to_bytes` encodes).
@@ -164,6 +166,29 @@ pub fn seal(magic: &[u8; 8], version: u32, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
+    out
+}
+
+/// [`seal`] of `value`'s bincode encoding (the standard configuration), encoded straight
+/// into the envelope: one buffer of `HEADER + size_hint` bytes to start with, no copy of the
+/// payload. The same bytes as `seal(magic, version, &encode_to_vec(value))`.
+pub fn seal_encoded<T: serde::Serialize + ?Sized>(
+    magic: &[u8; 8],
+    version: u32,
+    value: &T,
+    size_hint: usize,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + size_hint);
+    out.resize(HEADER, 0);
+    // writing into a Vec cannot fail, and every type the workspace saves encodes
+    bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())
+        .expect("encoding a state into memory cannot fail");
+    let len = (out.len() - HEADER) as u64;
+    let crc = crc32fast::hash(&out[HEADER..]);
+    out[..8].copy_from_slice(magic);
+    out[8..12].copy_from_slice(&version.to_le_bytes());
+    out[12..20].copy_from_slice(&len.to_le_bytes());
+    out[20..24].copy_from_slice(&crc.to_le_bytes());
     out
 }
 

@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use rcf_core::RandomCutForest;
-use rcf_core::state::{Bytes, open, seal};
+use rcf_core::state::{Bytes, open, seal_encoded};
 
 use crate::config::DetectorConfig;
 use crate::correct::{DEFAULT_HOLDOFF, DEFAULT_REPEAT_TOLERANCE, Driver};
@@ -324,10 +324,14 @@ impl Detector {
             conforming: e.conforming as u64,
             shingle: e.shingle.clone(),
         });
-        let payload =
-            bincode::serde::encode_to_vec((&snapshot, &event), bincode::config::standard())
-                .expect("encoding a checkpoint into memory cannot fail");
-        seal(MAGIC, CHECKPOINT_FORMAT_VERSION, &payload)
+        // the forests are nearly all of it: one buffer of about the final size
+        let forests = snapshot.forest.0.len() + event.as_ref().map_or(0, |e| e.forest.0.len());
+        seal_encoded(
+            MAGIC,
+            CHECKPOINT_FORMAT_VERSION,
+            &(&snapshot, &event),
+            forests + 16 * 1024,
+        )
     }
 
     /// Restores a detector saved by [`to_bytes`](Self::to_bytes).
@@ -430,6 +434,7 @@ impl Detector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rcf_core::state::seal;
 
     type Payload = (Snapshot, Option<EventSnapshot<Normalizer>>);
     /// A named change to a decoded checkpoint.

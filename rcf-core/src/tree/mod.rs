@@ -171,6 +171,11 @@ pub(crate) struct TreeState {
 }
 
 impl TreeState {
+    /// Bytes of its blobs.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.0.len() + self.leaves.0.len()
+    }
+
     /// The packed node records, for tests that craft inconsistent states.
     #[cfg(test)]
     pub(crate) fn nodes_mut(&mut self) -> &mut [u8] {

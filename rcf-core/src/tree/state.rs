@@ -5,17 +5,25 @@ use super::{LEAF_BYTES, NODE_BYTES, NONE, Node, NodeRef, Tree, TreeState, is_lea
 impl Tree {
     /// The saved form of this tree (boxes are left out: they are rebuilt on load).
     pub(crate) fn to_state(&self) -> TreeState {
-        let mut nodes = Vec::with_capacity(self.nodes.len() * NODE_BYTES);
-        for (n, &m) in self.nodes.iter().zip(&self.node_mass) {
-            nodes.extend_from_slice(&n.cut_value.to_le_bytes());
-            for v in [n.cut_dim, n.left, n.right, m] {
-                nodes.extend_from_slice(&v.to_le_bytes());
-            }
+        // records written into buffers sized once (no growth check per field)
+        let mut nodes = vec![0u8; self.nodes.len() * NODE_BYTES];
+        for (r, (n, &m)) in nodes
+            .chunks_exact_mut(NODE_BYTES)
+            .zip(self.nodes.iter().zip(&self.node_mass))
+        {
+            r[0..4].copy_from_slice(&n.cut_value.to_le_bytes());
+            r[4..6].copy_from_slice(&n.cut_dim.to_le_bytes());
+            r[6..8].copy_from_slice(&n.left.to_le_bytes());
+            r[8..10].copy_from_slice(&n.right.to_le_bytes());
+            r[10..12].copy_from_slice(&m.to_le_bytes());
         }
-        let mut leaves = Vec::with_capacity(self.leaf_point.len() * LEAF_BYTES);
-        for (&p, &m) in self.leaf_point.iter().zip(&self.leaf_mass) {
-            leaves.extend_from_slice(&p.to_le_bytes());
-            leaves.extend_from_slice(&m.to_le_bytes());
+        let mut leaves = vec![0u8; self.leaf_point.len() * LEAF_BYTES];
+        for (r, (&p, &m)) in leaves
+            .chunks_exact_mut(LEAF_BYTES)
+            .zip(self.leaf_point.iter().zip(&self.leaf_mass))
+        {
+            r[0..4].copy_from_slice(&p.to_le_bytes());
+            r[4..6].copy_from_slice(&m.to_le_bytes());
         }
         TreeState {
             root: self.root,

@@ -134,3 +134,22 @@ fn golden_v1_state_loads_and_matches_a_fresh_forest() {
         "re-serialising must reproduce the file"
     );
 }
+
+/// `seal_encoded` writes exactly what `seal` of the encoded payload does, whatever the size
+/// hint (states saved before it load, and later ones are the same bytes).
+#[test]
+fn seal_encoded_is_seal_of_the_encoding() {
+    let value = (
+        7u64,
+        "a thing".to_string(),
+        rcf_core::state::Bytes((0..50_000u32).map(|i| (i % 251) as u8).collect()),
+    );
+    let payload = bincode::serde::encode_to_vec(&value, bincode::config::standard()).unwrap();
+    let expected = rcf_core::state::seal(b"RCFTEST1", 3, &payload);
+    for hint in [0, 10, 50_000, 1 << 20] {
+        assert_eq!(
+            rcf_core::state::seal_encoded(b"RCFTEST1", 3, &value, hint),
+            expected
+        );
+    }
+}

@@ -2821,7 +2821,7 @@ impl Engine {
                 if let Some(t) = self.things.get_mut(&name) {
                     t.dirty = false;
                     let saved = self.save_thing(&self.things[&name]);
-                    self.store.put_thing(&name, &encode(&saved))?;
+                    self.store.put_thing(&name, &encode_thing(&saved))?;
                 }
             }
         } else {
@@ -3144,6 +3144,21 @@ fn check_config(c: &EngineConfig) -> Result<(), FleetError> {
     Ok(())
 }
 
+/// [`encode`] of a saved thing into one buffer of about its final size (its models'
+/// checkpoints are nearly all of it).
+fn encode_thing(saved: &SavedThing) -> Vec<u8> {
+    let models: usize = saved
+        .slots
+        .iter()
+        .filter_map(|s| s.detector.as_ref())
+        .map(|d| d.0.len())
+        .sum();
+    let mut out = Vec::with_capacity(models + 4096);
+    bincode::serde::encode_into_std_write(saved, &mut out, bincode::config::standard())
+        .expect("engine state encodes");
+    out
+}
+
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(v, bincode::config::standard()).expect("engine state encodes")
 }
@@ -3174,5 +3189,18 @@ mod tests {
             assert_eq!(back.map(|b| b.0), v);
         }
         assert_eq!(encode(&model), encode(&Bytes(model.clone())));
+        let saved = SavedThing {
+            last_seen: 5,
+            slots: vec![SavedSlot {
+                profile: "p".into(),
+                behavior: "b".into(),
+                fingerprint: "f".into(),
+                windows: Vec::new(),
+                alarm: Alarm::default(),
+                since: 1,
+                detector: Some(Bytes(model)),
+            }],
+        };
+        assert_eq!(encode_thing(&saved), encode(&saved));
     }
 }
