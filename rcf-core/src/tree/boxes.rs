@@ -2,7 +2,8 @@
 //! (invariant 4 of the module docs), and moving cuts with their values.
 
 use super::{
-    NONE, Node, NodeRef, Tree, TreeParams, TreeScratch, fixed_len, fixed_len_mut, is_leaf,
+    NONE, Node, NodeRef, Tree, TreeParams, TreeScratch, by_dimension, fixed_len, fixed_len_mut,
+    is_leaf,
 };
 use crate::kernels::{extend_box, strictly_inside, union_box};
 use crate::point_store::PointStore;
@@ -17,19 +18,12 @@ impl Tree {
         max: &mut [f32],
         stack: &mut Vec<NodeRef>,
     ) {
-        // one body per common dimension (as the walk up): the per-point loop is then unrolled
-        // with no loop control; without a box cache (fleet models) this is most of a walk
-        match min.len() {
-            1 => self.union_subtree_box_n::<1>(r, store, min, max, stack),
-            2 => self.union_subtree_box_n::<2>(r, store, min, max, stack),
-            3 => self.union_subtree_box_n::<3>(r, store, min, max, stack),
-            4 => self.union_subtree_box_n::<4>(r, store, min, max, stack),
-            8 => self.union_subtree_box_n::<8>(r, store, min, max, stack),
-            12 => self.union_subtree_box_n::<12>(r, store, min, max, stack),
-            16 => self.union_subtree_box_n::<16>(r, store, min, max, stack),
-            24 => self.union_subtree_box_n::<24>(r, store, min, max, stack),
-            _ => self.union_subtree_box_n::<0>(r, store, min, max, stack),
-        }
+        // the per-point loop unrolled with no loop control: without a box cache (fleet
+        // models) this is most of a walk
+        by_dimension!(
+            min.len(),
+            self.union_subtree_box_n(r, store, min, max, stack)
+        )
     }
 
     /// [`union_subtree_box`](Self::union_subtree_box) for dimension `D` (0: any).

@@ -83,6 +83,27 @@ pub(crate) fn fixed_len<const D: usize>(s: &[f32]) -> &[f32] {
     }
 }
 
+/// Calls `obj.method::<D>(args)` with `D` the forest's dimension `dims` when it is one of
+/// the common ones (1, 2, 3, 4, 8, 12, 16, 24: shingles of 1 to 3 metrics), else with 0 (any
+/// dimension): one body per common dimension, so that the box loops have lengths known at
+/// compile time. The match is on the forest's dimension and predicts perfectly.
+macro_rules! by_dimension {
+    ($dims:expr, $obj:ident . $method:ident ( $($arg:expr),* $(,)? )) => {
+        match $dims {
+            1 => $obj.$method::<1>($($arg),*),
+            2 => $obj.$method::<2>($($arg),*),
+            3 => $obj.$method::<3>($($arg),*),
+            4 => $obj.$method::<4>($($arg),*),
+            8 => $obj.$method::<8>($($arg),*),
+            12 => $obj.$method::<12>($($arg),*),
+            16 => $obj.$method::<16>($($arg),*),
+            24 => $obj.$method::<24>($($arg),*),
+            _ => $obj.$method::<0>($($arg),*),
+        }
+    };
+}
+pub(crate) use by_dimension;
+
 /// [`fixed_len`] for a mutable slice.
 #[inline(always)]
 pub(crate) fn fixed_len_mut<const D: usize>(s: &mut [f32]) -> &mut [f32] {

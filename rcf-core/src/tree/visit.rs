@@ -8,7 +8,7 @@
 
 use crate::kernels::{gap_and_range, separation_probability};
 use crate::point_store::PointStore;
-use crate::tree::{NONE, Node, NodeRef, Tree, TreeScratch, fixed_len, is_leaf};
+use crate::tree::{NONE, Node, NodeRef, Tree, TreeScratch, by_dimension, fixed_len, is_leaf};
 
 /// `damp(m, M_T) = 1 − m / (2 M_T)` of rcf-reference §5.
 #[inline]
@@ -220,20 +220,9 @@ impl Tree {
         sc: &mut TreeScratch,
         record: bool,
     ) -> Walk {
-        // one body per common dimension, so that box slices and the kernel have lengths known
-        // at compile time (callgrind: the per-level work is loop control and bounds checks as
-        // much as arithmetic); the match is on the forest's dimension and predicts perfectly
-        match q.len() {
-            1 => self.walk_up_n::<1>(q, leaf, path, store, sc, record),
-            2 => self.walk_up_n::<2>(q, leaf, path, store, sc, record),
-            3 => self.walk_up_n::<3>(q, leaf, path, store, sc, record),
-            4 => self.walk_up_n::<4>(q, leaf, path, store, sc, record),
-            8 => self.walk_up_n::<8>(q, leaf, path, store, sc, record),
-            12 => self.walk_up_n::<12>(q, leaf, path, store, sc, record),
-            16 => self.walk_up_n::<16>(q, leaf, path, store, sc, record),
-            24 => self.walk_up_n::<24>(q, leaf, path, store, sc, record),
-            _ => self.walk_up_n::<0>(q, leaf, path, store, sc, record),
-        }
+        // callgrind: the per-level work is loop control and bounds checks as much as
+        // arithmetic without a length known at compile time
+        by_dimension!(q.len(), self.walk_up_n(q, leaf, path, store, sc, record))
     }
 
     /// [`walk_up`](Self::walk_up) for dimension `D` (0: any dimension).
