@@ -351,7 +351,7 @@ impl Tree {
 
     /// The cuts that move with the points they separate, after the store's values have been
     /// mapped through `map(dimension, value)`, increasing in the value for every dimension:
-    /// one value per node slot (`cut_values[r]` for node `r`; slots not in use keep theirs).
+    /// one value per node slot (the returned `[r]` for node `r`; slots not in use keep theirs).
     /// Each cut becomes `map` of itself, nudged down to its left subtree's new maximum where
     /// rounding would otherwise put it on its right subtree's new minimum, so every point still
     /// routes to its leaf. Fails, naming the node, where the map made a left and a right value

@@ -3144,19 +3144,28 @@ fn check_config(c: &EngineConfig) -> Result<(), FleetError> {
     Ok(())
 }
 
-/// [`encode`] of a saved thing into one buffer of about its final size (its models'
-/// checkpoints are nearly all of it).
+impl SavedThing {
+    /// Bytes of its models' checkpoints: nearly all of its encoding, the size to reserve.
+    pub(super) fn model_bytes(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.detector.as_ref())
+            .map(|d| d.0.len())
+            .sum()
+    }
+}
+
+/// [`encode`] of a saved thing into one buffer of about its final size.
 fn encode_thing(saved: &SavedThing) -> Vec<u8> {
-    let models: usize = saved
-        .slots
-        .iter()
-        .filter_map(|s| s.detector.as_ref())
-        .map(|d| d.0.len())
-        .sum();
-    let mut out = Vec::with_capacity(models + 4096);
-    bincode::serde::encode_into_std_write(saved, &mut out, bincode::config::standard())
-        .expect("engine state encodes");
+    let mut out = Vec::with_capacity(saved.model_bytes() + 4096);
+    encode_into(saved, &mut out);
     out
+}
+
+/// Appends the encoding of `v` to `out` (no intermediate buffer).
+pub(super) fn encode_into<T: Serialize>(v: &T, out: &mut Vec<u8>) {
+    bincode::serde::encode_into_std_write(v, out, bincode::config::standard())
+        .expect("engine state encodes");
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {

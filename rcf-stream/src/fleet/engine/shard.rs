@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    Counters, Engine, EngineConfig, FleetError, Millis, SavedThing, decode, encode, quoted,
+    Counters, Engine, EngineConfig, FleetError, Millis, SavedThing, decode, encode_into, quoted,
 };
 use crate::fleet::datapoint::{Datapoint, parse_line};
 use crate::fleet::models::ModelStats;
@@ -367,10 +367,11 @@ impl Shard {
                 last_silence_check: e.last_silence_check,
                 state,
             };
-            let mut bytes = Vec::with_capacity(64);
+            // one buffer of about the final size, the state encoded straight into it
+            let mut bytes = Vec::with_capacity(MAGIC.len() + 1 + saved.state.model_bytes() + 4096);
             bytes.extend_from_slice(MAGIC);
             bytes.push(VERSION);
-            bytes.extend_from_slice(&encode(&saved));
+            encode_into(&saved, &mut bytes);
             ShardOutput {
                 events,
                 state: bytes,
