@@ -171,6 +171,28 @@ impl Detector {
         &self.config
     }
 
+    /// Changes how far above the recent scores a point must score to be reported, keeping
+    /// everything learned: the forest, the normaliser and the score statistics. The new
+    /// threshold applies from the next point. A rejected sensitivity (a z-factor below 1, a
+    /// rate outside (0, 0.5)) changes nothing.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::{Detector, Sensitivity};
+    /// let mut d = Detector::builder(["temp"]).seed(1).build()?;
+    /// d.set_sensitivity(Sensitivity::ZFactor(3.5))?;
+    /// assert_eq!(d.config().sensitivity, Sensitivity::ZFactor(3.5));
+    /// assert!(d.set_sensitivity(Sensitivity::ZFactor(0.5)).is_err());
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
+    pub fn set_sensitivity(&mut self, sensitivity: Sensitivity) -> Result<()> {
+        let s = sensitivity.validate()?;
+        self.config.sensitivity = s;
+        self.thresholder.set_sensitivity(s);
+        Ok(())
+    }
+
     /// The metric names, in input order.
     ///
     /// # Example

@@ -218,12 +218,17 @@ impl Thresholder {
         }
     }
 
-    /// Scores seen.
+    /// Sets the sensitivity (validated by the caller).
+    pub(crate) fn set_sensitivity(&mut self, sensitivity: Sensitivity) {
+        self.sensitivity = sensitivity;
+    }
+
     /// Heap bytes held (the score distribution).
     pub(crate) fn memory_bytes(&self) -> usize {
         self.distribution.tree.capacity() * 8
     }
 
+    /// Scores seen.
     pub(crate) fn count(&self) -> u64 {
         self.count
     }

@@ -31,12 +31,15 @@
 //! `fleet devices=N scope=S rss_mib=R datapoints_per_s=P models_in_memory=M evictions=E`,
 //! with R the peak resident memory (VmHWM) and P over the whole run, commits included.
 //!
-//! The alarm curve (`--alarm-curve [--things 200] [--days 4] [--seeds 3]`): the demo fleet and
+//! The alarm curve (`--alarm-curve [--things 200] [--days 4] [--seeds 3] [--first-seed 0]
+//! [--z 3,3.5]`): the demo fleet and
 //! profile (rules, a fleet percentile gated by the ML behaviour, the ML behaviour) for each
 //! scope, confidence level and `consecutiveDatapointsToAlarm` of the ML behaviour; per row the
 //! share of the injected security and health incidents (the benign rollout left out) with an
 //! in-alarm violation within 3 datapoints of their start, and false alarms (in-alarm
-//! violations of no incident) per device-day, over `--seeds` seeded fleets. It runs
+//! violations of no incident) per device-day, over `--seeds` seeded fleets from
+//! `--first-seed`; with `--z`, per-device models at 1 datapoint to alarm for each listed
+//! threshold z-factor (`rcf.zFactor`) instead. It runs
 //! itself again with `MALLOC_ARENA_MAX=1` unless that is set (see `main`).
 //!
 //! Latency: the engine call in which a window's end passes the watermark returns that
@@ -159,17 +162,19 @@ fn status_kib(field: &str) -> u64 {
 
 /// One row of the alarm curve: (incidents found within 3 datapoints, incidents, false alarms,
 /// of which by the ML behaviour, device-days).
+#[allow(clippy::too_many_arguments)]
 fn curve_row(
     things: usize,
     days: usize,
-    seeds: u64,
+    seeds: std::ops::Range<u64>,
     scope: &str,
     confidence: &str,
+    z_factor: Option<f64>,
     to_alarm: u64,
 ) -> (usize, usize, usize, usize, f64) {
     use rcf_datasets::defender::IncidentKind;
     let (mut found, mut real, mut false_alarms, mut ml_false, mut device_days) = (0, 0, 0, 0, 0.0);
-    for seed in 0..seeds {
+    for seed in seeds {
         let fleet = defender::fleet(things, days, seed + 1);
         let mut profile = profile(true);
         for b in profile["securityProfiles"][0]["behaviors"]
@@ -180,6 +185,9 @@ fn curve_row(
                 b["criteria"]["mlDetectionConfig"]["confidenceLevel"] = confidence.into();
                 b["criteria"]["consecutiveDatapointsToAlarm"] = to_alarm.into();
                 b["rcf"]["scope"] = scope.into();
+                if let Some(z) = z_factor {
+                    b["rcf"]["zFactor"] = z.into();
+                }
             }
         }
         let mut config = EngineConfig::default();
@@ -236,29 +244,51 @@ fn alarm_curve(args: &[String]) {
     let get = |name: &str, default: u64| {
         flag(args, name).map_or(default, |v| v.parse().expect("a whole number"))
     };
-    let (things, days, seeds) = (
+    let (things, days, seeds, first) = (
         get("--things", 200) as usize,
         get("--days", 4) as usize,
         get("--seeds", 3),
+        get("--first-seed", 0),
     );
-    println!(
-        "alarm curve: the demo fleet, {things} things × {days} days × {seeds} seeds; the ML behaviour's scope, confidence and datapoints to alarm"
-    );
-    println!(
-        "| scope | confidence | to alarm | incidents found ≤ 3 datapoints | false alarms / device-day | of which ML |"
-    );
-    println!("|---|---|---|---|---|---|");
+    let seeds = first..first + seeds;
+    let row = |scope: &str, confidence: &str, z: Option<f64>, to_alarm: u64| {
+        let (f, r, fa, ml, dd) =
+            curve_row(things, days, seeds.clone(), scope, confidence, z, to_alarm);
+        let level = z.map_or(confidence.to_string(), |z| format!("zFactor {z}"));
+        println!(
+            "| {scope} | {level} | {to_alarm} | {f}/{r} ({:.0} %) | {:.4} | {:.4} |",
+            100.0 * f as f64 / r as f64,
+            fa as f64 / dd,
+            ml as f64 / dd
+        );
+    };
+    let header = |what: &str| {
+        println!(
+            "alarm curve: the demo fleet, {things} things × {days} days, seeds {seeds:?}; the ML behaviour's {what}"
+        );
+        println!(
+            "| scope | confidence | to alarm | incidents found ≤ 3 datapoints | false alarms / device-day | of which ML |"
+        );
+        println!("|---|---|---|---|---|---|");
+    };
+    // `--z 3,3.5,4`: per-device models, 1 datapoint to alarm, the threshold's z-factor swept
+    if let Some(list) = flag(args, "--z") {
+        header("z-factor (rcf.zFactor), per-device, 1 datapoint to alarm");
+        for z in list.split(',') {
+            row(
+                "per-device",
+                "MEDIUM",
+                Some(z.parse().expect("a number")),
+                1,
+            );
+        }
+        return;
+    }
+    header("scope, confidence and datapoints to alarm");
     for scope in ["per-device", "hierarchical", "group"] {
         for confidence in ["LOW", "MEDIUM", "HIGH"] {
             for to_alarm in [1, 2, 3] {
-                let (f, r, fa, ml, dd) =
-                    curve_row(things, days, seeds, scope, confidence, to_alarm);
-                println!(
-                    "| {scope} | {confidence} | {to_alarm} | {f}/{r} ({:.0} %) | {:.4} | {:.4} |",
-                    100.0 * f as f64 / r as f64,
-                    fa as f64 / dd,
-                    ml as f64 / dd
-                );
+                row(scope, confidence, None, to_alarm);
             }
         }
     }

@@ -218,6 +218,23 @@ struct Slot {
     requires: Vec<usize>,
 }
 
+impl Slot {
+    /// A restored model, judged at its behaviour's sensitivity: a checkpoint written by a
+    /// build that mapped the confidence level to another z-factor takes this build's.
+    fn recalibrate(&self, d: &mut Detector) -> Result<(), FleetError> {
+        match self.def.ml_sensitivity() {
+            Some(s) if d.config().sensitivity != s => {
+                d.set_sensitivity(s)
+                    .map_err(|e| FleetError::InvalidParameter {
+                        name: "rcf.zFactor",
+                        reason: e.to_string(),
+                    })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Route {
     slot: usize,
@@ -567,13 +584,14 @@ impl Engine {
                 if self.slots[i].fingerprint != g.fingerprint {
                     continue;
                 }
-                let d = Detector::from_bytes(&g.detector.0).map_err(|e| {
+                let mut d = Detector::from_bytes(&g.detector.0).map_err(|e| {
                     self.corrupt(
                         &format!("the group model of behaviour {}", quoted(&g.behavior)),
                         e,
                     )
                 })?;
                 let slot = &self.slots[i];
+                slot.recalibrate(&mut d)?;
                 self.group_models.insert(
                     (slot.profile_name.clone(), slot.behavior_name.clone()),
                     GroupModel {
@@ -640,9 +658,13 @@ impl Engine {
                 continue;
             }
             let detector = match s.detector {
-                Some(b) => Some(Box::new(Detector::from_bytes(&b.0).map_err(|e| {
-                    self.corrupt(&format!("the detector of thing {}", quoted(name)), e)
-                })?)),
+                Some(b) => {
+                    let mut d = Detector::from_bytes(&b.0).map_err(|e| {
+                        self.corrupt(&format!("the detector of thing {}", quoted(name)), e)
+                    })?;
+                    self.slots[i].recalibrate(&mut d)?;
+                    Some(Box::new(d))
+                }
                 None => None,
             };
             let mut state = SlotState::new(s.since);
@@ -1899,9 +1921,7 @@ impl Engine {
     fn new_group_detector(&self, i: usize, members: usize) -> Result<Detector, FleetError> {
         let slot = &self.slots[i];
         let b = &slot.def;
-        let CriteriaKind::Ml { confidence } = b.kind else {
-            unreachable!("ML slot")
-        };
+        let sensitivity = b.ml_sensitivity().expect("ML slot");
         let m = &self.config.model;
         let samples = b.ml.sample_size.unwrap_or(m.sample_size);
         let seed = b.ml.seed.unwrap_or(self.config.seed)
@@ -1910,7 +1930,7 @@ impl Engine {
                 .fold(0u64, |h, c| h.wrapping_mul(31).wrapping_add(u64::from(c)));
         Detector::builder(slot.features.iter().map(|f| f.to_string()))
             .seed(seed)
-            .sensitivity(confidence.sensitivity())
+            .sensitivity(sensitivity)
             .num_trees(b.ml.num_trees.unwrap_or(m.num_trees))
             .sample_size(samples)
             .shingle_size(1)
@@ -2073,9 +2093,10 @@ impl Engine {
             .map(|(name, i, b)| (name, i, Detector::from_bytes(&b)))
             .collect();
         for (name, i, d) in decoded {
-            let d = d.map_err(|e| {
+            let mut d = d.map_err(|e| {
                 self.corrupt(&format!("the evicted model of thing {}", quoted(&name)), e)
             })?;
+            self.slots[i].recalibrate(&mut d)?;
             self.models.restores += 1;
             self.models.evicted -= 1;
             self.install(&name, i, d);
@@ -2467,9 +2488,7 @@ impl Engine {
     ) -> Result<Detector, FleetError> {
         let slot = self.slots[i].clone();
         let b = &self.profiles[slot.profile].behaviors[slot.behavior];
-        let CriteriaKind::Ml { confidence } = b.kind else {
-            unreachable!("ML slot")
-        };
+        let sensitivity = b.ml_sensitivity().expect("ML slot");
         let seed = b.ml.seed.unwrap_or(self.config.seed)
             ^ super::violation::violation_id(&slot.profile_name, &slot.behavior_name, thing, 0)
                 .bytes()
@@ -2477,7 +2496,7 @@ impl Engine {
         let m = &self.config.model;
         let builder = Detector::builder(slot.features.iter().map(|f| f.to_string()))
             .seed(seed)
-            .sensitivity(confidence.sensitivity())
+            .sensitivity(sensitivity)
             .num_trees(b.ml.num_trees.unwrap_or(m.num_trees))
             .sample_size(b.ml.sample_size.unwrap_or(m.sample_size))
             .shingle_size(b.ml.shingle_size.unwrap_or(m.shingle_size))
@@ -3211,5 +3230,64 @@ mod tests {
             }],
         };
         assert_eq!(encode_thing(&saved), encode(&saved));
+    }
+
+    /// A store written by a build that mapped `MEDIUM` to another z-factor (z = 3 before
+    /// [`FLEET_MEDIUM_Z`](super::profile::FLEET_MEDIUM_Z)) is judged at this build's once
+    /// reopened: thing and group models alike.
+    #[test]
+    fn restored_models_take_this_builds_sensitivity() {
+        use crate::Sensitivity;
+        let profile = json!({"securityProfileName": "p", "behaviors": [
+            {"name": "ml", "metric": "aws:num-messages-sent",
+             "criteria": {"mlDetectionConfig": {"confidenceLevel": "MEDIUM"}},
+             "rcf": {"numTrees": 4, "sampleSize": 16, "shingleSize": 2, "scope": "hierarchical"}}]});
+        let mut config = EngineConfig::default();
+        config.max_future_ms = None;
+        let mut e = Engine::open(config.clone(), None).unwrap();
+        e.configure(&profile).unwrap();
+        let t0 = 1_767_225_600_000;
+        for w in 0..20 {
+            for t in ["a", "b"] {
+                let d = Datapoint::new(
+                    t,
+                    "aws:num-messages-sent",
+                    MetricValue::Count(10 + w as u64 % 3),
+                    t0 + w * 300_000 + 1,
+                    None,
+                )
+                .unwrap();
+                e.ingest(&d).unwrap();
+            }
+        }
+        e.flush().unwrap();
+        let medium = Sensitivity::ZFactor(super::super::profile::FLEET_MEDIUM_Z);
+        let sensitivities = |e: &Engine| {
+            let mut v: Vec<Sensitivity> = e
+                .things
+                .values()
+                .flat_map(|t| t.slots.iter().flatten())
+                .filter_map(|s| s.detector.as_ref().map(|d| d.config().sensitivity))
+                .collect();
+            v.extend(e.group_models.values().map(|g| g.detector.config().sensitivity));
+            v
+        };
+        assert_eq!(sensitivities(&e), vec![medium; 3], "two things and the group");
+        // as an older build would have saved them
+        let names: Vec<Arc<str>> = e.things.keys().cloned().collect();
+        for t in e.things.values_mut() {
+            for s in t.slots.iter_mut().flatten() {
+                s.detector.as_mut().unwrap().set_sensitivity(Sensitivity::Medium).unwrap();
+            }
+        }
+        for g in e.group_models.values_mut() {
+            g.detector.set_sensitivity(Sensitivity::Medium).unwrap();
+        }
+        for n in &names {
+            e.mark_dirty(n);
+        }
+        assert_eq!(sensitivities(&e), vec![Sensitivity::Medium; 3]);
+        let back = Engine::from_bytes(config, &e.to_bytes().unwrap()).unwrap();
+        assert_eq!(sensitivities(&back), vec![medium; 3]);
     }
 }

@@ -475,6 +475,32 @@ fn sensitivity_orders_alarm_counts() {
 }
 
 #[test]
+fn a_new_sensitivity_moves_the_threshold_and_keeps_what_was_learned() {
+    let mut rng = Rng::new(12);
+    let mut a = detector(12);
+    run(&mut a, 0, 2_000, &mut rng, |_, _| {});
+    let mut b = Detector::from_bytes(&a.to_bytes()).unwrap();
+    // a rejected sensitivity changes nothing
+    for bad in [Sensitivity::ZFactor(0.9), Sensitivity::AnomalyRate(0.7)] {
+        let e = b.set_sensitivity(bad).unwrap_err().to_string();
+        assert!(e.contains("sensitivity"), "{e}");
+    }
+    assert_eq!(a.to_bytes(), b.to_bytes());
+    b.set_sensitivity(Sensitivity::High).unwrap();
+    assert_eq!(b.config().sensitivity, Sensitivity::High);
+    assert_eq!(b.points_seen(), a.points_seen());
+    let (mut ra, mut rb) = (Rng::new(13), Rng::new(13));
+    let va = run(&mut a, 2_000, 2_001, &mut ra, |_, _| {})[0].1.clone();
+    let vb = run(&mut b, 2_000, 2_001, &mut rb, |_, _| {})[0].1.clone();
+    // the same forest scores the same point alike; only the threshold moved (z 3 -> 4)
+    assert_eq!(va.score, vb.score);
+    assert!(vb.threshold > va.threshold, "{} vs {}", vb.threshold, va.threshold);
+    // and the checkpoint carries it
+    let c = Detector::from_bytes(&b.to_bytes()).unwrap();
+    assert_eq!(c.config().sensitivity, Sensitivity::High);
+}
+
+#[test]
 fn anomaly_rate_is_roughly_calibrated() {
     let mut rng = Rng::new(12);
     let mut d = Detector::builder(["torque", "battery", "msg_rate"])

@@ -446,3 +446,45 @@ fn a_composite_behaviour_alarms_only_where_what_it_requires_violates_too() {
     let e = bad(json!("r"), rule(300));
     assert!(e.contains("list"), "{e}");
 }
+
+/// The ML events (thing, time, type) of `fleet(12, 300)` with the ML behaviour at `confidence`
+/// and, if given, `rcf.zFactor`.
+fn ml_alarms(confidence: &str, z: Option<f64>) -> Vec<(String, i64, String)> {
+    let mut p = profile();
+    p["behaviors"][1]["criteria"]["mlDetectionConfig"]["confidenceLevel"] = json!(confidence);
+    if let Some(z) = z {
+        p["behaviors"][1]["rcf"]["zFactor"] = json!(z);
+    }
+    let mut e = Engine::open(config(None), None).unwrap();
+    e.configure(&p).unwrap();
+    let mut out = Vec::new();
+    for d in fleet(12, 300) {
+        out.extend(e.ingest(&d).unwrap());
+    }
+    out.extend(e.flush().unwrap());
+    out.iter()
+        .filter(|v| &*v.behavior_name == "traffic-ml")
+        .map(|v| (v.thing_name.to_string(), v.time, v.event_type.as_str().to_string()))
+        .collect()
+}
+
+#[test]
+fn medium_confidence_is_the_fleet_z_factor_and_z_factor_orders_the_alarms() {
+    use rcf_stream::fleet::FLEET_MEDIUM_Z;
+    let medium = ml_alarms("MEDIUM", None);
+    // MEDIUM is z = FLEET_MEDIUM_Z, whatever the level a zFactor overrides
+    assert_eq!(medium, ml_alarms("MEDIUM", Some(FLEET_MEDIUM_Z)));
+    assert_eq!(medium, ml_alarms("LOW", Some(FLEET_MEDIUM_Z)));
+    assert_eq!(ml_alarms("LOW", None), ml_alarms("HIGH", Some(2.0)));
+    assert_eq!(ml_alarms("HIGH", None), ml_alarms("LOW", Some(4.0)));
+    let in_alarm = |v: &[(String, i64, String)]| v.iter().filter(|e| e.2 == "in-alarm").count();
+    let counts: Vec<usize> = [2.0, 3.0, FLEET_MEDIUM_Z, 4.0, 6.0]
+        .iter()
+        .map(|&z| in_alarm(&ml_alarms("MEDIUM", Some(z))))
+        .collect();
+    assert!(counts[0] > counts[4], "a higher z raises fewer alarms: {counts:?}");
+    assert!(
+        counts.windows(2).all(|w| w[0] >= w[1]),
+        "alarms by z (2, 3, {FLEET_MEDIUM_Z}, 4, 6): {counts:?}"
+    );
+}
