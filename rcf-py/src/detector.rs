@@ -537,6 +537,16 @@ impl PyDetector {
         self.run(py, |d| d.bootstrap(&values))
     }
 
+    /// Changes the sensitivity ("low", "medium", "high", a z-factor, or {"rate": r}) and keeps
+    /// everything learned; the new threshold applies from the next point.
+    ///
+    /// Raises:
+    ///     ConfigError: an invalid sensitivity (the detector is unchanged).
+    fn set_sensitivity(&self, py: Python<'_>, sensitivity: &Bound<'_, PyAny>) -> PyResult<()> {
+        let s = self::sensitivity(sensitivity)?;
+        self.run(py, |d| d.set_sensitivity(s))
+    }
+
     /// The metric names.
     #[getter]
     fn metric_names(&self, py: Python<'_>) -> Vec<String> {

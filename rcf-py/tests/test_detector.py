@@ -71,6 +71,22 @@ def test_sensitivity_forms():
         rcf.Detector(1, sensitivity=s)
 
 
+def test_set_sensitivity_moves_the_threshold_and_keeps_the_model(rng):
+    x = telemetry(2001, rng)
+    a = rcf.Detector(3, seed=4)
+    a.bootstrap(x[:2000])
+    b = rcf.Detector.from_bytes(a.to_bytes())
+    for bad in [0.5, "extreme", {"rate": 0.9}]:
+        with pytest.raises(rcf.ConfigError, match="sensitivity"):
+            b.set_sensitivity(bad)
+    assert b.to_bytes() == a.to_bytes()  # a rejected call changes nothing
+    b.set_sensitivity("high")
+    assert b.points_seen == a.points_seen
+    va, vb = a.process(x[2000]), b.process(x[2000])
+    assert va.score == vb.score and vb.threshold > va.threshold
+    assert "High" in repr(rcf.Detector.from_bytes(b.to_bytes()))
+
+
 def test_holdoff_and_repeat_settings():
     gen = np.random.default_rng(9)
     t = np.arange(3000)

@@ -112,6 +112,12 @@ def test_invalid_profiles_raise_config_errors_naming_the_field():
     with pytest.raises(rcf.ConfigError):
         fleet.configure({"securityProfileName": "bad name!"})
     assert fleet.setup["securityProfiles"][0] == PROFILE
+    ml = {"securityProfileName": "m", "behaviors": [{"name": "ml", "metric": "aws:num-messages-sent",
+          "criteria": {"mlDetectionConfig": {"confidenceLevel": "MEDIUM"}}, "rcf": {"zFactor": 0.5}}]}
+    with pytest.raises(rcf.ConfigError, match=r"behaviors\[0\]\.rcf\.zFactor.*0\.5"):
+        rcf.Fleet(ml)
+    ml["behaviors"][0]["rcf"]["zFactor"] = 3.0
+    rcf.Fleet(ml)
 
 
 def test_ml_events_carry_attribution():

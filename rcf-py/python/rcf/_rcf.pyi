@@ -182,6 +182,8 @@ class Detector:
         gives 1-D columns only (`attribution_<metric>_high/low`), ready for pandas."""
     def bootstrap(self, x: npt.ArrayLike) -> None:
         """Warms the detector from history in one call, all or nothing."""
+    def set_sensitivity(self, sensitivity: str | float | dict[str, float]) -> None:
+        """Changes the sensitivity, keeping everything learned (from the next point on)."""
     @property
     def metric_names(self) -> list[str]:
         """The metric names, in input order."""

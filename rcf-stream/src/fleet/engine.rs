@@ -3242,8 +3242,10 @@ mod tests {
             {"name": "ml", "metric": "aws:num-messages-sent",
              "criteria": {"mlDetectionConfig": {"confidenceLevel": "MEDIUM"}},
              "rcf": {"numTrees": 4, "sampleSize": 16, "shingleSize": 2, "scope": "hierarchical"}}]});
-        let mut config = EngineConfig::default();
-        config.max_future_ms = None;
+        let config = EngineConfig {
+            max_future_ms: None,
+            ..Default::default()
+        };
         let mut e = Engine::open(config.clone(), None).unwrap();
         e.configure(&profile).unwrap();
         let t0 = 1_767_225_600_000;
@@ -3269,15 +3271,27 @@ mod tests {
                 .flat_map(|t| t.slots.iter().flatten())
                 .filter_map(|s| s.detector.as_ref().map(|d| d.config().sensitivity))
                 .collect();
-            v.extend(e.group_models.values().map(|g| g.detector.config().sensitivity));
+            v.extend(
+                e.group_models
+                    .values()
+                    .map(|g| g.detector.config().sensitivity),
+            );
             v
         };
-        assert_eq!(sensitivities(&e), vec![medium; 3], "two things and the group");
+        assert_eq!(
+            sensitivities(&e),
+            vec![medium; 3],
+            "two things and the group"
+        );
         // as an older build would have saved them
         let names: Vec<Arc<str>> = e.things.keys().cloned().collect();
         for t in e.things.values_mut() {
             for s in t.slots.iter_mut().flatten() {
-                s.detector.as_mut().unwrap().set_sensitivity(Sensitivity::Medium).unwrap();
+                s.detector
+                    .as_mut()
+                    .unwrap()
+                    .set_sensitivity(Sensitivity::Medium)
+                    .unwrap();
             }
         }
         for g in e.group_models.values_mut() {

@@ -494,7 +494,12 @@ fn a_new_sensitivity_moves_the_threshold_and_keeps_what_was_learned() {
     let vb = run(&mut b, 2_000, 2_001, &mut rb, |_, _| {})[0].1.clone();
     // the same forest scores the same point alike; only the threshold moved (z 3 -> 4)
     assert_eq!(va.score, vb.score);
-    assert!(vb.threshold > va.threshold, "{} vs {}", vb.threshold, va.threshold);
+    assert!(
+        vb.threshold > va.threshold,
+        "{} vs {}",
+        vb.threshold,
+        va.threshold
+    );
     // and the checkpoint carries it
     let c = Detector::from_bytes(&b.to_bytes()).unwrap();
     assert_eq!(c.config().sensitivity, Sensitivity::High);

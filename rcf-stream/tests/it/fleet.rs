@@ -296,10 +296,22 @@ fn invalid_profiles_name_field_and_value() {
     let ml = |rcf: Value| json!({"securityProfileName": "p", "behaviors": [{"name": "b", "metric": "aws:num-messages-sent", "criteria": {"mlDetectionConfig": {"confidenceLevel": "LOW"}}, "rcf": rcf}]});
     let rule_with = |rcf: Value| json!({"securityProfileName": "p", "behaviors": [{"name": "b", "metric": "aws:num-messages-sent", "criteria": {"comparisonOperator": "less-than", "value": {"count": 3}, "durationSeconds": 300}, "rcf": rcf}]});
     let cases = cases.into_iter().chain([
-        (ml(json!({"zFactor": 0.5})), "rcf.zFactor", "from 1 to 100, got 0.5"),
-        (ml(json!({"zFactor": "high"})), "rcf.zFactor", "got \"high\""),
+        (
+            ml(json!({"zFactor": 0.5})),
+            "rcf.zFactor",
+            "from 1 to 100, got 0.5",
+        ),
+        (
+            ml(json!({"zFactor": "high"})),
+            "rcf.zFactor",
+            "got \"high\"",
+        ),
         (ml(json!({"zFactor": 1e9})), "rcf.zFactor", "from 1 to 100"),
-        (rule_with(json!({"zFactor": 3})), "rcf.zFactor", "only to behaviours with mlDetectionConfig"),
+        (
+            rule_with(json!({"zFactor": 3})),
+            "rcf.zFactor",
+            "only to behaviours with mlDetectionConfig",
+        ),
     ]);
     assert!(SecurityProfile::from_json(&ml(json!({"zFactor": 3.25})), false).is_ok());
     for (profile, field, reason) in cases {

@@ -464,7 +464,13 @@ fn ml_alarms(confidence: &str, z: Option<f64>) -> Vec<(String, i64, String)> {
     out.extend(e.flush().unwrap());
     out.iter()
         .filter(|v| &*v.behavior_name == "traffic-ml")
-        .map(|v| (v.thing_name.to_string(), v.time, v.event_type.as_str().to_string()))
+        .map(|v| {
+            (
+                v.thing_name.to_string(),
+                v.time,
+                v.event_type.as_str().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -482,7 +488,10 @@ fn medium_confidence_is_the_fleet_z_factor_and_z_factor_orders_the_alarms() {
         .iter()
         .map(|&z| in_alarm(&ml_alarms("MEDIUM", Some(z))))
         .collect();
-    assert!(counts[0] > counts[4], "a higher z raises fewer alarms: {counts:?}");
+    assert!(
+        counts[0] > counts[4],
+        "a higher z raises fewer alarms: {counts:?}"
+    );
     assert!(
         counts.windows(2).all(|w| w[0] >= w[1]),
         "alarms by z (2, 3, {FLEET_MEDIUM_Z}, 4, 6): {counts:?}"
