@@ -13,7 +13,7 @@ pub struct MemoryBreakdown {
     pub nodes: usize,
     /// Leaves (point references and duplicate counts).
     pub leaves: usize,
-    /// Cached bounding boxes.
+    /// Cached bounding boxes, with each node's slot among them (none without a cache).
     pub boxes: usize,
     /// Samplers (priority keys and leaf references).
     pub samplers: usize,

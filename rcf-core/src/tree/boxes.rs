@@ -103,13 +103,19 @@ impl Tree {
                 (len / (2 * dims)) as u16
             }
         };
-        self.nodes[r as usize].box_slot = slot;
+        if self.box_slots.is_empty() {
+            // the first cached box: slots for every node, up to the tree's capacity
+            self.box_slots.reserve_exact(self.nodes.capacity());
+            self.box_slots.resize(self.nodes.len(), NONE);
+        }
+        self.box_slots[r as usize] = slot;
         slot as usize
     }
 
     pub(super) fn release_box(&mut self, r: NodeRef) {
-        let slot = &mut self.nodes[r as usize].box_slot;
-        if *slot != NONE {
+        if let Some(slot) = self.box_slots.get_mut(r as usize)
+            && *slot != NONE
+        {
             self.free_boxes.push(*slot);
             *slot = NONE;
         }
@@ -158,7 +164,7 @@ impl Tree {
             }
             _ => self.children_box(node, store, sc),
         }
-        let slot = match self.nodes[r as usize].box_slot {
+        let slot = match self.box_slot(r) {
             NONE => self.acquire_box(r, dims),
             s => s as usize,
         };
@@ -312,9 +318,7 @@ impl Tree {
             self.mass_of(self.root)
         };
         self.set_mass(mass);
-        for n in &mut self.nodes {
-            n.box_slot = NONE;
-        }
+        self.box_slots = Vec::new();
         self.boxes.clear();
         self.free_boxes.clear();
         if self.root == NONE || is_leaf(self.root) {
@@ -332,14 +336,14 @@ impl Tree {
             if !(left_max <= n.cut_value && right_min > n.cut_value) {
                 return Err(format!("node {r}'s cut does not separate its subtrees"));
             }
-            if u32::from(self.node_mass[r as usize]) >= params.box_cache_min_mass {
+            if u32::from(self.nodes[r as usize].mass) >= params.box_cache_min_mass {
                 cached += 1;
             }
         }
         self.boxes = Vec::with_capacity(cached * stride);
         self.free_boxes = Vec::new();
         for &r in order.iter().rev() {
-            if u32::from(self.node_mass[r as usize]) >= params.box_cache_min_mass {
+            if u32::from(self.nodes[r as usize].mass) >= params.box_cache_min_mass {
                 let slot = self.acquire_box(r, dims);
                 self.boxes[slot * stride..(slot + 1) * stride]
                     .copy_from_slice(&all[r as usize * stride..(r as usize + 1) * stride]);

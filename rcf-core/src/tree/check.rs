@@ -22,8 +22,11 @@ impl Tree {
                 params.capacity
             ));
         }
-        if self.leaf_mass.len() != n_leaves || self.node_mass.len() != n_nodes {
+        if self.leaf_mass.len() != n_leaves {
             return Err("leaf arrays differ in length".into());
+        }
+        if !self.box_slots.is_empty() && self.box_slots.len() != n_nodes {
+            return Err("box slots and nodes differ in length".into());
         }
         let mut seen_node = vec![false; n_nodes];
         let mut seen_leaf = vec![false; n_leaves];
@@ -73,10 +76,10 @@ impl Tree {
             for (i, n) in self.nodes.iter().enumerate() {
                 if seen_node[i] {
                     let sum = self.mass_of(n.left) + self.mass_of(n.right);
-                    if u32::from(self.node_mass[i]) != sum {
+                    if u32::from(self.nodes[i].mass) != sum {
                         return Err(format!(
                             "node {i} has mass {} but its children hold {sum}",
-                            self.node_mass[i]
+                            self.nodes[i].mass
                         ));
                     }
                 }
@@ -97,7 +100,7 @@ impl Tree {
         let mut r = self.free_node;
         while r != NONE {
             let i = r as usize;
-            if i >= n_nodes || seen_node[i] || self.node_mass[i] != 0 {
+            if i >= n_nodes || seen_node[i] || self.nodes[i].mass != 0 {
                 return Err("node free list is corrupt".into());
             }
             seen_node[i] = true;
@@ -166,7 +169,7 @@ impl Tree {
         let mut min = vec![0.0; dims];
         let mut max = vec![0.0; dims];
         let mut stack = Vec::new();
-        for (i, &mass) in self.node_mass.iter().enumerate() {
+        for (i, mass) in self.nodes.iter().map(|n| n.mass).enumerate() {
             let cached = self.cached_box(i as NodeRef, dims);
             if mass == 0 {
                 if cached.is_some() {

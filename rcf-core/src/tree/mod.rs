@@ -9,7 +9,9 @@
 //! * Leaves are two parallel arrays: the point's index in the store (`u32`) and its mass (the
 //!   number of sampled copies of that point, `u16`).
 //! * Bounding boxes are cached, in one flat `Vec<f32>` of `[min_0..min_d, max_0..max_d]` slots,
-//!   only for internal nodes whose subtree holds at least `box_cache_min_mass` points. A smaller
+//!   only for internal nodes whose subtree holds at least `box_cache_min_mass` points. Each
+//!   node's slot is in a `Vec<u16>` beside the nodes, which exists only while some box is
+//!   cached: a forest without a box cache pays nothing for it. A smaller
 //!   box is rebuilt from its leaves when needed. Boxes are not part of the saved state: they are
 //!   a function of the tree and are rebuilt on load.
 //! * Free nodes and leaves are chained through their own fields (`left`, `leaf_point`), so free
@@ -60,16 +62,15 @@ fn leaf_ref(index: usize) -> NodeRef {
     index as u16 | LEAF_BIT
 }
 
-/// An internal node: what a descent and a walk up read. 12 bytes. Masses live in a separate
-/// array, since only inserts and deletes touch them.
+/// An internal node: what a descent and a walk up read, and its mass. 12 bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Node {
     pub(crate) cut_value: f32,
     pub(crate) cut_dim: u16,
     pub(crate) left: NodeRef,
     pub(crate) right: NodeRef,
-    /// Cached box slot or NONE. Derived data: not saved, rebuilt on load.
-    pub(crate) box_slot: u16,
+    /// Points below this node (0 for a free node).
+    pub(crate) mass: u16,
 }
 
 /// `s` with its length known to the compiler to be `D` when `D > 0` (checked once here).
@@ -160,13 +161,14 @@ impl TreeScratch {
 pub(crate) struct Tree {
     root: NodeRef,
     /// Points in the tree (with multiplicity); kept here, beside `root`, because every query
-    /// needs it and `node_mass[root]` would be a cache miss per tree.
+    /// needs it and the root's record would be a cache miss per tree.
     mass: u32,
     /// `log2(1 + mass)`, the score normaliser. Derived: rebuilt on load.
     norm: f64,
     nodes: Vec<Node>,
-    /// Points below each internal node (0 for a free node).
-    node_mass: Vec<u16>,
+    /// Each node's cached box slot or NONE; empty while no box is cached, else as long as
+    /// `nodes`. Derived data: not saved, rebuilt on load.
+    box_slots: Vec<u16>,
     free_node: NodeRef,
     leaf_point: Vec<u32>,
     leaf_mass: Vec<u16>,
@@ -214,14 +216,12 @@ impl Tree {
         leaf_point.reserve_exact(capacity + 1);
         let mut leaf_mass = Vec::new();
         leaf_mass.reserve_exact(capacity + 1);
-        let mut node_mass = Vec::new();
-        node_mass.reserve_exact(capacity);
         Self {
             root: NONE,
             mass: 0,
             norm: 0.0,
             nodes,
-            node_mass,
+            box_slots: Vec::new(),
             free_node: NONE,
             leaf_point,
             leaf_mass,
@@ -253,7 +253,7 @@ impl Tree {
         if is_leaf(r) {
             u32::from(self.leaf_mass[leaf_index(r)])
         } else {
-            u32::from(self.node_mass[r as usize])
+            u32::from(self.nodes[r as usize].mass)
         }
     }
 
@@ -294,7 +294,7 @@ impl Tree {
         if self.boxes.is_empty() {
             return None;
         }
-        let slot = self.nodes[r as usize].box_slot;
+        let slot = self.box_slot(r);
         if slot == NONE {
             return None;
         }
@@ -321,25 +321,32 @@ impl Tree {
         r
     }
 
-    fn alloc_node(&mut self, node: Node, mass: u16) -> NodeRef {
-        debug_assert_eq!(node.box_slot, NONE);
+    /// The cached box slot of internal node `r`, or NONE.
+    #[inline]
+    pub(crate) fn box_slot(&self, r: NodeRef) -> u16 {
+        self.box_slots.get(r as usize).copied().unwrap_or(NONE)
+    }
+
+    fn alloc_node(&mut self, node: Node) -> NodeRef {
         if self.free_node != NONE {
             let r = self.free_node;
+            debug_assert_eq!(self.box_slot(r), NONE);
             self.free_node = self.nodes[r as usize].left;
             self.nodes[r as usize] = node;
-            self.node_mass[r as usize] = mass;
             r
         } else {
             self.nodes.push(node);
-            self.node_mass.push(mass);
+            if !self.box_slots.is_empty() {
+                self.box_slots.push(NONE);
+            }
             (self.nodes.len() - 1) as NodeRef
         }
     }
 
     fn free_node(&mut self, r: NodeRef) {
         self.release_box(r);
-        self.node_mass[r as usize] = 0;
         let n = &mut self.nodes[r as usize];
+        n.mass = 0;
         n.left = self.free_node;
         n.right = NONE;
         self.free_node = r;
@@ -476,9 +483,8 @@ impl Tree {
                 cut_dim: cut_dim as u16,
                 left,
                 right,
-                box_slot: NONE,
+                mass: mass as u16,
             },
-            mass as u16,
         );
         if level == 0 {
             self.root = u;
@@ -518,9 +524,9 @@ impl Tree {
     ) {
         let dims = params.dims;
         for (j, &r) in path.iter().enumerate().rev() {
-            self.node_mass[r as usize] += 1;
-            let mass = u32::from(self.node_mass[r as usize]);
-            let slot = self.nodes[r as usize].box_slot;
+            self.nodes[r as usize].mass += 1;
+            let mass = u32::from(self.nodes[r as usize].mass);
+            let slot = self.box_slot(r);
             if slot != NONE {
                 if grow && sc.probs[j] > 0.0 {
                     let b =
@@ -597,9 +603,9 @@ impl Tree {
         let mut shrinking = gone.is_some();
         for j in (0..levels).rev() {
             let r = sc.path[j];
-            self.node_mass[r as usize] -= 1;
-            let mass = u32::from(self.node_mass[r as usize]);
-            let slot = self.nodes[r as usize].box_slot;
+            self.nodes[r as usize].mass -= 1;
+            let mass = u32::from(self.nodes[r as usize].mass);
+            let slot = self.box_slot(r);
             if slot == NONE {
                 continue;
             }
@@ -637,7 +643,7 @@ impl Tree {
     /// Bytes held by this tree.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.node_mass.capacity() * 2
+            + self.box_slots.capacity() * 2
             + self.leaf_point.capacity() * 4
             + self.leaf_mass.capacity() * 2
             + self.boxes.capacity() * 4
@@ -647,9 +653,11 @@ impl Tree {
     /// Bytes of (nodes, leaves, boxes).
     pub(crate) fn memory_parts(&self) -> (usize, usize, usize) {
         (
-            self.nodes.capacity() * std::mem::size_of::<Node>() + self.node_mass.capacity() * 2,
+            self.nodes.capacity() * std::mem::size_of::<Node>(),
             self.leaf_point.capacity() * 4 + self.leaf_mass.capacity() * 2,
-            self.boxes.capacity() * 4 + self.free_boxes.capacity() * 2,
+            self.boxes.capacity() * 4
+                + self.free_boxes.capacity() * 2
+                + self.box_slots.capacity() * 2,
         )
     }
 

@@ -7,15 +7,12 @@ impl Tree {
     pub(crate) fn to_state(&self) -> TreeState {
         // records written into buffers sized once (no growth check per field)
         let mut nodes = vec![0u8; self.nodes.len() * NODE_BYTES];
-        for (r, (n, &m)) in nodes
-            .chunks_exact_mut(NODE_BYTES)
-            .zip(self.nodes.iter().zip(&self.node_mass))
-        {
+        for (r, n) in nodes.chunks_exact_mut(NODE_BYTES).zip(&self.nodes) {
             r[0..4].copy_from_slice(&n.cut_value.to_le_bytes());
             r[4..6].copy_from_slice(&n.cut_dim.to_le_bytes());
             r[6..8].copy_from_slice(&n.left.to_le_bytes());
             r[8..10].copy_from_slice(&n.right.to_le_bytes());
-            r[10..12].copy_from_slice(&m.to_le_bytes());
+            r[10..12].copy_from_slice(&n.mass.to_le_bytes());
         }
         let mut leaves = vec![0u8; self.leaf_point.len() * LEAF_BYTES];
         for (r, (&p, &m)) in leaves
@@ -52,9 +49,8 @@ impl Tree {
                 cut_dim: u16_at(r, 4),
                 left: u16_at(r, 6),
                 right: u16_at(r, 8),
-                box_slot: NONE,
+                mass: u16_at(r, 10),
             });
-            tree.node_mass.push(u16_at(r, 10));
         }
         for r in leaves_raw.chunks_exact(LEAF_BYTES) {
             tree.leaf_point

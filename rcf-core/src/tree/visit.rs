@@ -264,7 +264,7 @@ impl Tree {
         let mut child = leaf;
         for j in (0..depth).rev() {
             let node = path[j];
-            let slot = self.node(node).box_slot;
+            let slot = self.box_slot(node);
             let (gap, range) = if slot != NONE {
                 running = false;
                 let b = &self.boxes()[slot as usize * stride..][..stride];
