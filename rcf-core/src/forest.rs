@@ -966,6 +966,39 @@ mod tests {
         }
     }
 
+    /// A store that outgrows 16-bit point indices widens the leaves' indices: scores still
+    /// match the naive definition, invariants hold, and the state round-trips exactly.
+    #[test]
+    fn leaf_indices_widen_when_the_store_outgrows_16_bits() {
+        let mut f = RandomCutForest::builder(1)
+            .num_trees(12)
+            .sample_size(16_384)
+            .time_decay(0.0)
+            .seed(3)
+            .build()
+            .unwrap();
+        assert!(f.trees.iter().all(|t| t.leaf_points_narrow()));
+        for t in 0..80_000 {
+            f.update(&[wave(t, 0.001)]).unwrap();
+        }
+        assert!(f.store.len_units() > 65_536, "{}", f.store.len_units());
+        assert!(f.trees.iter().any(|t| !t.leaf_points_narrow()));
+        f.check(true).unwrap();
+        let q = [3.0f32];
+        let mut sc = f.scratch();
+        for tree in &f.trees {
+            let fast = tree.score_walk(&q, &f.store, &mut sc.tree, false).score * tree.normaliser();
+            let naive = naive_score(tree, &f.store, &q);
+            assert!(
+                (fast - naive).abs() <= 1e-5 * naive.max(1.0),
+                "{fast} vs {naive}"
+            );
+        }
+        let back = RandomCutForest::from_bytes(&f.to_bytes()).unwrap();
+        assert_eq!(back.to_bytes(), f.to_bytes());
+        assert_eq!(back.score(&q).unwrap(), f.score(&q).unwrap());
+    }
+
     /// A canonical, slot-independent description of a tree: its shape, cuts, masses and points.
     fn canonical(tree: &Tree, store: &PointStore) -> Vec<String> {
         let mut out = Vec::new();

@@ -1,9 +1,10 @@
 //! Cached bounding boxes: the pool, filling, growing, shrinking and rebuilding them
 //! (invariant 4 of the module docs), and moving cuts with their values.
 
+use super::leaves::LeafPoints;
 use super::{
     NONE, Node, NodeRef, Tree, TreeParams, TreeScratch, by_dimension, fixed_len, fixed_len_mut,
-    is_leaf,
+    is_leaf, leaf_index,
 };
 use crate::kernels::{extend_box, strictly_inside, union_box};
 use crate::point_store::PointStore;
@@ -36,6 +37,29 @@ impl Tree {
         max: &mut [f32],
         stack: &mut Vec<NodeRef>,
     ) {
+        // the leaves' index width decided once, not at every leaf of the subtree
+        match &self.leaf_point {
+            LeafPoints::Narrow(v) => {
+                self.union_subtree_box_in::<D, u16>(v, r, store, min, max, stack)
+            }
+            LeafPoints::Wide(v) => {
+                self.union_subtree_box_in::<D, u32>(v, r, store, min, max, stack)
+            }
+        }
+    }
+
+    /// [`union_subtree_box_n`](Self::union_subtree_box_n) with the leaves' point indices.
+    #[inline(always)]
+    fn union_subtree_box_in<const D: usize, I: Copy + Into<u32>>(
+        &self,
+        points: &[I],
+        r: NodeRef,
+        store: &PointStore,
+        min: &mut [f32],
+        max: &mut [f32],
+        stack: &mut Vec<NodeRef>,
+    ) {
+        let point = |r: NodeRef| store.point(points[leaf_index(r)].into());
         let min = fixed_len_mut::<D>(min);
         let max = fixed_len_mut::<D>(max);
         let dims = min.len();
@@ -44,7 +68,7 @@ impl Tree {
         };
         // the common cases without the stack: a leaf (the sibling of a bottom node) or a cached box
         if is_leaf(r) {
-            extend_box(min, max, store.point(self.leaf_point(r)));
+            extend_box(min, max, point(r));
             return;
         }
         if let Some((lo, hi)) = self.cached_box(r, dims) {
@@ -55,7 +79,7 @@ impl Tree {
         stack.push(r);
         while let Some(n) = stack.pop() {
             if is_leaf(n) {
-                extend_box(min, max, store.point(self.leaf_point(n)));
+                extend_box(min, max, point(n));
             } else if let Some((lo, hi)) = self.cached_box(n, dims) {
                 union_box(min, max, lo, hi);
             } else {

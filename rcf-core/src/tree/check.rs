@@ -52,7 +52,7 @@ impl Tree {
                     if self.leaf_mass[i] == 0 {
                         return Err(format!("reachable leaf {i} has mass 0"));
                     }
-                    if !store.is_valid_start(self.leaf_point[i]) {
+                    if !store.is_valid_start(self.leaf_point.get(i)) {
                         return Err(format!("leaf {i} points outside the point store"));
                     }
                     continue;
@@ -91,7 +91,7 @@ impl Tree {
                 .enumerate()
                 .filter(|(_, s)| **s && thorough)
             {
-                if self.leaf_of(store.point(self.leaf_point[i])) != leaf_ref(i) {
+                if self.leaf_of(store.point(self.leaf_point.get(i))) != leaf_ref(i) {
                     return Err(format!("leaf {i}'s point does not descend to it"));
                 }
             }
@@ -112,7 +112,7 @@ impl Tree {
                 return Err("leaf free list is corrupt".into());
             }
             seen_leaf[leaf_index(r)] = true;
-            let next = self.leaf_point[leaf_index(r)];
+            let next = self.leaf_point.get(leaf_index(r));
             if next > u32::from(u16::MAX) {
                 return Err("leaf free list is corrupt".into());
             }

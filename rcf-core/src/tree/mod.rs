@@ -6,8 +6,9 @@
 //!   one `Vec`, so a descent step touches one record. Children are 16-bit [`NodeRef`]s; the high
 //!   bit marks a leaf. There are no parent pointers: every operation descends from the root and
 //!   records its path in scratch space.
-//! * Leaves are two parallel arrays: the point's index in the store (`u32`) and its mass (the
-//!   number of sampled copies of that point, `u16`).
+//! * Leaves are two parallel arrays: the point's index in the store (16 bits while every
+//!   index fits, else 32: [`LeafPoints`]) and its mass (the number of sampled copies of that
+//!   point, `u16`).
 //! * Bounding boxes are cached, in one flat `Vec<f32>` of `[min_0..min_d, max_0..max_d]` slots,
 //!   only for internal nodes whose subtree holds at least `box_cache_min_mass` points. Each
 //!   node's slot is in a `Vec<u16>` beside the nodes, which exists only while some box is
@@ -31,6 +32,7 @@
 
 mod boxes;
 mod check;
+mod leaves;
 #[cfg(test)]
 pub(crate) mod naive;
 mod state;
@@ -39,6 +41,7 @@ pub(crate) mod visit;
 use crate::kernels::extend_box;
 use crate::point_store::PointStore;
 use crate::rng::TreeRng;
+use leaves::LeafPoints;
 
 /// Reference to a node: an internal node index, or a leaf index with [`LEAF_BIT`] set.
 pub(crate) type NodeRef = u16;
@@ -170,7 +173,7 @@ pub(crate) struct Tree {
     /// `nodes`. Derived data: not saved, rebuilt on load.
     box_slots: Vec<u16>,
     free_node: NodeRef,
-    leaf_point: Vec<u32>,
+    leaf_point: LeafPoints,
     leaf_mass: Vec<u16>,
     free_leaf: NodeRef,
     /// Cached boxes (derived: not saved, rebuilt on load).
@@ -212,8 +215,7 @@ impl Tree {
         // the evicted one is deleted
         let mut nodes = Vec::new();
         nodes.reserve_exact(capacity);
-        let mut leaf_point = Vec::new();
-        leaf_point.reserve_exact(capacity + 1);
+        let leaf_point = LeafPoints::with_capacity(capacity + 1);
         let mut leaf_mass = Vec::new();
         leaf_mass.reserve_exact(capacity + 1);
         Self {
@@ -280,7 +282,7 @@ impl Tree {
     /// The store index of a leaf's point.
     #[inline]
     pub(crate) fn leaf_point(&self, r: NodeRef) -> u32 {
-        self.leaf_point[leaf_index(r)]
+        self.leaf_point.get(leaf_index(r))
     }
 
     #[inline]
@@ -355,8 +357,8 @@ impl Tree {
     fn alloc_leaf(&mut self, point: u32) -> NodeRef {
         if self.free_leaf != NONE {
             let i = leaf_index(self.free_leaf);
-            self.free_leaf = self.leaf_point[i] as NodeRef;
-            self.leaf_point[i] = point;
+            self.free_leaf = self.leaf_point.get(i) as NodeRef;
+            self.leaf_point.set(i, point);
             self.leaf_mass[i] = 1;
             leaf_ref(i)
         } else {
@@ -369,7 +371,7 @@ impl Tree {
     fn free_leaf(&mut self, r: NodeRef) {
         let i = leaf_index(r);
         self.leaf_mass[i] = 0;
-        self.leaf_point[i] = u32::from(self.free_leaf);
+        self.leaf_point.set(i, u32::from(self.free_leaf));
         self.free_leaf = r;
     }
 
@@ -477,15 +479,13 @@ impl Tree {
         } else {
             (sibling, new_leaf)
         };
-        let u = self.alloc_node(
-            Node {
-                cut_value,
-                cut_dim: cut_dim as u16,
-                left,
-                right,
-                mass: mass as u16,
-            },
-        );
+        let u = self.alloc_node(Node {
+            cut_value,
+            cut_dim: cut_dim as u16,
+            left,
+            right,
+            mass: mass as u16,
+        });
         if level == 0 {
             self.root = u;
         } else {
@@ -624,9 +624,9 @@ impl Tree {
 
     /// Rewrites every leaf's store index (after the store compacted).
     pub(crate) fn remap_points(&mut self, f: impl Fn(u32) -> u32) {
-        for (p, &m) in self.leaf_point.iter_mut().zip(&self.leaf_mass) {
+        for (i, &m) in self.leaf_mass.iter().enumerate() {
             if m > 0 {
-                *p = f(*p);
+                self.leaf_point.set(i, f(self.leaf_point.get(i)));
             }
         }
     }
@@ -637,14 +637,14 @@ impl Tree {
             .iter()
             .zip(&self.leaf_mass)
             .filter(|&(_, &m)| m > 0)
-            .map(|(&p, _)| p)
+            .map(|(p, _)| p)
     }
 
     /// Bytes held by this tree.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<Node>()
             + self.box_slots.capacity() * 2
-            + self.leaf_point.capacity() * 4
+            + self.leaf_point.memory_bytes()
             + self.leaf_mass.capacity() * 2
             + self.boxes.capacity() * 4
             + self.free_boxes.capacity() * 2
@@ -654,11 +654,17 @@ impl Tree {
     pub(crate) fn memory_parts(&self) -> (usize, usize, usize) {
         (
             self.nodes.capacity() * std::mem::size_of::<Node>(),
-            self.leaf_point.capacity() * 4 + self.leaf_mass.capacity() * 2,
+            self.leaf_point.memory_bytes() + self.leaf_mass.capacity() * 2,
             self.boxes.capacity() * 4
                 + self.free_boxes.capacity() * 2
                 + self.box_slots.capacity() * 2,
         )
+    }
+
+    /// Whether the leaves' point indices are stored in 16 bits.
+    #[cfg(test)]
+    pub(crate) fn leaf_points_narrow(&self) -> bool {
+        self.leaf_point.is_narrow()
     }
 
     /// Depth of every point (with multiplicity), for diagnostics and tests.

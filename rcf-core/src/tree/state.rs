@@ -15,7 +15,7 @@ impl Tree {
             r[10..12].copy_from_slice(&n.mass.to_le_bytes());
         }
         let mut leaves = vec![0u8; self.leaf_point.len() * LEAF_BYTES];
-        for (r, (&p, &m)) in leaves
+        for (r, (p, &m)) in leaves
             .chunks_exact_mut(LEAF_BYTES)
             .zip(self.leaf_point.iter().zip(&self.leaf_mass))
         {
