@@ -148,6 +148,12 @@ impl PointStore {
         Remap { new_index }
     }
 
+    /// Hints the cache to load the stored points (see `kernels::prefetch`).
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        crate::kernels::prefetch(&self.values);
+    }
+
     /// Bytes held (capacity, not length).
     pub(crate) fn memory_bytes(&self) -> usize {
         self.values.capacity() * std::mem::size_of::<f32>()

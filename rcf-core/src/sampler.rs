@@ -246,6 +246,13 @@ impl Sampler {
         }
     }
 
+    /// Hints the cache to load the sample (see `kernels::prefetch`).
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        crate::kernels::prefetch(&self.keys);
+        crate::kernels::prefetch(&self.leaves);
+    }
+
     /// Bytes held.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.keys.capacity() * 4 + self.leaves.capacity() * 2

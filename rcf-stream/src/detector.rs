@@ -248,6 +248,30 @@ impl Detector {
             + self.raw.capacity() * 8
     }
 
+    /// Hints the CPU to bring this detector's model into cache ahead of a call that will use
+    /// it; changes nothing (see [`RandomCutForest::prefetch`]). For code that works through
+    /// many detectors in turn, as a fleet does: call it on the next one before processing the
+    /// current one.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let mut ds: Vec<Detector> = (0..3)
+    ///     .map(|s| Detector::builder(["temp"]).seed(s).build())
+    ///     .collect::<Result<_, _>>()?;
+    /// for i in 0..ds.len() {
+    ///     if let Some(next) = ds.get(i + 1) {
+    ///         next.prefetch();
+    ///     }
+    ///     ds[i].process(&[20.0])?;
+    /// }
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
+    pub fn prefetch(&self) {
+        self.forest.prefetch();
+    }
+
     /// The forest behind the detector.
     ///
     /// # Example

@@ -7,7 +7,9 @@
 //! Builds 2,000 three-metric detectors (messages, bytes out, battery, a daily rhythm and
 //! noise), feeds each 600 five-minute rows, and prints the forest's memory breakdown, then
 //! resident growth per model, `forest().memory_usage()`, the checkpoint size and µs per
-//! `process` call (`FLEET_MODELS=N` builds N models instead, e.g. for callgrind). The box cache defaults to 16 (the single-stream default); above the sample
+//! `process` call (`FLEET_MODELS=N` builds N models instead, e.g. for callgrind;
+//! `FLEET_ORDER=round-robin` feeds the second half of the rows one row per model in turn, as
+//! a fleet does, see below). The box cache defaults to 16 (the single-stream default); above the sample
 //! size it is off, as in the fleet model.
 use std::time::Instant;
 
@@ -57,6 +59,19 @@ fn main() {
     let before = rss_kib();
     let mut ds = Vec::new();
     let t = Instant::now();
+    // `FLEET_ORDER=round-robin`: the first half of the rows model by model, then the second
+    // half one row per model in turn, as a fleet feeds them (each call then finds its model
+    // cold, as it does in a fleet); `FLEET_ORDER=split` times the second half model by model
+    // for comparison. `FLEET_PREFETCH=K` hints the model K calls ahead into cache before each
+    // round-robin call (the fleet engine uses K = 1).
+    let order = std::env::var("FLEET_ORDER").unwrap_or_default();
+    let round_robin = order == "round-robin";
+    let halves = round_robin || order == "split";
+    let prefetch: usize = std::env::var("FLEET_PREFETCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let first = if halves { n_points / 2 } else { n_points };
     for i in 0..n_models {
         let mut d = Detector::builder(["m", "b", "bat"])
             .num_trees(trees)
@@ -66,10 +81,37 @@ fn main() {
             .seed(i as u64)
             .build()
             .unwrap();
-        d.process_many(&data).unwrap();
+        d.process_many(&data[..first * 3]).unwrap();
         ds.push(d);
     }
-    let us = t.elapsed().as_secs_f64() * 1e6 / (n_models * n_points) as f64;
+    let mut us = t.elapsed().as_secs_f64() * 1e6 / (n_models * first) as f64;
+    if halves {
+        let t = Instant::now();
+        if round_robin {
+            for row in data[first * 3..].chunks_exact(3) {
+                for i in 0..n_models {
+                    if let Some(next) = ds.get(i + prefetch).filter(|_| prefetch > 0) {
+                        next.prefetch();
+                    }
+                    ds[i].process(row).unwrap();
+                }
+            }
+        } else {
+            for d in &mut ds {
+                d.process_many(&data[first * 3..]).unwrap();
+            }
+        }
+        let second = t.elapsed().as_secs_f64() * 1e6 / (n_models * (n_points - first)) as f64;
+        println!(
+            "first {first} rows model by model: {us:.1} us per call; the rest {}: {second:.1} us per call",
+            if round_robin {
+                "round robin"
+            } else {
+                "model by model"
+            }
+        );
+        us = second;
+    }
     let after = rss_kib();
     let mem: usize = ds.iter().map(|d| d.forest().memory_usage()).sum::<usize>() / n_models;
     let whole: usize = ds.iter().map(Detector::memory_usage).sum::<usize>() / n_models;

@@ -12,6 +12,21 @@
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
 
+/// Asks the CPU to bring `s`'s memory into cache (one hint per 64-byte line), with no effect on
+/// any result.
+///
+/// A fleet touches each model once per window, so a model is usually cold when its datapoint
+/// arrives, and its walks chase node links whose loads depend on one another. Hinting the
+/// whole of a model's arrays before (or while) working on it lets those misses overlap.
+/// On x86-64 this is `prefetcht0` (part of the baseline); elsewhere it does nothing.
+#[inline(always)]
+pub(crate) fn prefetch<T>(s: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    x86_64::prefetch(s);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = s;
+}
+
 /// SSE width: per-dimension terms are accumulated in this many `f32` lanes.
 pub(crate) const LANES: usize = 4;
 

@@ -59,6 +59,15 @@ impl LeafPoints {
         }
     }
 
+    /// Hints the cache to load the values (see `kernels::prefetch`).
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        match self {
+            LeafPoints::Narrow(v) => crate::kernels::prefetch(v),
+            LeafPoints::Wide(v) => crate::kernels::prefetch(v),
+        }
+    }
+
     /// Heap bytes held.
     pub(crate) fn memory_bytes(&self) -> usize {
         match self {

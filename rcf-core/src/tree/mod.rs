@@ -640,6 +640,17 @@ impl Tree {
             .map(|(p, _)| p)
     }
 
+    /// Hints the cache to load what a walk of this tree reads: its nodes and leaves (and cached
+    /// boxes, if any). No effect on any result.
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        crate::kernels::prefetch(&self.nodes);
+        self.leaf_point.prefetch();
+        crate::kernels::prefetch(&self.leaf_mass);
+        crate::kernels::prefetch(&self.box_slots);
+        crate::kernels::prefetch(&self.boxes);
+    }
+
     /// Bytes held by this tree.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<Node>()

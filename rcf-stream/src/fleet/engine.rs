@@ -47,6 +47,10 @@ pub use shard::{Shard, ShardOutput, ShardVerdict};
 const HOUR: Millis = 3_600_000;
 /// How often (in event time) things are checked for silence.
 const SILENCE_CHECK_MS: Millis = 60_000;
+
+/// Models a worker takes at a time when a window's ML behaviours are scored: within a chunk
+/// each model is hinted into cache while the one before it is processed.
+const PREFETCH_CHUNK: usize = 16;
 /// An ML verdict counts once the detector's confidence reaches this (its samples are half
 /// full of post-warm-up data, about 11 hours at five-minute datapoints with the default 256
 /// samples, or at once after training from history): the first calibrated verdicts of a young
@@ -1996,18 +2000,25 @@ impl Engine {
         debug_assert_eq!(next, part.len(), "the part is in name order");
         use rayon::prelude::*;
         let done: Vec<(usize, crate::Result<Verdict>, isize)> = jobs
-            .into_par_iter()
-            .with_min_len(8)
-            .map(|(k, st, row, w)| {
-                let det = st.detector.as_deref_mut().expect("made resident");
-                let v = det.process(row);
-                // an event opening or closing changes the model's size
-                let bytes = det.memory_usage();
-                let grew = bytes as isize - st.usage.bytes as isize;
-                st.usage.bytes = bytes;
-                st.usage.seen = det.points_seen();
-                st.usage.touch(end, w);
-                (k, v, grew)
+            .par_chunks_mut(PREFETCH_CHUNK)
+            .flat_map_iter(|chunk| {
+                let mut out = Vec::with_capacity(chunk.len());
+                for j in 0..chunk.len() {
+                    if let Some(d) = chunk.get(j + 1).and_then(|n| n.1.detector.as_deref()) {
+                        d.prefetch();
+                    }
+                    let (k, st, row, w) = &mut chunk[j];
+                    let det = st.detector.as_deref_mut().expect("made resident");
+                    let v = det.process(row);
+                    // an event opening or closing changes the model's size
+                    let bytes = det.memory_usage();
+                    let grew = bytes as isize - st.usage.bytes as isize;
+                    st.usage.bytes = bytes;
+                    st.usage.seen = det.points_seen();
+                    st.usage.touch(end, *w);
+                    out.push((*k, v, grew));
+                }
+                out
             })
             .collect();
         let grew: isize = done.iter().map(|d| d.2).sum();
