@@ -7,7 +7,7 @@ use crate::rng::TreeRng;
 use crate::sampler::{Offer, Sampler, SamplerParams};
 use crate::scratch::{self, Scratch};
 use crate::tree::visit::{LOCKSTEP, descend_lockstep, descend_points_lockstep};
-use crate::tree::{NONE, Tree, TreeParams, TreeScratch};
+use crate::tree::{NONE, ORDER_MIN_MASS, Tree, TreeParams, TreeScratch};
 
 /// Re-base sampler keys once `λ·(t − epoch)` exceeds this (keeps `f32` keys precise).
 const REBASE_AFTER: f64 = 32.0;
@@ -73,7 +73,9 @@ impl RandomCutForest {
         let n = config.num_trees;
         let capacity = config.sample_size;
         Self {
-            trees: (0..n).map(|_| Tree::new(capacity)).collect(),
+            trees: (0..n)
+                .map(|_| Tree::new(capacity, config.box_cache_min_mass >= ORDER_MIN_MASS))
+                .collect(),
             samplers: (0..n).map(|_| Sampler::new(capacity)).collect(),
             rngs: (0..n).map(|i| TreeRng::for_tree(config.seed, i)).collect(),
             store: PointStore::new(
@@ -851,14 +853,15 @@ impl RandomCutForest {
         self.generation = next_generation();
     }
 
-    /// Rebuilds all cached boxes (after restoring a state), verifying that every cut
-    /// separates its subtrees.
+    /// Rebuilds all cached boxes and leaf orders (after restoring a state), verifying that
+    /// every cut separates its subtrees.
     pub(crate) fn rebuild_boxes(&mut self) -> std::result::Result<(), String> {
         let params = self.tree_params();
         let mut sc = TreeScratch::new(params.dims);
         for (i, tree) in self.trees.iter_mut().enumerate() {
             tree.rebuild_boxes(&params, &self.store, &mut sc)
                 .map_err(|e| format!("tree {i}: {e}"))?;
+            tree.rebuild_order(params.box_cache_min_mass >= ORDER_MIN_MASS, params.capacity);
         }
         Ok(())
     }
@@ -1094,5 +1097,64 @@ mod tests {
             (depth - expected).abs() < 0.05 * expected,
             "depth {depth} vs {expected}"
         );
+    }
+}
+#[cfg(test)]
+mod leaf_order_tests {
+    use super::*;
+    use crate::tree::naive::naive_score;
+
+    /// The leaf order (tree invariant 5) survives every kind of update, with scores still
+    /// the naive definition's: duplicates (values
+    /// on a coarse grid repeat), evictions under time decay and without it, and the store's
+    /// compactions, which renumber points. A duplicate's run once held the new copy's store
+    /// index instead of the leaf's, which a later compaction left pointing at a freed slot.
+    #[test]
+    fn leaf_order_holds_through_duplicates_evictions_and_compactions() {
+        // box caches from 16 (the least that keeps an order) to none at all
+        for (sample_size, decay, min_mass) in [(64, 0.01, 1000), (64, 0.0, 16), (256, 0.001, 32)] {
+            let mut f = RandomCutForest::builder(2)
+                .num_trees(3)
+                .sample_size(sample_size)
+                .time_decay(decay)
+                .box_cache_min_mass(min_mass)
+                .seed(5)
+                .build()
+                .unwrap();
+            assert!(f.trees.iter().all(Tree::ordered));
+            for t in 0..10_000u64 {
+                let a = ((t as f64) * 0.01).sin() * 10.0;
+                // a grid of 0.5: many exact repeats
+                let x = [(a * 2.0).round() as f32 / 2.0, (t % 5) as f32];
+                f.update(&x).unwrap();
+                if t % 10 == 0 {
+                    let checked = f.check(true);
+                    assert!(checked.is_ok(), "{sample_size}/{decay} at {t}: {checked:?}");
+                }
+            }
+            let mut sc = f.scratch();
+            for q in [[0.0f32, 2.0], [10.0, 4.0], [-3.5, 0.0], [40.0, -7.0]] {
+                for tree in &f.trees {
+                    let fast = tree.score_walk(&q, &f.store, &mut sc.tree, false).score
+                        * tree.normaliser();
+                    let naive = naive_score(tree, &f.store, &q);
+                    assert!(
+                        (fast - naive).abs() <= 1e-5 * naive.max(1.0),
+                        "{fast} vs {naive}"
+                    );
+                }
+            }
+            // restored, the order is rebuilt (it is not saved) and the forest is the same
+            let back = RandomCutForest::from_bytes(&f.to_bytes()).unwrap();
+            back.check(true).unwrap();
+            assert_eq!(back.to_bytes(), f.to_bytes());
+            // a smaller box cache drops the order, a larger one builds it again
+            f.set_box_cache_min_mass(4).unwrap();
+            assert!(f.trees.iter().all(|t| !t.ordered()));
+            f.check(true).unwrap();
+            f.set_box_cache_min_mass(min_mass).unwrap();
+            assert!(f.trees.iter().all(Tree::ordered));
+            f.check(true).unwrap();
+        }
     }
 }

@@ -11,7 +11,8 @@ use crate::tree::Tree;
 pub struct MemoryBreakdown {
     /// Internal nodes (cuts, children, masses).
     pub nodes: usize,
-    /// Leaves (point references and duplicate counts).
+    /// Leaves (point references and duplicate counts) and each tree's leaf order (a point
+    /// reference per sampled point, leaves left to right: what a walk without cached boxes reads).
     pub leaves: usize,
     /// Cached bounding boxes, with each node's slot among them (none without a cache).
     pub boxes: usize,

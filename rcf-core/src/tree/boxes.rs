@@ -90,6 +90,82 @@ impl Tree {
         }
     }
 
+    /// Grows `[min, max]` by the points of the subtree at `r`, whose run in the leaf order
+    /// begins at `start` (see [`Tree::path_starts`]): [`union_subtree_box`] with no
+    /// traversal. A cached box is used where there is one; below it, no node has one.
+    ///
+    /// [`union_subtree_box`]: Self::union_subtree_box
+    #[inline]
+    pub(crate) fn union_run_box(
+        &self,
+        r: NodeRef,
+        start: u32,
+        store: &PointStore,
+        min: &mut [f32],
+        max: &mut [f32],
+    ) {
+        if is_leaf(r) {
+            extend_box(min, max, store.point(self.leaf_point(r)));
+            return;
+        }
+        if let Some((lo, hi)) = self.cached_box(r, min.len()) {
+            union_box(min, max, lo, hi);
+            return;
+        }
+        let (a, b) = (start as usize, (start + self.mass_of(r)) as usize);
+        by_dimension!(min.len(), self.union_run_n(a, b, store, min, max))
+    }
+
+    /// The points of `order[a..b]` into `[min, max]`, for dimension `D` (0: any).
+    #[inline(always)]
+    fn union_run_n<const D: usize>(
+        &self,
+        a: usize,
+        b: usize,
+        store: &PointStore,
+        min: &mut [f32],
+        max: &mut [f32],
+    ) {
+        let min = fixed_len_mut::<D>(min);
+        let max = fixed_len_mut::<D>(max);
+        match &self.order {
+            LeafPoints::Narrow(v) => {
+                for &p in &v[a..b] {
+                    extend_box(min, max, fixed_len::<D>(store.point(u32::from(p))));
+                }
+            }
+            LeafPoints::Wide(v) => {
+                for &p in &v[a..b] {
+                    extend_box(min, max, fixed_len::<D>(store.point(p)));
+                }
+            }
+        }
+    }
+
+    /// Sets `[min, max]` to the box of the subtree at `r`, whose run in the leaf order begins
+    /// at `start`: [`subtree_box`](Self::subtree_box) with no traversal.
+    #[inline]
+    pub(crate) fn run_box(
+        &self,
+        r: NodeRef,
+        start: u32,
+        store: &PointStore,
+        min: &mut [f32],
+        max: &mut [f32],
+    ) {
+        if let Some((lo, hi)) = (!is_leaf(r))
+            .then(|| self.cached_box(r, min.len()))
+            .flatten()
+        {
+            min.copy_from_slice(lo);
+            max.copy_from_slice(hi);
+            return;
+        }
+        min.fill(f32::INFINITY);
+        max.fill(f32::NEG_INFINITY);
+        self.union_run_box(r, start, store, min, max);
+    }
+
     /// Sets `[min, max]` to the bounding box of the subtree at `r`.
     pub(crate) fn subtree_box(
         &self,

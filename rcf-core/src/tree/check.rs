@@ -156,6 +156,38 @@ impl Tree {
         }
         if thorough {
             self.check_boxes(params, store)?;
+            self.check_order()?;
+        }
+        Ok(())
+    }
+
+    /// Invariant 5: the leaf order is the leaves' points left to right, each repeated by
+    /// its mass (restores rebuild it rather than read it, so only tests check it).
+    fn check_order(&self) -> Result<(), String> {
+        let mut expected = Vec::with_capacity(self.mass as usize);
+        let mut stack = Vec::new();
+        if self.root != NONE {
+            stack.push(self.root);
+        }
+        while let Some(r) = stack.pop() {
+            if is_leaf(r) {
+                for _ in 0..self.leaf_mass(r) {
+                    expected.push(self.leaf_point(r));
+                }
+            } else {
+                stack.push(self.nodes[r as usize].right);
+                stack.push(self.nodes[r as usize].left);
+            }
+        }
+        if !self.ordered {
+            return if self.order.len() == 0 {
+                Ok(())
+            } else {
+                Err("a tree without a leaf order holds one".into())
+            };
+        }
+        if !self.order.iter().eq(expected.iter().copied()) {
+            return Err("the leaf order is not the leaves' points left to right".into());
         }
         Ok(())
     }

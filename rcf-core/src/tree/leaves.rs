@@ -1,4 +1,5 @@
-//! The store index of each leaf's point, in 16 bits while every index fits.
+//! The store index of each leaf's point, in 16 bits while every index fits (also the type of
+//! a tree's leaf order, `Tree::order`).
 //!
 //! A forest's point store holds at most about 1.5 × its live units (see `point_store.rs`);
 //! for most forests (the fleet model, W1's) that is far below 65,536, so two bytes a leaf
@@ -49,6 +50,45 @@ impl LeafPoints {
             return;
         }
         self.widen().push(value);
+    }
+
+    /// Inserts `value` at position `i`, moving the values from `i` on up by one.
+    #[inline]
+    pub(crate) fn insert(&mut self, i: usize, value: u32) {
+        if let (LeafPoints::Narrow(v), Ok(x)) = (&mut *self, u16::try_from(value)) {
+            v.insert(i, x);
+            return;
+        }
+        self.widen().insert(i, value);
+    }
+
+    /// Removes the value at position `i`, moving the values after it down by one.
+    #[inline]
+    pub(crate) fn remove(&mut self, i: usize) {
+        match self {
+            LeafPoints::Narrow(v) => {
+                v.remove(i);
+            }
+            LeafPoints::Wide(v) => {
+                v.remove(i);
+            }
+        }
+    }
+
+    /// Removes every value (keeping the capacity and the width).
+    pub(crate) fn clear(&mut self) {
+        match self {
+            LeafPoints::Narrow(v) => v.clear(),
+            LeafPoints::Wide(v) => v.clear(),
+        }
+    }
+
+    /// Values there is room for without reallocating.
+    pub(crate) fn capacity(&self) -> usize {
+        match self {
+            LeafPoints::Narrow(v) => v.capacity(),
+            LeafPoints::Wide(v) => v.capacity(),
+        }
     }
 
     /// Leaves held.
@@ -120,6 +160,18 @@ mod tests {
         a.push(5);
         assert_eq!(a.iter().collect::<Vec<_>>(), [70_000, 9, 65_535, 5]);
         assert_eq!(a.memory_bytes(), 32);
+        a.insert(1, 3);
+        a.remove(0);
+        assert_eq!(a.iter().collect::<Vec<_>>(), [3, 9, 65_535, 5]);
+        let mut c = LeafPoints::with_capacity(4);
+        c.push(1);
+        c.push(2);
+        c.insert(0, 0);
+        assert!(c.is_narrow());
+        c.insert(3, 1 << 17);
+        c.remove(1);
+        assert!(!c.is_narrow());
+        assert_eq!(c.iter().collect::<Vec<_>>(), [0, 2, 1 << 17]);
         let mut b = LeafPoints::with_capacity(2);
         b.push(1 << 20);
         assert_eq!((b.len(), b.get(0)), (1, 1 << 20));

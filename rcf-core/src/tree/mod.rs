@@ -15,6 +15,13 @@
 //!   cached: a forest without a box cache pays nothing for it. A smaller
 //!   box is rebuilt from its leaves when needed. Boxes are not part of the saved state: they are
 //!   a function of the tree and are rebuilt on load.
+//! * The leaf order: every unit of mass's point index, leaves left to right (a leaf of mass
+//!   `m` appears `m` times), so that the points of any subtree are one contiguous run of it,
+//!   `[start, start + mass)`, where a node's `start` follows from the masses on its path. The
+//!   box of a subtree with no cached box (a walk's siblings, most of a walk without a box
+//!   cache) is then a loop over a run of indices: no node visited, no branch on the tree's
+//!   shape, loads that do not depend on one another. Derived data: not saved, rebuilt on
+//!   load; an insert or delete moves at most a sample's worth of 2-byte entries.
 //! * Free nodes and leaves are chained through their own fields (`left`, `leaf_point`), so free
 //!   lists cost no memory.
 //!
@@ -29,6 +36,7 @@
 //!    the `<=` convention.
 //! 4. A cached box is exactly the bounding box of its subtree's points; a node has a cached box
 //!    iff its mass ≥ `box_cache_min_mass`.
+//! 5. The leaf order is the leaves' points, left to right, each repeated by its mass.
 
 mod boxes;
 mod check;
@@ -64,6 +72,12 @@ pub(crate) fn leaf_index(r: NodeRef) -> usize {
 fn leaf_ref(index: usize) -> NodeRef {
     index as u16 | LEAF_BIT
 }
+
+/// Trees whose box cache starts at this mass or above keep a leaf order (module docs): their
+/// uncached subtrees are large enough that unions over runs beat traversals. Below it (the
+/// single-stream default caches every subtree of 4 points) the order would cost more to keep
+/// than it saves, and the tree has none.
+pub(crate) const ORDER_MIN_MASS: u32 = 16;
 
 /// An internal node: what a descent and a walk up read, and its mass. 12 bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -135,6 +149,8 @@ pub(crate) struct TreeScratch {
     pub(crate) min: Vec<f32>,
     pub(crate) max: Vec<f32>,
     pub(crate) stack: Vec<NodeRef>,
+    /// Where each node of `path` (and, last, the leaf reached) starts in the leaf order.
+    pub(crate) starts: Vec<u32>,
     pub(crate) high: Vec<f64>,
     pub(crate) low: Vec<f64>,
     pub(crate) candidate: Vec<f32>,
@@ -150,6 +166,7 @@ impl TreeScratch {
             min: vec![0.0; dims],
             max: vec![0.0; dims],
             stack: Vec::with_capacity(64),
+            starts: Vec::with_capacity(64),
             high: vec![0.0; dims],
             low: vec![0.0; dims],
             candidate: vec![0.0; dims],
@@ -176,6 +193,10 @@ pub(crate) struct Tree {
     leaf_point: LeafPoints,
     leaf_mass: Vec<u16>,
     free_leaf: NodeRef,
+    /// The leaf order (module docs), kept iff `ordered`: derived, not saved, rebuilt on load.
+    order: LeafPoints,
+    /// Whether this tree keeps a leaf order (its box cache starts at [`ORDER_MIN_MASS`]).
+    ordered: bool,
     /// Cached boxes (derived: not saved, rebuilt on load).
     boxes: Vec<f32>,
     free_boxes: Vec<u16>,
@@ -210,7 +231,8 @@ impl TreeState {
 }
 
 impl Tree {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// An empty tree for a sample of `capacity`, keeping a leaf order if `ordered`.
+    pub(crate) fn new(capacity: usize, ordered: bool) -> Self {
         // capacity + 1 leaves and capacity internal nodes: an admitted point is inserted before
         // the evicted one is deleted
         let mut nodes = Vec::new();
@@ -228,6 +250,8 @@ impl Tree {
             leaf_point,
             leaf_mass,
             free_leaf: NONE,
+            order: LeafPoints::with_capacity(if ordered { capacity + 1 } else { 0 }),
+            ordered,
             boxes: Vec::new(),
             free_boxes: Vec::new(),
         }
@@ -321,6 +345,61 @@ impl Tree {
             };
         }
         r
+    }
+
+    /// Sets `starts` to where each node of `path` (a descent's, root first) and, last, the
+    /// `leaf` it reached begin in the leaf order: `depth + 1` entries. Reads only the masses
+    /// of the path's own nodes and leaf (a right child starts where its parent's run ends,
+    /// less its own mass).
+    #[inline]
+    pub(crate) fn path_starts(&self, path: &[NodeRef], leaf: NodeRef, starts: &mut Vec<u32>) {
+        starts.clear();
+        let mut start = 0u32;
+        for (j, &r) in path.iter().enumerate() {
+            starts.push(start);
+            let n = &self.nodes[r as usize];
+            let child = path.get(j + 1).copied().unwrap_or(leaf);
+            if n.right == child {
+                start += u32::from(n.mass) - self.mass_of(child);
+            }
+        }
+        starts.push(start);
+    }
+
+    /// Rebuilds the leaf order from the tree if `ordered`, else drops it (after a restore or
+    /// a change of the box cache; the structure must have passed [`check`](Self::check)).
+    pub(crate) fn rebuild_order(&mut self, ordered: bool, capacity: usize) {
+        self.ordered = ordered;
+        if !ordered {
+            self.order = LeafPoints::with_capacity(0);
+            return;
+        }
+        if self.order.capacity() < capacity + 1 {
+            self.order = LeafPoints::with_capacity(capacity + 1);
+        }
+        self.order.clear();
+        if self.root == NONE {
+            return;
+        }
+        let mut stack = vec![self.root];
+        while let Some(r) = stack.pop() {
+            if is_leaf(r) {
+                let p = self.leaf_point(r);
+                for _ in 0..self.leaf_mass(r) {
+                    self.order.push(p);
+                }
+            } else {
+                let n = &self.nodes[r as usize];
+                stack.push(n.right);
+                stack.push(n.left);
+            }
+        }
+    }
+
+    /// Whether this tree keeps a leaf order.
+    #[inline]
+    pub(crate) fn ordered(&self) -> bool {
+        self.ordered
     }
 
     /// The cached box slot of internal node `r`, or NONE.
@@ -447,6 +526,9 @@ impl Tree {
         if self.root == NONE {
             let l = self.alloc_leaf(start);
             self.root = l;
+            if self.ordered {
+                self.order.push(start);
+            }
             return l;
         }
         let depth = path.len();
@@ -455,9 +537,18 @@ impl Tree {
             depth,
             "insert needs the walk's probabilities"
         );
+        if self.ordered {
+            // where the path's subtrees begin in the leaf order, before any mass changes
+            self.path_starts(path, leaf, &mut sc.starts);
+        }
         // duplicate of the reached leaf's point: one more copy
         if store.point(self.leaf_point(leaf)) == q {
             self.leaf_mass[leaf_index(leaf)] += 1;
+            if self.ordered {
+                // the leaf's own point (the new copy's store index is not kept)
+                let p = self.leaf_point(leaf);
+                self.order.insert(sc.starts[depth] as usize, p);
+            }
             self.add_mass_on_path(path, false, store, sc, params);
             return leaf;
         }
@@ -470,10 +561,20 @@ impl Tree {
             }
         }
         let sibling = if level == depth { leaf } else { path[level] };
-        self.subtree_box(sibling, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+        if self.ordered {
+            self.run_box(sibling, sc.starts[level], store, &mut sc.min, &mut sc.max);
+        } else {
+            self.subtree_box(sibling, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+        }
         let (cut_dim, cut_value, q_left) = draw_separating_cut(q, &sc.min, &sc.max, rng);
         let new_leaf = self.alloc_leaf(start);
         let mass = self.mass_of(sibling) + 1;
+        if self.ordered {
+            // the new leaf goes just before or just after its sibling's run
+            let run = sc.starts[level];
+            let at = if q_left { run } else { run + mass - 1 };
+            self.order.insert(at as usize, start);
+        }
         let (left, right) = if q_left {
             (new_leaf, sibling)
         } else {
@@ -557,6 +658,11 @@ impl Tree {
         );
         let i = leaf_index(leaf);
         let depth = sc.path.len();
+        if self.ordered {
+            let TreeScratch { path, starts, .. } = &mut *sc;
+            self.path_starts(path, leaf, starts);
+            self.order.remove(starts[depth] as usize);
+        }
         if self.leaf_mass[i] > 1 {
             self.leaf_mass[i] -= 1;
             // boxes unchanged: another copy of the point stays
@@ -629,6 +735,9 @@ impl Tree {
                 self.leaf_point.set(i, f(self.leaf_point.get(i)));
             }
         }
+        for i in 0..self.order.len() {
+            self.order.set(i, f(self.order.get(i)));
+        }
     }
 
     /// Store indices of the points held (one per leaf).
@@ -646,6 +755,7 @@ impl Tree {
     pub(crate) fn prefetch(&self) {
         crate::kernels::prefetch(&self.nodes);
         self.leaf_point.prefetch();
+        self.order.prefetch();
         crate::kernels::prefetch(&self.leaf_mass);
         crate::kernels::prefetch(&self.box_slots);
         crate::kernels::prefetch(&self.boxes);
@@ -657,15 +767,18 @@ impl Tree {
             + self.box_slots.capacity() * 2
             + self.leaf_point.memory_bytes()
             + self.leaf_mass.capacity() * 2
+            + self.order.memory_bytes()
             + self.boxes.capacity() * 4
             + self.free_boxes.capacity() * 2
     }
 
-    /// Bytes of (nodes, leaves, boxes).
+    /// Bytes of (nodes, leaves with the leaf order, boxes).
     pub(crate) fn memory_parts(&self) -> (usize, usize, usize) {
         (
             self.nodes.capacity() * std::mem::size_of::<Node>(),
-            self.leaf_point.memory_bytes() + self.leaf_mass.capacity() * 2,
+            self.leaf_point.memory_bytes()
+                + self.leaf_mass.capacity() * 2
+                + self.order.memory_bytes(),
             self.boxes.capacity() * 4
                 + self.free_boxes.capacity() * 2
                 + self.box_slots.capacity() * 2,

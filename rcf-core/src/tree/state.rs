@@ -42,7 +42,8 @@ impl Tree {
             return Err(format!("tree arrays exceed the sample size {capacity}"));
         }
         let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-        let mut tree = Tree::new(capacity);
+        // the leaf order is rebuilt with the boxes, once the structure is checked
+        let mut tree = Tree::new(capacity, false);
         for r in nodes_raw.chunks_exact(NODE_BYTES) {
             tree.nodes.push(Node {
                 cut_value: f32::from_le_bytes([r[0], r[1], r[2], r[3]]),

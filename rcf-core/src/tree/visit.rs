@@ -236,6 +236,25 @@ impl Tree {
         sc: &mut TreeScratch,
         record: bool,
     ) -> Walk {
+        // one body each way: the choice is the forest's, not the level's
+        if self.ordered() {
+            self.walk_up_in::<D, true>(q, leaf, path, store, sc, record)
+        } else {
+            self.walk_up_in::<D, false>(q, leaf, path, store, sc, record)
+        }
+    }
+
+    /// [`walk_up_n`](Self::walk_up_n) for a tree with (`ORDERED`) or without a leaf order.
+    #[inline(always)]
+    fn walk_up_in<const D: usize, const ORDERED: bool>(
+        &self,
+        q: &[f32],
+        leaf: NodeRef,
+        path: &[NodeRef],
+        store: &PointStore,
+        sc: &mut TreeScratch,
+        record: bool,
+    ) -> Walk {
         let q = fixed_len::<D>(q);
         if leaf == NONE {
             return Walk { score: 0.0, leaf };
@@ -272,19 +291,40 @@ impl Tree {
                 gap_and_range(q, fixed_len::<D>(lo), fixed_len::<D>(hi))
             } else {
                 let TreeScratch {
-                    min, max, stack, ..
+                    min,
+                    max,
+                    starts,
+                    stack,
+                    ..
                 } = sc;
                 if !running {
+                    if ORDERED {
+                        // the uncached levels are the bottom ones (a node's ancestors hold
+                        // more points): the runs of the path's subtrees in the leaf order, once
+                        self.path_starts(path, leaf, starts);
+                    }
                     if child == leaf {
                         set_to_point(min, max, leaf_pt);
+                    } else if ORDERED {
+                        self.run_box(child, starts[j + 1], store, min, max);
                     } else {
                         self.subtree_box(child, store, min, max, stack);
                     }
                     running = true;
                 }
                 let n = self.node(node);
-                let sibling = if n.left == child { n.right } else { n.left };
-                self.union_subtree_box(sibling, store, min, max, stack);
+                if ORDERED {
+                    // the sibling's run: after the child's if the child is on the left
+                    let (sibling, at) = if n.left == child {
+                        (n.right, starts[j] + self.mass_of(child))
+                    } else {
+                        (n.left, starts[j])
+                    };
+                    self.union_run_box(sibling, at, store, min, max);
+                } else {
+                    let sibling = if n.left == child { n.right } else { n.left };
+                    self.union_subtree_box(sibling, store, min, max, stack);
+                }
                 gap_and_range(q, fixed_len::<D>(min), fixed_len::<D>(max))
             };
             if gap <= 0.0 {
