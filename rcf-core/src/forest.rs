@@ -1111,8 +1111,8 @@ mod leaf_order_tests {
     /// index instead of the leaf's, which a later compaction left pointing at a freed slot.
     #[test]
     fn leaf_order_holds_through_duplicates_evictions_and_compactions() {
-        // box caches from 16 (the least that keeps an order) to none at all
-        for (sample_size, decay, min_mass) in [(64, 0.01, 1000), (64, 0.0, 16), (256, 0.001, 32)] {
+        // box caches from 32 (the least that keeps an order) to none at all
+        for (sample_size, decay, min_mass) in [(64, 0.01, 1000), (64, 0.0, 32), (256, 0.001, 48)] {
             let mut f = RandomCutForest::builder(2)
                 .num_trees(3)
                 .sample_size(sample_size)

@@ -76,8 +76,10 @@ fn leaf_ref(index: usize) -> NodeRef {
 /// Trees whose box cache starts at this mass or above keep a leaf order (module docs): their
 /// uncached subtrees are large enough that unions over runs beat traversals. Below it (the
 /// single-stream default caches every subtree of 4 points) the order would cost more to keep
-/// than it saves, and the tree has none.
-pub(crate) const ORDER_MIN_MASS: u32 = 16;
+/// than it saves, and the tree has none. Measured (callgrind, BENCHMARKS.md "Fleet models",
+/// item 10): at 16 the order cost 6 to 8 % more instructions, at 32 about as much as it
+/// saved, at 64 and without a box cache it saves 5 to 18 %.
+pub(crate) const ORDER_MIN_MASS: u32 = 32;
 
 /// An internal node: what a descent and a walk up read, and its mass. 12 bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
