@@ -153,17 +153,26 @@ impl Tree {
         min: &mut [f32],
         max: &mut [f32],
     ) {
+        if !self.copy_cached_or_empty(r, min, max) {
+            self.union_run_box(r, start, store, min, max);
+        }
+    }
+
+    /// Sets `[min, max]` to the cached box of `r` and returns true if it has one; else
+    /// empties `[min, max]` (for the caller to grow) and returns false.
+    #[inline]
+    fn copy_cached_or_empty(&self, r: NodeRef, min: &mut [f32], max: &mut [f32]) -> bool {
         if let Some((lo, hi)) = (!is_leaf(r))
             .then(|| self.cached_box(r, min.len()))
             .flatten()
         {
             min.copy_from_slice(lo);
             max.copy_from_slice(hi);
-            return;
+            return true;
         }
         min.fill(f32::INFINITY);
         max.fill(f32::NEG_INFINITY);
-        self.union_run_box(r, start, store, min, max);
+        false
     }
 
     /// Sets `[min, max]` to the bounding box of the subtree at `r`.
@@ -175,17 +184,9 @@ impl Tree {
         max: &mut [f32],
         stack: &mut Vec<NodeRef>,
     ) {
-        if let Some((lo, hi)) = (!is_leaf(r))
-            .then(|| self.cached_box(r, min.len()))
-            .flatten()
-        {
-            min.copy_from_slice(lo);
-            max.copy_from_slice(hi);
-            return;
+        if !self.copy_cached_or_empty(r, min, max) {
+            self.union_subtree_box(r, store, min, max, stack);
         }
-        min.fill(f32::INFINITY);
-        max.fill(f32::NEG_INFINITY);
-        self.union_subtree_box(r, store, min, max, stack);
     }
 
     /// Gives node `r` a box slot (contents to be filled by the caller).
