@@ -6,6 +6,7 @@ use crate::point_store::PointStore;
 use crate::rng::TreeRng;
 use crate::sampler::{Offer, Sampler, SamplerParams};
 use crate::scratch::{self, Scratch};
+use crate::tree::frozen::FrozenTree;
 use crate::tree::visit::{LOCKSTEP, descend_lockstep, descend_points_lockstep};
 use crate::tree::{NONE, ORDER_MIN_MASS, Tree, TreeParams, TreeScratch};
 
@@ -19,6 +20,17 @@ const BOX_POOL_CHECK_EVERY: u64 = 4_096;
 /// Points per parallel work item in [`RandomCutForest::score_many`]: small enough that the
 /// chunk's points and accumulators stay in L1 while one tree scores them all.
 const SCORE_CHUNK: usize = 512;
+
+/// Batches of at least this many points are scored through frozen copies of the trees
+/// ([`FrozenTree`]): making them costs about as much as scoring a few dozen points.
+const FROZEN_MIN_POINTS: usize = 256;
+
+/// Largest total size of a batch's frozen trees; a larger forest scores its batches live.
+const FROZEN_MAX_BYTES: usize = 256 << 20;
+
+/// Points per parallel work item on the frozen path: one frozen tree (about 36 KiB at 8
+/// dimensions and 256 samples) and the chunk's points stay in L1/L2 while it scores them.
+const FROZEN_CHUNK: usize = 256;
 
 /// A Random Cut Forest over a stream of points (see the [crate docs](crate)).
 ///
@@ -732,6 +744,11 @@ impl RandomCutForest {
             return Ok(out);
         }
         let capacity = self.config.sample_size;
+        let frozen_bytes = self.trees.len() * FrozenTree::bytes_for(capacity, dims);
+        if n >= FROZEN_MIN_POINTS && frozen_bytes <= FROZEN_MAX_BYTES {
+            self.score_many_frozen(points, &mut out);
+            return Ok(out);
+        }
         let run = |sc: &mut Scratch, pts: &[f32], acc: &mut [f64]| {
             let Scratch {
                 tree: tsc, paths, ..
@@ -773,6 +790,40 @@ impl RandomCutForest {
             }
         }
         Ok(out)
+    }
+
+    /// [`score_many`](Self::score_many) through a [`FrozenTree`] of every tree, made once for
+    /// the batch (in parallel with the `parallel` feature): each chunk of points goes through
+    /// one frozen tree after another, adding each tree's score in tree order, exactly as the
+    /// live path does.
+    fn score_many_frozen(&self, points: &[f32], out: &mut [f64]) {
+        let dims = self.config.dimensions;
+        let freeze = |tree: &Tree| FrozenTree::new(tree, &self.store, dims);
+        let run = |pts: &[f32], acc: &mut [f64], frozen: &[FrozenTree]| {
+            for tree in frozen {
+                tree.add_scores(pts, dims, acc);
+            }
+            let k = self.config.num_trees as f64;
+            acc.iter_mut().for_each(|a| *a /= k);
+        };
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            let frozen: Vec<FrozenTree> = self.trees.par_iter().map(freeze).collect();
+            out.par_chunks_mut(FROZEN_CHUNK)
+                .zip(points.par_chunks(FROZEN_CHUNK * dims))
+                .for_each(|(acc, pts)| run(pts, acc, &frozen));
+        }
+        #[cfg(not(feature = "parallel"))]
+        {
+            let frozen: Vec<FrozenTree> = self.trees.iter().map(freeze).collect();
+            for (acc, pts) in out
+                .chunks_mut(FROZEN_CHUNK)
+                .zip(points.chunks(FROZEN_CHUNK * dims))
+            {
+                run(pts, acc, &frozen);
+            }
+        }
     }
 
     /// Points each tree currently holds (with multiplicity), in tree order.

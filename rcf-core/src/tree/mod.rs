@@ -40,6 +40,7 @@
 
 mod boxes;
 mod check;
+pub(crate) mod frozen;
 mod leaves;
 #[cfg(test)]
 pub(crate) mod naive;

@@ -16,6 +16,55 @@ fn damp(leaf_mass: f64, tree_mass: f64) -> f64 {
     1.0 - leaf_mass / (2.0 * tree_mass)
 }
 
+/// The score of a query equal to the point of a leaf of mass `leaf_mass` at `depth` in a tree
+/// of `tree_mass` points (the "seen" rule of rcf-reference §5), before the normaliser.
+#[inline]
+pub(super) fn seen_score(leaf_mass: u32, tree_mass: u32, depth: usize) -> f64 {
+    let m = f64::from(leaf_mass);
+    damp(m, f64::from(tree_mass)) / (depth as f64 + log2_1p(m))
+}
+
+/// The walk up's score recursion `s ← (1 − p)·s + p/(j + 1)`, `p = gap / (range + gap)`,
+/// carried as a fraction `s = num / den`: `num ← range·num + gap·den/(j + 1)`,
+/// `den ← den·(range + gap)`. That is the same value with no division per level (two
+/// divisions per level were the walk's critical path); the fraction is renormalised if `den`
+/// drifts toward the limits of `f64`. Every scorer folds levels through this one type, so
+/// they agree bit for bit.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Fraction {
+    num: f64,
+    den: f64,
+}
+
+impl Fraction {
+    /// The score at a leaf of `depth` the query is not equal to: `1 / (depth + 1)`.
+    #[inline(always)]
+    pub(super) fn at_leaf(depth: usize) -> Self {
+        Self {
+            num: 1.0,
+            den: depth as f64 + 1.0,
+        }
+    }
+
+    /// Folds in level `j`, where the query lies `gap > 0` outside a box of size `range`.
+    #[inline(always)]
+    pub(super) fn level(&mut self, j: usize, gap: f64, range: f64) {
+        let grown = range + gap;
+        self.num = range * self.num + gap * self.den * inverse_depth(j);
+        self.den *= grown;
+        if !(1e-200..=1e200).contains(&self.den) {
+            self.num /= self.den;
+            self.den = 1.0;
+        }
+    }
+
+    /// The score.
+    #[inline(always)]
+    pub(super) fn value(self) -> f64 {
+        self.num / self.den
+    }
+}
+
 /// `log2(1 + m)` (only on the rare "seen" path; the per-tree normaliser is cached in the tree).
 #[inline]
 fn log2_1p(m: f64) -> f64 {
@@ -266,18 +315,12 @@ impl Tree {
         }
         let leaf_pt = store.point(self.leaf_point(leaf));
         if leaf_pt == q {
-            let m = f64::from(self.leaf_mass(leaf));
-            let score = damp(m, f64::from(self.mass())) / (depth as f64 + log2_1p(m));
+            let score = seen_score(self.leaf_mass(leaf), self.mass(), depth);
             return Walk { score, leaf };
         }
         let dims = q.len();
         let stride = 2 * dims;
-        // The recursion s ← (1 − p)·s + p/(j + 1) with p = g/(r + g) is carried as a fraction
-        // s = num/den: num ← r·num + g·den/(j + 1), den ← den·(r + g). That is the same value
-        // with no division per level (two divisions per level were the walk's critical path);
-        // the fraction is renormalised if den drifts toward the limits of f64.
-        let mut num = 1.0f64;
-        let mut den = depth as f64 + 1.0;
+        let mut s = Fraction::at_leaf(depth);
         // whether sc.min/max hold the box of `child`
         let mut running = false;
         let mut child = leaf;
@@ -330,20 +373,14 @@ impl Tree {
             if gap <= 0.0 {
                 break;
             }
-            let grown = range + gap;
             if record {
-                sc.probs[j] = gap / grown;
+                sc.probs[j] = gap / (range + gap);
             }
-            num = range * num + gap * den * inverse_depth(j);
-            den *= grown;
-            if !(1e-200..=1e200).contains(&den) {
-                num /= den;
-                den = 1.0;
-            }
+            s.level(j, gap, range);
             child = node;
         }
         Walk {
-            score: num / den,
+            score: s.value(),
             leaf,
         }
     }
@@ -395,10 +432,9 @@ impl Tree {
         let depth = sc.path.len();
         let leaf_pt = store.point(self.leaf_point(leaf));
         let s = if leaf_pt == q {
-            let m = f64::from(self.leaf_mass(leaf));
             sc.high.fill(0.0);
             sc.low.fill(0.0);
-            damp(m, f64::from(self.mass())) / (depth as f64 + log2_1p(m))
+            seen_score(self.leaf_mass(leaf), self.mass(), depth)
         } else {
             // the leaf's share, split by each dimension's part of the separation
             let base = 1.0 / (depth as f64 + 1.0);
@@ -483,8 +519,7 @@ impl Tree {
                 complete(q, store.point(self.leaf_point(r)), &mut sc.candidate);
                 let leaf_pt = store.point(self.leaf_point(r));
                 let s = if leaf_pt == &sc.candidate[..] {
-                    let m = f64::from(self.leaf_mass(r));
-                    damp(m, f64::from(self.mass())) / (f64::from(depth) + log2_1p(m))
+                    seen_score(self.leaf_mass(r), self.mass(), depth as usize)
                 } else {
                     1.0 / (f64::from(depth) + 1.0)
                 };

@@ -1,0 +1,230 @@
+//! A read-only copy of a tree laid out for scoring many points: the batch path of
+//! [`RandomCutForest::score_many`](crate::RandomCutForest::score_many).
+//!
+//! A live tree is laid out for change: nodes and leaves in two pools with free lists, boxes
+//! only where the box cache keeps them (found through a slot), leaves pointing into the
+//! forest's point store. A batch of queries against a frozen forest pays for all of that at
+//! every level of every walk. A [`FrozenTree`] is made once per batch, in one pass over the
+//! tree, and answers the same scores bit for bit:
+//!
+//! * **One array of 8-byte entries in preorder**, internal nodes and leaves alike. An
+//!   internal node's left child is the next entry and its right child `right` entries on,
+//!   so an entry holds only its cut (value and dimension) and that offset. A leaf is an
+//!   entry whose cut is `−∞` and whose offset is 0: every finite coordinate is above the cut,
+//!   so a descent that reached it steps by 0 and stays. The lockstep descent therefore needs
+//!   no branch per lane: every lane takes one step per round, and the round in which none
+//!   was at an internal node ends it.
+//! * **Every entry's box**, `[min_0..min_d, max_0..max_d]` at `entry · 2d`: an internal
+//!   node's is its subtree's bounding box, a leaf's is its point twice. A walk up reads the
+//!   box of each ancestor in place, whatever the live tree caches, with no slot lookup, no
+//!   rebuilding from leaves and no trip to the point store.
+//!
+//! The boxes are the exact bounding boxes the live walk uses or rebuilds (a min or max of
+//! `f32`s is exact), the walk folds its levels through the same [`Fraction`], and a query
+//! equal to its leaf's point takes the same "seen" score, so a frozen tree scores every
+//! query exactly as the live one does (tested against it and against the naive scorer).
+
+use super::visit::{Fraction, seen_score};
+use super::{NONE, Tree, by_dimension, fixed_len, is_leaf};
+use crate::kernels::{gap_with_range, range_f32, union_box};
+use crate::point_store::PointStore;
+
+/// One preorder entry: the cut of an internal node, or a leaf (`cut` −∞, `right` 0).
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Entry {
+    cut: f32,
+    dim: u16,
+    /// Entries from this one to its right child; 0 for a leaf.
+    right: u16,
+}
+
+/// Where an entry hangs: its parent's entry and its depth (the root's: 0, 0).
+#[derive(Debug, Clone, Copy)]
+struct Up {
+    parent: u16,
+    depth: u16,
+}
+
+/// A tree's read-only scoring layout (module docs).
+#[derive(Debug, Clone)]
+pub(crate) struct FrozenTree {
+    entries: Vec<Entry>,
+    /// Each entry's box, `2 · dims` values.
+    boxes: Vec<f32>,
+    /// Each entry's box's size, the query-independent half of the separation kernel
+    /// ([`range_f32`]).
+    ranges: Vec<f64>,
+    /// Each entry's mass (a leaf's: copies of its point).
+    masses: Vec<u16>,
+    /// Each entry's parent (the root's: itself) and depth, for the walk up.
+    up: Vec<Up>,
+    mass: u32,
+    norm: f64,
+}
+
+impl FrozenTree {
+    /// Bytes a frozen copy of a tree of `capacity` points in `dims` dimensions can take.
+    pub(crate) fn bytes_for(capacity: usize, dims: usize) -> usize {
+        let entries = 2 * capacity + 1;
+        entries * (std::mem::size_of::<Entry>() + std::mem::size_of::<Up>() + 2 + 8 + 2 * dims * 4)
+    }
+
+    /// Lays out `tree`, whose leaves' points are in `store` (`dims` values each).
+    pub(crate) fn new(tree: &Tree, store: &PointStore, dims: usize) -> Self {
+        let mut f = Self {
+            entries: Vec::new(),
+            boxes: Vec::new(),
+            ranges: Vec::new(),
+            masses: Vec::new(),
+            up: Vec::new(),
+            mass: tree.mass(),
+            norm: tree.normaliser(),
+        };
+        if tree.root() == NONE {
+            return f;
+        }
+        let size = 2 * tree.nodes().len() + 1;
+        f.entries.reserve_exact(size);
+        f.masses.reserve_exact(size);
+        f.up.reserve_exact(size);
+        f.boxes.reserve_exact(size * 2 * dims);
+        // preorder: a node's left subtree is laid out right after it, then its right one,
+        // whose offset is set once it is reached (`of`: the entry waiting for it)
+        // (at most 2 · 16,384 + 1 entries, MAX_SAMPLE_SIZE: indices and offsets fit 16 bits)
+        let mut stack = vec![(tree.root(), usize::MAX, 0usize)];
+        while let Some((r, of, parent)) = stack.pop() {
+            let i = f.entries.len();
+            if of != usize::MAX {
+                f.entries[of].right = (i - of) as u16;
+            }
+            let depth = if i == 0 { 0 } else { f.up[parent].depth + 1 };
+            f.up.push(Up {
+                parent: parent as u16,
+                depth,
+            });
+            if is_leaf(r) {
+                let p = store.point(tree.leaf_point(r));
+                f.entries.push(Entry {
+                    cut: f32::NEG_INFINITY,
+                    dim: 0,
+                    right: 0,
+                });
+                f.masses.push(tree.leaf_mass(r) as u16);
+                f.boxes.extend_from_slice(p);
+                f.boxes.extend_from_slice(p);
+            } else {
+                let n = tree.node(r);
+                f.entries.push(Entry {
+                    cut: n.cut_value,
+                    dim: n.cut_dim,
+                    right: 0,
+                });
+                f.masses.push(n.mass);
+                f.boxes.resize(f.boxes.len() + 2 * dims, 0.0);
+                stack.push((n.right, i, i));
+                stack.push((n.left, usize::MAX, i));
+            }
+        }
+        // boxes bottom up: an entry's children come after it
+        let stride = 2 * dims;
+        for i in (0..f.entries.len()).rev() {
+            let right = usize::from(f.entries[i].right);
+            if right == 0 {
+                continue;
+            }
+            let (node, below) = f.boxes[i * stride..].split_at_mut(stride);
+            let (lo, hi) = node.split_at_mut(dims);
+            let (left_box, rest) = below.split_at(stride);
+            lo.copy_from_slice(&left_box[..dims]);
+            hi.copy_from_slice(&left_box[dims..]);
+            let right_box = &rest[(right - 2) * stride..][..stride];
+            union_box(lo, hi, &right_box[..dims], &right_box[dims..]);
+        }
+        f.ranges = f
+            .boxes
+            .chunks_exact(stride)
+            .map(|b| range_f32(&b[..dims], &b[dims..]))
+            .collect();
+        f
+    }
+
+    /// Adds each point's score in this tree, times the tree's normaliser, to its entry of
+    /// `acc` (`points` row-major, `dims` values each, one row per entry of `acc`), as the live
+    /// tree's walk would.
+    pub(crate) fn add_scores(&self, points: &[f32], dims: usize, acc: &mut [f64]) {
+        if self.entries.is_empty() {
+            // an empty tree scores 0 (as the live walk does)
+            acc.iter_mut().for_each(|a| *a += 0.0 * self.norm);
+            return;
+        }
+        by_dimension!(dims, self.add_scores_n(points, dims, acc))
+    }
+
+    /// [`add_scores`](Self::add_scores) for dimension `D` (0: any).
+    #[inline(always)]
+    fn add_scores_n<const D: usize>(&self, points: &[f32], dims: usize, acc: &mut [f64]) {
+        for (group, acc) in points.chunks(LANES * dims).zip(acc.chunks_mut(LANES)) {
+            let leaf = if acc.len() == LANES {
+                self.descend(group, dims, LANES)
+            } else {
+                self.descend(group, dims, acc.len())
+            };
+            for (k, (q, a)) in group.chunks_exact(dims).zip(acc.iter_mut()).enumerate() {
+                *a += self.walk_up::<D>(q, leaf[k]) * self.norm;
+            }
+        }
+    }
+
+    /// Descends `lanes` queries (`points` row-major) in lockstep, one level of each per
+    /// round, so that their dependent load chains overlap; returns each lane's leaf entry.
+    #[inline(always)]
+    fn descend(&self, points: &[f32], dims: usize, lanes: usize) -> [usize; LANES] {
+        let entries = &self.entries[..];
+        let mut cur = [0usize; LANES];
+        loop {
+            let mut internal_any = false;
+            for (k, cur) in cur.iter_mut().enumerate().take(lanes) {
+                let e = entries[*cur];
+                let x = points[k * dims + usize::from(e.dim)];
+                // a leaf stays where it is: its cut is −∞ and its offset 0
+                internal_any |= e.right != 0;
+                // which child is data, not pattern: a branch here mispredicts half the time
+                *cur += std::hint::select_unpredictable(x <= e.cut, 1, usize::from(e.right));
+            }
+            if !internal_any {
+                return cur;
+            }
+        }
+    }
+
+    /// The score of `q`, before the normaliser, given the `leaf` entry it reached: the live
+    /// walk up (`Tree::walk_up`) with every box in place.
+    #[inline(always)]
+    fn walk_up<const D: usize>(&self, q: &[f32], leaf: usize) -> f64 {
+        let q = fixed_len::<D>(q);
+        let dims = q.len();
+        let stride = 2 * dims;
+        let Up { parent, depth } = self.up[leaf];
+        let depth = usize::from(depth);
+        if &self.boxes[leaf * stride..][..dims] == q {
+            return seen_score(u32::from(self.masses[leaf]), self.mass, depth);
+        }
+        let mut s = Fraction::at_leaf(depth);
+        let mut node = usize::from(parent);
+        for j in (0..depth).rev() {
+            let b = &self.boxes[node * stride..][..stride];
+            let (lo, hi) = b.split_at(dims);
+            let (gap, range) = gap_with_range::<D>(q, lo, hi, self.ranges[node]);
+            if gap <= 0.0 {
+                break;
+            }
+            s.level(j, gap, range);
+            node = usize::from(self.up[node].parent);
+        }
+        s.value()
+    }
+}
+
+/// Queries descended together by [`FrozenTree::descend`].
+const LANES: usize = 8;
