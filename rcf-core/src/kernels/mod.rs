@@ -343,4 +343,50 @@ mod tests {
         assert!(!strictly_inside(&[0.0], &[0.0], &[1.0]));
         assert!(!strictly_inside(&[1.0], &[0.0], &[1.0]));
     }
+
+    /// `gap_with_range` with the box's `range_f32` must be `gap_and_range` bit for bit, for
+    /// any finite values of any magnitude (overflowing lanes and the wide fallback included),
+    /// at every length and through each fixed-length body the frozen trees use.
+    #[test]
+    fn gap_with_range_is_gap_and_range_bit_for_bit() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let scales = [1.0f32, 1e3, 1e30, 1e38, f32::MAX];
+        for case in 0..4_000 {
+            let n = case % 41;
+            let scale = scales[(case / 41) % scales.len()];
+            let mut value = || {
+                let u = (next() >> 40) as f32 / (1u64 << 24) as f32;
+                ((2.0 * u - 1.0) * scale).clamp(-f32::MAX, f32::MAX)
+            };
+            let x: Vec<f32> = (0..n).map(|_| value()).collect();
+            let (min, max): (Vec<f32>, Vec<f32>) = (0..n)
+                .map(|_| {
+                    let (a, b) = (value(), value());
+                    (a.min(b), a.max(b))
+                })
+                .unzip();
+            let expect = gap_and_range(&x, &min, &max);
+            let range = range_f32(&min, &max);
+            let got = match n {
+                1 => gap_with_range::<1>(&x, &min, &max, range),
+                3 => gap_with_range::<3>(&x, &min, &max, range),
+                8 => gap_with_range::<8>(&x, &min, &max, range),
+                12 => gap_with_range::<12>(&x, &min, &max, range),
+                24 => gap_with_range::<24>(&x, &min, &max, range),
+                _ => gap_with_range::<0>(&x, &min, &max, range),
+            };
+            assert_eq!(
+                (got.0.to_bits(), got.1.to_bits()),
+                (expect.0.to_bits(), expect.1.to_bits()),
+                "n={n}, scale={scale}"
+            );
+            assert!(got.0.is_finite() && got.1.is_finite());
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! rcf-core integration tests: one binary, one module per concern.
 
+mod batch;
 mod common;
 mod detection;
 mod determinism;
