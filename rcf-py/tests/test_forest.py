@@ -55,9 +55,12 @@ def test_score_many_uses_full_points_and_agrees_with_score(rng):
     f = rcf.RandomCutForest(4, seed=4)
     data = rng.normal(size=(3000, 4))
     f.update_many(data)
-    queries = rng.normal(size=(100, 4))
-    many = f.score_many(queries)
-    np.testing.assert_array_equal(many, [f.score(q) for q in queries])
+    # 100 rows: the live trees; 600 rows (256 or more): read-only copies of the trees
+    for rows in (100, 600):
+        queries = rng.normal(size=(rows, 4))
+        queries[::7] = data[-rows // 7 - 1:][: len(queries[::7])]  # points in the sample too
+        many = f.score_many(queries)
+        np.testing.assert_array_equal(many, [f.score(q) for q in queries])
 
 
 def test_inputs_accept_lists_float64_and_fortran_order(rng):

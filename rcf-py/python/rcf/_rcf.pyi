@@ -59,7 +59,10 @@ class RandomCutForest:
     def update_many(self, x: npt.ArrayLike) -> None:
         """Learns every row (n x input_dims) in order; all or nothing."""
     def score_many(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """Scores rows of full forest points (n x dimensions) on all cores, learning nothing."""
+        """Scores rows of full forest points (n x dimensions) on all cores, learning nothing.
+
+        From 256 rows on, through read-only copies of the trees laid out for scoring: the
+        same scores, bit for bit, about twice as fast."""
     def process_many(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Scores then learns every row in order; all or nothing."""
     @property
