@@ -3,7 +3,9 @@
 //! `portable` code is written over fixed-width lanes so that LLVM can vectorise it for the
 //! baseline target without `unsafe` or `-C target-cpu`. On x86-64 the separation kernel, which
 //! every level of every walk calls, has an SSE2 twin in [`x86_64`] (SSE2 is part of the x86-64
-//! baseline, so no run-time detection is needed), used from 4 dimensions up. `benches/kernels.rs`
+//! baseline, so no run-time detection is needed), used from 4 dimensions up, and so has its
+//! gap half alone (`gap_with_range`, the frozen trees' kernel: LLVM had vectorised the portable
+//! body two floats at a time; the twin took W4 from 3.3 to 3.1 µs per point). `benches/kernels.rs`
 //! measured it 2.4× faster than the portable body at 8 dimensions, 4.1× at 12 and 4.3× at 40,
 //! and slower below one register's width. The twin keeps the portable lane order, so the two
 //! agree bit for bit (checked by a differential test), and results do not depend on which one
@@ -112,15 +114,41 @@ pub(crate) fn gap_with_range<const D: usize>(
         x.len() == n && min.len() == n && max.len() == n,
         "kernel slices must have equal length"
     );
-    let mut lanes = [0.0f32; LANES];
-    for i in 0..n {
-        lanes[i % LANES] += pos(min[i] - x[i]) + pos(x[i] - max[i]);
-    }
-    let gap = reduce(&lanes);
+    #[cfg(target_arch = "x86_64")]
+    let gap = if n < LANES {
+        gap_lanes_portable::<D>(x, min, max)
+    } else {
+        x86_64::gap_lanes(fixed_len::<D>(x), fixed_len::<D>(min), fixed_len::<D>(max))
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let gap = gap_lanes_portable::<D>(x, min, max);
     if (gap + range_fast).is_finite() {
         (gap, range_fast)
     } else {
         gap_and_range_wide(x, min, max)
+    }
+}
+
+/// The portable gap lanes of [`gap_with_range`] (the reference its SSE2 twin is tested
+/// against, and the kernel below 4 dimensions and on other architectures).
+#[inline(always)]
+pub(crate) fn gap_lanes_portable<const D: usize>(x: &[f32], min: &[f32], max: &[f32]) -> f64 {
+    let n = if D > 0 { D } else { x.len() };
+    let mut lanes = [0.0f32; LANES];
+    for i in 0..n {
+        lanes[i % LANES] += pos(min[i] - x[i]) + pos(x[i] - max[i]);
+    }
+    reduce(&lanes)
+}
+
+/// `s` as a fixed-length array's slice when `D > 0`, so that loops over it unroll.
+#[inline(always)]
+fn fixed_len<const D: usize>(s: &[f32]) -> &[f32] {
+    if D > 0 {
+        let a: &[f32; D] = s.try_into().expect("slice of the kernel's length");
+        a
+    } else {
+        s
     }
 }
 
