@@ -81,9 +81,10 @@ pub(crate) fn gap_lanes(x: &[f32], min: &[f32], max: &[f32]) -> f64 {
         }
         _mm_storeu_ps(gap_lanes.as_mut_ptr(), gap);
     }
-    for k in 0..n - chunks * LANES {
-        let i = chunks * LANES + k;
-        gap_lanes[k] += pos(min[i] - x[i]) + pos(x[i] - max[i]);
+    let tail = chunks * LANES;
+    for (k, lane) in gap_lanes.iter_mut().enumerate().take(n - tail) {
+        let i = tail + k;
+        *lane += pos(min[i] - x[i]) + pos(x[i] - max[i]);
     }
     reduce(&gap_lanes)
 }
