@@ -719,8 +719,8 @@ impl RandomCutForest {
     /// each tree laid out for scoring (every bounding box in place, whatever the box cache
     /// keeps; compact preorder nodes descended eight points at a time), about as costly as
     /// scoring a few dozen points and freed when the call returns; the scores are the same
-    /// bit for bit either way (W4 in BENCHMARKS.md: 3.3 µs per point on one thread, down from
-    /// 6.2 at the default box cache).
+    /// bit for bit either way (W4 in BENCHMARKS.md: about 3.1 µs per point on one thread,
+    /// against 5.5 – 6.2 through the live trees at the default box cache).
     ///
     /// # Errors
     ///
@@ -1017,6 +1017,11 @@ mod tests {
                         (fast - naive).abs() <= 1e-5 * naive.max(1.0),
                         "min_mass {min_mass}: fast {fast} vs naive {naive}"
                     );
+                    // the batch path's frozen copy scores as the live walk, bit for bit
+                    let frozen = FrozenTree::new(tree, &f.store, f.dimensions());
+                    let mut acc = [0.0];
+                    frozen.add_scores(q, f.dimensions(), &mut acc);
+                    assert_eq!(acc[0].to_bits(), fast.to_bits(), "min_mass {min_mass}");
                     total_fast += fast;
                     total_naive += naive;
                 }

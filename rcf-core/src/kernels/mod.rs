@@ -101,7 +101,8 @@ fn finite_or_wide(fast: (f64, f64), x: &[f32], min: &[f32], max: &[f32]) -> (f64
 /// the length when known at compile time (0: any).
 ///
 /// Used by the frozen trees of batch scoring, whose boxes never change: half the kernel's
-/// work. Portable code: with the length fixed LLVM vectorises the one sum on its own.
+/// work. On x86-64 from 4 dimensions up the lanes are summed by an SSE2 twin
+/// ([`x86_64::gap_lanes`]), below and elsewhere by [`gap_lanes_portable`].
 #[inline(always)]
 pub(crate) fn gap_with_range<const D: usize>(
     x: &[f32],

@@ -17,12 +17,18 @@
 //! * **Every entry's box**, `[min_0..min_d, max_0..max_d]` at `entry · 2d`: an internal
 //!   node's is its subtree's bounding box, a leaf's is its point twice. A walk up reads the
 //!   box of each ancestor in place, whatever the live tree caches, with no slot lookup, no
-//!   rebuilding from leaves and no trip to the point store.
+//!   rebuilding from leaves and no trip to the point store. Each box's `range` half of the
+//!   separation kernel does not depend on the query and is computed once
+//!   ([`gap_with_range`]).
+//! * **Each entry's parent and depth**, so a lane's only state in the descent is its entry
+//!   (no path recorded) and the walk up climbs from the leaf by parent links.
 //!
 //! The boxes are the exact bounding boxes the live walk uses or rebuilds (a min or max of
-//! `f32`s is exact), the walk folds its levels through the same [`Fraction`], and a query
-//! equal to its leaf's point takes the same "seen" score, so a frozen tree scores every
-//! query exactly as the live one does (tested against it and against the naive scorer).
+//! `f32`s is exact), the kernel's gap half is the full kernel's bit for bit, the walk folds its
+//! levels through the same [`Fraction`], and a query equal to its leaf's point takes the same
+//! "seen" score, so a frozen tree scores every query exactly as the live one does (tested
+//! against the live walk, which is tested against the naive scorer, and through
+//! `score_many` against point calls).
 
 use super::visit::{Fraction, seen_score};
 use super::{NONE, Tree, by_dimension, fixed_len, is_leaf};
