@@ -2,6 +2,8 @@
 
 use crate::error::{Result, check_finite, check_len};
 use crate::forest::RandomCutForest;
+use crate::tree::NONE;
+use crate::tree::visit::{LOCKSTEP, descend_lockstep};
 
 /// Per-dimension contributions to a score (rcf-reference §6): `high[i]` is the part due to the
 /// point lying above what the forest has seen in dimension `i`, `low[i]` below. The entries sum
@@ -180,15 +182,23 @@ impl RandomCutForest {
         crate::scratch::with_local(dims, self.config.sample_size, |sc| {
             if self.is_ready() && self.build_query(x, &mut sc.query) {
                 let weight = 1.0 / self.config.num_trees as f64;
-                for tree in &self.trees {
-                    tree.attribution_walk(
-                        &sc.query,
-                        &self.store,
-                        &mut sc.tree,
-                        weight,
-                        &mut high,
-                        &mut low,
-                    );
+                let active = [true; LOCKSTEP];
+                let mut leaves = [NONE; LOCKSTEP];
+                // trees descend eight at a time, as for a score, so their misses overlap
+                for group in self.trees.chunks(LOCKSTEP) {
+                    descend_lockstep(group, &active, &sc.query, &mut sc.paths, &mut leaves);
+                    for (k, tree) in group.iter().enumerate() {
+                        tree.attribution_walk(
+                            &sc.query,
+                            leaves[k],
+                            sc.paths.path(k),
+                            &self.store,
+                            &mut sc.tree,
+                            weight,
+                            &mut high,
+                            &mut low,
+                        );
+                    }
                 }
             }
         });

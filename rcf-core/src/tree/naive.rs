@@ -1,4 +1,5 @@
-//! A deliberately naive reference implementation of the score (rcf-reference §5), for tests:
+//! A deliberately naive reference implementation of the score (rcf-reference §5) and the
+//! attribution (§6), for tests:
 //! every box is recomputed from the subtree's leaf points, every level is evaluated (no early
 //! stop), all arithmetic is in f64, and nothing is cached or reused.
 
@@ -70,4 +71,68 @@ pub(crate) fn naive_score(tree: &Tree, store: &PointStore, q: &[f32]) -> f64 {
         s = (1.0 - p) * s + p / (j as f64 + 1.0);
     }
     s * (1.0 + total).log2()
+}
+
+/// The normalised attribution of `q` in `tree` (`(high, low)`), straight from rcf-reference §6:
+/// the score's recursion on a pair of vectors, every box recomputed from its points, every
+/// level evaluated, f64 throughout, renormalised to the tree's score.
+pub(crate) fn naive_attribution(
+    tree: &Tree,
+    store: &PointStore,
+    q: &[f32],
+) -> (Vec<f64>, Vec<f64>) {
+    let d = q.len();
+    if tree.root() == NONE {
+        return (vec![0.0; d], vec![0.0; d]);
+    }
+    let qd: Vec<f64> = q.iter().map(|&v| f64::from(v)).collect();
+    let mut path = Vec::new();
+    let leaf = tree.descend(q, &mut path);
+    let depth = path.len() as f64;
+    let leaf_pt: Vec<f64> = store
+        .point(tree.leaf_point(leaf))
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    let (mut high, mut low) = (vec![0.0; d], vec![0.0; d]);
+    if leaf_pt != qd {
+        // the leaf term split by each dimension's share of the separation from the leaf point
+        let gap: f64 = (0..d).map(|i| (qd[i] - leaf_pt[i]).abs()).sum();
+        for i in 0..d {
+            high[i] = (qd[i] - leaf_pt[i]).max(0.0) / gap / (depth + 1.0);
+            low[i] = (leaf_pt[i] - qd[i]).max(0.0) / gap / (depth + 1.0);
+        }
+    }
+    for (j, &node) in path.iter().enumerate().rev() {
+        let mut pts = Vec::new();
+        leaf_points(tree, node, store, &mut pts);
+        let lo: Vec<f64> = (0..d)
+            .map(|i| pts.iter().map(|p| p[i]).fold(f64::INFINITY, f64::min))
+            .collect();
+        let hi: Vec<f64> = (0..d)
+            .map(|i| pts.iter().map(|p| p[i]).fold(f64::NEG_INFINITY, f64::max))
+            .collect();
+        let range: f64 = (0..d).map(|i| hi[i] - lo[i]).sum();
+        let gap: f64 = (0..d)
+            .map(|i| (qd[i] - hi[i]).max(0.0) + (lo[i] - qd[i]).max(0.0))
+            .sum();
+        let den = range + gap;
+        let p = gap / den;
+        for i in 0..d {
+            high[i] = (1.0 - p) * high[i] + (qd[i] - hi[i]).max(0.0) / den / (j as f64 + 1.0);
+            low[i] = (1.0 - p) * low[i] + (lo[i] - qd[i]).max(0.0) / den / (j as f64 + 1.0);
+        }
+    }
+    let score = naive_score(tree, store, q);
+    let total: f64 = high.iter().sum::<f64>() + low.iter().sum::<f64>();
+    if total > 0.0 {
+        for v in high.iter_mut().chain(low.iter_mut()) {
+            *v *= score / total;
+        }
+    } else {
+        let share = score / (2 * d) as f64;
+        high.fill(share);
+        low.fill(share);
+    }
+    (high, low)
 }

@@ -90,6 +90,24 @@ fn inverse_depth(j: usize) -> f64 {
     }
 }
 
+/// `max(v, 0)` for a difference of finite values (never NaN): one `maxpd` lane, where the
+/// NaN-aware `f64::max` costs a compare and a blend more.
+#[inline(always)]
+fn pos64(v: f64) -> f64 {
+    if v > 0.0 { v } else { 0.0 }
+}
+
+/// `s` with its length known to the compiler to be `D` when `D > 0` (checked once here).
+#[inline(always)]
+fn fixed_len_f64<const D: usize>(s: &mut [f64]) -> &mut [f64] {
+    if D > 0 {
+        let a: &mut [f64; D] = s.try_into().expect("slice of the forest's dimension");
+        a
+    } else {
+        s
+    }
+}
+
 /// Sets `[min, max]` to the single point `p`.
 #[inline]
 fn set_to_point(min: &mut [f32], max: &mut [f32], p: &[f32]) {
@@ -385,113 +403,143 @@ impl Tree {
         }
     }
 
-    /// Sets the running box to the box of `path[j]`, given that it held the box of the child
-    /// on the path, `child` (used by the attribution walk, which needs the box itself).
-    #[inline]
-    fn grow_to_parent(
-        &self,
-        j: usize,
-        child: NodeRef,
-        store: &PointStore,
-        sc: &mut TreeScratch,
-    ) -> NodeRef {
-        let node = sc.path[j];
-        let dims = sc.min.len();
-        if let Some((lo, hi)) = self.cached_box(node, dims) {
-            sc.min.copy_from_slice(lo);
-            sc.max.copy_from_slice(hi);
-        } else {
-            let n = self.node(node);
-            let sibling = if n.left == child { n.right } else { n.left };
-            let TreeScratch {
-                min, max, stack, ..
-            } = sc;
-            self.union_subtree_box(sibling, store, min, max, stack);
-        }
-        node
-    }
-
-    /// Attribution of `q` (rcf-reference §6), before the normaliser: adds this tree's
-    /// `high`/`low` vectors, scaled by `weight`, into `high_out`/`low_out`, and returns the
-    /// (unnormalised) score. The tree's vectors sum to its score: if the walk converged at a
-    /// duplicate (no separation anywhere), the score is spread evenly over all 2d entries.
+    /// Attribution of `q` (rcf-reference §6), before the normaliser, given the `leaf` it
+    /// descends to and the `path` there (root first, e.g. from [`descend_lockstep`]): adds
+    /// this tree's `high`/`low` vectors, scaled by `weight`, into `high_out`/`low_out`, and
+    /// returns the (unnormalised) score. The tree's vectors sum to its score: if the walk
+    /// converged at a duplicate (no separation anywhere), the score is spread evenly over all
+    /// 2d entries.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn attribution_walk(
         &self,
         q: &[f32],
+        leaf: NodeRef,
+        path: &[NodeRef],
         store: &PointStore,
         sc: &mut TreeScratch,
         weight: f64,
         high_out: &mut [f64],
         low_out: &mut [f64],
     ) -> f64 {
-        let leaf = self.descend(q, &mut sc.path);
+        by_dimension!(
+            q.len(),
+            self.attribution_walk_n(q, leaf, path, store, sc, weight, high_out, low_out)
+        )
+    }
+
+    /// [`attribution_walk`](Self::attribution_walk) for dimension `D` (0: any).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn attribution_walk_n<const D: usize>(
+        &self,
+        q: &[f32],
+        leaf: NodeRef,
+        path: &[NodeRef],
+        store: &PointStore,
+        sc: &mut TreeScratch,
+        weight: f64,
+        high_out: &mut [f64],
+        low_out: &mut [f64],
+    ) -> f64 {
         if leaf == NONE {
             return 0.0;
         }
+        let q = fixed_len::<D>(q);
         let dims = q.len();
-        let depth = sc.path.len();
+        let depth = path.len();
         let leaf_pt = store.point(self.leaf_point(leaf));
+        let TreeScratch {
+            min,
+            max,
+            stack,
+            high,
+            low,
+            ..
+        } = sc;
+        let (high, low) = (&mut high[..dims], &mut low[..dims]);
         let s = if leaf_pt == q {
-            sc.high.fill(0.0);
-            sc.low.fill(0.0);
+            high.fill(0.0);
+            low.fill(0.0);
             seen_score(self.leaf_mass(leaf), self.mass(), depth)
         } else {
             // the leaf's share, split by each dimension's part of the separation
             let base = 1.0 / (depth as f64 + 1.0);
             let (gap, _) = gap_and_range(q, leaf_pt, leaf_pt);
-            for i in 0..dims {
-                let (x, y) = (f64::from(q[i]), f64::from(leaf_pt[i]));
-                sc.high[i] = (x - y).max(0.0) / gap * base;
-                sc.low[i] = (y - x).max(0.0) / gap * base;
+            let share = base / gap;
+            for (((h, l), &x), &y) in high.iter_mut().zip(low.iter_mut()).zip(q).zip(leaf_pt) {
+                let (x, y) = (f64::from(x), f64::from(y));
+                *h = (x - y).max(0.0) * share;
+                *l = (y - x).max(0.0) * share;
             }
             let mut s = base;
-            set_to_point(&mut sc.min, &mut sc.max, leaf_pt);
+            // whether min/max hold the box of `child` (below the first cached box the walk
+            // grows a running box by each sibling subtree; cached boxes are read in place)
+            let mut running = false;
             let mut child = leaf;
             for j in (0..depth).rev() {
-                child = self.grow_to_parent(j, child, store, sc);
-                let (gap, range) = gap_and_range(q, &sc.min, &sc.max);
+                let node = path[j];
+                let (lo, hi): (&[f32], &[f32]) = match self.cached_box(node, dims) {
+                    Some(b) => {
+                        running = false;
+                        b
+                    }
+                    None => {
+                        if !running {
+                            if child == leaf {
+                                set_to_point(min, max, leaf_pt);
+                            } else {
+                                self.subtree_box(child, store, min, max, stack);
+                            }
+                            running = true;
+                        }
+                        let n = self.node(node);
+                        let sibling = if n.left == child { n.right } else { n.left };
+                        self.union_subtree_box(sibling, store, min, max, stack);
+                        (min, max)
+                    }
+                };
+                let (lo, hi) = (fixed_len::<D>(lo), fixed_len::<D>(hi));
+                let (gap, range) = gap_and_range(q, lo, hi);
                 if gap <= 0.0 {
                     break;
                 }
-                let den = range + gap;
-                let p = gap / den;
-                let level = 1.0 / (j as f64 + 1.0);
-                let TreeScratch {
-                    min,
-                    max,
-                    high,
-                    low,
-                    ..
-                } = &mut *sc;
-                for ((((&x, &lo), &hi), h), l) in q
-                    .iter()
-                    .zip(min.iter())
-                    .zip(max.iter())
-                    .zip(high.iter_mut())
-                    .zip(low.iter_mut())
-                {
-                    let (x, lo, hi) = (f64::from(x), f64::from(lo), f64::from(hi));
-                    *h = (1.0 - p) * *h + (x - hi).max(0.0) / den * level;
-                    *l = (1.0 - p) * *l + (lo - x).max(0.0) / den * level;
+                let grown = range + gap;
+                let p = gap / grown;
+                let keep = 1.0 - p;
+                let level = inverse_depth(j);
+                // each dimension's part of this level's separation, weighted by its depth
+                // (indexed over fixed lengths, so that it runs two dimensions per instruction)
+                let part = level / grown;
+                let (h, l) = (fixed_len_f64::<D>(high), fixed_len_f64::<D>(low));
+                for i in 0..dims {
+                    let (x, lo, hi) = (f64::from(q[i]), f64::from(lo[i]), f64::from(hi[i]));
+                    h[i] = keep * h[i] + pos64(x - hi) * part;
+                    l[i] = keep * l[i] + pos64(lo - x) * part;
                 }
-                s = (1.0 - p) * s + p * level;
+                s = keep * s + p * level;
+                child = node;
             }
             s
         };
         // renormalise so this tree's entries sum to its score exactly (as the reference does)
-        let total: f64 = sc.high.iter().sum::<f64>() + sc.low.iter().sum::<f64>();
+        let total: f64 = high.iter().sum::<f64>() + low.iter().sum::<f64>();
         let norm = self.normaliser() * weight;
         if total > 0.0 {
             let k = s / total * norm;
-            for i in 0..dims {
-                high_out[i] += sc.high[i] * k;
-                low_out[i] += sc.low[i] * k;
+            for (((o, &h), p), &l) in high_out
+                .iter_mut()
+                .zip(&*high)
+                .zip(low_out.iter_mut())
+                .zip(&*low)
+            {
+                *o += h * k;
+                *p += l * k;
             }
         } else {
             let share = s * norm / (2 * dims) as f64;
-            for i in 0..dims {
-                high_out[i] += share;
-                low_out[i] += share;
+            for (h, l) in high_out.iter_mut().zip(low_out.iter_mut()) {
+                *h += share;
+                *l += share;
             }
         }
         s
