@@ -123,3 +123,39 @@ fn frozen_batches_are_the_same_on_any_thread_count() {
     assert_eq!(bits(&one), bits(&two));
     assert_eq!(bits(&one), bits(&three));
 }
+
+proptest::proptest! {
+    #![proptest_config(crate::common::fixed_cases(16))]
+
+    /// Any forest shape and any finite values: a batch of 256 points or more (the frozen
+    /// trees) scores every point exactly as a point call does.
+    #[test]
+    fn any_forest_scores_frozen_batches_exactly(
+        dims in 1usize..6,
+        shingle in 1usize..4,
+        sample in 2usize..80,
+        trees in 1usize..5,
+        min_mass in 2usize..40,
+        scale_exp in -30i32..38,
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let mut forest = RandomCutForest::builder(dims)
+            .shingle_size(shingle)
+            .num_trees(trees)
+            .sample_size(sample)
+            .box_cache_min_mass(min_mass)
+            .seed(seed)
+            .build()
+            .unwrap();
+        let scale = 10f32.powi(scale_exp);
+        let mut rng = Rng::new(seed);
+        let mut value = move || (rng.normal() as f32 * scale).clamp(-f32::MAX, f32::MAX);
+        for _ in 0..3 * sample + 10 {
+            let x: Vec<f32> = (0..dims).map(|_| value()).collect();
+            forest.update(&x).unwrap();
+        }
+        let width = forest.dimensions();
+        let batch: Vec<f32> = (0..260 * width).map(|_| value()).collect();
+        assert_batch_matches_points(&forest, &batch, "random forest");
+    }
+}
