@@ -96,7 +96,7 @@ fn finite_or_wide(fast: (f64, f64), x: &[f32], min: &[f32], max: &[f32]) -> (f64
 
 /// The `gap` half of [`gap_and_range`], for a box whose `range` half (`range_fast`, the
 /// [`range_f32`] of the box) was computed once: the same lanes in the same order, so
-/// `(gap_with_range(x, min, max, range_f32(min, max)), range_f32(min, max))` equals
+/// `gap_with_range(x, min, max, range_f32(min, max))` equals
 /// `gap_and_range(x, min, max)` bit for bit, the overflow fallback included (tested). `D` is
 /// the length when known at compile time (0: any).
 ///
@@ -154,11 +154,13 @@ fn fixed_len<const D: usize>(s: &[f32]) -> &[f32] {
 }
 
 /// The `range` half of the `f32`-lane kernel before its overflow check (see
-/// [`gap_with_range`]).
-pub(crate) fn range_f32(min: &[f32], max: &[f32]) -> f64 {
+/// [`gap_with_range`]); `D` as there.
+#[inline(always)]
+pub(crate) fn range_f32<const D: usize>(min: &[f32], max: &[f32]) -> f64 {
+    let (min, max) = (fixed_len::<D>(min), fixed_len::<D>(max));
     let mut lanes = [0.0f32; LANES];
-    for (i, (&lo, &hi)) in min.iter().zip(max).enumerate() {
-        lanes[i % LANES] += hi - lo;
+    for i in 0..min.len().min(max.len()) {
+        lanes[i % LANES] += max[i] - min[i];
     }
     reduce(&lanes)
 }
@@ -401,7 +403,7 @@ mod tests {
                 })
                 .unzip();
             let expect = gap_and_range(&x, &min, &max);
-            let range = range_f32(&min, &max);
+            let range = range_f32::<0>(&min, &max);
             let got = match n {
                 1 => gap_with_range::<1>(&x, &min, &max, range),
                 3 => gap_with_range::<3>(&x, &min, &max, range),

@@ -31,8 +31,8 @@
 //! `score_many` against point calls).
 
 use super::visit::{Fraction, seen_score};
-use super::{NONE, Tree, by_dimension, fixed_len, is_leaf};
-use crate::kernels::{gap_with_range, range_f32, union_box};
+use super::{NONE, Tree, by_dimension, fixed_len, fixed_len_mut, is_leaf};
+use crate::kernels::{gap_with_range, range_f32};
 use crate::point_store::PointStore;
 
 /// One preorder entry: the cut of an internal node, or a leaf (`cut` −∞, `right` 0).
@@ -78,6 +78,25 @@ impl FrozenTree {
 
     /// Lays out `tree`, whose leaves' points are in `store` (`dims` values each).
     pub(crate) fn new(tree: &Tree, store: &PointStore, dims: usize) -> Self {
+        // one body per common dimension (the dimensions of `by_dimension!`): the copies,
+        // unions and sizes of every box are most of the work, and with a length known at
+        // compile time they are a few vector moves instead of calls to memmove
+        match dims {
+            1 => Self::new_n::<1>(tree, store, dims),
+            2 => Self::new_n::<2>(tree, store, dims),
+            3 => Self::new_n::<3>(tree, store, dims),
+            4 => Self::new_n::<4>(tree, store, dims),
+            8 => Self::new_n::<8>(tree, store, dims),
+            12 => Self::new_n::<12>(tree, store, dims),
+            16 => Self::new_n::<16>(tree, store, dims),
+            24 => Self::new_n::<24>(tree, store, dims),
+            _ => Self::new_n::<0>(tree, store, dims),
+        }
+    }
+
+    /// [`new`](Self::new) for dimension `D` (0: any).
+    #[inline(always)]
+    fn new_n<const D: usize>(tree: &Tree, store: &PointStore, dims: usize) -> Self {
         let mut f = Self {
             entries: Vec::new(),
             boxes: Vec::new(),
@@ -110,7 +129,7 @@ impl FrozenTree {
                 depth,
             });
             if is_leaf(r) {
-                let p = store.point(tree.leaf_point(r));
+                let p = fixed_len::<D>(store.point(tree.leaf_point(r)));
                 f.entries.push(Entry {
                     cut: f32::NEG_INFINITY,
                     dim: 0,
@@ -141,16 +160,27 @@ impl FrozenTree {
             }
             let (node, below) = f.boxes[i * stride..].split_at_mut(stride);
             let (lo, hi) = node.split_at_mut(dims);
+            let (lo, hi) = (fixed_len_mut::<D>(lo), fixed_len_mut::<D>(hi));
             let (left_box, rest) = below.split_at(stride);
-            lo.copy_from_slice(&left_box[..dims]);
-            hi.copy_from_slice(&left_box[dims..]);
             let right_box = &rest[(right - 2) * stride..][..stride];
-            union_box(lo, hi, &right_box[..dims], &right_box[dims..]);
+            let (a_lo, a_hi) = (
+                fixed_len::<D>(&left_box[..dims]),
+                fixed_len::<D>(&left_box[dims..]),
+            );
+            let (b_lo, b_hi) = (
+                fixed_len::<D>(&right_box[..dims]),
+                fixed_len::<D>(&right_box[dims..]),
+            );
+            for k in 0..lo.len() {
+                // a min and a max of f32s: exact, the box the live tree keeps or rebuilds
+                lo[k] = if b_lo[k] < a_lo[k] { b_lo[k] } else { a_lo[k] };
+                hi[k] = if b_hi[k] > a_hi[k] { b_hi[k] } else { a_hi[k] };
+            }
         }
         f.ranges = f
             .boxes
             .chunks_exact(stride)
-            .map(|b| range_f32(&b[..dims], &b[dims..]))
+            .map(|b| range_f32::<D>(&b[..dims], &b[dims..]))
             .collect();
         f
     }
