@@ -981,6 +981,20 @@ mod tests {
 
     /// Scores of every tree, by the fast walk and by the naive definition, must agree to f32
     /// precision (the fast kernel sums f32 terms; the naive one works in f64 throughout).
+    /// Queries for the comparisons with the naive reference: a point like the stream, one far
+    /// out in the first dimension, one off in every dimension, and an exact sample point (the
+    /// "seen" rule, and the attribution's even spread).
+    fn probes(f: &RandomCutForest) -> Vec<Vec<f32>> {
+        let d = f.dimensions();
+        let sampled = f.trees[0].leaf_point(f.trees[0].descend(&vec![0.0; d], &mut Vec::new()));
+        vec![
+            (0..d).map(|i| wave(1_500 + i, 0.05)).collect(),
+            (0..d).map(|i| if i == 0 { 6.0 } else { 0.1 }).collect(),
+            (0..d).map(|i| -3.0 + i as f32).collect(),
+            f.store.point(sampled).to_vec(),
+        ]
+    }
+
     #[test]
     fn fast_scorer_matches_naive_reference_on_the_same_trees() {
         for (min_mass, dims, shingle) in [
@@ -993,20 +1007,7 @@ mod tests {
         ] {
             let f = trained(min_mass, dims, shingle, 5);
             let mut sc = f.scratch();
-            let queries: Vec<Vec<f32>> = vec![
-                (0..f.dimensions()).map(|i| wave(1_500 + i, 0.05)).collect(),
-                (0..f.dimensions())
-                    .map(|i| if i == 0 { 6.0 } else { 0.1 })
-                    .collect(),
-                (0..f.dimensions()).map(|i| -3.0 + i as f32).collect(),
-                // an exact sample point: exercises the "seen" branch
-                f.store
-                    .point(f.trees[0].leaf_point(
-                        f.trees[0].descend(&vec![0.0; f.dimensions()], &mut Vec::new()),
-                    ))
-                    .to_vec(),
-            ];
-            for q in &queries {
+            for q in &probes(&f) {
                 let mut total_fast = 0.0;
                 let mut total_naive = 0.0;
                 for tree in &f.trees {
@@ -1046,18 +1047,7 @@ mod tests {
         ] {
             let f = trained(min_mass, dims, shingle, 6);
             let d = f.dimensions();
-            let queries: Vec<Vec<f32>> = vec![
-                (0..d).map(|i| wave(1_500 + i, 0.05)).collect(),
-                (0..d).map(|i| if i == 0 { 6.0 } else { 0.1 }).collect(),
-                (0..d).map(|i| -3.0 + i as f32).collect(),
-                // an exact sample point: the "seen" rule and the even spread
-                f.store
-                    .point(
-                        f.trees[0].leaf_point(f.trees[0].descend(&vec![0.0; d], &mut Vec::new())),
-                    )
-                    .to_vec(),
-            ];
-            for q in &queries {
+            for q in &probes(&f) {
                 let (mut high, mut low) = (vec![0.0; d], vec![0.0; d]);
                 let mut sc = f.scratch();
                 let mut path = Vec::new();

@@ -14,6 +14,21 @@ use super::{LANES, pos, reduce};
 /// the same overflow fallback to both.
 #[inline(always)]
 pub(crate) fn gap_and_range(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
+    let (gap, range) = lanes::<true>(x, min, max);
+    (reduce(&gap), reduce(&range))
+}
+
+/// SSE2 twin of the portable gap lanes of `super::gap_with_range` (the `gap` half of
+/// [`gap_and_range`] alone): the same lanes in the same order, so bit-identical (tested).
+#[inline(always)]
+pub(crate) fn gap_lanes(x: &[f32], min: &[f32], max: &[f32]) -> f64 {
+    reduce(&lanes::<false>(x, min, max).0)
+}
+
+/// The per-lane sums of both kernels: the gap terms, and with `RANGE` the box's size terms
+/// (else zeros), in the portable lane order.
+#[inline(always)]
+fn lanes<const RANGE: bool>(x: &[f32], min: &[f32], max: &[f32]) -> ([f32; LANES], [f32; LANES]) {
     let n = x.len();
     assert!(
         min.len() == n && max.len() == n,
@@ -40,53 +55,22 @@ pub(crate) fn gap_and_range(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
             let below = _mm_max_ps(_mm_sub_ps(lo, xv), zero);
             let above = _mm_max_ps(_mm_sub_ps(xv, hi), zero);
             gap = _mm_add_ps(gap, _mm_add_ps(below, above));
-            range = _mm_add_ps(range, _mm_sub_ps(hi, lo));
+            if RANGE {
+                range = _mm_add_ps(range, _mm_sub_ps(hi, lo));
+            }
         }
         _mm_storeu_ps(gap_lanes.as_mut_ptr(), gap);
         _mm_storeu_ps(range_lanes.as_mut_ptr(), range);
     }
-    for k in 0..n - chunks * LANES {
-        let i = chunks * LANES + k;
-        gap_lanes[k] += pos(min[i] - x[i]) + pos(x[i] - max[i]);
-        range_lanes[k] += max[i] - min[i];
-    }
-    (reduce(&gap_lanes), reduce(&range_lanes))
-}
-
-/// SSE2 twin of the portable gap lanes of `super::gap_with_range` (the `gap` half of
-/// [`gap_and_range`] alone): the same lanes in the same order, so bit-identical (tested).
-#[inline(always)]
-pub(crate) fn gap_lanes(x: &[f32], min: &[f32], max: &[f32]) -> f64 {
-    let n = x.len();
-    assert!(
-        min.len() == n && max.len() == n,
-        "kernel slices must have equal length"
-    );
-    let chunks = n / LANES;
-    let mut gap_lanes = [0.0f32; LANES];
-    // SAFETY: as in `gap_and_range`: SSE2 is part of every x86-64 target; each load reads
-    // LANES floats from index `c * LANES` with `c < n / LANES`, inside each slice of length `n`
-    // (asserted above); unaligned loads and a store of exactly LANES floats into a local array.
-    unsafe {
-        let zero = _mm_setzero_ps();
-        let mut gap: __m128 = zero;
-        for c in 0..chunks {
-            let i = c * LANES;
-            let xv = _mm_loadu_ps(x.as_ptr().add(i));
-            let lo = _mm_loadu_ps(min.as_ptr().add(i));
-            let hi = _mm_loadu_ps(max.as_ptr().add(i));
-            let below = _mm_max_ps(_mm_sub_ps(lo, xv), zero);
-            let above = _mm_max_ps(_mm_sub_ps(xv, hi), zero);
-            gap = _mm_add_ps(gap, _mm_add_ps(below, above));
-        }
-        _mm_storeu_ps(gap_lanes.as_mut_ptr(), gap);
-    }
     let tail = chunks * LANES;
-    for (k, lane) in gap_lanes.iter_mut().enumerate().take(n - tail) {
+    for k in 0..n - tail {
         let i = tail + k;
-        *lane += pos(min[i] - x[i]) + pos(x[i] - max[i]);
+        gap_lanes[k] += pos(min[i] - x[i]) + pos(x[i] - max[i]);
+        if RANGE {
+            range_lanes[k] += max[i] - min[i];
+        }
     }
-    reduce(&gap_lanes)
+    (gap_lanes, range_lanes)
 }
 
 /// Bytes between two prefetch hints: a cache line.
@@ -152,30 +136,9 @@ mod tests {
             prop_assert_eq!(fast.1.to_bits(), portable.1.to_bits());
         }
 
-        #[test]
-        fn sse2_gap_lanes_match_portable(
-            bits in prop::collection::vec((any::<u32>(), any::<u32>(), any::<u32>()), 0..40),
-        ) {
-            // any finite values, overflowing lanes included: the twins must agree bit for bit
-            let finite = |b: u32| {
-                let v = f32::from_bits(b);
-                if v.is_finite() { v } else { -f32::MAX }
-            };
-            let x: Vec<f32> = bits.iter().map(|b| finite(b.0)).collect();
-            let (min, max): (Vec<f32>, Vec<f32>) = bits
-                .iter()
-                .map(|b| {
-                    let (a, c) = (finite(b.1), finite(b.2));
-                    (a.min(c), a.max(c))
-                })
-                .unzip();
-            let fast = super::gap_lanes(&x, &min, &max);
-            let portable = super::super::gap_lanes_portable::<0>(&x, &min, &max);
-            prop_assert_eq!(fast.to_bits(), portable.to_bits());
-        }
-
         /// Over the whole finite range (overflowing lanes included) the dispatched kernel and
-        /// the portable one agree bit for bit and stay finite.
+        /// the portable one agree bit for bit and stay finite, and so do the SSE2 gap lanes
+        /// and theirs.
         #[test]
         fn dispatched_kernel_matches_portable_for_any_finite_values(
             bits in prop::collection::vec((any::<u32>(), any::<u32>(), any::<u32>()), 0..40),
@@ -196,6 +159,10 @@ mod tests {
             let portable = gap_and_range_portable(&x, &min, &max);
             prop_assert!(fast.0.is_finite() && fast.1.is_finite());
             prop_assert_eq!(fast.0.to_bits(), portable.0.to_bits());
+            // the gap half alone (the frozen trees' kernel) and its portable twin
+            let gap = super::gap_lanes(&x, &min, &max);
+            let gap_portable = super::super::gap_lanes_portable::<0>(&x, &min, &max);
+            prop_assert_eq!(gap.to_bits(), gap_portable.to_bits());
             prop_assert_eq!(fast.1.to_bits(), portable.1.to_bits());
         }
     }
