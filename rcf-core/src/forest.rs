@@ -749,7 +749,7 @@ impl RandomCutForest {
             return Ok(out);
         }
         let capacity = self.config.sample_size;
-        let frozen_bytes = self.trees.len() * FrozenTree::bytes_for(capacity, dims);
+        let frozen_bytes = FrozenTree::bytes_for(capacity, dims).saturating_mul(self.trees.len());
         if n >= FROZEN_MIN_POINTS && frozen_bytes <= FROZEN_MAX_BYTES {
             self.score_many_frozen(points, &mut out);
             return Ok(out);

@@ -142,11 +142,34 @@ pub(crate) fn gap_lanes_portable<const D: usize>(x: &[f32], min: &[f32], max: &[
     reduce(&lanes)
 }
 
-/// `s` as a fixed-length array's slice when `D > 0`, so that loops over it unroll.
+/// `s` with its length known to the compiler to be `D` when `D > 0` (checked once here), so
+/// that loops over it unroll; `D` = 0 leaves it as it is (any length).
 #[inline(always)]
-fn fixed_len<const D: usize>(s: &[f32]) -> &[f32] {
+pub(crate) fn fixed_len<const D: usize>(s: &[f32]) -> &[f32] {
     if D > 0 {
-        let a: &[f32; D] = s.try_into().expect("slice of the kernel's length");
+        let a: &[f32; D] = s.try_into().expect("slice of the forest's dimension");
+        a
+    } else {
+        s
+    }
+}
+
+/// [`fixed_len`] for a mutable slice.
+#[inline(always)]
+pub(crate) fn fixed_len_mut<const D: usize>(s: &mut [f32]) -> &mut [f32] {
+    if D > 0 {
+        let a: &mut [f32; D] = s.try_into().expect("slice of the forest's dimension");
+        a
+    } else {
+        s
+    }
+}
+
+/// [`fixed_len_mut`] for `f64` accumulators (attribution's per-dimension vectors).
+#[inline(always)]
+pub(crate) fn fixed_len_f64_mut<const D: usize>(s: &mut [f64]) -> &mut [f64] {
+    if D > 0 {
+        let a: &mut [f64; D] = s.try_into().expect("slice of the forest's dimension");
         a
     } else {
         s

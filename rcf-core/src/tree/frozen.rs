@@ -73,7 +73,10 @@ impl FrozenTree {
     /// Bytes a frozen copy of a tree of `capacity` points in `dims` dimensions can take.
     pub(crate) fn bytes_for(capacity: usize, dims: usize) -> usize {
         let entries = 2 * capacity + 1;
-        entries * (std::mem::size_of::<Entry>() + std::mem::size_of::<Up>() + 2 + 8 + 2 * dims * 4)
+        let per_entry =
+            std::mem::size_of::<Entry>() + std::mem::size_of::<Up>() + 2 + 8 + 2 * dims * 4;
+        // saturating: the largest forest's copies pass a 32-bit usize
+        entries.saturating_mul(per_entry)
     }
 
     /// Lays out `tree`, whose leaves' points are in `store` (`dims` values each).

@@ -93,16 +93,8 @@ pub(crate) struct Node {
     pub(crate) mass: u16,
 }
 
-/// `s` with its length known to the compiler to be `D` when `D > 0` (checked once here).
-#[inline(always)]
-pub(crate) fn fixed_len<const D: usize>(s: &[f32]) -> &[f32] {
-    if D > 0 {
-        let a: &[f32; D] = s.try_into().expect("slice of the forest's dimension");
-        a
-    } else {
-        s
-    }
-}
+// slices of a length known at compile time (the box loops' bodies per dimension)
+pub(crate) use crate::kernels::{fixed_len, fixed_len_mut};
 
 /// Calls `obj.method::<D>(args)` with `D` the forest's dimension `dims` when it is one of
 /// the common ones (1, 2, 3, 4, 8, 12, 16, 24: shingles of 1 to 3 metrics), else with 0 (any
@@ -124,17 +116,6 @@ macro_rules! by_dimension {
     };
 }
 pub(crate) use by_dimension;
-
-/// [`fixed_len`] for a mutable slice.
-#[inline(always)]
-pub(crate) fn fixed_len_mut<const D: usize>(s: &mut [f32]) -> &mut [f32] {
-    if D > 0 {
-        let a: &mut [f32; D] = s.try_into().expect("slice of the forest's dimension");
-        a
-    } else {
-        s
-    }
-}
 
 /// Parameters every tree of a forest shares.
 #[derive(Debug, Clone, Copy)]

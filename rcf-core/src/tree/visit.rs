@@ -6,7 +6,7 @@
 //! stops once the query lies inside the box: every higher box contains it too, so every higher
 //! separation probability is 0.
 
-use crate::kernels::{gap_and_range, separation_probability};
+use crate::kernels::{fixed_len_f64_mut, gap_and_range, separation_probability};
 use crate::point_store::PointStore;
 use crate::tree::{NONE, Node, NodeRef, Tree, TreeScratch, by_dimension, fixed_len, is_leaf};
 
@@ -95,17 +95,6 @@ fn inverse_depth(j: usize) -> f64 {
 #[inline(always)]
 fn pos64(v: f64) -> f64 {
     if v > 0.0 { v } else { 0.0 }
-}
-
-/// `s` with its length known to the compiler to be `D` when `D > 0` (checked once here).
-#[inline(always)]
-fn fixed_len_f64<const D: usize>(s: &mut [f64]) -> &mut [f64] {
-    if D > 0 {
-        let a: &mut [f64; D] = s.try_into().expect("slice of the forest's dimension");
-        a
-    } else {
-        s
-    }
 }
 
 /// Sets `[min, max]` to the single point `p`.
@@ -510,7 +499,7 @@ impl Tree {
                 // each dimension's part of this level's separation, weighted by its depth
                 // (indexed over fixed lengths, so that it runs two dimensions per instruction)
                 let part = level / grown;
-                let (h, l) = (fixed_len_f64::<D>(high), fixed_len_f64::<D>(low));
+                let (h, l) = (fixed_len_f64_mut::<D>(high), fixed_len_f64_mut::<D>(low));
                 for i in 0..dims {
                     let (x, lo, hi) = (f64::from(q[i]), f64::from(lo[i]), f64::from(hi[i]));
                     h[i] = keep * h[i] + pos64(x - hi) * part;
