@@ -110,15 +110,9 @@ fn frozen_batches_of_extreme_values_are_exact_and_finite() {
 fn frozen_batches_are_the_same_on_any_thread_count() {
     let (forest, seen) = trained(8, 4, 9);
     let batch = queries(8, &seen, 3_000, 9);
-    let pool = |n| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .unwrap()
-    };
-    let one = pool(1).install(|| forest.score_many(&batch).unwrap());
-    let two = pool(2).install(|| forest.score_many(&batch).unwrap());
-    let three = pool(3).install(|| forest.score_many(&batch).unwrap());
+    let one = crate::common::pool(1).install(|| forest.score_many(&batch).unwrap());
+    let two = crate::common::pool(2).install(|| forest.score_many(&batch).unwrap());
+    let three = crate::common::pool(3).install(|| forest.score_many(&batch).unwrap());
     let bits = |v: &[f64]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&one), bits(&two));
     assert_eq!(bits(&one), bits(&three));

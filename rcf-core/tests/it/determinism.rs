@@ -42,15 +42,9 @@ fn same_seed_same_scores_any_thread_count() {
     let queries: Vec<f32> = (0..5_000)
         .map(|i| ((i as f32) * 0.031).sin() * 1.5)
         .collect();
-    let pool = |n| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .unwrap()
-    };
-    let one = pool(1).install(|| f.score_many(&queries).unwrap());
-    let two = pool(2).install(|| f.score_many(&queries).unwrap());
-    let four = pool(4).install(|| f.score_many(&queries).unwrap());
+    let one = crate::common::pool(1).install(|| f.score_many(&queries).unwrap());
+    let two = crate::common::pool(2).install(|| f.score_many(&queries).unwrap());
+    let four = crate::common::pool(4).install(|| f.score_many(&queries).unwrap());
     assert_eq!(one, two);
     assert_eq!(one, four);
     // and the batch path agrees bit for bit with point-at-a-time scoring of the same points
