@@ -872,6 +872,15 @@ impl RandomCutForest {
     /// `thorough` adds the per-leaf routing descent and the exact comparison of every cached
     /// box (tests); restores skip both and verify routing while rebuilding boxes instead.
     pub(crate) fn check(&self, thorough: bool) -> std::result::Result<(), String> {
+        self.check_with(thorough, &mut TreeScratch::new(self.config.dimensions))
+    }
+
+    /// [`check`](Self::check) with the trees' traversal buffers in `sc`.
+    pub(crate) fn check_with(
+        &self,
+        thorough: bool,
+        sc: &mut TreeScratch,
+    ) -> std::result::Result<(), String> {
         let c = &self.config;
         if self.trees.len() != c.num_trees
             || self.samplers.len() != c.num_trees
@@ -898,7 +907,7 @@ impl RandomCutForest {
             if sampler.len() >= c.sample_size && sampler.next_accept() < self.shingles_offered {
                 return Err(format!("tree {i}: sampler schedule is in the past"));
             }
-            tree.check(&params, &self.store, sampler.leaves(), thorough)
+            tree.check(&params, &self.store, sampler.leaves(), thorough, sc)
                 .map_err(|e| format!("tree {i}: {e}"))?;
         }
         Ok(())
@@ -912,12 +921,23 @@ impl RandomCutForest {
     /// Rebuilds all cached boxes and leaf orders (after restoring a state), verifying that
     /// every cut separates its subtrees.
     pub(crate) fn rebuild_boxes(&mut self) -> std::result::Result<(), String> {
+        self.rebuild_boxes_with(&mut TreeScratch::new(self.config.dimensions))
+    }
+
+    /// [`rebuild_boxes`](Self::rebuild_boxes) with the trees' traversal buffers in `sc`.
+    pub(crate) fn rebuild_boxes_with(
+        &mut self,
+        sc: &mut TreeScratch,
+    ) -> std::result::Result<(), String> {
         let params = self.tree_params();
-        let mut sc = TreeScratch::new(params.dims);
         for (i, tree) in self.trees.iter_mut().enumerate() {
-            tree.rebuild_boxes(&params, &self.store, &mut sc)
+            tree.rebuild_boxes(&params, &self.store, sc)
                 .map_err(|e| format!("tree {i}: {e}"))?;
-            tree.rebuild_order(params.box_cache_min_mass >= ORDER_MIN_MASS, params.capacity);
+            tree.rebuild_order(
+                params.box_cache_min_mass >= ORDER_MIN_MASS,
+                params.capacity,
+                &mut sc.stack,
+            );
         }
         Ok(())
     }
@@ -1174,8 +1194,14 @@ mod tests {
                     before,
                     "min_mass {min_mass}, probe {i}"
                 );
-                tree.check(&params, &f.store, f.samplers[tree_index].leaves(), true)
-                    .unwrap();
+                tree.check(
+                    &params,
+                    &f.store,
+                    f.samplers[tree_index].leaves(),
+                    true,
+                    &mut sc.tree,
+                )
+                .unwrap();
             }
         }
     }

@@ -178,9 +178,9 @@ impl PointStore {
     }
 
     /// The saved form: the used part of the arena as a little-endian blob, and the capacity.
-    pub(crate) fn to_state(&self) -> PointStoreState {
+    pub(crate) fn to_state(&self) -> PointStoreState<'static> {
         PointStoreState {
-            values: crate::bytes::Bytes::packed(&self.values, f32::to_le_bytes),
+            values: crate::bytes::Blob::packed(&self.values, f32::to_le_bytes),
             capacity_units: self.capacity_units as u64,
         }
     }
@@ -205,12 +205,12 @@ impl PointStore {
     /// the saved capacity at most [`max_capacity_units`](Self::max_capacity_units), so crafted
     /// lengths cannot exhaust memory, overflow, or underflow.
     pub(crate) fn from_state(
-        state: PointStoreState,
+        state: PointStoreState<'_>,
         unit: usize,
         units_per_point: usize,
         max_points: usize,
     ) -> Result<Self, String> {
-        let raw = state.values.0;
+        let raw = state.values.bytes();
         let unit_bytes = unit * 4;
         if !raw.len().is_multiple_of(unit_bytes) {
             return Err(format!(
@@ -261,15 +261,16 @@ impl PointStore {
 
 /// A point store's saved form (see `state.rs`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct PointStoreState {
-    values: crate::bytes::Bytes,
+pub(crate) struct PointStoreState<'a> {
+    #[serde(borrow)]
+    values: crate::bytes::Blob<'a>,
     capacity_units: u64,
 }
 
-impl PointStoreState {
+impl PointStoreState<'_> {
     /// Bytes of its blob.
     pub(crate) fn len(&self) -> usize {
-        self.values.0.len()
+        self.values.bytes().len()
     }
 
     /// Sets the saved capacity, for tests that craft states.
@@ -295,9 +296,9 @@ impl Remap {
 mod tests {
     use super::*;
 
-    fn saved(values: &[f32], capacity_units: u64) -> PointStoreState {
+    fn saved(values: &[f32], capacity_units: u64) -> PointStoreState<'static> {
         PointStoreState {
-            values: crate::bytes::Bytes(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            values: crate::bytes::Blob::packed(values, f32::to_le_bytes),
             capacity_units,
         }
     }

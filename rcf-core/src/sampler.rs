@@ -30,16 +30,18 @@ pub(crate) struct SamplerParams {
 
 /// A sampler's saved form (see `state.rs`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct SamplerState {
-    keys: crate::bytes::Bytes,
-    leaves: crate::bytes::Bytes,
+pub(crate) struct SamplerState<'a> {
+    #[serde(borrow)]
+    keys: crate::bytes::Blob<'a>,
+    #[serde(borrow)]
+    leaves: crate::bytes::Blob<'a>,
     next_accept: u64,
 }
 
-impl SamplerState {
+impl SamplerState<'_> {
     /// Bytes of its blobs.
     pub(crate) fn len(&self) -> usize {
-        self.keys.0.len() + self.leaves.0.len()
+        self.keys.bytes().len() + self.leaves.bytes().len()
     }
 }
 
@@ -176,17 +178,17 @@ impl Sampler {
     }
 
     /// The saved form: keys (f32) and leaves (u16) as little-endian blobs, and the schedule.
-    pub(crate) fn to_state(&self) -> SamplerState {
+    pub(crate) fn to_state(&self) -> SamplerState<'static> {
         SamplerState {
-            keys: crate::bytes::Bytes::packed(&self.keys, f32::to_le_bytes),
-            leaves: crate::bytes::Bytes::packed(&self.leaves, u16::to_le_bytes),
+            keys: crate::bytes::Blob::packed(&self.keys, f32::to_le_bytes),
+            leaves: crate::bytes::Blob::packed(&self.leaves, u16::to_le_bytes),
             next_accept: self.next_accept,
         }
     }
 
     /// Restores a sampler; [`check`](Self::check) validates it before use.
-    pub(crate) fn from_state(state: SamplerState, capacity: usize) -> Result<Self, String> {
-        let (keys, leaves) = (state.keys.0, state.leaves.0);
+    pub(crate) fn from_state(state: SamplerState<'_>, capacity: usize) -> Result<Self, String> {
+        let (keys, leaves) = (state.keys.bytes(), state.leaves.bytes());
         if keys.len() % 4 != 0 || leaves.len() % 2 != 0 || keys.len() / 4 != leaves.len() / 2 {
             return Err("sampler arrays are malformed".into());
         }

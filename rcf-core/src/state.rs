@@ -40,15 +40,19 @@ const HEADER: usize = 24;
 /// Upper bound on what the decoder may allocate, so crafted lengths cannot exhaust memory.
 const DECODE_LIMIT: usize = 1 << 30;
 
+/// The saved form of a forest; its arrays borrow from the input while it is restored.
 #[derive(Serialize, Deserialize)]
-struct State {
+struct State<'a> {
     config: ForestConfig,
     entries_seen: u64,
     shingles_offered: u64,
     epoch: u64,
-    store: PointStoreState,
-    trees: Vec<TreeState>,
-    samplers: Vec<SamplerState>,
+    #[serde(borrow)]
+    store: PointStoreState<'a>,
+    #[serde(borrow)]
+    trees: Vec<TreeState<'a>>,
+    #[serde(borrow)]
+    samplers: Vec<SamplerState<'a>>,
     rngs: Vec<TreeRng>,
 }
 
@@ -78,7 +82,7 @@ impl RandomCutForest {
     }
 
     /// The saved form of the forest (what `to_bytes` encodes).
-    fn state(&self) -> State {
+    fn state(&self) -> State<'static> {
         State {
             config: self.config.clone(),
             entries_seen: self.entries_seen,
@@ -101,8 +105,10 @@ impl RandomCutForest {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let payload = open(MAGIC, STATE_FORMAT_VERSION, bytes)?;
         let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-        let (state, used): (State, usize) = bincode::serde::decode_from_slice(payload, config)
-            .map_err(|e| StateError::Decode(e.to_string()))?;
+        // borrowed: the arrays are read where they lie in `bytes`, not copied out first
+        let (state, used): (State<'_>, usize) =
+            bincode::serde::borrow_decode_from_slice(payload, config)
+                .map_err(|e| StateError::Decode(e.to_string()))?;
         if used != payload.len() {
             return Err(StateError::Decode(format!(
                 "{} trailing bytes after the state",
@@ -150,8 +156,14 @@ impl RandomCutForest {
             state.shingles_offered,
             state.epoch,
         );
-        forest.check(false).map_err(StateError::Inconsistent)?;
-        forest.rebuild_boxes().map_err(StateError::Inconsistent)?;
+        // one set of traversal buffers for every tree's check and boxes
+        let mut sc = crate::tree::TreeScratch::new(forest.dimensions());
+        forest
+            .check_with(false, &mut sc)
+            .map_err(StateError::Inconsistent)?;
+        forest
+            .rebuild_boxes_with(&mut sc)
+            .map_err(StateError::Inconsistent)?;
         Ok(forest)
     }
 }

@@ -341,8 +341,25 @@ impl Tree {
         dims: usize,
         store: &PointStore,
     ) -> (Vec<NodeRef>, Vec<f32>) {
-        let mut order = Vec::new();
-        let mut stack = vec![self.root];
+        let (mut order, mut all, mut stack) = (Vec::new(), Vec::new(), Vec::new());
+        self.subtree_boxes_into(dims, store, &mut order, &mut all, &mut stack);
+        (order, all)
+    }
+
+    /// [`subtree_boxes`](Self::subtree_boxes) into the caller's buffers (`stack`: room for
+    /// the traversal), so that restoring many trees allocates them once.
+    pub(super) fn subtree_boxes_into(
+        &self,
+        dims: usize,
+        store: &PointStore,
+        order: &mut Vec<NodeRef>,
+        all: &mut Vec<f32>,
+        stack: &mut Vec<NodeRef>,
+    ) {
+        order.clear();
+        order.reserve(self.nodes.len());
+        stack.clear();
+        stack.push(self.root);
         while let Some(r) = stack.pop() {
             if r == NONE || is_leaf(r) {
                 continue;
@@ -353,9 +370,8 @@ impl Tree {
             stack.push(n.right);
         }
         let stride = 2 * dims;
-        let mut all = vec![0.0f32; self.nodes.len() * stride];
-        // the right child's box, copied out of `all` while the parent's row is written
-        let mut right = vec![0.0f32; stride];
+        all.clear();
+        all.resize(self.nodes.len() * stride, 0.0);
         for &r in order.iter().rev() {
             let n = self.nodes[r as usize];
             let dst = r as usize * stride;
@@ -368,19 +384,24 @@ impl Tree {
                 let src = n.left as usize * stride;
                 all.copy_within(src..src + stride, dst);
             }
-            // ... and grows by the right child's
-            let (r_lo, r_hi) = if is_leaf(n.right) {
+            // ... and grows by the right child's (a point, or another row of `all`)
+            if is_leaf(n.right) {
                 let p = store.point(self.leaf_point(n.right));
-                (p, p)
+                let (lo, hi) = all[dst..dst + stride].split_at_mut(dims);
+                union_box(lo, hi, p, p);
             } else {
                 let src = n.right as usize * stride;
-                right.copy_from_slice(&all[src..src + stride]);
-                right.split_at(dims)
-            };
-            let (lo, hi) = all[dst..dst + stride].split_at_mut(dims);
-            union_box(lo, hi, r_lo, r_hi);
+                let (row, other) = if src > dst {
+                    let (a, b) = all.split_at_mut(src);
+                    (&mut a[dst..dst + stride], &b[..stride])
+                } else {
+                    let (a, b) = all.split_at_mut(dst);
+                    (&mut b[..stride], &a[src..src + stride])
+                };
+                let (lo, hi) = row.split_at_mut(dims);
+                union_box(lo, hi, &other[..dims], &other[dims..]);
+            }
         }
-        (order, all)
     }
 
     /// The range of child `c`'s subtree in dimension `i`: its point's value for a leaf, its
@@ -425,15 +446,31 @@ impl Tree {
         if self.root == NONE || is_leaf(self.root) {
             return Ok(());
         }
-        let dims = params.dims;
-        let stride = 2 * dims;
-        let (order, all) = self.subtree_boxes(dims, store);
+        self.subtree_boxes_into(
+            params.dims,
+            store,
+            &mut sc.order,
+            &mut sc.all,
+            &mut sc.stack,
+        );
+        self.check_cuts_and_cache(params, store, &sc.order, &sc.all)
+    }
+
+    /// The rest of [`rebuild_boxes`](Self::rebuild_boxes), given the subtree boxes.
+    fn check_cuts_and_cache(
+        &mut self,
+        params: &TreeParams,
+        store: &PointStore,
+        order: &[NodeRef],
+        all: &[f32],
+    ) -> Result<(), String> {
+        let (dims, stride) = (params.dims, 2 * params.dims);
         let mut cached = 0;
         for &r in order.iter().rev() {
             let n = self.nodes[r as usize];
             let d = n.cut_dim as usize;
-            let left_max = self.extent(n.left, d, dims, &all, store).1;
-            let right_min = self.extent(n.right, d, dims, &all, store).0;
+            let left_max = self.extent(n.left, d, dims, all, store).1;
+            let right_min = self.extent(n.right, d, dims, all, store).0;
             if !(left_max <= n.cut_value && right_min > n.cut_value) {
                 return Err(format!("node {r}'s cut does not separate its subtrees"));
             }
@@ -450,7 +487,6 @@ impl Tree {
                     .copy_from_slice(&all[r as usize * stride..(r as usize + 1) * stride]);
             }
         }
-        let _ = sc;
         Ok(())
     }
 

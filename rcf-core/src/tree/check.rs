@@ -1,6 +1,6 @@
 //! [`Tree::check`]: the invariants of the module docs, verified (tests, and every restore).
 
-use super::{NONE, NodeRef, Tree, TreeParams, is_leaf, leaf_index, leaf_ref};
+use super::{NONE, NodeRef, Tree, TreeParams, TreeScratch, is_leaf, leaf_index, leaf_ref};
 use crate::kernels::extend_box;
 use crate::point_store::PointStore;
 
@@ -13,6 +13,7 @@ impl Tree {
         store: &PointStore,
         sampler_leaves: &[u16],
         thorough: bool,
+        sc: &mut TreeScratch,
     ) -> Result<(), String> {
         let n_nodes = self.nodes.len();
         let n_leaves = self.leaf_point.len();
@@ -28,8 +29,13 @@ impl Tree {
         if !self.box_slots.is_empty() && self.box_slots.len() != n_nodes {
             return Err("box slots and nodes differ in length".into());
         }
-        let mut seen_node = vec![false; n_nodes];
-        let mut seen_leaf = vec![false; n_leaves];
+        // one buffer for the marks of nodes and leaves and the sampler's references to each
+        // leaf (restores check every tree: no allocation per tree)
+        let marks = &mut sc.marks;
+        marks.clear();
+        marks.resize(n_nodes + 2 * n_leaves, 0);
+        let (seen_node, rest) = marks.split_at_mut(n_nodes);
+        let (seen_leaf, refs) = rest.split_at_mut(n_leaves);
         let valid_ref = |r: NodeRef| {
             if is_leaf(r) {
                 r != NONE && leaf_index(r) < n_leaves
@@ -42,11 +48,13 @@ impl Tree {
             if !valid_ref(self.root) {
                 return Err("root reference out of range".into());
             }
-            let mut stack = vec![self.root];
+            let stack = &mut sc.stack;
+            stack.clear();
+            stack.push(self.root);
             while let Some(r) = stack.pop() {
                 if is_leaf(r) {
                     let i = leaf_index(r);
-                    if std::mem::replace(&mut seen_leaf[i], true) {
+                    if std::mem::replace(&mut seen_leaf[i], 1) == 1 {
                         return Err(format!("leaf {i} reached twice"));
                     }
                     if self.leaf_mass[i] == 0 {
@@ -58,7 +66,7 @@ impl Tree {
                     continue;
                 }
                 let i = r as usize;
-                if std::mem::replace(&mut seen_node[i], true) {
+                if std::mem::replace(&mut seen_node[i], 1) == 1 {
                     return Err(format!("node {i} reached twice"));
                 }
                 let n = &self.nodes[i];
@@ -74,7 +82,7 @@ impl Tree {
             }
             // mass sums (children were validated above)
             for (i, n) in self.nodes.iter().enumerate() {
-                if seen_node[i] {
+                if seen_node[i] == 1 {
                     let sum = self.mass_of(n.left) + self.mass_of(n.right);
                     if u32::from(self.nodes[i].mass) != sum {
                         return Err(format!(
@@ -89,7 +97,7 @@ impl Tree {
             for (i, _) in seen_leaf
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| **s && thorough)
+                .filter(|(_, s)| **s == 1 && thorough)
             {
                 if self.leaf_of(store.point(self.leaf_point.get(i))) != leaf_ref(i) {
                     return Err(format!("leaf {i}'s point does not descend to it"));
@@ -100,25 +108,25 @@ impl Tree {
         let mut r = self.free_node;
         while r != NONE {
             let i = r as usize;
-            if i >= n_nodes || seen_node[i] || self.nodes[i].mass != 0 {
+            if i >= n_nodes || seen_node[i] == 1 || self.nodes[i].mass != 0 {
                 return Err("node free list is corrupt".into());
             }
-            seen_node[i] = true;
+            seen_node[i] = 1;
             r = self.nodes[i].left;
         }
         let mut r = self.free_leaf;
         while r != NONE {
-            if !is_leaf(r) || leaf_index(r) >= n_leaves || seen_leaf[leaf_index(r)] {
+            if !is_leaf(r) || leaf_index(r) >= n_leaves || seen_leaf[leaf_index(r)] == 1 {
                 return Err("leaf free list is corrupt".into());
             }
-            seen_leaf[leaf_index(r)] = true;
+            seen_leaf[leaf_index(r)] = 1;
             let next = self.leaf_point.get(leaf_index(r));
             if next > u32::from(u16::MAX) {
                 return Err("leaf free list is corrupt".into());
             }
             r = next as NodeRef;
         }
-        if seen_node.iter().any(|s| !s) || seen_leaf.iter().any(|s| !s) {
+        if seen_node.contains(&0) || seen_leaf.contains(&0) {
             return Err("some tree slots are neither reachable nor free".into());
         }
         let root_mass = if self.root == NONE {
@@ -140,14 +148,13 @@ impl Tree {
                 self.mass()
             ));
         }
-        let mut refs = vec![0u32; n_leaves];
         for &l in sampler_leaves {
             if !is_leaf(l) || l == NONE || leaf_index(l) >= n_leaves {
                 return Err("sampler refers to a leaf out of range".into());
             }
             refs[leaf_index(l)] += 1;
         }
-        for (i, (&m, &c)) in self.leaf_mass.iter().zip(&refs).enumerate() {
+        for (i, (&m, &c)) in self.leaf_mass.iter().zip(refs.iter()).enumerate() {
             if u32::from(m) != c {
                 return Err(format!(
                     "leaf {i} has mass {m} but the sampler refers to it {c} times"

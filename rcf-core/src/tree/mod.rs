@@ -140,6 +140,11 @@ pub(crate) struct TreeScratch {
     pub(crate) candidate: Vec<f32>,
     pub(crate) frames: Vec<(NodeRef, u32, bool)>,
     pub(crate) results: Vec<(NodeRef, f64)>,
+    /// Restores: the internal nodes in preorder and their subtree boxes
+    /// ([`subtree_boxes_into`](Tree::subtree_boxes_into)), and the marks of `check`.
+    pub(crate) order: Vec<NodeRef>,
+    pub(crate) all: Vec<f32>,
+    pub(crate) marks: Vec<u32>,
 }
 
 impl TreeScratch {
@@ -156,6 +161,9 @@ impl TreeScratch {
             candidate: vec![0.0; dims],
             frames: Vec::new(),
             results: Vec::new(),
+            order: Vec::new(),
+            all: Vec::new(),
+            marks: Vec::new(),
         }
     }
 }
@@ -193,24 +201,26 @@ const LEAF_BYTES: usize = 6;
 
 /// A tree's saved form: its arrays as little-endian byte blobs (see `state.rs`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct TreeState {
+pub(crate) struct TreeState<'a> {
     root: u16,
     free_node: u16,
     free_leaf: u16,
-    nodes: crate::bytes::Bytes,
-    leaves: crate::bytes::Bytes,
+    #[serde(borrow)]
+    nodes: crate::bytes::Blob<'a>,
+    #[serde(borrow)]
+    leaves: crate::bytes::Blob<'a>,
 }
 
-impl TreeState {
+impl TreeState<'_> {
     /// Bytes of its blobs.
     pub(crate) fn len(&self) -> usize {
-        self.nodes.0.len() + self.leaves.0.len()
+        self.nodes.bytes().len() + self.leaves.bytes().len()
     }
 
     /// The packed node records, for tests that craft inconsistent states.
     #[cfg(test)]
     pub(crate) fn nodes_mut(&mut self) -> &mut [u8] {
-        &mut self.nodes.0
+        self.nodes.0.to_mut()
     }
 }
 
@@ -352,7 +362,13 @@ impl Tree {
 
     /// Rebuilds the leaf order from the tree if `ordered`, else drops it (after a restore or
     /// a change of the box cache; the structure must have passed [`check`](Self::check)).
-    pub(crate) fn rebuild_order(&mut self, ordered: bool, capacity: usize) {
+    /// `stack` is room for the traversal (restores pass one for every tree).
+    pub(crate) fn rebuild_order(
+        &mut self,
+        ordered: bool,
+        capacity: usize,
+        stack: &mut Vec<NodeRef>,
+    ) {
         self.ordered = ordered;
         if !ordered {
             self.order = LeafPoints::with_capacity(0);
@@ -365,7 +381,8 @@ impl Tree {
         if self.root == NONE {
             return;
         }
-        let mut stack = vec![self.root];
+        stack.clear();
+        stack.push(self.root);
         while let Some(r) = stack.pop() {
             if is_leaf(r) {
                 let p = self.leaf_point(r);

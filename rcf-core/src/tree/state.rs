@@ -4,7 +4,7 @@ use super::{LEAF_BYTES, NODE_BYTES, NONE, Node, NodeRef, Tree, TreeState, is_lea
 
 impl Tree {
     /// The saved form of this tree (boxes are left out: they are rebuilt on load).
-    pub(crate) fn to_state(&self) -> TreeState {
+    pub(crate) fn to_state(&self) -> TreeState<'static> {
         // records written into buffers sized once (no growth check per field)
         let mut nodes = vec![0u8; self.nodes.len() * NODE_BYTES];
         for (r, n) in nodes.chunks_exact_mut(NODE_BYTES).zip(&self.nodes) {
@@ -26,15 +26,15 @@ impl Tree {
             root: self.root,
             free_node: self.free_node,
             free_leaf: self.free_leaf,
-            nodes: crate::bytes::Bytes(nodes),
-            leaves: crate::bytes::Bytes(leaves),
+            nodes: crate::bytes::Blob(nodes.into()),
+            leaves: crate::bytes::Blob(leaves.into()),
         }
     }
 
     /// Rebuilds a tree from its saved form. Only the shape of the blobs is checked here;
     /// [`check`](Self::check) validates the structure before the tree is used.
-    pub(crate) fn from_state(state: TreeState, capacity: usize) -> Result<Self, String> {
-        let (nodes_raw, leaves_raw) = (state.nodes.0, state.leaves.0);
+    pub(crate) fn from_state(state: TreeState<'_>, capacity: usize) -> Result<Self, String> {
+        let (nodes_raw, leaves_raw) = (state.nodes.bytes(), state.leaves.bytes());
         if nodes_raw.len() % NODE_BYTES != 0 || leaves_raw.len() % LEAF_BYTES != 0 {
             return Err("tree arrays are not whole records".into());
         }
