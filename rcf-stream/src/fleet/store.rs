@@ -14,8 +14,9 @@ use super::value::MetricValue;
 const APPLICATION_ID: i32 = 0x7263_6631;
 /// The schema version (`PRAGMA user_version`). Older stores are migrated when opened:
 /// version 1 (a row per datapoint) to history chunks, version 2 gains the `models` table,
-/// version 3 the response tables (outbox, adjustments, incidents, mitigation tasks).
-pub const SCHEMA_VERSION: i32 = 4;
+/// version 3 the response tables (outbox, adjustments, incidents, mitigation tasks), version
+/// 4's `models` table is rebuilt as a rowid table (see [`MODELS`]).
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// A store error: what failed, and SQLite's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,10 +59,16 @@ CREATE TABLE metric_chunks (
 /// Checkpoints of ML models evicted from memory by the engine's memory budget (schema 3), one
 /// per (thing, profile, behaviour): read back at the model's next use, replaced at its next
 /// eviction, deleted with its slot.
+///
+/// A rowid table (schema 5; schemas 3 and 4 made it `WITHOUT ROWID`): its key is an index of
+/// its own, apart from the checkpoints. In a `WITHOUT ROWID` table each key lives in the same
+/// record as its checkpoint (about 72 KB, spilling onto overflow pages), and SQLite reads a
+/// whole overflowing record to compare its key while it seeks: a lookup read several
+/// checkpoints to find one (a fifth of a budgeted fleet's time, BENCHMARKS.md).
 const MODELS: &str = "
 CREATE TABLE models (
     thing TEXT NOT NULL, profile TEXT NOT NULL, behavior TEXT NOT NULL, state BLOB NOT NULL,
-    PRIMARY KEY (thing, profile, behavior)) WITHOUT ROWID;
+    PRIMARY KEY (thing, profile, behavior));
 ";
 
 /// The response side (schema 4). `outbox`: what each sink is owed, one row per (sink,
@@ -281,14 +288,28 @@ impl Store {
                 migrate_v1(c).map_err(|e| format!("cannot migrate schema version 1: {e}"))?;
             }
             if version <= 2 {
+                // today's definition: nothing to rebuild below
                 c.execute_batch(&format!("BEGIN; {MODELS} PRAGMA user_version = 3; COMMIT;"))
                     .map_err(|e| format!("cannot migrate schema version 2: {e}"))?;
             }
-            c.execute_batch(&format!(
-                "BEGIN; {RESPONSE} CREATE INDEX violation_events_by_id ON violation_events (violation_id); \
-                 PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))
-            .map_err(|e| format!("cannot migrate schema version 3: {e}"))?;
+            if version <= 3 {
+                c.execute_batch(&format!(
+                    "BEGIN; {RESPONSE} CREATE INDEX violation_events_by_id ON violation_events (violation_id); \
+                     PRAGMA user_version = 4; COMMIT;"
+                ))
+                .map_err(|e| format!("cannot migrate schema version 3: {e}"))?;
+            }
+            if (3..=4).contains(&version) {
+                // the checkpoints move to a rowid table of the same name and columns
+                c.execute_batch(&format!(
+                    "BEGIN; ALTER TABLE models RENAME TO models_v4; {MODELS} \
+                     INSERT INTO models (thing, profile, behavior, state) \
+                     SELECT thing, profile, behavior, state FROM models_v4; DROP TABLE models_v4; COMMIT;"
+                ))
+                .map_err(|e| format!("cannot migrate schema version 4: {e}"))?;
+            }
+            c.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
+                .map_err(|e| format!("cannot migrate schema version 4: {e}"))?;
         } else if version != SCHEMA_VERSION {
             return Err(format!(
                 "has schema version {version}; this rcf reads version {SCHEMA_VERSION}"
@@ -1027,6 +1048,77 @@ mod tests {
         assert!(e.reason.contains("metric history of dev / m"), "{e}");
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
+    /// The `models` table's definition as SQLite keeps it.
+    fn models_sql(s: &Store) -> String {
+        s.conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'models'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_version_4_store_moves_its_checkpoints_to_a_rowid_table() {
+        let path = temp("v4");
+        drop(Store::open(Some(&path)).unwrap());
+        let big = vec![7u8; 100_000];
+        {
+            // schema 4's table, with a checkpoint larger than a page and a small one
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "DROP TABLE models; CREATE TABLE models (thing TEXT NOT NULL, \
+                 profile TEXT NOT NULL, behavior TEXT NOT NULL, state BLOB NOT NULL, \
+                 PRIMARY KEY (thing, profile, behavior)) WITHOUT ROWID; PRAGMA user_version = 4;",
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO models VALUES ('dev', 'p', 'b', ?1), ('other', 'p', 'b', x'0102')",
+                [&big],
+            )
+            .unwrap();
+        }
+        let mut s = Store::open(Some(&path)).unwrap();
+        let version: i32 = s
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(!models_sql(&s).to_uppercase().contains("WITHOUT ROWID"));
+        assert_eq!(s.read_model("dev", "p", "b").unwrap(), Some(big));
+        assert_eq!(
+            s.read_model("other", "p", "b").unwrap().as_deref(),
+            Some(&[1u8, 2][..])
+        );
+        assert_eq!(s.model_keys().unwrap().len(), 2);
+        // the key is still unique: a checkpoint replaces the one before it
+        s.put_model("dev", "p", "b", b"new").unwrap();
+        s.commit().unwrap();
+        assert_eq!(s.model_keys().unwrap().len(), 2);
+        assert_eq!(
+            s.read_model("dev", "p", "b").unwrap().as_deref(),
+            Some(&b"new"[..])
+        );
+        drop(s);
+        // and a store opened again is not migrated again
+        let s = Store::open(Some(&path)).unwrap();
+        assert!(!models_sql(&s).to_uppercase().contains("WITHOUT ROWID"));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn new_stores_keep_checkpoints_apart_from_their_keys() {
+        let path = temp("rowid");
+        let s = Store::open(Some(&path)).unwrap();
+        let sql = models_sql(&s).to_uppercase();
+        assert!(
+            sql.contains("PRIMARY KEY") && !sql.contains("WITHOUT ROWID"),
+            "{sql}"
+        );
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
     #[test]
     fn a_version_2_store_gains_the_models_table_and_checkpoints_round_trip() {
         let path = temp("v2");
