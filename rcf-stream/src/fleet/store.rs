@@ -1048,6 +1048,13 @@ mod tests {
         assert!(e.reason.contains("metric history of dev / m"), "{e}");
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
+    /// The store's schema version.
+    fn user_version(s: &Store) -> i32 {
+        s.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
     /// The `models` table's definition as SQLite keeps it.
     fn models_sql(s: &Store) -> String {
         s.conn
@@ -1080,11 +1087,7 @@ mod tests {
             .unwrap();
         }
         let mut s = Store::open(Some(&path)).unwrap();
-        let version: i32 = s
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(user_version(&s), SCHEMA_VERSION);
         assert!(!models_sql(&s).to_uppercase().contains("WITHOUT ROWID"));
         assert_eq!(s.read_model("dev", "p", "b").unwrap(), Some(big));
         assert_eq!(
@@ -1131,11 +1134,7 @@ mod tests {
             .unwrap();
         }
         let mut s = Store::open(Some(&path)).unwrap();
-        let version: i32 = s
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(user_version(&s), SCHEMA_VERSION);
         s.put_model("dev", "p", "b", b"one").unwrap();
         s.put_model("dev", "p", "b", b"two").unwrap();
         s.commit().unwrap();
