@@ -18,8 +18,10 @@ fn main() {
         f.set_box_cache_min_mass(m.parse().unwrap()).unwrap();
     }
     let q = rcf_datasets::synth::w4_queries();
+    // THREADS: the pool's size (1 by default)
+    let threads = std::env::var("THREADS").map_or(1, |t| t.parse().unwrap());
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
+        .num_threads(threads)
         .build()
         .unwrap();
     let reps: usize = std::env::args().nth(1).map_or(5, |a| a.parse().unwrap());

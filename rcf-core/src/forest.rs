@@ -28,9 +28,19 @@ const FROZEN_MIN_POINTS: usize = 256;
 /// Largest total size of a batch's frozen trees; a larger forest scores its batches live.
 const FROZEN_MAX_BYTES: usize = 256 << 20;
 
-/// Points per parallel work item on the frozen path: one frozen tree (about 36 KiB at 8
-/// dimensions and 256 samples) and the chunk's points stay in L1/L2 while it scores them.
-const FROZEN_CHUNK: usize = 256;
+/// Points per parallel work item on the frozen path, at least and at most: one frozen tree
+/// (about 43 KiB at 8 dimensions and 256 samples) and a chunk's points stay in L1/L2 while
+/// the tree scores them, and each chunk brings every tree of the forest in again (50 of them
+/// are more than this machine's 2 MiB of L2), so chunks are as large as still gives every
+/// thread several (`frozen_chunk`).
+const FROZEN_CHUNK: (usize, usize) = (256, 2048);
+
+/// Points per work item for a frozen batch of `n` points on `threads` threads: about four
+/// items a thread, within [`FROZEN_CHUNK`]. Scores do not depend on it (each point adds its
+/// trees' scores in tree order whatever the chunk it is in).
+fn frozen_chunk(n: usize, threads: usize) -> usize {
+    (n / threads.max(1) / 4).clamp(FROZEN_CHUNK.0, FROZEN_CHUNK.1)
+}
 
 /// A Random Cut Forest over a stream of points (see the [crate docs](crate)).
 ///
@@ -815,16 +825,17 @@ impl RandomCutForest {
         {
             use rayon::prelude::*;
             let frozen: Vec<FrozenTree> = self.trees.par_iter().map(freeze).collect();
-            out.par_chunks_mut(FROZEN_CHUNK)
-                .zip(points.par_chunks(FROZEN_CHUNK * dims))
+            let chunk = frozen_chunk(out.len(), rayon::current_num_threads());
+            out.par_chunks_mut(chunk)
+                .zip(points.par_chunks(chunk * dims))
                 .for_each(|(acc, pts)| run(pts, acc, &frozen));
         }
         #[cfg(not(feature = "parallel"))]
         {
             let frozen: Vec<FrozenTree> = self.trees.iter().map(freeze).collect();
             for (acc, pts) in out
-                .chunks_mut(FROZEN_CHUNK)
-                .zip(points.chunks(FROZEN_CHUNK * dims))
+                .chunks_mut(frozen_chunk(out.len(), 1))
+                .zip(points.chunks(frozen_chunk(out.len(), 1) * dims))
             {
                 run(pts, acc, &frozen);
             }

@@ -7,6 +7,7 @@
 //! cargo run --release -p rcf-benches --bin report -- w1-csv FILE    # write W1 for side-by-side runs
 //! cargo run --release -p rcf-benches --bin report -- w1-time FILE [MIN_MASS]  # time W1 over FILE
 //! cargo run --release -p rcf-benches --bin report -- w1-spikes      # W1's spike indices
+//! cargo run --release -p rcf-benches --bin report -- w4             # the W4 table alone
 //! ```
 
 use std::time::Instant;
@@ -60,6 +61,10 @@ fn main() {
             let series: Vec<f32> = text.lines().map(|l| l.parse().unwrap()).collect();
             let (us, _) = time_w1(&|| w1_forest(min_mass), &series);
             println!("{us:.3}");
+            return;
+        }
+        Some("w4") => {
+            w4_table();
             return;
         }
         Some("w3-rss") => {
@@ -235,6 +240,12 @@ fn main() {
         rows.len()
     );
 
+    w4_table();
+}
+
+/// The W4 table: batch scoring of the frozen W4 forest on 1 and 2 threads, at the default box
+/// cache and with every box cached (also `report w4` alone).
+fn w4_table() {
     println!("\n## W4 (batch scoring of a frozen forest; best of 5 interleaved rounds)\n");
     let mut f = w4_forest();
     let queries = synth::w4_queries();
