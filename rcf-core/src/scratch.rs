@@ -109,9 +109,11 @@ impl Scratch {
     pub fn memory_usage(&self) -> usize {
         let t = &self.tree;
         std::mem::size_of::<Self>()
-            + (t.path.capacity() + t.stack.capacity()) * std::mem::size_of::<crate::tree::NodeRef>()
+            + (t.path.capacity() + t.stack.capacity() + t.order.capacity())
+                * std::mem::size_of::<crate::tree::NodeRef>()
             + (t.probs.capacity() + t.high.capacity() + t.low.capacity()) * 8
-            + (t.min.capacity() + t.max.capacity() + t.candidate.capacity()) * 4
+            + (t.min.capacity() + t.max.capacity() + t.candidate.capacity() + t.all.capacity()) * 4
+            + t.marks.capacity() * 4
             + t.frames.capacity() * std::mem::size_of::<(crate::tree::NodeRef, u32, bool)>()
             + t.results.capacity() * std::mem::size_of::<(crate::tree::NodeRef, f64)>()
             + self.query.capacity() * 4

@@ -14,8 +14,8 @@ use super::value::MetricValue;
 const APPLICATION_ID: i32 = 0x7263_6631;
 /// The schema version (`PRAGMA user_version`). Older stores are migrated when opened:
 /// version 1 (a row per datapoint) to history chunks, version 2 gains the `models` table,
-/// version 3 the response tables (outbox, adjustments, incidents, mitigation tasks), version
-/// 4's `models` table is rebuilt as a rowid table (see [`MODELS`]).
+/// version 3 the response tables (outbox, adjustments, incidents, mitigation tasks), and the
+/// `models` table of versions 3 and 4 is rebuilt as a rowid table (see [`MODELS`]).
 pub const SCHEMA_VERSION: i32 = 5;
 
 /// A store error: what failed, and SQLite's message.
@@ -304,12 +304,14 @@ impl Store {
                 c.execute_batch(&format!(
                     "BEGIN; ALTER TABLE models RENAME TO models_v4; {MODELS} \
                      INSERT INTO models (thing, profile, behavior, state) \
-                     SELECT thing, profile, behavior, state FROM models_v4; DROP TABLE models_v4; COMMIT;"
+                     SELECT thing, profile, behavior, state FROM models_v4; DROP TABLE models_v4; \
+                     PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))
                 .map_err(|e| format!("cannot migrate schema version 4: {e}"))?;
             }
+            // (stores that were at 2 or below already have today's `models` table)
             c.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
-                .map_err(|e| format!("cannot migrate schema version 4: {e}"))?;
+                .map_err(|e| format!("cannot set the schema version: {e}"))?;
         } else if version != SCHEMA_VERSION {
             return Err(format!(
                 "has schema version {version}; this rcf reads version {SCHEMA_VERSION}"
