@@ -833,10 +833,8 @@ impl RandomCutForest {
         #[cfg(not(feature = "parallel"))]
         {
             let frozen: Vec<FrozenTree> = self.trees.iter().map(freeze).collect();
-            for (acc, pts) in out
-                .chunks_mut(frozen_chunk(out.len(), 1))
-                .zip(points.chunks(frozen_chunk(out.len(), 1) * dims))
-            {
+            let chunk = frozen_chunk(out.len(), 1);
+            for (acc, pts) in out.chunks_mut(chunk).zip(points.chunks(chunk * dims)) {
                 run(pts, acc, &frozen);
             }
         }
