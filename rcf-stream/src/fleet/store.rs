@@ -15,7 +15,7 @@ const APPLICATION_ID: i32 = 0x7263_6631;
 /// The schema version (`PRAGMA user_version`). Older stores are migrated when opened:
 /// version 1 (a row per datapoint) to history chunks, version 2 gains the `models` table,
 /// version 3 the response tables (outbox, adjustments, incidents, mitigation tasks), and the
-/// `models` table of versions 3 and 4 is rebuilt as a rowid table (see [`MODELS`]).
+/// `models` table of versions 3 and 4 is rebuilt as a rowid table (its key an index of its own).
 pub const SCHEMA_VERSION: i32 = 5;
 
 /// A store error: what failed, and SQLite's message.
