@@ -1008,8 +1008,6 @@ mod tests {
         f
     }
 
-    /// Scores of every tree, by the fast walk and by the naive definition, must agree to f32
-    /// precision (the fast kernel sums f32 terms; the naive one works in f64 throughout).
     /// Queries for the comparisons with the naive reference: a point like the stream, one far
     /// out in the first dimension, one off in every dimension, and an exact sample point (the
     /// "seen" rule, and the attribution's even spread).
@@ -1024,6 +1022,8 @@ mod tests {
         ]
     }
 
+    /// Scores of every tree, by the fast walk and by the naive definition, must agree to f32
+    /// precision (the fast kernel sums f32 terms; the naive one works in f64 throughout).
     #[test]
     fn fast_scorer_matches_naive_reference_on_the_same_trees() {
         for (min_mass, dims, shingle) in [
