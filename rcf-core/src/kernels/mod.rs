@@ -10,6 +10,14 @@
 //! and slower below one register's width. The twin keeps the portable lane order, so the two
 //! agree bit for bit (checked by a differential test), and results do not depend on which one
 //! ran.
+//!
+//! One kernel is chosen at run time: [`extend_box_many`], the union of a run of points into a
+//! box (a walk's rebuild of the boxes it does not cache), above 12 dimensions takes an AVX
+//! body where the processor has AVX (`is_x86_feature_detected!`). That body is the portable
+//! one compiled for 256-bit registers, not intrinsics; a min or max is exact, so it too agrees
+//! bit for bit (tested). On a fleet model (24 dimensions, no box cache) it took the union from
+//! half of a `process` call's instructions to a quarter (callgrind) and the call from 9.0 to
+//! 7.5 µs.
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
@@ -298,6 +306,71 @@ pub(crate) fn extend_box(min: &mut [f32], max: &mut [f32], x: &[f32]) {
     union_box(min, max, x, x);
 }
 
+/// Grows the box `[min, max]` to contain every point of `points` (`D` values each; `D` 0:
+/// any length), as [`extend_box`] point by point, with the same result bit for bit.
+///
+/// For a length known at compile time the bounds are held in local arrays, which the
+/// compiler keeps in registers for the whole run (written through `min` and `max` instead,
+/// every point loaded, compared and stored the bounds back to memory: perf showed the
+/// subtree unions of a fleet model's walk, half its instructions, waiting on those stores).
+/// Above [`UNION_BLOCK`] dimensions, on x86-64 with AVX (checked at run time), the same body
+/// compiled for 256-bit registers takes all the dimensions in one pass
+/// ([`x86_64::extend_box_many`]); elsewhere a pass per [`UNION_BLOCK`] dimensions.
+#[inline(always)]
+pub(crate) fn extend_box_many<'a, const D: usize>(
+    min: &mut [f32],
+    max: &mut [f32],
+    points: impl Iterator<Item = &'a [f32]> + Clone,
+) {
+    if D == 0 {
+        for x in points {
+            extend_box(min, max, x);
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if D > UNION_BLOCK && x86_64::extend_box_many::<D>(min, max, points.clone()) {
+        return;
+    }
+    extend_box_blocks::<D, UNION_BLOCK>(min, max, points);
+}
+
+/// The body of [`extend_box_many`] for `D > 0`: the bounds of `B` dimensions at a time in
+/// local arrays, a pass over the points per block (the portable twin of the AVX kernel, which
+/// is this body with `B` = `D`).
+#[inline(always)]
+pub(crate) fn extend_box_blocks<'a, const D: usize, const B: usize>(
+    min: &mut [f32],
+    max: &mut [f32],
+    points: impl Iterator<Item = &'a [f32]> + Clone,
+) {
+    assert!(D > 0 && min.len() == D && max.len() == D);
+    let mut s = 0;
+    while s < D {
+        let w = B.min(D - s);
+        let mut lo = [0.0f32; B];
+        let mut hi = [0.0f32; B];
+        lo[..w].copy_from_slice(&min[s..s + w]);
+        hi[..w].copy_from_slice(&max[s..s + w]);
+        for x in points.clone() {
+            let x: &[f32; D] = x.try_into().expect("point of the box's dimension");
+            let x = &x[s..s + w];
+            for k in 0..w {
+                // union_box's comparisons, in its order
+                lo[k] = if x[k] < lo[k] { x[k] } else { lo[k] };
+                hi[k] = if x[k] > hi[k] { x[k] } else { hi[k] };
+            }
+        }
+        min[s..s + w].copy_from_slice(&lo[..w]);
+        max[s..s + w].copy_from_slice(&hi[..w]);
+        s += w;
+    }
+}
+
+/// Dimensions [`extend_box_blocks`] bounds per pass with 128-bit registers: 3 of minima and
+/// 3 of maxima, with room for a point's 3 and their copies (24 at once spilled to the stack).
+pub(crate) const UNION_BLOCK: usize = 12;
+
 /// Whether `x` lies strictly inside `[min, max]` in every dimension (so that removing `x` from
 /// the box's point set cannot shrink it).
 #[inline]
@@ -442,5 +515,63 @@ mod tests {
             );
             assert!(got.0.is_finite() && got.1.is_finite());
         }
+    }
+    /// Random points of `dims` values for the box-union tests: small integers (so that
+    /// values repeat and ties between a point and a bound are common), with signed zeros.
+    pub(super) fn union_points(dims: usize, n: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut state = seed | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..n)
+            .map(|_| {
+                (0..dims)
+                    .map(|_| match next() % 8 {
+                        0 => 0.0,
+                        1 => -0.0,
+                        r => (r as f32 - 4.0) * 1.5e3 + (next() % 3) as f32,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// `extend_box_many` (whichever body it takes: blocks, AVX on x86-64 with AVX, any
+    /// length) grows a box exactly as `extend_box` point by point, bit for bit (signed zeros
+    /// and ties included), from an empty box and from a box that already holds values.
+    #[test]
+    fn extend_box_many_is_extend_box_point_by_point() {
+        fn check<const D: usize>(dims: usize, seed: u64) {
+            for n in [0, 1, 2, 7, 64] {
+                let pts = union_points(dims, n + 1, seed ^ n as u64);
+                let (first, rest) = pts.split_first().unwrap();
+                for start_empty in [true, false] {
+                    let (mut lo, mut hi) = if start_empty {
+                        (vec![f32::INFINITY; dims], vec![f32::NEG_INFINITY; dims])
+                    } else {
+                        (first.clone(), first.clone())
+                    };
+                    let (mut lo2, mut hi2) = (lo.clone(), hi.clone());
+                    for p in rest {
+                        extend_box(&mut lo, &mut hi, p);
+                    }
+                    extend_box_many::<D>(&mut lo2, &mut hi2, rest.iter().map(Vec::as_slice));
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&lo2), bits(&lo), "min, dims {dims}, {n} points");
+                    assert_eq!(bits(&hi2), bits(&hi), "max, dims {dims}, {n} points");
+                }
+            }
+        }
+        check::<1>(1, 1);
+        check::<3>(3, 2);
+        check::<8>(8, 3);
+        check::<12>(12, 4);
+        check::<16>(16, 5);
+        check::<24>(24, 6);
+        check::<0>(5, 7);
+        check::<0>(30, 8);
     }
 }

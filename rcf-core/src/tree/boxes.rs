@@ -6,7 +6,7 @@ use super::{
     NONE, Node, NodeRef, Tree, TreeParams, TreeScratch, by_dimension, fixed_len, fixed_len_mut,
     is_leaf, leaf_index,
 };
-use crate::kernels::{extend_box, strictly_inside, union_box};
+use crate::kernels::{extend_box, extend_box_many, strictly_inside, union_box};
 use crate::point_store::PointStore;
 
 impl Tree {
@@ -126,18 +126,13 @@ impl Tree {
         min: &mut [f32],
         max: &mut [f32],
     ) {
-        let min = fixed_len_mut::<D>(min);
-        let max = fixed_len_mut::<D>(max);
         match &self.order {
             LeafPoints::Narrow(v) => {
-                for &p in &v[a..b] {
-                    extend_box(min, max, fixed_len::<D>(store.point(u32::from(p))));
-                }
+                let points = v[a..b].iter().map(|&p| store.point(u32::from(p)));
+                extend_box_many::<D>(min, max, points);
             }
             LeafPoints::Wide(v) => {
-                for &p in &v[a..b] {
-                    extend_box(min, max, fixed_len::<D>(store.point(p)));
-                }
+                extend_box_many::<D>(min, max, v[a..b].iter().map(|&p| store.point(p)));
             }
         }
     }
