@@ -447,8 +447,9 @@ fn main() {
         // on the rayon workers left 1.7x the live heap resident (2,000 things: 348 MiB with the
         // default, 201 MiB with one arena, at the same speed): run with one unless told.
         // And huge pages: a fleet touches each of its models once per window, every touch a
-        // TLB miss in gigabytes of 4 KiB pages (100,000 things: 182k datapoints/s, 260k with
-        // glibc.malloc.hugetlb=1, which madvises malloc's memory for transparent huge pages)
+        // TLB miss in gigabytes of 4 KiB pages (100,000 things, 1 + 2 simulated hours without
+        // commits, interleaved: 215k datapoints/s, 229k with glibc.malloc.hugetlb=1, which
+        // madvises malloc's memory for transparent huge pages)
         let unset = |v: &str| std::env::var_os(v).is_none();
         if unset("MALLOC_ARENA_MAX") || unset("GLIBC_TUNABLES") {
             let exe = std::env::current_exe().expect("own path");
