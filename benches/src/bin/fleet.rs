@@ -151,24 +151,22 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 
 /// `/proc/self/status` field in KiB (VmRSS, VmHWM).
 fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
+    proc_kib("/proc/self/status", field)
 }
 
 /// Resident memory of this process in transparent huge pages, KiB (`AnonHugePages` of
 /// `/proc/self/smaps_rollup`; 0 where the kernel does not say).
 fn huge_page_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/smaps_rollup")
+    proc_kib("/proc/self/smaps_rollup", "AnonHugePages:")
+}
+
+/// The KiB figure of the line of `file` that starts with `field` (0 if there is none).
+fn proc_kib(file: &str, field: &str) -> u64 {
+    std::fs::read_to_string(file)
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("AnonHugePages:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)

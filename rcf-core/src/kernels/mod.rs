@@ -477,12 +477,7 @@ mod tests {
     #[test]
     fn gap_with_range_is_gap_and_range_bit_for_bit() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = || xorshift(&mut state);
         let scales = [1.0f32, 1e3, 1e30, 1e38, f32::MAX];
         for case in 0..4_000 {
             let n = case % 41;
@@ -517,16 +512,19 @@ mod tests {
         }
     }
 
+    /// The next value of a xorshift64 generator (the tests' fixed-seed inputs).
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
     /// Random points of `dims` values for the box-union tests: small integers (so that
     /// values repeat and ties between a point and a bound are common), with signed zeros.
     pub(super) fn union_points(dims: usize, n: usize, seed: u64) -> Vec<Vec<f32>> {
         let mut state = seed | 1;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = move || xorshift(&mut state);
         (0..n)
             .map(|_| {
                 (0..dims)
