@@ -951,6 +951,27 @@ impl RandomCutForest {
         Ok(())
     }
 
+    /// The derived data of a restored forest whose structure is known to hold (bytes this
+    /// process saved, vouched for by their digest): boxes only where the cache wants some
+    /// (computing them checks the cuts too), and the leaf orders. Without a box cache this
+    /// skips the subtree boxes, most of [`rebuild_boxes_with`](Self::rebuild_boxes_with).
+    pub(crate) fn refill_boxes_with(
+        &mut self,
+        sc: &mut TreeScratch,
+    ) -> std::result::Result<(), String> {
+        let params = self.tree_params();
+        for (i, tree) in self.trees.iter_mut().enumerate() {
+            tree.refill_boxes(&params, &self.store, sc)
+                .map_err(|e| format!("tree {i}: {e}"))?;
+            tree.rebuild_order(
+                params.box_cache_min_mass >= ORDER_MIN_MASS,
+                params.capacity,
+                &mut sc.stack,
+            );
+        }
+        Ok(())
+    }
+
     /// Reassembles a forest from restored parts (scratch is rebuilt).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_parts(

@@ -7,6 +7,7 @@
 mod attribution;
 mod bytes;
 mod config;
+mod digest;
 mod error;
 mod forest;
 mod impute;
@@ -42,6 +43,7 @@ pub use config::{
     DEFAULT_SAMPLE_SIZE, DEFAULT_SEED, ForestBuilder, ForestConfig, MAX_DIMENSIONS, MAX_NUM_TREES,
     MAX_SAMPLE_SIZE,
 };
+pub use digest::StateDigest;
 pub use error::{Error, Result, StateError};
 pub use forest::RandomCutForest;
 pub use memory::MemoryBreakdown;

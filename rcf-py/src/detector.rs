@@ -8,6 +8,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
 use rcf_stream::{Detector, DetectorState, Margin, Normalization, Sensitivity, Tolerance, Verdict};
 
 use crate::arrays::{Array1, Array2, batch, point};
+use crate::digest::PyStateDigest;
 use crate::errors::{ConfigError, DimensionError, PyRcfError};
 use crate::pickle::{self, Pickle};
 use crate::run::{self, Guarded};
@@ -590,13 +591,38 @@ impl PyDetector {
         PyBytes::new(py, &bytes)
     }
 
-    /// Restores a detector saved by `to_bytes`.
+    /// `to_bytes`, with a `StateDigest` that lets this process restore the checkpoint
+    /// without checking its forests again: `(bytes, digest)`.
+    fn to_bytes_with_digest<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, PyStateDigest) {
+        let (bytes, digest) = self.with(py, |d| d.to_bytes_with_digest());
+        (PyBytes::new(py, &bytes), PyStateDigest::detector(digest))
+    }
+
+    /// Restores a detector saved by `to_bytes`. With the `digest` that `to_bytes_with_digest`
+    /// gave in this process, unchanged bytes skip the forests' structural checks.
     ///
     /// Raises:
     ///     StateError: the bytes are not a valid checkpoint.
+    ///     TypeError: `digest` is a RandomCutForest's.
     #[classmethod]
-    fn from_bytes(_cls: &Bound<'_, PyType>, py: Python<'_>, data: &[u8]) -> PyResult<Self> {
-        <Self as Pickle>::from_state(py, PyBytes::new(py, data).as_any())
+    #[pyo3(signature = (data, digest=None))]
+    fn from_bytes(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        data: &[u8],
+        digest: Option<&PyStateDigest>,
+    ) -> PyResult<Self> {
+        let Some(digest) = digest else {
+            return <Self as Pickle>::from_state(py, PyBytes::new(py, data).as_any());
+        };
+        let digest = *digest.as_detector()?;
+        let data = data.to_vec();
+        let d = py
+            .detach(|| Detector::from_bytes_with_digest(&data, &digest))
+            .map_err(PyRcfError::from)?;
+        Ok(Self {
+            inner: Mutex::new(d),
+        })
     }
 
     /// Rebuilds a detector from its pickled state (its checkpoint bytes).

@@ -8,6 +8,7 @@ use pyo3::types::{PyBytes, PyTuple, PyType};
 use rcf_core::RandomCutForest;
 
 use crate::arrays::{Array1, Array2, batch, check_finite, point};
+use crate::digest::PyStateDigest;
 use crate::errors::{ConfigError, NotFittedError, PyRcfError};
 use crate::pickle::{self, Pickle};
 use crate::run::{self, Guarded};
@@ -249,15 +250,34 @@ impl PyRandomCutForest {
         PyBytes::new(py, &bytes)
     }
 
-    /// Restores a forest saved by `to_bytes`.
+    /// `to_bytes`, with a `StateDigest` that lets this process restore the bytes without
+    /// checking them again: `(bytes, digest)`.
+    fn to_bytes_with_digest<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, PyStateDigest) {
+        let (bytes, digest) = self.with(py, |f| f.to_bytes_with_digest());
+        (PyBytes::new(py, &bytes), PyStateDigest::forest(digest))
+    }
+
+    /// Restores a forest saved by `to_bytes`. With the `digest` that `to_bytes_with_digest`
+    /// gave in this process, unchanged bytes skip the structural checks.
     ///
     /// Raises:
     ///     StateError: the bytes are not a valid forest state.
+    ///     TypeError: `digest` is a Detector's.
     #[classmethod]
-    fn from_bytes(_cls: &Bound<'_, PyType>, py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+    #[pyo3(signature = (data, digest=None))]
+    fn from_bytes(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        data: &[u8],
+        digest: Option<&PyStateDigest>,
+    ) -> PyResult<Self> {
+        let digest = digest.map(PyStateDigest::as_forest).transpose()?.copied();
         let data = data.to_vec();
         let forest = py
-            .detach(|| RandomCutForest::from_bytes(&data))
+            .detach(|| match digest {
+                Some(d) => RandomCutForest::from_bytes_with_digest(&data, &d),
+                None => RandomCutForest::from_bytes(&data),
+            })
             .map_err(PyRcfError::from)?;
         Ok(Self::wrap(forest))
     }

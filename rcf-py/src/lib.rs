@@ -4,6 +4,7 @@
 
 mod arrays;
 mod detector;
+mod digest;
 mod errors;
 mod fleet;
 mod forest;
@@ -20,6 +21,7 @@ fn _rcf(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<forest::PyRandomCutForest>()?;
     m.add_class::<detector::PyDetector>()?;
     m.add_class::<detector::PyVerdict>()?;
+    m.add_class::<digest::PyStateDigest>()?;
     m.add_class::<fleet::PyFleet>()?;
     m.add_class::<fleet::PyViolationEvent>()?;
     m.add_class::<shard::PyFleetShard>()?;

@@ -2,6 +2,7 @@ import copy
 import pickle
 
 import numpy as np
+import pytest
 
 import rcf
 
@@ -68,3 +69,33 @@ def test_every_object_pickles_in_every_state(rng):
             assert clone == v and clone is not v
             assert (clone.attribution, clone.expected, clone.suppressed) == (v.attribution, v.expected, v.suppressed)
     assert verdicts[0] != verdicts[1]
+
+
+def test_digests_restore_the_same_objects_and_vouch_for_their_own_bytes_only(rng):
+    forests, detectors, _ = _states(rng)
+    probe = rng.normal(size=(300, 2)).astype(np.float32)
+    probe[100] += 12
+    for obj, cls, other_kind in [(forests[1], rcf.RandomCutForest, detectors[3]), (detectors[3], rcf.Detector, forests[1])]:
+        data, digest = obj.to_bytes_with_digest()
+        assert isinstance(digest, rcf.StateDigest)
+        assert data == obj.to_bytes()
+        fast, checked = cls.from_bytes(data, digest), cls.from_bytes(data)
+        assert fast.to_bytes() == data
+        if cls is rcf.RandomCutForest:
+            np.testing.assert_array_equal(fast.process_many(probe), checked.process_many(probe))
+        else:
+            ours, theirs = fast.process_many(probe), checked.process_many(probe)
+            for key in ours:
+                np.testing.assert_array_equal(ours[key], theirs[key])
+        # changed bytes take the full check: a flipped bit in the payload is a StateError
+        bad = bytearray(data)
+        bad[-1] ^= 0x40
+        with pytest.raises(rcf.StateError):
+            cls.from_bytes(bytes(bad), digest)
+        # the other class's digest is refused by name, and a digest does not pickle
+        _, wrong = other_kind.to_bytes_with_digest()
+        with pytest.raises(TypeError, match="digest"):
+            cls.from_bytes(data, wrong)
+        with pytest.raises(TypeError, match="pickled"):
+            pickle.dumps(digest)
+        assert digest == obj.to_bytes_with_digest()[1] and digest != wrong

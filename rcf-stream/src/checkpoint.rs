@@ -19,8 +19,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use rcf_core::RandomCutForest;
 use rcf_core::state::{Bytes, open, seal_encoded};
+use rcf_core::{RandomCutForest, StateDigest};
 
 use crate::config::DetectorConfig;
 use crate::correct::{DEFAULT_HOLDOFF, DEFAULT_REPEAT_TOLERANCE, Driver};
@@ -36,6 +36,16 @@ const MAGIC: &[u8; 8] = b"RCF-DTCT";
 /// The checkpoint format version this build writes; it also reads versions 1 to 3.
 pub const CHECKPOINT_FORMAT_VERSION: u32 = 4;
 const DECODE_LIMIT: usize = 1 << 30;
+
+/// Proof that a checkpoint's forests are ones this process saved, from
+/// [`Detector::to_bytes_with_digest`]: the [`StateDigest`] of the forest and of the open
+/// event's reference forest, if there is one. Only meaningful in the process that made it;
+/// cannot be built, saved or loaded otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointDigest {
+    forest: StateDigest,
+    event: Option<StateDigest>,
+}
 
 /// The detector as stored; `C` is the configuration's layout (today's, or format 3's).
 #[derive(Serialize, Deserialize)]
@@ -300,6 +310,46 @@ impl Detector {
     /// # Ok::<(), rcf_stream::Error>(())
     /// ```
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.encode(
+            self.forest.to_bytes(),
+            self.event.as_ref().map(|e| e.forest.to_bytes()),
+        )
+    }
+
+    /// [`to_bytes`](Self::to_bytes), with a digest that lets this process restore the bytes
+    /// with [`from_bytes_with_digest`](Self::from_bytes_with_digest) without checking their
+    /// forests again (rcf-core's [`StateDigest`]: a keyed hash under a key only this process
+    /// holds). The fleet engine evicts models this way under a memory budget.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let mut a = Detector::builder(["temp"]).build()?;
+    /// for t in 0..500 { a.process(&[(t % 17) as f32])?; }
+    /// let (bytes, digest) = a.to_bytes_with_digest();
+    /// let mut b = Detector::from_bytes_with_digest(&bytes, &digest)?;
+    /// assert_eq!(a.process(&[40.0])?, b.process(&[40.0])?);
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
+    pub fn to_bytes_with_digest(&self) -> (Vec<u8>, CheckpointDigest) {
+        let (forest, forest_digest) = self.forest.to_bytes_with_digest();
+        let (event, event_digest) = match self.event.as_ref() {
+            Some(e) => {
+                let (b, d) = e.forest.to_bytes_with_digest();
+                (Some(b), Some(d))
+            }
+            None => (None, None),
+        };
+        let digest = CheckpointDigest {
+            forest: forest_digest,
+            event: event_digest,
+        };
+        (self.encode(forest, event), digest)
+    }
+
+    /// The checkpoint around the already encoded forest (and open event's reference forest).
+    fn encode(&self, forest: Vec<u8>, event_forest: Option<Vec<u8>>) -> Vec<u8> {
         let snapshot = Snapshot {
             config: self.config.clone(),
             normalizer: self.normalizer.clone(),
@@ -314,16 +364,20 @@ impl Detector {
             last_candidate: self.last_candidate,
             memory: self.memory.iter().cloned().collect(),
             next_reframe: self.next_reframe,
-            forest: Bytes(self.forest.to_bytes()),
+            forest: Bytes(forest),
         };
-        let event = self.event.as_ref().map(|e| EventSnapshot {
-            forest: Bytes(e.forest.to_bytes()),
-            normalizer: e.normalizer.clone(),
-            threshold: e.threshold,
-            started: e.started,
-            conforming: e.conforming as u64,
-            shingle: e.shingle.clone(),
-        });
+        let event = self
+            .event
+            .as_ref()
+            .zip(event_forest)
+            .map(|(e, forest)| EventSnapshot {
+                forest: Bytes(forest),
+                normalizer: e.normalizer.clone(),
+                threshold: e.threshold,
+                started: e.started,
+                conforming: e.conforming as u64,
+                shingle: e.shingle.clone(),
+            });
         // the forests are nearly all of it: one buffer of about the final size
         let forests = snapshot.forest.0.len() + event.as_ref().map_or(0, |e| e.forest.0.len());
         seal_encoded(
@@ -347,6 +401,29 @@ impl Detector {
     /// [`Error::Checkpoint`] for truncated, corrupt, foreign or inconsistent bytes (never a
     /// panic); a forest error if the embedded forest state does not restore.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::restore(bytes, None)
+    }
+
+    /// Restores a detector saved by [`to_bytes_with_digest`](Self::to_bytes_with_digest) in
+    /// this process. Where `digest` vouches for the embedded forests (the bytes are unchanged),
+    /// their structural checks are skipped, about two thirds of restoring a fleet model; the
+    /// rest of the checkpoint is checked as by [`from_bytes`](Self::from_bytes), and changed
+    /// bytes or a digest from another process take the full check. The detector is the same
+    /// either way.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_bytes`](Self::from_bytes); never a panic, whatever the bytes.
+    pub fn from_bytes_with_digest(bytes: &[u8], digest: &CheckpointDigest) -> Result<Self> {
+        Self::restore(bytes, Some(digest))
+    }
+
+    /// [`from_bytes`](Self::from_bytes), with the forests' digests where there are some.
+    fn restore(bytes: &[u8], digest: Option<&CheckpointDigest>) -> Result<Self> {
+        let forest_from = |b: &[u8], d: Option<&StateDigest>| match d {
+            Some(d) => RandomCutForest::from_bytes_with_digest(b, d),
+            None => RandomCutForest::from_bytes(b),
+        };
         let older = |found: u32| open(MAGIC, found, bytes).map_err(Error::Checkpoint);
         let (s, event) = match open(MAGIC, CHECKPOINT_FORMAT_VERSION, bytes) {
             Ok(payload) => decode::<(Snapshot, Option<EventSnapshot<Normalizer>>)>(payload)?,
@@ -368,7 +445,7 @@ impl Detector {
             ),
             Err(e) => return Err(Error::Checkpoint(e)),
         };
-        let forest = RandomCutForest::from_bytes(&s.forest.0)?;
+        let forest = forest_from(&s.forest.0, digest.map(|d| &d.forest))?;
         let c = &s.config;
         let m = c.metrics.len();
         if forest.config() != &c.forest {
@@ -401,7 +478,7 @@ impl Detector {
         d.memory = s.memory.into();
         d.next_reframe = s.next_reframe;
         if let Some(e) = event {
-            let forest = RandomCutForest::from_bytes(&e.forest.0)?;
+            let forest = forest_from(&e.forest.0, digest.and_then(|d| d.event.as_ref()))?;
             if forest.config() != d.forest.config()
                 || !e.normalizer.is_consistent(
                     m,
@@ -441,9 +518,11 @@ mod tests {
     type Craft<'a> = (&'a str, &'a dyn Fn(&mut Payload));
 
     fn decoded(d: &Detector) -> Payload {
-        let bytes = d.to_bytes();
-        let payload = open(MAGIC, CHECKPOINT_FORMAT_VERSION, &bytes).unwrap();
-        decode(payload).unwrap()
+        decoded_from(&d.to_bytes())
+    }
+
+    fn decoded_from(bytes: &[u8]) -> Payload {
+        decode(open(MAGIC, CHECKPOINT_FORMAT_VERSION, bytes).unwrap()).unwrap()
     }
 
     fn sealed(p: &Payload) -> Vec<u8> {
@@ -543,5 +622,54 @@ mod tests {
                 ),
             }
         }
+    }
+
+    /// A restore vouched for by its digest (the forest and an open event's reference forest)
+    /// is the checked restore; the rest of the checkpoint is still checked, and changed bytes
+    /// take the full check.
+    #[test]
+    fn a_digest_vouches_for_the_forests_and_the_rest_is_still_checked() {
+        let mut d = Detector::builder(["a", "b"]).seed(3).build().unwrap();
+        for t in 0..600 {
+            d.process(&[(t % 13) as f32, (t % 7) as f32]).unwrap();
+        }
+        d.process(&[900.0, 1.0]).unwrap();
+        assert!(
+            d.event.is_some(),
+            "an open event, so both forests are vouched for"
+        );
+        let (bytes, digest) = d.to_bytes_with_digest();
+        assert_eq!(bytes, d.to_bytes());
+        assert!(digest.event.is_some());
+        let mut fast = Detector::from_bytes_with_digest(&bytes, &digest).unwrap();
+        let mut checked = Detector::from_bytes(&bytes).unwrap();
+        assert_eq!(fast.to_bytes(), bytes);
+        for t in 0..200 {
+            let x = [
+                (t % 13) as f32 + if t == 50 { 40.0 } else { 0.0 },
+                (t % 7) as f32,
+            ];
+            let v = d.process(&x).unwrap();
+            assert_eq!(fast.process(&x).unwrap(), v, "point {t}");
+            assert_eq!(checked.process(&x).unwrap(), v);
+        }
+        // the digest does not vouch for the counters around the forests
+        let mut p = decoded_from(&bytes);
+        p.0.seen += 1;
+        assert!(matches!(
+            Detector::from_bytes_with_digest(&sealed(&p), &digest),
+            Err(Error::Checkpoint(_))
+        ));
+        // nor for another forest put in its place (checked, and refused as it is without one)
+        let mut p = decoded_from(&bytes);
+        let mut other = Detector::builder(["a", "b"]).seed(3).build().unwrap();
+        for t in 0..10 {
+            other.process(&[t as f32, 0.0]).unwrap();
+        }
+        p.0.forest = Bytes(other.forest().to_bytes());
+        assert!(matches!(
+            Detector::from_bytes_with_digest(&sealed(&p), &digest),
+            Err(Error::Checkpoint(_))
+        ));
     }
 }

@@ -80,7 +80,7 @@ mod stats;
 mod threshold;
 mod verdict;
 
-pub use checkpoint::CHECKPOINT_FORMAT_VERSION;
+pub use checkpoint::{CHECKPOINT_FORMAT_VERSION, CheckpointDigest};
 pub use config::{
     DEFAULT_NORMALIZE_AFTER, DEFAULT_SHINGLE_SIZE, DetectorBuilder, DetectorConfig, Margin,
     Tolerance,

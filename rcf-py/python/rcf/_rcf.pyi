@@ -12,6 +12,7 @@ __all__ = [
     "FleetShard",
     "RandomCutForest",
     "ShardResult",
+    "StateDigest",
     "Verdict",
     "ViolationEvent",
     "__version__",
@@ -82,9 +83,13 @@ class RandomCutForest:
         """Bytes of memory the forest holds."""
     def to_bytes(self) -> bytes:
         """The versioned, checksummed state."""
+    def to_bytes_with_digest(self) -> tuple[bytes, StateDigest]:
+        """`to_bytes`, with a digest that lets this process restore the bytes unchecked."""
     @classmethod
-    def from_bytes(cls, data: bytes) -> RandomCutForest:
-        """Restores a forest saved by `to_bytes`; raises StateError for invalid bytes."""
+    def from_bytes(cls, data: bytes, digest: StateDigest | None = None) -> RandomCutForest:
+        """Restores a forest saved by `to_bytes`; raises StateError for invalid bytes. With
+        this process's `digest` of the bytes (`to_bytes_with_digest`), unchanged bytes skip
+        the structural checks; TypeError for a Detector's digest."""
     def fit(self, x: npt.ArrayLike, *, contamination: float = 0.01) -> RandomCutForest:
         """Learns `x`, then sets `threshold_` at its `1 - contamination` score quantile."""
     def score_samples(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]: ...
@@ -204,9 +209,21 @@ class Detector:
         """Bytes of memory the detector holds."""
     def to_bytes(self) -> bytes:
         """The versioned, checksummed state."""
+    def to_bytes_with_digest(self) -> tuple[bytes, StateDigest]:
+        """`to_bytes`, with a digest that lets this process restore its forests unchecked."""
     @classmethod
-    def from_bytes(cls, data: bytes) -> Detector:
-        """Restores a detector saved by `to_bytes`; raises StateError for invalid bytes."""
+    def from_bytes(cls, data: bytes, digest: StateDigest | None = None) -> Detector:
+        """Restores a detector saved by `to_bytes`; raises StateError for invalid bytes. With
+        this process's `digest` of the bytes (`to_bytes_with_digest`), unchanged bytes skip
+        the forests' structural checks; TypeError for a RandomCutForest's digest."""
+
+@final
+class StateDigest:
+    """A keyed digest of state bytes this process saved (`to_bytes_with_digest`): passed to
+    `from_bytes`, unchanged bytes skip the structural checks (about two thirds of restoring a
+    small model); changed bytes, or another process's digest, take the full check. Not
+    picklable: meaningless in another process."""
+    def __eq__(self, value: object, /) -> bool: ...
 
 _Time = int | float | str | datetime
 """Epoch seconds, an RFC 3339 string, or a datetime (a pandas Timestamp works too)."""

@@ -36,7 +36,7 @@ use super::store::{EventRow, Store, StoreError};
 use super::time::{self, Millis};
 use super::value::{MetricValue, json_kind, quoted};
 use super::violation::{EventType, MlExplanation, ViolationEvent, violation_id};
-use crate::{Detector, DetectorState, Verdict};
+use crate::{CheckpointDigest, Detector, DetectorState, Verdict};
 
 mod respond;
 mod shard;
@@ -302,6 +302,12 @@ struct SavedGroupModel {
 /// the row of feature values).
 type MlJob = (usize, Arc<str>, usize, Millis, Vec<f32>);
 
+/// A model being evicted, encoded: (thing, slot, (checkpoint, its digest)).
+type EncodedModel = (Arc<str>, usize, (Vec<u8>, CheckpointDigest));
+
+/// An evicted model read back: (thing, slot, checkpoint, its digest if this process wrote it).
+type ReadModel = (Arc<str>, usize, Vec<u8>, Option<CheckpointDigest>);
+
 /// One thing's state for one behaviour.
 #[derive(Debug, Clone)]
 struct SlotState {
@@ -312,6 +318,9 @@ struct SlotState {
     detector: Option<Box<Detector>>,
     /// The model is checkpointed in the store's `models` table (evicted by the budget).
     evicted: bool,
+    /// The digest of that checkpoint where this process wrote it: its restore then skips
+    /// the forest's structural checks unless the bytes changed (`None` after a reload).
+    digest: Option<CheckpointDigest>,
     /// The model's use, for the eviction order.
     usage: Usage,
 }
@@ -324,6 +333,7 @@ impl SlotState {
             since,
             detector: None,
             evicted: false,
+            digest: None,
             usage: Usage::default(),
         }
     }
@@ -2064,20 +2074,20 @@ impl Engine {
             victims.push((name, i, st.detector.take().expect("resident")));
         }
         use rayon::prelude::*;
-        let encoded: Vec<(Arc<str>, usize, Vec<u8>)> = victims
+        let encoded: Vec<EncodedModel> = victims
             .into_par_iter()
             .with_min_len(4)
-            .map(|(name, i, d)| (name, i, d.to_bytes()))
+            .map(|(name, i, d)| (name, i, d.to_bytes_with_digest()))
             .collect();
-        for (name, i, bytes) in encoded {
-            self.evict(&name, i, &bytes)?;
+        for (name, i, (bytes, digest)) in encoded {
+            self.evict(&name, i, &bytes, digest)?;
         }
         Ok(())
     }
 
     /// Restores, in parallel, the evicted models of `part` from their checkpoints.
     fn restore_models(&mut self, part: &[MlJob]) -> Result<(), FleetError> {
-        let mut read: Vec<(Arc<str>, usize, Vec<u8>)> = Vec::new();
+        let mut read: Vec<ReadModel> = Vec::new();
         for (_, name, i, _, _) in part {
             let st = self.things[name].slots[*i]
                 .as_ref()
@@ -2095,13 +2105,20 @@ impl Engine {
                         "its checkpoint is missing",
                     )
                 })?;
-            read.push((name.clone(), *i, bytes));
+            read.push((name.clone(), *i, bytes, st.digest));
         }
         use rayon::prelude::*;
+        // checkpoints this process wrote skip the forests' checks (unless changed since)
         let decoded: Vec<(Arc<str>, usize, crate::Result<Detector>)> = read
             .into_par_iter()
             .with_min_len(4)
-            .map(|(name, i, b)| (name, i, Detector::from_bytes(&b)))
+            .map(|(name, i, b, digest)| {
+                let d = match digest {
+                    Some(digest) => Detector::from_bytes_with_digest(&b, &digest),
+                    None => Detector::from_bytes(&b),
+                };
+                (name, i, d)
+            })
             .collect();
         for (name, i, d) in decoded {
             let mut d = d.map_err(|e| {
@@ -2123,17 +2140,25 @@ impl Engine {
         st.usage.measure(&d);
         st.detector = Some(Box::new(d));
         st.evicted = false;
+        st.digest = None;
         self.models.resident += 1;
         self.models.resident_bytes += st.usage.bytes;
         self.models.peak_bytes = self.models.peak_bytes.max(self.models.resident_bytes);
     }
 
-    /// Writes the checkpoint `state` of the model of (`thing`, slot `i`), already taken out
-    /// of memory, and records the eviction.
-    fn evict(&mut self, thing: &Arc<str>, i: usize, state: &[u8]) -> Result<(), FleetError> {
+    /// Writes the checkpoint `state` (with its `digest`) of the model of (`thing`, slot `i`),
+    /// already taken out of memory, and records the eviction.
+    fn evict(
+        &mut self,
+        thing: &Arc<str>,
+        i: usize,
+        state: &[u8],
+        digest: CheckpointDigest,
+    ) -> Result<(), FleetError> {
         let t = self.things.get_mut(thing).expect("known");
         let st = t.slots[i].as_mut().expect("resident");
         st.evicted = true;
+        st.digest = Some(digest);
         let bytes = std::mem::take(&mut st.usage.bytes);
         // the thing's saved state must say the model is evicted
         t.mark_dirty(thing, &mut self.dirty);

@@ -403,6 +403,7 @@ impl Engine {
         let snapshot = st.clone();
         st.detector = None;
         st.evicted = false;
+        st.digest = None;
         st.usage = Default::default();
         self.discard(thing, &slot, &snapshot)?;
         let name: std::sync::Arc<str> = thing.into();
