@@ -361,7 +361,8 @@ impl Tree {
     }
 
     /// Rebuilds the leaf order from the tree if `ordered`, else drops it (after a restore or
-    /// a change of the box cache; the structure must have passed [`check`](Self::check)).
+    /// a change of the box cache; the structure must hold: passed [`check`](Self::check), or
+    /// restored from bytes this process saved, vouched for by their digest).
     /// `stack` is room for the traversal (restores pass one for every tree).
     pub(crate) fn rebuild_order(
         &mut self,
@@ -381,19 +382,17 @@ impl Tree {
         if self.root == NONE {
             return;
         }
-        stack.clear();
-        stack.push(self.root);
-        while let Some(r) = stack.pop() {
-            if is_leaf(r) {
-                let p = self.leaf_point(r);
-                for _ in 0..self.leaf_mass(r) {
-                    self.order.push(p);
-                }
-            } else {
-                let n = &self.nodes[r as usize];
-                stack.push(n.right);
-                stack.push(n.left);
+        // 16-bit indices both sides (every fleet model, W1): pushed straight into the vector;
+        // otherwise through `LeafPoints::push`, which widens where a value needs it
+        match (&self.leaf_point, &mut self.order) {
+            (LeafPoints::Narrow(points), LeafPoints::Narrow(out)) => {
+                leaf_order(&self.nodes, &self.leaf_mass, self.root, stack, |i| {
+                    out.push(points[i])
+                });
             }
+            (points, out) => leaf_order(&self.nodes, &self.leaf_mass, self.root, stack, |i| {
+                out.push(points.get(i))
+            }),
         }
     }
 
@@ -854,5 +853,35 @@ fn draw_separating_cut(
         let c = (f64::from(x) + u * (f64::from(lo) - f64::from(x))) as f32;
         let c = if c >= lo || c < x { x } else { c };
         (dim, c, true)
+    }
+}
+
+/// Calls `emit` with the index of each leaf below `root`, left to right, `mass` times each
+/// (the leaf order). Goes down each left spine keeping the right children for later: one
+/// stack operation per leaf. The structure must hold (no cycles): checked, or vouched for by
+/// a digest.
+fn leaf_order(
+    nodes: &[Node],
+    leaf_mass: &[u16],
+    root: NodeRef,
+    stack: &mut Vec<NodeRef>,
+    mut emit: impl FnMut(usize),
+) {
+    stack.clear();
+    let mut r = root;
+    loop {
+        while !is_leaf(r) {
+            let n = &nodes[r as usize];
+            stack.push(n.right);
+            r = n.left;
+        }
+        let i = leaf_index(r);
+        for _ in 0..leaf_mass[i] {
+            emit(i);
+        }
+        match stack.pop() {
+            Some(next) => r = next,
+            None => break,
+        }
     }
 }
