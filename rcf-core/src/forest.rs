@@ -930,39 +930,27 @@ impl RandomCutForest {
     /// Rebuilds all cached boxes and leaf orders (after restoring a state), verifying that
     /// every cut separates its subtrees.
     pub(crate) fn rebuild_boxes(&mut self) -> std::result::Result<(), String> {
-        self.rebuild_boxes_with(&mut TreeScratch::new(self.config.dimensions))
+        self.rebuild_boxes_with(&mut TreeScratch::new(self.config.dimensions), true)
     }
 
     /// [`rebuild_boxes`](Self::rebuild_boxes) with the trees' traversal buffers in `sc`.
+    /// Without `check_cuts` (a structure known to hold: bytes this process saved, vouched
+    /// for by their digest) boxes are built only where the cache wants some (which checks
+    /// those cuts still), skipping the subtree boxes of a tree that caches none; the leaf
+    /// orders are rebuilt either way.
     pub(crate) fn rebuild_boxes_with(
         &mut self,
         sc: &mut TreeScratch,
+        check_cuts: bool,
     ) -> std::result::Result<(), String> {
         let params = self.tree_params();
         for (i, tree) in self.trees.iter_mut().enumerate() {
-            tree.rebuild_boxes(&params, &self.store, sc)
-                .map_err(|e| format!("tree {i}: {e}"))?;
-            tree.rebuild_order(
-                params.box_cache_min_mass >= ORDER_MIN_MASS,
-                params.capacity,
-                &mut sc.stack,
-            );
-        }
-        Ok(())
-    }
-
-    /// The derived data of a restored forest whose structure is known to hold (bytes this
-    /// process saved, vouched for by their digest): boxes only where the cache wants some
-    /// (computing them checks the cuts too), and the leaf orders. Without a box cache this
-    /// skips the subtree boxes, most of [`rebuild_boxes_with`](Self::rebuild_boxes_with).
-    pub(crate) fn refill_boxes_with(
-        &mut self,
-        sc: &mut TreeScratch,
-    ) -> std::result::Result<(), String> {
-        let params = self.tree_params();
-        for (i, tree) in self.trees.iter_mut().enumerate() {
-            tree.refill_boxes(&params, &self.store, sc)
-                .map_err(|e| format!("tree {i}: {e}"))?;
+            if check_cuts {
+                tree.rebuild_boxes(&params, &self.store, sc)
+            } else {
+                tree.refill_boxes(&params, &self.store, sc)
+            }
+            .map_err(|e| format!("tree {i}: {e}"))?;
             tree.rebuild_order(
                 params.box_cache_min_mass >= ORDER_MIN_MASS,
                 params.capacity,

@@ -111,7 +111,7 @@ impl RandomCutForest {
             .check_with(false, &mut sc)
             .map_err(StateError::Inconsistent)?;
         forest
-            .rebuild_boxes_with(&mut sc)
+            .rebuild_boxes_with(&mut sc, true)
             .map_err(StateError::Inconsistent)?;
         Ok(forest)
     }
@@ -158,7 +158,7 @@ impl RandomCutForest {
         // the derived data is rebuilt (boxes only where the cache wants some, leaf orders)
         let mut sc = crate::tree::TreeScratch::new(forest.dimensions());
         forest
-            .refill_boxes_with(&mut sc)
+            .rebuild_boxes_with(&mut sc, false)
             .map_err(StateError::Inconsistent)?;
         Ok(forest)
     }
@@ -330,10 +330,15 @@ mod tests {
     use super::*;
 
     fn trained() -> RandomCutForest {
+        trained_with_cache(crate::DEFAULT_BOX_CACHE_MIN_MASS)
+    }
+
+    fn trained_with_cache(cache: usize) -> RandomCutForest {
         let mut f = RandomCutForest::builder(2)
             .shingle_size(2)
             .num_trees(5)
             .sample_size(32)
+            .box_cache_min_mass(cache)
             .seed(4)
             .build()
             .unwrap();
@@ -463,18 +468,7 @@ mod tests {
     #[test]
     fn a_restore_vouched_for_by_its_digest_is_the_checked_restore() {
         for cache in [4usize, 1000] {
-            let mut f = RandomCutForest::builder(2)
-                .shingle_size(2)
-                .num_trees(5)
-                .sample_size(32)
-                .box_cache_min_mass(cache)
-                .seed(4)
-                .build()
-                .unwrap();
-            for t in 0..400 {
-                let t = t as f32;
-                f.update(&[t.sin(), (t * 0.3).cos()]).unwrap();
-            }
+            let mut f = trained_with_cache(cache);
             let (bytes, digest) = f.to_bytes_with_digest();
             assert_eq!(bytes, f.to_bytes(), "the same bytes as to_bytes");
             let mut fast = RandomCutForest::from_bytes_with_digest(&bytes, &digest).unwrap();

@@ -579,13 +579,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn counters_and_scores_out_of_range_are_refused() {
+    /// A detector trained on 600 periodic points, then given `[last, 1]`.
+    fn trained_then(last: f32) -> Detector {
         let mut d = Detector::builder(["a", "b"]).seed(3).build().unwrap();
         for t in 0..600 {
             d.process(&[(t % 13) as f32, (t % 7) as f32]).unwrap();
         }
-        d.process(&[90.0, 1.0]).unwrap();
+        d.process(&[last, 1.0]).unwrap();
+        d
+    }
+
+    #[test]
+    fn counters_and_scores_out_of_range_are_refused() {
+        let d = trained_then(90.0);
         let craft = |f: &dyn Fn(&mut Payload)| {
             let mut p = decoded(&d);
             f(&mut p);
@@ -629,11 +635,7 @@ mod tests {
     /// take the full check.
     #[test]
     fn a_digest_vouches_for_the_forests_and_the_rest_is_still_checked() {
-        let mut d = Detector::builder(["a", "b"]).seed(3).build().unwrap();
-        for t in 0..600 {
-            d.process(&[(t % 13) as f32, (t % 7) as f32]).unwrap();
-        }
-        d.process(&[900.0, 1.0]).unwrap();
+        let mut d = trained_then(900.0);
         assert!(
             d.event.is_some(),
             "an open event, so both forests are vouched for"
