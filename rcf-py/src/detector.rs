@@ -612,13 +612,13 @@ impl PyDetector {
         data: &[u8],
         digest: Option<&PyStateDigest>,
     ) -> PyResult<Self> {
-        let Some(digest) = digest else {
-            return <Self as Pickle>::from_state(py, PyBytes::new(py, data).as_any());
-        };
-        let digest = *digest.as_detector()?;
+        let digest = digest.map(PyStateDigest::as_detector).transpose()?.copied();
         let data = data.to_vec();
         let d = py
-            .detach(|| Detector::from_bytes_with_digest(&data, &digest))
+            .detach(|| match digest {
+                Some(digest) => Detector::from_bytes_with_digest(&data, &digest),
+                None => Detector::from_bytes(&data),
+            })
             .map_err(PyRcfError::from)?;
         Ok(Self {
             inner: Mutex::new(d),
