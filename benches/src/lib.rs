@@ -79,3 +79,49 @@ pub fn fleet_datapoint(r: &rcf_datasets::defender::Report) -> rcf_stream::fleet:
     };
     rcf_stream::fleet::Datapoint::new(&r.thing, r.metric, v, r.timestamp, r.topic).expect("valid")
 }
+
+/// A benchmark's scratch directory in the temp directory, `{prefix}-{pid}`, removed when
+/// dropped.
+///
+/// A run that is killed cannot remove its directory, and a fleet store at 100,000 things
+/// holds tens of GB, so making one first removes the directories of earlier runs of the
+/// same prefix whose process is gone (Linux: no `/proc/{pid}`; elsewhere none are removed).
+#[derive(Debug)]
+pub struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    /// Removes stale `{prefix}-{pid}` directories, then makes this process's, empty.
+    pub fn new(prefix: &str) -> std::io::Result<ScratchDir> {
+        let tmp = std::env::temp_dir();
+        if std::path::Path::new("/proc/self").exists() {
+            for entry in std::fs::read_dir(&tmp)?.flatten() {
+                let name = entry.file_name();
+                let pid = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix(prefix))
+                    .and_then(|n| n.strip_prefix('-'))
+                    .and_then(|n| n.parse::<u32>().ok());
+                if let Some(pid) = pid
+                    && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = tmp.join(format!("{prefix}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(ScratchDir(dir))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

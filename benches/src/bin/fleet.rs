@@ -334,12 +334,12 @@ fn scale(args: &[String]) -> Result<(), String> {
     let warmup = num("--warmup-hours", 24.0)?;
     let hours = num("--hours", 24.0)?;
     let periods = ((warmup + hours) * 12.0).round() as i64;
-    let dir = std::env::temp_dir().join(format!("rcf-fleet-scale-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let dir = rcf_benches::ScratchDir::new("rcf-fleet-scale").map_err(|e| e.to_string())?;
     let mut config = EngineConfig::default();
     config.max_future_ms = None;
     config.memory_budget = budget;
-    let mut e = Engine::open(config, Some(&dir.join("fleet.db"))).map_err(|e| e.to_string())?;
+    let mut e =
+        Engine::open(config, Some(&dir.path().join("fleet.db"))).map_err(|e| e.to_string())?;
     e.configure(&serde_json::json!({
         "customMetrics": [{"metricName": "battery", "metricType": "number"}],
         "securityProfiles": [{"securityProfileName": "fleet", "behaviors": [
@@ -423,7 +423,7 @@ fn scale(args: &[String]) -> Result<(), String> {
         huge_page_kib() >> 10
     );
     drop(e);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     println!(
         "fleet devices={devices} scope={scope} rss_mib={} datapoints_per_s={:.0} models_in_memory={} evictions={}",
         status_kib("VmHWM:") / 1024,
@@ -502,8 +502,7 @@ fn main() {
         return;
     };
     let wants = |row: &str| only == row;
-    let dir = std::env::temp_dir().join(format!("rcf-fleet-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = rcf_benches::ScratchDir::new("rcf-fleet-bench").expect("temp dir");
     let rules = if ["memory", "off", "file"].contains(&only.as_str()) {
         datapoints(rule_things, days)
     } else {
@@ -524,7 +523,7 @@ fn main() {
     if wants("file") {
         report(
             &label,
-            &run(&rules, false, Some(&dir.join("rules.db")), true),
+            &run(&rules, false, Some(&dir.path().join("rules.db")), true),
         );
     }
     // JSON Lines: the CLI's path (parse each line, then ingest)
@@ -539,7 +538,7 @@ fn main() {
         );
         report(&label, &run(&ml, true, None, true));
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 }
 
 fn jsonl(rule_things: usize, days: usize) {

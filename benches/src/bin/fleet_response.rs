@@ -43,9 +43,8 @@ fn config() -> EngineConfig {
 /// Datapoints/s of the demo fleet in a fresh file store, with or without sinks; and the
 /// events delivered.
 fn demo(dps: &[Datapoint], sinks: bool) -> (f64, usize) {
-    let dir = std::env::temp_dir().join(format!("rcf-bench-response-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = rcf_benches::ScratchDir::new("rcf-bench-response").unwrap();
+    let dir = scratch.path();
     let mut e = Engine::open(config(), Some(&dir.join("fleet.db"))).unwrap();
     let setup: Value = serde_json::from_str(defender::demo_profile()).unwrap();
     e.configure(&setup).unwrap();
@@ -71,7 +70,8 @@ fn demo(dps: &[Datapoint], sinks: bool) -> (f64, usize) {
     e.commit(None).unwrap();
     e.respond_now().unwrap();
     let rate = dps.len() as f64 / t.elapsed().as_secs_f64();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(e);
+    drop(scratch);
     (rate, delivered.load(Ordering::Relaxed))
 }
 
