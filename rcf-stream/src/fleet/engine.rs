@@ -51,6 +51,11 @@ const SILENCE_CHECK_MS: Millis = 60_000;
 /// Models a worker takes at a time when a window's ML behaviours are scored: within a chunk
 /// each model is hinted into cache while the one before it is processed.
 const PREFETCH_CHUNK: usize = 16;
+
+/// Models a budgeted engine reads a chunk ahead of decoding them, or encodes a chunk ahead of
+/// writing them (the store's I/O is serial: one connection).
+const IO_CHUNK: usize = 4;
+
 /// An ML verdict counts once the detector's confidence reaches this (its samples are half
 /// full of post-warm-up data, about 11 hours at five-minute datapoints with the default 256
 /// samples, or at once after training from history): the first calibrated verdicts of a young
@@ -302,11 +307,16 @@ struct SavedGroupModel {
 /// the row of feature values).
 type MlJob = (usize, Arc<str>, usize, Millis, Vec<f32>);
 
+/// An evicted model to restore: (thing, slot, its checkpoint's digest if this process wrote
+/// it).
+type Wanted = (Arc<str>, usize, Option<CheckpointDigest>);
+
+/// A chunk of [`Wanted`] models and their checkpoints, or the first whose checkpoint is
+/// missing (`None`) or cannot be read.
+type ReadChunk<'c> = Result<(&'c [Wanted], Vec<Vec<u8>>), (&'c Arc<str>, Option<StoreError>)>;
+
 /// A model being evicted, encoded: (thing, slot, (checkpoint, its digest)).
 type EncodedModel = (Arc<str>, usize, (Vec<u8>, CheckpointDigest));
-
-/// An evicted model read back: (thing, slot, checkpoint, its digest if this process wrote it).
-type ReadModel = (Arc<str>, usize, Vec<u8>, Option<CheckpointDigest>);
 
 /// One thing's state for one behaviour.
 #[derive(Debug, Clone)]
@@ -2061,7 +2071,7 @@ impl Engine {
             }
         }
         resident.sort_unstable_by_key(|r| std::cmp::Reverse((r.0, r.1, r.2)));
-        // take the victims out, checkpoint them in parallel, write them in order
+        // take the victims out
         let mut victims: Vec<(Arc<str>, usize, Box<Detector>)> = Vec::new();
         let mut left = self.models.resident_bytes;
         for (_, _, i, name) in resident {
@@ -2073,21 +2083,41 @@ impl Engine {
             left = left.saturating_sub(st.usage.bytes);
             victims.push((name, i, st.detector.take().expect("resident")));
         }
-        use rayon::prelude::*;
-        let encoded: Vec<EncodedModel> = victims
-            .into_par_iter()
-            .with_min_len(4)
-            .map(|(name, i, d)| (name, i, d.to_bytes_with_digest()))
-            .collect();
-        for (name, i, (bytes, digest)) in encoded {
-            self.evict(&name, i, &bytes, digest)?;
-        }
-        Ok(())
+        // checkpoints are encoded in parallel a chunk ahead of their writes, which are serial
+        // and in victim order (the store's file does not depend on the threads); encoding
+        // all, then writing all, left a budgeted 100k fleet's two cores 40 % idle
+        let mut victims = victims.into_iter();
+        let mut next = || victims.by_ref().take(IO_CHUNK).collect::<Vec<_>>();
+        let encode = |chunk: Vec<(Arc<str>, usize, Box<Detector>)>| -> Vec<EncodedModel> {
+            use rayon::prelude::*;
+            chunk
+                .into_par_iter()
+                .map(|(name, i, d)| (name, i, d.to_bytes_with_digest()))
+                .collect()
+        };
+        // (in the pool: a join called from outside it waits for a thread to take it up)
+        rayon::scope(|_| {
+            let mut ready = encode(next());
+            while !ready.is_empty() {
+                let (encoded, written) = rayon::join(
+                    || encode(next()),
+                    || -> Result<(), FleetError> {
+                        for (name, i, (bytes, digest)) in ready {
+                            self.evict(&name, i, &bytes, digest)?;
+                        }
+                        Ok(())
+                    },
+                );
+                written?;
+                ready = encoded;
+            }
+            Ok(())
+        })
     }
 
     /// Restores, in parallel, the evicted models of `part` from their checkpoints.
     fn restore_models(&mut self, part: &[MlJob]) -> Result<(), FleetError> {
-        let mut read: Vec<ReadModel> = Vec::new();
+        let mut wanted: Vec<Wanted> = Vec::new();
         for (_, name, i, _, _) in part {
             let st = self.things[name].slots[*i]
                 .as_ref()
@@ -2095,41 +2125,84 @@ impl Engine {
             if st.detector.is_some() || !st.evicted {
                 continue;
             }
-            let slot = &self.slots[*i];
-            let bytes = self
-                .store
-                .read_model(name, &slot.profile_name, &slot.behavior_name)?
-                .ok_or_else(|| {
-                    self.corrupt(
-                        &format!("the evicted model of thing {}", quoted(name)),
-                        "its checkpoint is missing",
-                    )
-                })?;
-            read.push((name.clone(), *i, bytes, st.digest));
+            wanted.push((name.clone(), *i, st.digest));
         }
-        use rayon::prelude::*;
-        // checkpoints this process wrote skip the forests' checks (unless changed since)
-        let decoded: Vec<(Arc<str>, usize, crate::Result<Detector>)> = read
-            .into_par_iter()
-            .with_min_len(4)
-            .map(|(name, i, b, digest)| {
-                let d = match digest {
-                    Some(digest) => Detector::from_bytes_with_digest(&b, &digest),
+        // checkpoints are read a chunk ahead of their decoding, in parallel; those this
+        // process wrote skip the forests' checks (unless changed since)
+        let decode = |chunk: &[Wanted], bytes: Vec<Vec<u8>>| -> Vec<crate::Result<Detector>> {
+            use rayon::prelude::*;
+            bytes
+                .into_par_iter()
+                .zip(chunk)
+                .map(|(b, (_, _, digest))| match digest {
+                    Some(digest) => Detector::from_bytes_with_digest(&b, digest),
                     None => Detector::from_bytes(&b),
-                };
-                (name, i, d)
-            })
-            .collect();
-        for (name, i, d) in decoded {
-            let mut d = d.map_err(|e| {
-                self.corrupt(&format!("the evicted model of thing {}", quoted(&name)), e)
+                })
+                .collect()
+        };
+        let mut decoded: Vec<crate::Result<Detector>> = Vec::with_capacity(wanted.len());
+        let mut chunks = wanted.chunks(IO_CHUNK);
+        let read = rayon::scope(|_| {
+            let mut read = self.read_models(chunks.next().unwrap_or(&[]));
+            loop {
+                let (chunk, bytes) = read?;
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                let following = chunks.next().unwrap_or(&[]);
+                let (models, next) =
+                    rayon::join(|| decode(chunk, bytes), || self.read_models(following));
+                decoded.extend(models);
+                read = next;
+            }
+        });
+        if let Err((name, e)) = read {
+            return Err(self.unreadable(name, e));
+        }
+        // nothing is installed unless every checkpoint decodes
+        let mut models = Vec::with_capacity(decoded.len());
+        for ((name, _, _), d) in wanted.iter().zip(decoded) {
+            let d = d.map_err(|e| {
+                self.corrupt(&format!("the evicted model of thing {}", quoted(name)), e)
             })?;
+            models.push(d);
+        }
+        for ((name, i, _), mut d) in wanted.into_iter().zip(models) {
             self.slots[i].recalibrate(&mut d)?;
             self.models.restores += 1;
             self.models.evicted -= 1;
             self.install(&name, i, d);
         }
         Ok(())
+    }
+
+    /// The checkpoints of `chunk`, in order; or the first model whose checkpoint is missing
+    /// (`None`) or cannot be read.
+    fn read_models<'c>(&mut self, chunk: &'c [Wanted]) -> ReadChunk<'c> {
+        let mut out = Vec::with_capacity(chunk.len());
+        for (name, i, _) in chunk {
+            let slot = &self.slots[*i];
+            match self
+                .store
+                .read_model(name, &slot.profile_name, &slot.behavior_name)
+            {
+                Ok(Some(bytes)) => out.push(bytes),
+                Ok(None) => return Err((name, None)),
+                Err(e) => return Err((name, Some(e))),
+            }
+        }
+        Ok((chunk, out))
+    }
+
+    /// The error for an evicted model whose checkpoint could not be read (`None`: missing).
+    fn unreadable(&self, name: &str, e: Option<StoreError>) -> FleetError {
+        match e {
+            Some(e) => e.into(),
+            None => self.corrupt(
+                &format!("the evicted model of thing {}", quoted(name)),
+                "its checkpoint is missing",
+            ),
+        }
     }
 
     /// Puts a model into memory for (`thing`, slot `i`).

@@ -115,6 +115,16 @@ fn evicted_models_come_back_bit_for_bit_and_the_budget_holds() {
             assert_eq!(a, b, "event {k} differs with a budget ({path:?})");
         }
     }
+    // the same from inside a pool of one thread (the engine reads and writes checkpoints
+    // beside decoding and encoding others, and must not wait on itself)
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let store = dir.join("one-thread.db");
+    let (events, s) = pool.install(|| run(&input, Some(budget), Some(&store)));
+    assert!(s.evictions > 1_000, "{s:?}");
+    assert_eq!(events, all, "events differ in a pool of one thread");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -184,6 +194,43 @@ fn dropping_a_behaviour_deletes_its_checkpoints() {
     drop(e);
     let rows: i64 = rusqlite_count(&path);
     assert_eq!(rows, 0, "checkpoints of a dropped behaviour are deleted");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_missing_or_corrupt_checkpoint_is_an_error_naming_the_thing() {
+    let input = fleet(10, 60);
+    let (head, last) = input.split_at(input.len() - 30); // the last window: 10 things × 3
+    let dir = tempdir("damaged");
+    let path = dir.join("fleet.db");
+    let mut e = Engine::open(config(Some(1)), Some(&path)).unwrap();
+    e.configure(&profile()).unwrap();
+    for d in head {
+        e.ingest(d).unwrap();
+    }
+    e.commit(None).unwrap();
+    drop(e);
+    for (damage, says) in [
+        ("UPDATE models SET state = x'00'", "is corrupt"),
+        ("DELETE FROM models", "its checkpoint is missing"),
+    ] {
+        let mut e = Engine::open(config(Some(1)), Some(&path)).unwrap();
+        let before = e.model_stats();
+        assert_eq!((before.resident, before.evicted), (0, 10), "{before:?}");
+        // damaged behind the engine's back (a store that loses its checkpoints' rows is
+        // cleaned up when it is opened: their models are trained again from history)
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(damage).unwrap();
+        drop(c);
+        // the first datapoint of the last window closes the one before: its models are read
+        let err = e.ingest(&last[0]).unwrap_err().to_string();
+        assert!(
+            err.contains("the evicted model of thing `thing-") && err.contains(says),
+            "{err}"
+        );
+        let after = e.model_stats();
+        assert_eq!((after.resident, after.evicted), (0, 10), "{after:?}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
