@@ -52,10 +52,6 @@ const SILENCE_CHECK_MS: Millis = 60_000;
 /// each model is hinted into cache while the one before it is processed.
 const PREFETCH_CHUNK: usize = 16;
 
-/// Models a budgeted engine reads a chunk ahead of decoding them, or encodes a chunk ahead of
-/// writing them (the store's I/O is serial: one connection).
-const IO_CHUNK: usize = 4;
-
 /// An ML verdict counts once the detector's confidence reaches this (its samples are half
 /// full of post-warm-up data, about 11 hours at five-minute datapoints with the default 256
 /// samples, or at once after training from history): the first calibrated verdicts of a young
@@ -307,13 +303,27 @@ struct SavedGroupModel {
 /// the row of feature values).
 type MlJob = (usize, Arc<str>, usize, Millis, Vec<f32>);
 
+/// The next message of `rx`, taking up the pool's pending jobs while there is none (a
+/// worker thread that only waited could wait for jobs queued behind it); `None` once every
+/// sender is gone.
+fn recv_helping<T>(rx: &std::sync::mpsc::Receiver<T>) -> Option<T> {
+    use std::sync::mpsc::TryRecvError;
+    loop {
+        match rx.try_recv() {
+            Ok(x) => return Some(x),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => match rayon::yield_now() {
+                Some(rayon::Yield::Executed) => {}
+                // outside the pool, or no job left to take: the senders are at work
+                _ => return rx.recv().ok(),
+            },
+        }
+    }
+}
+
 /// An evicted model to restore: (thing, slot, its checkpoint's digest if this process wrote
 /// it).
 type Wanted = (Arc<str>, usize, Option<CheckpointDigest>);
-
-/// A chunk of [`Wanted`] models and their checkpoints, or the first whose checkpoint is
-/// missing (`None`) or cannot be read.
-type ReadChunk<'c> = Result<(&'c [Wanted], Vec<Vec<u8>>), (&'c Arc<str>, Option<StoreError>)>;
 
 /// A model being evicted, encoded: (thing, slot, (checkpoint, its digest)).
 type EncodedModel = (Arc<str>, usize, (Vec<u8>, CheckpointDigest));
@@ -2083,35 +2093,31 @@ impl Engine {
             left = left.saturating_sub(st.usage.bytes);
             victims.push((name, i, st.detector.take().expect("resident")));
         }
-        // checkpoints are encoded in parallel a chunk ahead of their writes, which are serial
-        // and in victim order (the store's file does not depend on the threads); encoding
-        // all, then writing all, left a budgeted 100k fleet's two cores 40 % idle
-        let mut victims = victims.into_iter();
-        let mut next = || victims.by_ref().take(IO_CHUNK).collect::<Vec<_>>();
-        let encode = |chunk: Vec<(Arc<str>, usize, Box<Detector>)>| -> Vec<EncodedModel> {
-            use rayon::prelude::*;
-            chunk
-                .into_par_iter()
-                .map(|(name, i, d)| (name, i, d.to_bytes_with_digest()))
-                .collect()
-        };
-        // (in the pool: a join called from outside it waits for a thread to take it up)
-        rayon::scope(|_| {
-            let mut ready = encode(next());
-            while !ready.is_empty() {
-                let (encoded, written) = rayon::join(
-                    || encode(next()),
-                    || -> Result<(), FleetError> {
-                        for (name, i, (bytes, digest)) in ready {
-                            self.evict(&name, i, &bytes, digest)?;
-                        }
-                        Ok(())
-                    },
-                );
-                written?;
-                ready = encoded;
+        // the pool encodes the checkpoints while this thread writes them, serially and in
+        // victim order (the store's file does not depend on the threads): encoding all, then
+        // writing all, left a budgeted 100k fleet's two cores 40 % idle
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, EncodedModel)>();
+        rayon::in_place_scope(|s| {
+            for (k, (name, i, d)) in victims.into_iter().enumerate() {
+                let tx = tx.clone();
+                s.spawn(move |_| {
+                    let _ = tx.send((k, (name, i, d.to_bytes_with_digest())));
+                });
             }
-            Ok(())
+            drop(tx);
+            let mut early: BTreeMap<usize, EncodedModel> = BTreeMap::new();
+            let mut written = Ok(());
+            let mut next = 0;
+            while let Some((k, model)) = recv_helping(&rx) {
+                early.insert(k, model);
+                while let Some((name, i, (bytes, digest))) = early.remove(&next) {
+                    next += 1;
+                    if written.is_ok() {
+                        written = self.evict(&name, i, &bytes, digest);
+                    }
+                }
+            }
+            written
         })
     }
 
@@ -2127,41 +2133,44 @@ impl Engine {
             }
             wanted.push((name.clone(), *i, st.digest));
         }
-        // checkpoints are read a chunk ahead of their decoding, in parallel; those this
-        // process wrote skip the forests' checks (unless changed since)
-        let decode = |chunk: &[Wanted], bytes: Vec<Vec<u8>>| -> Vec<crate::Result<Detector>> {
-            use rayon::prelude::*;
-            bytes
-                .into_par_iter()
-                .zip(chunk)
-                .map(|(b, (_, _, digest))| match digest {
-                    Some(digest) => Detector::from_bytes_with_digest(&b, digest),
-                    None => Detector::from_bytes(&b),
-                })
-                .collect()
-        };
-        let mut decoded: Vec<crate::Result<Detector>> = Vec::with_capacity(wanted.len());
-        let mut chunks = wanted.chunks(IO_CHUNK);
-        let read = rayon::scope(|_| {
-            let mut read = self.read_models(chunks.next().unwrap_or(&[]));
-            loop {
-                let (chunk, bytes) = read?;
-                if chunk.is_empty() {
-                    return Ok(());
-                }
-                let following = chunks.next().unwrap_or(&[]);
-                let (models, next) =
-                    rayon::join(|| decode(chunk, bytes), || self.read_models(following));
-                decoded.extend(models);
-                read = next;
+        // this thread reads the checkpoints (serially) while the pool decodes those read;
+        // those this process wrote skip the forests' checks (unless changed since)
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, crate::Result<Detector>)>();
+        let mut read = Ok(());
+        let (store, slots) = (&mut self.store, &self.slots);
+        rayon::in_place_scope(|s| {
+            for (k, (name, i, digest)) in wanted.iter().enumerate() {
+                let slot = &slots[*i];
+                let bytes = match store.read_model(name, &slot.profile_name, &slot.behavior_name) {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) => {
+                        read = Err((name, None));
+                        break;
+                    }
+                    Err(e) => {
+                        read = Err((name, Some(e)));
+                        break;
+                    }
+                };
+                let (tx, digest) = (tx.clone(), *digest);
+                s.spawn(move |_| {
+                    let d = match digest {
+                        Some(digest) => Detector::from_bytes_with_digest(&bytes, &digest),
+                        None => Detector::from_bytes(&bytes),
+                    };
+                    let _ = tx.send((k, d));
+                });
             }
         });
+        drop(tx);
         if let Err((name, e)) = read {
             return Err(self.unreadable(name, e));
         }
+        let mut decoded: Vec<(usize, crate::Result<Detector>)> = rx.into_iter().collect();
+        decoded.sort_unstable_by_key(|d| d.0);
         // nothing is installed unless every checkpoint decodes
         let mut models = Vec::with_capacity(decoded.len());
-        for ((name, _, _), d) in wanted.iter().zip(decoded) {
+        for ((name, _, _), (_, d)) in wanted.iter().zip(decoded) {
             let d = d.map_err(|e| {
                 self.corrupt(&format!("the evicted model of thing {}", quoted(name)), e)
             })?;
@@ -2174,24 +2183,6 @@ impl Engine {
             self.install(&name, i, d);
         }
         Ok(())
-    }
-
-    /// The checkpoints of `chunk`, in order; or the first model whose checkpoint is missing
-    /// (`None`) or cannot be read.
-    fn read_models<'c>(&mut self, chunk: &'c [Wanted]) -> ReadChunk<'c> {
-        let mut out = Vec::with_capacity(chunk.len());
-        for (name, i, _) in chunk {
-            let slot = &self.slots[*i];
-            match self
-                .store
-                .read_model(name, &slot.profile_name, &slot.behavior_name)
-            {
-                Ok(Some(bytes)) => out.push(bytes),
-                Ok(None) => return Err((name, None)),
-                Err(e) => return Err((name, Some(e))),
-            }
-        }
-        Ok((chunk, out))
     }
 
     /// The error for an evicted model whose checkpoint could not be read (`None`: missing).
