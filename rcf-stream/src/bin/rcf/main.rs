@@ -27,6 +27,12 @@ use rcf_stream::{Detector, Sensitivity, Verdict};
 
 use input::{Format, Row};
 
+/// mimalloc: a budgeted fleet's threads allocate and free models all the time. glibc's malloc
+/// in one arena made them queue on its lock (a 100,000-thing fleet under 1 GiB ran 1.9x
+/// slower, BENCHMARKS.md), and in an arena per thread it left 1.7x the live heap resident.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "rcf",
