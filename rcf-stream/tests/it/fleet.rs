@@ -989,8 +989,9 @@ fn pickled_bytes_restore_the_engine() {
     assert!(Engine::from_bytes(test_config(), b"garbage").is_err());
 }
 
-/// A fresh directory under the target dir.
-pub(crate) fn tempdir() -> std::path::PathBuf {
+/// A fresh directory in the temp directory, removed when dropped (the test's stores and
+/// files with it, whether the test passed or not).
+pub(crate) fn tempdir() -> TempDir {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let d = std::env::temp_dir().join(format!(
@@ -1000,5 +1001,27 @@ pub(crate) fn tempdir() -> std::path::PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
+}
+
+/// See [`tempdir`].
+pub(crate) struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
