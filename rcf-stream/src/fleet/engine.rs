@@ -2163,17 +2163,17 @@ impl Engine {
             }
         });
         drop(tx);
-        if let Err((name, e)) = read {
-            return Err(self.unreadable(name, e));
+        match read {
+            Ok(()) => {}
+            Err((_, Some(e))) => return Err(e.into()),
+            Err((name, None)) => return Err(self.corrupt_model(name, "its checkpoint is missing")),
         }
         let mut decoded: Vec<(usize, crate::Result<Detector>)> = rx.into_iter().collect();
         decoded.sort_unstable_by_key(|d| d.0);
         // nothing is installed unless every checkpoint decodes
         let mut models = Vec::with_capacity(decoded.len());
         for ((name, _, _), (_, d)) in wanted.iter().zip(decoded) {
-            let d = d.map_err(|e| {
-                self.corrupt(&format!("the evicted model of thing {}", quoted(name)), e)
-            })?;
+            let d = d.map_err(|e| self.corrupt_model(name, e))?;
             models.push(d);
         }
         for ((name, i, _), mut d) in wanted.into_iter().zip(models) {
@@ -2185,15 +2185,12 @@ impl Engine {
         Ok(())
     }
 
-    /// The error for an evicted model whose checkpoint could not be read (`None`: missing).
-    fn unreadable(&self, name: &str, e: Option<StoreError>) -> FleetError {
-        match e {
-            Some(e) => e.into(),
-            None => self.corrupt(
-                &format!("the evicted model of thing {}", quoted(name)),
-                "its checkpoint is missing",
-            ),
-        }
+    /// The error for the evicted model of `thing` whose checkpoint is missing or corrupt.
+    fn corrupt_model(&self, thing: &str, why: impl std::fmt::Display) -> FleetError {
+        self.corrupt(
+            &format!("the evicted model of thing {}", quoted(thing)),
+            why,
+        )
     }
 
     /// Puts a model into memory for (`thing`, slot `i`).

@@ -83,13 +83,6 @@ fn run(
     (out, e.model_stats())
 }
 
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("rcf-models-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[test]
 fn evicted_models_come_back_bit_for_bit_and_the_budget_holds() {
     let input = fleet(24, 420);
@@ -105,7 +98,7 @@ fn evicted_models_come_back_bit_for_bit_and_the_budget_holds() {
     assert_eq!((free.resident, free.evictions), (24, 0));
     // a budget of about a third of the models, on a file store and in memory
     let budget = (free.resident_bytes / 3) as u64;
-    let dir = tempdir("budget");
+    let dir = crate::fleet::tempdir();
     for path in [Some(dir.join("fleet.db")), None] {
         let (events, s) = run(&input, Some(budget), path.as_deref());
         assert!(s.evictions > 1_000 && s.restores > 1_000, "{s:?}");
@@ -125,7 +118,6 @@ fn evicted_models_come_back_bit_for_bit_and_the_budget_holds() {
     let (events, s) = pool.install(|| run(&input, Some(budget), Some(&store)));
     assert!(s.evictions > 1_000, "{s:?}");
     assert_eq!(events, all, "events differ in a pool of one thread");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -133,7 +125,7 @@ fn a_store_with_evicted_models_reopens_exactly_after_a_crash() {
     let input = fleet(12, 300);
     let (whole, free) = run(&input, None, None);
     let budget = (free.resident_bytes / 4) as u64;
-    let dir = tempdir("crash");
+    let dir = crate::fleet::tempdir();
     let path = dir.join("fleet.db");
     let p = profile();
     let part = |stop: Option<usize>| -> Vec<Value> {
@@ -166,13 +158,12 @@ fn a_store_with_evicted_models_reopens_exactly_after_a_crash() {
         }
     }
     assert_eq!(seen, whole);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn dropping_a_behaviour_deletes_its_checkpoints() {
     let input = fleet(10, 60);
-    let dir = tempdir("drop");
+    let dir = crate::fleet::tempdir();
     let path = dir.join("fleet.db");
     let mut e = Engine::open(config(Some(1)), Some(&path)).unwrap();
     e.configure(&profile()).unwrap();
@@ -194,14 +185,13 @@ fn dropping_a_behaviour_deletes_its_checkpoints() {
     drop(e);
     let rows: i64 = rusqlite_count(&path);
     assert_eq!(rows, 0, "checkpoints of a dropped behaviour are deleted");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_missing_or_corrupt_checkpoint_is_an_error_naming_the_thing() {
     let input = fleet(10, 60);
     let (head, last) = input.split_at(input.len() - 30); // the last window: 10 things × 3
-    let dir = tempdir("damaged");
+    let dir = crate::fleet::tempdir();
     let path = dir.join("fleet.db");
     let mut e = Engine::open(config(Some(1)), Some(&path)).unwrap();
     e.configure(&profile()).unwrap();
@@ -231,7 +221,6 @@ fn a_missing_or_corrupt_checkpoint_is_an_error_naming_the_thing() {
         let after = e.model_stats();
         assert_eq!((after.resident, after.evicted), (0, 10), "{after:?}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Rows in the store's `models` table.
@@ -395,7 +384,7 @@ fn training_summaries_follow_the_warm_up_of_each_scope() {
 #[test]
 fn a_file_store_engine_copies_to_bytes_and_back_with_its_evicted_models() {
     let input = fleet(6, 80);
-    let dir = tempdir("bytes");
+    let dir = crate::fleet::tempdir();
     let mut e = Engine::open(config(Some(40_000)), Some(&dir.join("fleet.db"))).unwrap();
     e.configure(&profile()).unwrap();
     for d in &input[..input.len() / 2] {
@@ -415,7 +404,6 @@ fn a_file_store_engine_copies_to_bytes_and_back_with_its_evicted_models() {
             .collect();
         assert_eq!(a, b);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Windows (from the start) in which `behavior` went in alarm for a thing whose bytes out are
