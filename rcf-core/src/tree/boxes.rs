@@ -271,22 +271,30 @@ impl Tree {
     }
 
     /// Updates the cached box (in `slot`) of internal node `r` after `gone` left its subtree:
-    /// only the bounds `gone` sat on are recomputed, from the children. Returns whether the box
-    /// changed.
-    pub(super) fn shrink_box(
+    /// only the bounds `gone` sat on are recomputed, from the children, for dimension `D` (0:
+    /// any). Returns whether the box changed. `min`, `max` and `stack` are scratch.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn shrink_box<const D: usize>(
         &mut self,
         r: NodeRef,
         slot: usize,
         gone: &[f32],
         store: &PointStore,
-        sc: &mut TreeScratch,
+        min: &mut [f32],
+        max: &mut [f32],
+        stack: &mut Vec<NodeRef>,
     ) -> bool {
+        let gone = fixed_len::<D>(gone);
         let dims = gone.len();
         let span = slot * 2 * dims..(slot + 1) * 2 * dims;
         let (lo, hi) = self.boxes[span.clone()].split_at(dims);
+        let (lo, hi) = (fixed_len::<D>(lo), fixed_len::<D>(hi));
         if strictly_inside(gone, lo, hi) {
             return false;
         }
+        let min = fixed_len_mut::<D>(min);
+        let max = fixed_len_mut::<D>(max);
         let node = self.nodes[r as usize];
         let (Some((al, ah)), Some((bl, bh))) = (
             self.child_box(node.left, store, dims),
@@ -294,15 +302,24 @@ impl Tree {
         ) else {
             // a child without a cached box: recompute the box from the children's subtrees
             // and compare, so that an unchanged box stops the shrinking here too
-            self.children_box(node, store, sc);
+            min.fill(f32::INFINITY);
+            max.fill(f32::NEG_INFINITY);
+            self.union_subtree_box(node.left, store, min, max, stack);
+            self.union_subtree_box(node.right, store, min, max, stack);
             let (lo, hi) = self.boxes[span].split_at_mut(dims);
-            let changed = *lo != *sc.min || *hi != *sc.max;
+            let changed = *lo != *min || *hi != *max;
             if changed {
-                lo.copy_from_slice(&sc.min);
-                hi.copy_from_slice(&sc.max);
+                lo.copy_from_slice(min);
+                hi.copy_from_slice(max);
             }
             return changed;
         };
+        let (al, ah, bl, bh) = (
+            fixed_len::<D>(al),
+            fixed_len::<D>(ah),
+            fixed_len::<D>(bl),
+            fixed_len::<D>(bh),
+        );
         let mut changed = false;
         for i in 0..dims {
             let new_lo = if gone[i] == lo[i] {
@@ -316,13 +333,13 @@ impl Tree {
                 hi[i]
             };
             changed |= new_lo != lo[i] || new_hi != hi[i];
-            sc.min[i] = new_lo;
-            sc.max[i] = new_hi;
+            min[i] = new_lo;
+            max[i] = new_hi;
         }
         if changed {
             let (lo, hi) = self.boxes[span].split_at_mut(dims);
-            lo.copy_from_slice(&sc.min);
-            hi.copy_from_slice(&sc.max);
+            lo.copy_from_slice(min);
+            hi.copy_from_slice(max);
         }
         changed
     }

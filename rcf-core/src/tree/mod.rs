@@ -706,11 +706,35 @@ impl Tree {
         sc: &mut TreeScratch,
         params: &TreeParams,
     ) {
-        let mut shrinking = gone.is_some();
-        for j in (0..levels).rev() {
-            let r = sc.path[j];
-            self.nodes[r as usize].mass -= 1;
-            let mass = u32::from(self.nodes[r as usize].mass);
+        // one body per common dimension: the shrink's per-dimension loops unroll
+        by_dimension!(
+            params.dims,
+            self.remove_mass_on_path_n(levels, gone, store, sc, params)
+        )
+    }
+
+    /// [`remove_mass_on_path`](Self::remove_mass_on_path) for dimension `D` (0: any).
+    #[inline(always)]
+    fn remove_mass_on_path_n<const D: usize>(
+        &mut self,
+        levels: usize,
+        gone: Option<&[f32]>,
+        store: &PointStore,
+        sc: &mut TreeScratch,
+        params: &TreeParams,
+    ) {
+        let path = &sc.path[..levels];
+        let mut j = levels;
+        // the masses and released boxes, up to where a box first stays as it was; a box
+        // unchanged means every box above is unchanged too: the removed point was either
+        // strictly inside, or another point still holds each bound it touched
+        let mut shrinking = gone;
+        while j > 0 {
+            j -= 1;
+            let r = path[j];
+            let node = &mut self.nodes[r as usize];
+            node.mass -= 1;
+            let mass = u32::from(node.mass);
             let slot = self.box_slot(r);
             if slot == NONE {
                 continue;
@@ -719,11 +743,18 @@ impl Tree {
                 self.release_box(r);
                 continue;
             }
-            if shrinking {
-                let gone = gone.expect("shrinking implies a removed point");
-                // once a box is unchanged, every box above is too: the removed point was either
-                // strictly inside, or another point still holds each bound it touched
-                shrinking = self.shrink_box(r, slot as usize, gone, store, sc);
+            if let Some(g) = shrinking
+                && !self.shrink_box::<D>(
+                    r,
+                    slot as usize,
+                    g,
+                    store,
+                    &mut sc.min,
+                    &mut sc.max,
+                    &mut sc.stack,
+                )
+            {
+                shrinking = None;
             }
         }
     }
