@@ -177,6 +177,10 @@ pub(crate) struct Tree {
     mass: u32,
     /// `log2(1 + mass)`, the score normaliser. Derived: rebuilt on load.
     norm: f64,
+    /// The normaliser of the mass before the last change, and that mass: a full tree's
+    /// update inserts a point and deletes one, so its mass goes to `m + 1` and back, and the
+    /// second step finds its normaliser here instead of taking a logarithm.
+    other_norm: (u32, f64),
     nodes: Vec<Node>,
     /// Each node's cached box slot or NONE; empty while no box is cached, else as long as
     /// `nodes`. Derived data: not saved, rebuilt on load.
@@ -238,6 +242,7 @@ impl Tree {
             root: NONE,
             mass: 0,
             norm: 0.0,
+            other_norm: (0, 0.0),
             nodes,
             box_slots: Vec::new(),
             free_node: NONE,
@@ -264,8 +269,14 @@ impl Tree {
     }
 
     fn set_mass(&mut self, mass: u32) {
+        let norm = if self.other_norm.0 == mass {
+            self.other_norm.1
+        } else {
+            (1.0 + f64::from(mass)).log2()
+        };
+        self.other_norm = (self.mass, self.norm);
         self.mass = mass;
-        self.norm = (1.0 + f64::from(mass)).log2();
+        self.norm = norm;
     }
 
     #[inline]
@@ -623,17 +634,39 @@ impl Tree {
         sc: &mut TreeScratch,
         params: &TreeParams,
     ) {
+        // one body per common dimension: the growth of each cached box unrolls
+        by_dimension!(
+            params.dims,
+            self.add_mass_on_path_n(path, grow, store, sc, params)
+        )
+    }
+
+    /// [`add_mass_on_path`](Self::add_mass_on_path) for dimension `D` (0: any).
+    #[inline(always)]
+    fn add_mass_on_path_n<const D: usize>(
+        &mut self,
+        path: &[NodeRef],
+        grow: bool,
+        store: &PointStore,
+        sc: &mut TreeScratch,
+        params: &TreeParams,
+    ) {
         let dims = params.dims;
         for (j, &r) in path.iter().enumerate().rev() {
-            self.nodes[r as usize].mass += 1;
-            let mass = u32::from(self.nodes[r as usize].mass);
+            let node = &mut self.nodes[r as usize];
+            node.mass += 1;
+            let mass = u32::from(node.mass);
             let slot = self.box_slot(r);
             if slot != NONE {
                 if grow && sc.probs[j] > 0.0 {
                     let b =
                         &mut self.boxes[slot as usize * 2 * dims..(slot as usize + 1) * 2 * dims];
                     let (lo, hi) = b.split_at_mut(dims);
-                    extend_box(lo, hi, &sc.candidate);
+                    extend_box(
+                        fixed_len_mut::<D>(lo),
+                        fixed_len_mut::<D>(hi),
+                        fixed_len::<D>(&sc.candidate),
+                    );
                 }
             } else if mass >= params.box_cache_min_mass {
                 self.fill_box(r, store, sc);
