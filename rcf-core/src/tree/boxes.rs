@@ -219,7 +219,7 @@ impl Tree {
 
     /// The box of child `r` as slices, when it is free to get (a leaf's point or a cached
     /// box); `None` for an uncached internal node.
-    #[inline]
+    #[inline(always)]
     pub(super) fn child_box<'a>(
         &'a self,
         r: NodeRef,
@@ -322,13 +322,14 @@ impl Tree {
         );
         let mut changed = false;
         for i in 0..dims {
+            // (finite values: a compare and select is `f32::min`/`max` without its NaN case)
             let new_lo = if gone[i] == lo[i] {
-                al[i].min(bl[i])
+                if bl[i] < al[i] { bl[i] } else { al[i] }
             } else {
                 lo[i]
             };
             let new_hi = if gone[i] == hi[i] {
-                ah[i].max(bh[i])
+                if bh[i] > ah[i] { bh[i] } else { ah[i] }
             } else {
                 hi[i]
             };
