@@ -6,7 +6,8 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m128, _mm_add_ps, _mm_loadu_ps, _mm_max_ps, _mm_setzero_ps, _mm_storeu_ps, _mm_sub_ps,
+    __m128, _mm_add_pd, _mm_add_ps, _mm_add_sd, _mm_cvtps_pd, _mm_cvtsd_f64, _mm_loadu_ps,
+    _mm_max_ps, _mm_movehl_ps, _mm_setzero_ps, _mm_storeu_ps, _mm_sub_ps, _mm_unpackhi_pd,
 };
 
 use super::{LANES, pos, reduce};
@@ -15,14 +16,68 @@ use super::{LANES, pos, reduce};
 /// the same overflow fallback to both.
 #[inline(always)]
 pub(crate) fn gap_and_range(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
+    if x.len() % LANES == 0 && x.len() > 0 {
+        let (gap, range) = registers::<true>(x, min, max);
+        return (reduce_register(gap), reduce_register(range));
+    }
     let (gap, range) = lanes::<true>(x, min, max);
     (reduce(&gap), reduce(&range))
+}
+
+/// [`super::reduce`] of the four lanes of `v`, in registers: `(v0 + v2) + (v1 + v3)` in
+/// `f64`, the same operations in the same order (bit-identical, tested).
+#[inline(always)]
+fn reduce_register(v: __m128) -> f64 {
+    // SAFETY: SSE2 is enabled on every x86-64 target, so the intrinsics are available; they
+    // only move and add register values.
+    unsafe {
+        // [v0, v1] + [v2, v3] = [v0 + v2, v1 + v3], then the two halves added
+        let pairs = _mm_add_pd(_mm_cvtps_pd(v), _mm_cvtps_pd(_mm_movehl_ps(v, v)));
+        _mm_cvtsd_f64(_mm_add_sd(pairs, _mm_unpackhi_pd(pairs, pairs)))
+    }
+}
+
+/// [`lanes`] for a length that is a positive multiple of [`LANES`], left in registers for
+/// [`reduce_register`] (no trip through memory).
+#[inline(always)]
+fn registers<const RANGE: bool>(x: &[f32], min: &[f32], max: &[f32]) -> (__m128, __m128) {
+    let n = x.len();
+    assert!(
+        n >= LANES && n % LANES == 0 && min.len() == n && max.len() == n,
+        "kernel slices must have equal length, a multiple of the lanes"
+    );
+    // SAFETY: SSE2 is enabled on every x86-64 target, so the intrinsics are available. Every
+    // load reads LANES floats starting at index `c * LANES` with `c < n / LANES`, so it ends at
+    // or before index `n`, within each of the three slices (all of length `n`, asserted).
+    unsafe {
+        let zero = _mm_setzero_ps();
+        let terms = |i: usize| {
+            let xv = _mm_loadu_ps(x.as_ptr().add(i));
+            let lo = _mm_loadu_ps(min.as_ptr().add(i));
+            let hi = _mm_loadu_ps(max.as_ptr().add(i));
+            let below = _mm_max_ps(_mm_sub_ps(lo, xv), zero);
+            let above = _mm_max_ps(_mm_sub_ps(xv, hi), zero);
+            (_mm_add_ps(below, above), _mm_sub_ps(hi, lo))
+        };
+        let (mut gap, mut range) = (zero, zero);
+        for c in 0..n / LANES {
+            let (g, r) = terms(c * LANES);
+            gap = _mm_add_ps(gap, g);
+            if RANGE {
+                range = _mm_add_ps(range, r);
+            }
+        }
+        (gap, if RANGE { range } else { zero })
+    }
 }
 
 /// SSE2 twin of the portable gap lanes of `super::gap_with_range` (the `gap` half of
 /// [`gap_and_range`] alone): the same lanes in the same order, so bit-identical (tested).
 #[inline(always)]
 pub(crate) fn gap_lanes(x: &[f32], min: &[f32], max: &[f32]) -> f64 {
+    if x.len() % LANES == 0 && x.len() > 0 {
+        return reduce_register(registers::<false>(x, min, max).0);
+    }
     reduce(&lanes::<false>(x, min, max).0)
 }
 
@@ -174,6 +229,49 @@ mod tests {
         let ran = [check::<16>(1), check::<24>(2), check::<13>(3)];
         if !ran.iter().all(|&r| r) {
             eprintln!("no AVX on this processor: the AVX union kernel was not compared");
+        }
+    }
+
+    /// The in-register reduction (lengths that are multiples of 4) against the portable
+    /// lanes, with signed zeros, boxes of one point, and values near `f32::MAX`.
+    #[test]
+    fn register_reduction_matches_portable_at_every_multiple_of_four() {
+        let specials = [
+            0.0f32,
+            -0.0,
+            1.5,
+            -2.25,
+            3e38,
+            -3e38,
+            1e-40,
+            f32::MAX,
+            f32::MIN,
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for n in [4usize, 8, 12, 16, 24, 32] {
+            for _ in 0..500 {
+                let mut pick = || specials[(next() % specials.len() as u64) as usize];
+                let x: Vec<f32> = (0..n).map(|_| pick()).collect();
+                let (min, max): (Vec<f32>, Vec<f32>) = (0..n)
+                    .map(|_| {
+                        let (a, c) = (pick(), pick());
+                        if c < a { (c, a) } else { (a, c) }
+                    })
+                    .unzip();
+                let fast = super::gap_and_range(&x, &min, &max);
+                let portable = gap_and_range_f32(&x, &min, &max);
+                assert_eq!(fast.0.to_bits(), portable.0.to_bits(), "gap, n = {n}");
+                assert_eq!(fast.1.to_bits(), portable.1.to_bits(), "range, n = {n}");
+                let gap = super::gap_lanes(&x, &min, &max);
+                let gap_portable = super::super::gap_lanes_portable::<0>(&x, &min, &max);
+                assert_eq!(gap.to_bits(), gap_portable.to_bits(), "gap lanes, n = {n}");
+            }
         }
     }
 
