@@ -16,7 +16,7 @@ use super::{LANES, pos, reduce};
 /// the same overflow fallback to both.
 #[inline(always)]
 pub(crate) fn gap_and_range(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
-    if x.len() % LANES == 0 && x.len() > 0 {
+    if x.len().is_multiple_of(LANES) && !x.is_empty() {
         let (gap, range) = registers::<true>(x, min, max);
         return (reduce_register(gap), reduce_register(range));
     }
@@ -43,7 +43,7 @@ fn reduce_register(v: __m128) -> f64 {
 fn registers<const RANGE: bool>(x: &[f32], min: &[f32], max: &[f32]) -> (__m128, __m128) {
     let n = x.len();
     assert!(
-        n >= LANES && n % LANES == 0 && min.len() == n && max.len() == n,
+        n >= LANES && n.is_multiple_of(LANES) && min.len() == n && max.len() == n,
         "kernel slices must have equal length, a multiple of the lanes"
     );
     // SAFETY: SSE2 is enabled on every x86-64 target, so the intrinsics are available. Every
@@ -75,7 +75,7 @@ fn registers<const RANGE: bool>(x: &[f32], min: &[f32], max: &[f32]) -> (__m128,
 /// [`gap_and_range`] alone): the same lanes in the same order, so bit-identical (tested).
 #[inline(always)]
 pub(crate) fn gap_lanes(x: &[f32], min: &[f32], max: &[f32]) -> f64 {
-    if x.len() % LANES == 0 && x.len() > 0 {
+    if x.len().is_multiple_of(LANES) && !x.is_empty() {
         return reduce_register(registers::<false>(x, min, max).0);
     }
     reduce(&lanes::<false>(x, min, max).0)
