@@ -43,9 +43,8 @@
 //! `--first-seed`; with `--z`, per-device models at 1 datapoint to alarm for each listed
 //! threshold z-factor (`rcf.zFactor`) instead. It runs
 //! itself again with `MALLOC_ARENA_MAX=1`, `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` (malloc
-//! asks for transparent huge pages), `MIMALLOC_ALLOW_LARGE_OS_PAGES=1` (mimalloc does) and
-//! `MIMALLOC_ARENA_EAGER_COMMIT=0` (mimalloc commits memory as it uses it) unless they are set
-//! (see `main`).
+//! asks for transparent huge pages) and `MIMALLOC_ALLOW_LARGE_OS_PAGES=1` (mimalloc does)
+//! unless they are set (see `main`).
 //!
 //! Latency: the engine call in which a window's end passes the watermark returns that
 //! window's events; its duration is the time from the window closing to its violation events.
@@ -464,19 +463,12 @@ fn main() {
         // madvises malloc's memory for transparent huge pages). These now apply to what is
         // not Rust's (SQLite); with mimalloc (`ALLOC`) the same huge pages are its
         // MIMALLOC_ALLOW_LARGE_OS_PAGES=1 (2,000 things per-device, 8 h, interleaved: 204k
-        // and 202k datapoints/s without, 210k and 209k with; glibc in one arena 177k, 194k).
-        // And MIMALLOC_ARENA_EAGER_COMMIT=0: mimalloc commits its arenas as pages are used,
-        // not all at once (which, with huge pages, left untouched memory resident): 10,000
-        // things per-device, 12 + 2 h, two interleaved pairs: 1,098 and 1,092 MiB resident,
-        // 267k and 262k datapoints/s with the default, 1,049 and 1,058 MiB, 301k and 290k
-        // with 0; 1,000 things under a 10 MiB budget: 71 and 58 MiB against 49 and 48, the
-        // same speed
+        // and 202k datapoints/s without, 210k and 209k with; glibc in one arena 177k, 194k)
         let unset = |v: &str| std::env::var_os(v).is_none();
         let vars = [
             ("MALLOC_ARENA_MAX", "1"),
             ("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1"),
             ("MIMALLOC_ALLOW_LARGE_OS_PAGES", "1"),
-            ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
         ];
         if vars.iter().any(|(v, _)| unset(v)) {
             let exe = std::env::current_exe().expect("own path");
