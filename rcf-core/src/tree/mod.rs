@@ -758,8 +758,8 @@ impl Tree {
     ) {
         let path = &sc.path[..levels];
         let mut j = levels;
-        // the masses and released boxes, up to where a box first stays as it was; a box
-        // unchanged means every box above is unchanged too: the removed point was either
+        // every mass on the path goes down; the boxes shrink up to the first that stays as it
+        // was, since then every box above is unchanged too: the removed point was either
         // strictly inside, or another point still holds each bound it touched
         let mut shrinking = gone;
         while j > 0 {
