@@ -34,14 +34,16 @@
 //! `ALLOC`).
 //!
 //! The alarm curve (`--alarm-curve [--things 200] [--days 4] [--seeds 3] [--first-seed 0]
-//! [--z 3,3.5]`): the demo fleet and
+//! [--z 3,3.5] [--trees 5,10]`): the demo fleet and
 //! profile (rules, a fleet percentile gated by the ML behaviour, the ML behaviour) for each
 //! scope, confidence level and `consecutiveDatapointsToAlarm` of the ML behaviour; per row the
 //! share of the injected security and health incidents (the benign rollout left out) with an
 //! in-alarm violation within 3 datapoints of their start, and false alarms (in-alarm
 //! violations of no incident) per device-day, over `--seeds` seeded fleets from
 //! `--first-seed`; with `--z`, per-device models at 1 datapoint to alarm for each listed
-//! threshold z-factor (`rcf.zFactor`) instead. It runs
+//! threshold z-factor (`rcf.zFactor`) instead; with `--trees`, per-device models at each
+//! confidence level and 1 to 3 datapoints to alarm for each listed number of trees
+//! (`rcf.numTrees`; the fleet model has 10), for what a smaller model costs in detection. It runs
 //! itself again with `MALLOC_ARENA_MAX=1`, `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` (malloc
 //! asks for transparent huge pages) and `MIMALLOC_ALLOW_LARGE_OS_PAGES=1` (mimalloc does)
 //! unless they are set (see `main`).
@@ -196,6 +198,7 @@ fn curve_row(
     confidence: &str,
     z_factor: Option<f64>,
     to_alarm: u64,
+    trees: Option<u64>,
 ) -> (usize, usize, usize, usize, f64) {
     use rcf_datasets::defender::IncidentKind;
     let (mut found, mut real, mut false_alarms, mut ml_false, mut device_days) = (0, 0, 0, 0, 0.0);
@@ -212,6 +215,9 @@ fn curve_row(
                 b["rcf"]["scope"] = scope.into();
                 if let Some(z) = z_factor {
                     b["rcf"]["zFactor"] = z.into();
+                }
+                if let Some(t) = trees {
+                    b["rcf"]["numTrees"] = t.into();
                 }
             }
         }
@@ -276,16 +282,28 @@ fn alarm_curve(args: &[String]) {
         get("--first-seed", 0),
     );
     let seeds = first..first + seeds;
-    let row = |scope: &str, confidence: &str, z: Option<f64>, to_alarm: u64| {
-        let (f, r, fa, ml, dd) =
-            curve_row(things, days, seeds.clone(), scope, confidence, z, to_alarm);
+    let row_with = |scope: &str, confidence: &str, z: Option<f64>, to_alarm: u64, trees| {
+        let (f, r, fa, ml, dd) = curve_row(
+            things,
+            days,
+            seeds.clone(),
+            scope,
+            confidence,
+            z,
+            to_alarm,
+            trees,
+        );
         let level = z.map_or(confidence.to_string(), |z| format!("zFactor {z}"));
+        let scope = trees.map_or(scope.to_string(), |t| format!("{scope}, {t} trees"));
         println!(
             "| {scope} | {level} | {to_alarm} | {f}/{r} ({:.0} %) | {:.4} | {:.4} |",
             100.0 * f as f64 / r as f64,
             fa as f64 / dd,
             ml as f64 / dd
         );
+    };
+    let row = |scope: &str, confidence: &str, z: Option<f64>, to_alarm: u64| {
+        row_with(scope, confidence, z, to_alarm, None)
     };
     let header = |what: &str| {
         println!(
@@ -306,6 +324,19 @@ fn alarm_curve(args: &[String]) {
                 Some(z.parse().expect("a number")),
                 1,
             );
+        }
+        return;
+    }
+    // `--trees 5,10`: per-device models of each size, every confidence and datapoints to alarm
+    if let Some(list) = flag(args, "--trees") {
+        header("number of trees (rcf.numTrees), per-device");
+        for trees in list.split(',') {
+            let trees: u64 = trees.parse().expect("a whole number");
+            for confidence in ["LOW", "MEDIUM", "HIGH"] {
+                for to_alarm in [1, 2, 3] {
+                    row_with("per-device", confidence, None, to_alarm, Some(trees));
+                }
+            }
         }
         return;
     }
