@@ -44,9 +44,9 @@
 //! threshold z-factor (`rcf.zFactor`) instead; with `--trees`, per-device models at each
 //! confidence level and 1 to 3 datapoints to alarm for each listed number of trees
 //! (`rcf.numTrees`; the fleet model has 10), for what a smaller model costs in detection.
-//! It runs itself again with `MALLOC_ARENA_MAX=1`, `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` (malloc
-//! asks for transparent huge pages) and `MIMALLOC_ALLOW_LARGE_OS_PAGES=1` (mimalloc does)
-//! unless they are set (see `main`).
+//! It runs itself again with `MALLOC_ARENA_MAX=1`, `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
+//! (malloc asks for transparent huge pages) and `MIMALLOC_ALLOW_LARGE_OS_PAGES=1` (mimalloc
+//! does) unless they are set (see `main`).
 //!
 //! Latency: the engine call in which a window's end passes the watermark returns that
 //! window's events; its duration is the time from the window closing to its violation events.
