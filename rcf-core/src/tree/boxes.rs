@@ -63,9 +63,13 @@ impl Tree {
         let min = fixed_len_mut::<D>(min);
         let max = fixed_len_mut::<D>(max);
         let dims = min.len();
-        let extend_box = |min: &mut [f32], max: &mut [f32], p: &[f32]| {
+        // a nested function, not a closure: closures cannot be marked `inline(always)`, and
+        // this one was left a call per leaf
+        #[inline(always)]
+        fn extend_point<const D: usize>(min: &mut [f32], max: &mut [f32], p: &[f32]) {
             extend_box(min, max, fixed_len::<D>(p));
-        };
+        }
+        let extend_box = extend_point::<D>;
         // the common cases without the stack: a leaf (the sibling of a bottom node) or a cached box
         if is_leaf(r) {
             extend_box(min, max, point(r));
