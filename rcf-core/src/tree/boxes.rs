@@ -240,11 +240,18 @@ impl Tree {
 
     /// Leaves in `sc.min`/`sc.max` the box of `node`'s two subtrees, from their leaves where a
     /// subtree has no cached box.
-    fn children_box(&self, node: Node, store: &PointStore, sc: &mut TreeScratch) {
-        sc.min.fill(f32::INFINITY);
-        sc.max.fill(f32::NEG_INFINITY);
-        self.union_subtree_box(node.left, store, &mut sc.min, &mut sc.max, &mut sc.stack);
-        self.union_subtree_box(node.right, store, &mut sc.min, &mut sc.max, &mut sc.stack);
+    fn children_box(
+        &self,
+        node: Node,
+        store: &PointStore,
+        min: &mut [f32],
+        max: &mut [f32],
+        stack: &mut Vec<NodeRef>,
+    ) {
+        min.fill(f32::INFINITY);
+        max.fill(f32::NEG_INFINITY);
+        self.union_subtree_box(node.left, store, min, max, stack);
+        self.union_subtree_box(node.right, store, min, max, stack);
     }
 
     /// Computes and caches the box of internal node `r` from its children.
@@ -262,7 +269,7 @@ impl Tree {
                     sc.max[i] = ah[i].max(bh[i]);
                 }
             }
-            _ => self.children_box(node, store, sc),
+            _ => self.children_box(node, store, &mut sc.min, &mut sc.max, &mut sc.stack),
         }
         let slot = match self.box_slot(r) {
             NONE => self.acquire_box(r, dims),
@@ -306,10 +313,7 @@ impl Tree {
         ) else {
             // a child without a cached box: recompute the box from the children's subtrees
             // and compare, so that an unchanged box stops the shrinking here too
-            min.fill(f32::INFINITY);
-            max.fill(f32::NEG_INFINITY);
-            self.union_subtree_box(node.left, store, min, max, stack);
-            self.union_subtree_box(node.right, store, min, max, stack);
+            self.children_box(node, store, min, max, stack);
             let (lo, hi) = self.boxes[span].split_at_mut(dims);
             let changed = *lo != *min || *hi != *max;
             if changed {

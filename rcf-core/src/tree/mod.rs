@@ -757,6 +757,8 @@ impl Tree {
         params: &TreeParams,
     ) {
         let path = &sc.path[..levels];
+        // a countdown, not `path.iter().rev()`: the iterator measured 0.3 % more W1
+        // instructions (callgrind, 2.904 → 2.911 G)
         let mut j = levels;
         // every mass on the path goes down; the boxes shrink up to the first that stays as it
         // was, since then every box above is unchanged too: the removed point was either
