@@ -92,6 +92,16 @@ pub struct EngineConfig {
     /// memory only with a file store. A window close may exceed the budget by the models it
     /// is scoring (about an eighth of the budget, at most [`MODEL_CHUNK`]) before it evicts.
     pub memory_budget: Option<u64>,
+    /// How often (in window time) a commit to a file store writes a thing's ML model in full
+    /// (default 6 h). Between those checkpoints a commit writes only the rows the model
+    /// learned since the last commit (a few bytes per window, the `model_logs` table), and
+    /// whoever restores the model replays them onto its checkpoint, so the model is the same
+    /// either way. A full model is about 72 KB with the fleet defaults, so at hourly commits
+    /// this writes about a sixth of the bytes; a longer interval writes less still, and a
+    /// reopened engine replays more (up to the interval's windows per model). `0`: every
+    /// commit writes every changed model in full. The checkpoints are staggered over the
+    /// interval by thing name, so that a fleet's models do not all fall due at one commit.
+    pub model_checkpoint_ms: Millis,
 }
 
 /// Window closes under a memory budget score models in chunks of about an eighth of the
@@ -110,6 +120,7 @@ impl Default for EngineConfig {
             seed: 0,
             model: ModelSettings::default(),
             memory_budget: None,
+            model_checkpoint_ms: 6 * HOUR,
         }
     }
 }
@@ -322,8 +333,34 @@ fn recv_helping<T>(rx: &std::sync::mpsc::Receiver<T>) -> Option<T> {
 }
 
 /// An evicted model to restore: (thing, slot, its checkpoint's digest if this process wrote
-/// it).
-type Wanted = (Arc<str>, usize, Option<CheckpointDigest>);
+/// it, the entries of its log in the store).
+type Wanted = (Arc<str>, usize, Option<CheckpointDigest>, u32);
+
+/// Replays a model's `log` (entries `(seq, rows)` from the store, `rows` little-endian `f32`s,
+/// `features` to a row) onto its checkpoint `d`, as the engine processed them live.
+fn replay(d: &mut Detector, log: &[(i64, Vec<u8>)], features: usize) -> Result<(), String> {
+    let width = 4 * features.max(1);
+    for (k, (seq, rows)) in log.iter().enumerate() {
+        if *seq != k as i64 {
+            return Err(format!("its log has entry {seq} where entry {k} belongs"));
+        }
+        if rows.is_empty() || rows.len() % width != 0 {
+            return Err(format!(
+                "entry {seq} of its log holds {} bytes, not rows of {features} values",
+                rows.len()
+            ));
+        }
+        let mut row = vec![0.0f32; features];
+        for chunk in rows.chunks_exact(width) {
+            for (v, b) in row.iter_mut().zip(chunk.chunks_exact(4)) {
+                *v = f32::from_le_bytes(b.try_into().expect("4 bytes"));
+            }
+            // a row the model rejected live is rejected again, and changes nothing either time
+            let _ = d.process(&row);
+        }
+    }
+    Ok(())
+}
 
 /// A model being evicted, encoded: (thing, slot, (checkpoint, its digest)).
 type EncodedModel = (Arc<str>, usize, (Vec<u8>, CheckpointDigest));
@@ -343,6 +380,16 @@ struct SlotState {
     digest: Option<CheckpointDigest>,
     /// The model's use, for the eviction order.
     usage: Usage,
+    /// The store (a file) holds the model as of the last commit: its checkpoint in `models`
+    /// with the `logged` entries of its log in `model_logs` replayed onto it. False until its
+    /// first checkpoint (and after a failed commit).
+    stored: bool,
+    /// Entries of the model's log in the store (at least 1 if there may be some).
+    logged: u32,
+    /// Rows the model processed since the last commit (while `stored`), for its log.
+    pending: Vec<f32>,
+    /// When (window time) the next full checkpoint is due.
+    checkpoint_due: Millis,
 }
 
 impl SlotState {
@@ -355,8 +402,31 @@ impl SlotState {
             evicted: false,
             digest: None,
             usage: Usage::default(),
+            stored: false,
+            logged: 0,
+            pending: Vec::new(),
+            checkpoint_due: Millis::MIN,
         }
     }
+}
+
+/// A row log longer than this many values (about four days of three-metric windows) is
+/// dropped for a full checkpoint at the next commit (an engine on a file store that is never
+/// committed must not grow without bound).
+const MAX_PENDING: usize = 4096;
+
+/// When a model first checkpointed at `now` is next due: within `every` of it, at a point set
+/// by the thing's name, so that a fleet's checkpoints spread over the interval.
+fn staggered_due(thing: &str, now: Millis, every: Millis) -> Millis {
+    if every <= 0 {
+        return now;
+    }
+    let h = thing
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+            (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3)
+        });
+    now.saturating_add(1 + (h % every as u64) as Millis)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -530,9 +600,28 @@ impl Engine {
         check_config(&config)?;
         let store = Store::from_bytes(bytes)?;
         let mut e = Self::with_store(config, store)?;
-        // an in-memory engine keeps thing state only in memory: drop the stored copies
+        // an in-memory engine keeps thing state only in memory: drop the stored copies (and
+        // the checkpoints of the models now in memory; evicted ones stay)
         e.store.begin()?;
         e.store.query("DELETE FROM thing_state", &[])?;
+        for (name, t) in e.things.iter_mut() {
+            for (i, st) in t.slots.iter_mut().enumerate() {
+                if let Some(st) = st.as_mut()
+                    && st.detector.is_some()
+                    && st.stored
+                {
+                    let slot = &e.slots[i];
+                    e.store
+                        .delete_model(name, &slot.profile_name, &slot.behavior_name)?;
+                    if st.logged > 0 {
+                        e.store
+                            .delete_model_log(name, &slot.profile_name, &slot.behavior_name)?;
+                    }
+                    st.stored = false;
+                    st.logged = 0;
+                }
+            }
+        }
         e.store.commit()?;
         Ok(e)
     }
@@ -646,10 +735,31 @@ impl Engine {
                     .and_then(|t| t.slots[i].as_mut())
             });
             match state {
-                Some(st) if st.detector.is_none() => st.evicted = true,
+                Some(st) if st.detector.is_none() => {
+                    // the model as of the last commit: this checkpoint and its log
+                    st.evicted = true;
+                    st.stored = true;
+                    st.checkpoint_due =
+                        staggered_due(&thing, self.watermark, self.config.model_checkpoint_ms);
+                }
                 _ => {
                     self.store.begin()?;
                     self.store.delete_model(&thing, &profile, &behavior)?;
+                }
+            }
+        }
+        for (thing, profile, behavior, entries) in self.store.model_log_keys()? {
+            let slot = index.get(&(profile.clone(), behavior.clone())).copied();
+            let state = slot.and_then(|i| {
+                self.things
+                    .get_mut(thing.as_str())
+                    .and_then(|t| t.slots[i].as_mut())
+            });
+            match state {
+                Some(st) if st.evicted => st.logged = entries,
+                _ => {
+                    self.store.begin()?;
+                    self.store.delete_model_log(&thing, &profile, &behavior)?;
                 }
             }
         }
@@ -667,6 +777,23 @@ impl Engine {
         self.models.peak_bytes = self.models.resident_bytes;
         self.index_windows();
         self.ranks_stale = true;
+        if self.config.memory_budget.is_none() {
+            // every model in memory, as saved (checkpoints decoded and logs replayed in
+            // parallel); under a budget each comes back at its next datapoint
+            let all: Vec<MlJob> = self
+                .things
+                .iter()
+                .flat_map(|(name, t)| {
+                    t.slots.iter().enumerate().filter_map(|(i, st)| {
+                        st.as_ref()
+                            .filter(|st| st.evicted)
+                            .map(|_| (0, name.clone(), i, 0, Vec::new()))
+                    })
+                })
+                .collect();
+            self.restore_models(&all)?;
+            self.models.restores = 0;
+        }
         self.enforce_budget()?;
         Ok(())
     }
@@ -2013,6 +2140,8 @@ impl Engine {
         let (Some(first), Some(last)) = (part.first(), part.last()) else {
             return Vec::new();
         };
+        // on a file store a checkpointed model's rows go to its log at the next commit
+        let log = self.store.is_durable();
         let mut jobs: Vec<(usize, &mut SlotState, &[f32], Millis)> = Vec::with_capacity(part.len());
         let mut next = 0;
         for (name, t) in self.things.range_mut(first.1.clone()..=last.1.clone()) {
@@ -2040,6 +2169,14 @@ impl Engine {
                     let (k, st, row, w) = &mut chunk[j];
                     let det = st.detector.as_deref_mut().expect("made resident");
                     let v = det.process(row);
+                    if log && st.stored {
+                        if st.pending.len() + row.len() > MAX_PENDING {
+                            st.stored = false;
+                            st.pending = Vec::new();
+                        } else {
+                            st.pending.extend_from_slice(row);
+                        }
+                    }
                     // an event opening or closing changes the model's size
                     let bytes = det.memory_usage();
                     let grew = bytes as isize - st.usage.bytes as isize;
@@ -2131,17 +2268,19 @@ impl Engine {
             if st.detector.is_some() || !st.evicted {
                 continue;
             }
-            wanted.push((name.clone(), *i, st.digest));
+            wanted.push((name.clone(), *i, st.digest, st.logged));
         }
-        // this thread reads the checkpoints (serially) while the pool decodes those read;
-        // those this process wrote skip the forests' checks (unless changed since)
-        let (tx, rx) = std::sync::mpsc::channel::<(usize, crate::Result<Detector>)>();
+        // this thread reads the checkpoints and logs (serially) while the pool decodes those
+        // read and replays their logs; those this process wrote skip the forests' checks
+        // (unless changed since)
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Detector, String>)>();
         let mut read = Ok(());
         let (store, slots) = (&mut self.store, &self.slots);
         rayon::in_place_scope(|s| {
-            for (k, (name, i, digest)) in wanted.iter().enumerate() {
+            for (k, (name, i, digest, logged)) in wanted.iter().enumerate() {
                 let slot = &slots[*i];
-                let bytes = match store.read_model(name, &slot.profile_name, &slot.behavior_name) {
+                let (p, b) = (&*slot.profile_name, &*slot.behavior_name);
+                let bytes = match store.read_model(name, p, b) {
                     Ok(Some(bytes)) => bytes,
                     Ok(None) => {
                         read = Err((name, None));
@@ -2152,12 +2291,29 @@ impl Engine {
                         break;
                     }
                 };
+                let log = if *logged > 0 {
+                    match store.read_model_log(name, p, b) {
+                        Ok(log) => log,
+                        Err(e) => {
+                            read = Err((name, Some(e)));
+                            break;
+                        }
+                    }
+                } else {
+                    Vec::new()
+                };
                 let (tx, digest) = (tx.clone(), *digest);
                 s.spawn(move |_| {
                     let d = match digest {
                         Some(digest) => Detector::from_bytes_with_digest(&bytes, &digest),
                         None => Detector::from_bytes(&bytes),
                     };
+                    let d = d.map_err(|e| e.to_string()).and_then(|mut d| {
+                        // at this build's sensitivity, as the rows were learned live
+                        slot.recalibrate(&mut d).map_err(|e| e.to_string())?;
+                        replay(&mut d, &log, slot.features.len())?;
+                        Ok(d)
+                    });
                     let _ = tx.send((k, d));
                 });
             }
@@ -2168,16 +2324,15 @@ impl Engine {
             Err((_, Some(e))) => return Err(e.into()),
             Err((name, None)) => return Err(self.corrupt_model(name, "its checkpoint is missing")),
         }
-        let mut decoded: Vec<(usize, crate::Result<Detector>)> = rx.into_iter().collect();
+        let mut decoded: Vec<(usize, Result<Detector, String>)> = rx.into_iter().collect();
         decoded.sort_unstable_by_key(|d| d.0);
         // nothing is installed unless every checkpoint decodes
         let mut models = Vec::with_capacity(decoded.len());
-        for ((name, _, _), (_, d)) in wanted.iter().zip(decoded) {
+        for ((name, _, _, _), (_, d)) in wanted.iter().zip(decoded) {
             let d = d.map_err(|e| self.corrupt_model(name, e))?;
             models.push(d);
         }
-        for ((name, i, _), mut d) in wanted.into_iter().zip(models) {
-            self.slots[i].recalibrate(&mut d)?;
+        for ((name, i, _, _), d) in wanted.into_iter().zip(models) {
             self.models.restores += 1;
             self.models.evicted -= 1;
             self.install(&name, i, d);
@@ -2221,11 +2376,24 @@ impl Engine {
         st.evicted = true;
         st.digest = Some(digest);
         let bytes = std::mem::take(&mut st.usage.bytes);
+        // the checkpoint is the model as it is: no log to replay onto it
+        let had_log = st.logged > 0;
+        if !st.stored {
+            st.checkpoint_due =
+                staggered_due(thing, self.watermark, self.config.model_checkpoint_ms);
+        }
+        st.stored = true;
+        st.logged = 0;
+        st.pending = Vec::new();
         // the thing's saved state must say the model is evicted
         t.mark_dirty(thing, &mut self.dirty);
         let slot = &self.slots[i];
         self.store
             .put_model(thing, &slot.profile_name, &slot.behavior_name, state)?;
+        if had_log {
+            self.store
+                .delete_model_log(thing, &slot.profile_name, &slot.behavior_name)?;
+        }
         self.models.resident -= 1;
         self.models.evicted += 1;
         self.models.evictions += 1;
@@ -2247,6 +2415,10 @@ impl Engine {
         // a restored model's checkpoint stays in the store until replaced: delete it too
         self.store
             .delete_model(thing, &slot.profile_name, &slot.behavior_name)?;
+        if st.logged > 0 {
+            self.store
+                .delete_model_log(thing, &slot.profile_name, &slot.behavior_name)?;
+        }
         Ok(())
     }
 
@@ -2916,6 +3088,13 @@ impl Engine {
         let r = self.commit_inner(cursor, false);
         if r.is_err() {
             self.store.rollback();
+            // the rolled-back checkpoints and logs are not in the store: write every model
+            // in full next time, deleting whatever log it may have
+            for st in self.things.values_mut().flat_map(|t| t.slots.iter_mut().flatten()) {
+                st.stored = false;
+                st.logged = st.logged.max(1);
+                st.pending = Vec::new();
+            }
         }
         r
     }
@@ -2933,10 +3112,13 @@ impl Engine {
             };
             names.sort_unstable();
             names.dedup();
+            // an in-memory store's models are saved in full (nothing replays a log there)
+            let full = !self.store.is_durable();
             for name in names {
                 if let Some(t) = self.things.get_mut(&name) {
                     t.dirty = false;
-                    let saved = self.save_thing(&self.things[&name]);
+                    self.save_models(&name, full)?;
+                    let saved = self.save_thing(&self.things[&name], false);
                     self.store.put_thing(&name, &encode_thing(&saved))?;
                 }
             }
@@ -2987,7 +3169,53 @@ impl Engine {
         Ok(())
     }
 
-    fn save_thing(&self, t: &ThingState) -> SavedThing {
+    /// Saves the models of `thing` in memory: in full (`full`, or one not checkpointed yet,
+    /// or due, see [`EngineConfig::model_checkpoint_ms`]), or as the rows each learned since
+    /// the last commit.
+    fn save_models(&mut self, thing: &Arc<str>, full: bool) -> Result<(), FleetError> {
+        let now = self.watermark;
+        let every = self.config.model_checkpoint_ms;
+        let Some(t) = self.things.get_mut(thing) else {
+            return Ok(());
+        };
+        for (i, s) in t.slots.iter_mut().enumerate() {
+            let Some(st) = s.as_mut() else {
+                continue;
+            };
+            let Some(d) = st.detector.as_deref() else {
+                continue;
+            };
+            let slot = &self.slots[i];
+            let (p, b) = (&*slot.profile_name, &*slot.behavior_name);
+            if full || !st.stored || now >= st.checkpoint_due {
+                self.store.put_model(thing, p, b, &d.to_bytes())?;
+                if st.logged > 0 {
+                    self.store.delete_model_log(thing, p, b)?;
+                }
+                st.checkpoint_due = if st.stored {
+                    now.saturating_add(every)
+                } else {
+                    staggered_due(thing, now, every)
+                };
+                st.stored = true;
+                st.logged = 0;
+                st.pending.clear();
+            } else if !st.pending.is_empty() {
+                let mut rows = Vec::with_capacity(st.pending.len() * 4);
+                for v in &st.pending {
+                    rows.extend_from_slice(&v.to_le_bytes());
+                }
+                self.store.append_model_log(thing, p, b, st.logged, &rows)?;
+                st.logged += 1;
+                st.pending.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// A thing's state to save: with its models' checkpoints inside (`embed_models`, a
+    /// [`Shard`]'s state), or without (the engine's store keeps them in `models`).
+    fn save_thing(&self, t: &ThingState, embed_models: bool) -> SavedThing {
         SavedThing {
             last_seen: t.last_seen,
             slots: t
@@ -3004,7 +3232,11 @@ impl Engine {
                         windows: s.windows.clone(),
                         alarm: s.alarm.clone(),
                         since: s.since,
-                        detector: s.detector.as_ref().map(|d| Bytes(d.to_bytes())),
+                        detector: s
+                            .detector
+                            .as_ref()
+                            .filter(|_| embed_models)
+                            .map(|d| Bytes(d.to_bytes())),
                     })
                 })
                 .collect(),
@@ -3236,6 +3468,15 @@ fn check_config(c: &EngineConfig) -> Result<(), FleetError> {
         return bad(
             "retention_ms",
             format!("must be at least an hour, got {}", c.retention_ms),
+        );
+    }
+    if !(0..=366 * 24 * HOUR).contains(&c.model_checkpoint_ms) {
+        return bad(
+            "model_checkpoint_ms",
+            format!(
+                "must be from 0 to a year, got {}",
+                c.model_checkpoint_ms
+            ),
         );
     }
     if c.memory_budget == Some(0) {

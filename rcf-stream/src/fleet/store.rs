@@ -15,8 +15,9 @@ const APPLICATION_ID: i32 = 0x7263_6631;
 /// The schema version (`PRAGMA user_version`). Older stores are migrated when opened:
 /// version 1 (a row per datapoint) to history chunks, version 2 gains the `models` table,
 /// version 3 the response tables (outbox, adjustments, incidents, mitigation tasks), and the
-/// `models` table of versions 3 and 4 is rebuilt as a rowid table (its key an index of its own).
-pub const SCHEMA_VERSION: i32 = 5;
+/// `models` table of versions 3 and 4 is rebuilt as a rowid table (its key an index of its own),
+/// and version 5 gains the `model_logs` table.
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// A store error: what failed, and SQLite's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,9 +57,10 @@ CREATE TABLE metric_chunks (
     PRIMARY KEY (hour, thing, metric, seq)) WITHOUT ROWID;
 ";
 
-/// Checkpoints of ML models evicted from memory by the engine's memory budget (schema 3), one
-/// per (thing, profile, behaviour): read back at the model's next use, replaced at its next
-/// eviction, deleted with its slot.
+/// Checkpoints of ML models (schema 3), one per (thing, profile, behaviour): written when the
+/// engine's memory budget evicts a model, and by commits (every `model_checkpoint_ms`; the
+/// rows learned in between go to `model_logs`); read back at the model's next use, replaced at
+/// its next eviction or checkpoint, deleted with its slot.
 ///
 /// A rowid table (schema 5; schemas 3 and 4 made it `WITHOUT ROWID`): its key is an index of
 /// its own, apart from the checkpoints. In a `WITHOUT ROWID` table each key lives in the same
@@ -69,6 +71,19 @@ const MODELS: &str = "
 CREATE TABLE models (
     thing TEXT NOT NULL, profile TEXT NOT NULL, behavior TEXT NOT NULL, state BLOB NOT NULL,
     PRIMARY KEY (thing, profile, behavior));
+";
+
+/// What each checkpointed model learned since its checkpoint (schema 6): one row per commit
+/// that had something to add, `seq` counting from 0 at the checkpoint, `rows` the feature
+/// rows the model processed, as little-endian `f32`s. A model is its checkpoint in `models`
+/// with these rows replayed onto it in order; writing a checkpoint deletes its rows in the
+/// same transaction. A commit then writes a few bytes per window for most models instead of
+/// the whole checkpoint (the engine's `model_checkpoint_ms`).
+const MODEL_LOGS: &str = "
+CREATE TABLE model_logs (
+    thing TEXT NOT NULL, profile TEXT NOT NULL, behavior TEXT NOT NULL, seq INTEGER NOT NULL,
+    rows BLOB NOT NULL,
+    PRIMARY KEY (thing, profile, behavior, seq)) WITHOUT ROWID;
 ";
 
 /// The response side (schema 4). `outbox`: what each sink is owed, one row per (sink,
@@ -276,7 +291,7 @@ impl Store {
             // 16 KiB pages (set before the first table): a saved thing is mostly its model's
             // checkpoint, about 72 KB, then 5 overflow pages instead of 18
             c.execute_batch(&format!(
-                "PRAGMA page_size = 16384; BEGIN; {SCHEMA} {METRIC_CHUNKS} {MODELS} {RESPONSE} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "PRAGMA page_size = 16384; BEGIN; {SCHEMA} {METRIC_CHUNKS} {MODELS} {MODEL_LOGS} {RESPONSE} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
             .map_err(|e| format!("cannot create the schema: {e}"))?;
         } else if app != APPLICATION_ID {
@@ -310,6 +325,10 @@ impl Store {
                 .map_err(|e| format!("cannot migrate schema version 4: {e}"))?;
             }
             // (stores that were at 2 or below already have today's `models` table)
+            c.execute_batch(&format!(
+                "BEGIN; {MODEL_LOGS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(|e| format!("cannot migrate schema version 5: {e}"))?;
             c.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
                 .map_err(|e| format!("cannot set the schema version: {e}"))?;
         } else if version != SCHEMA_VERSION {
@@ -642,7 +661,8 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
-    /// Checkpoints an evicted model (replacing an older checkpoint of the same slot).
+    /// Checkpoints a model (replacing an older checkpoint of the same slot; the caller deletes
+    /// that one's log).
     pub(crate) fn put_model(
         &mut self,
         thing: &str,
@@ -704,7 +724,83 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    /// The (thing, profile, behaviour) of every evicted model's checkpoint.
+    /// Appends entry `seq` (rows as little-endian `f32`s) to the log of a checkpointed model.
+    pub(crate) fn append_model_log(
+        &mut self,
+        thing: &str,
+        profile: &str,
+        behavior: &str,
+        seq: u32,
+        rows: &[u8],
+    ) -> Result<(), StoreError> {
+        self.begin()?;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO model_logs (thing, profile, behavior, seq, rows) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(|e| self.error(e))?;
+        st.execute(params![thing, profile, behavior, seq, rows])
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// The log of a checkpointed model: (seq, rows) in order of `seq`.
+    pub(crate) fn read_model_log(
+        &mut self,
+        thing: &str,
+        profile: &str,
+        behavior: &str,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        self.begin()?;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, rows FROM model_logs WHERE thing = ?1 AND profile = ?2 AND behavior = ?3 ORDER BY seq",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = st
+            .query_map(params![thing, profile, behavior], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// Deletes the log of a model (its checkpoint was replaced or dropped).
+    pub(crate) fn delete_model_log(
+        &mut self,
+        thing: &str,
+        profile: &str,
+        behavior: &str,
+    ) -> Result<(), StoreError> {
+        self.begin()?;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM model_logs WHERE thing = ?1 AND profile = ?2 AND behavior = ?3",
+            )
+            .map_err(|e| self.error(e))?;
+        st.execute(params![thing, profile, behavior])
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// (thing, profile, behaviour, entries) of every model log.
+    pub(crate) fn model_log_keys(&self) -> Result<Vec<(String, String, String, u32)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT thing, profile, behavior, count(*) FROM model_logs GROUP BY thing, profile, behavior ORDER BY thing, profile, behavior",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// The (thing, profile, behaviour) of every model checkpoint.
     pub(crate) fn model_keys(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         let mut st = self
             .conn
@@ -1005,7 +1101,7 @@ mod tests {
             let c = Connection::open(&path).unwrap();
             c.execute_batch(&format!(
                 "DROP TABLE metric_chunks;
-                 DROP TABLE models;
+                 DROP TABLE models; DROP TABLE model_logs;
                  {DROP_RESPONSE}
                  CREATE TABLE metric_values (
                      thing INTEGER NOT NULL, metric INTEGER NOT NULL, ts INTEGER NOT NULL,
@@ -1077,7 +1173,7 @@ mod tests {
             // schema 4's table, with a checkpoint larger than a page and a small one
             let c = Connection::open(&path).unwrap();
             c.execute_batch(
-                "DROP TABLE models; CREATE TABLE models (thing TEXT NOT NULL, \
+                "DROP TABLE models; DROP TABLE model_logs; CREATE TABLE models (thing TEXT NOT NULL, \
                  profile TEXT NOT NULL, behavior TEXT NOT NULL, state BLOB NOT NULL, \
                  PRIMARY KEY (thing, profile, behavior)) WITHOUT ROWID; PRAGMA user_version = 4;",
             )
@@ -1113,6 +1209,40 @@ mod tests {
     }
 
     #[test]
+    fn a_version_5_store_gains_the_model_logs() {
+        let path = temp("v5");
+        drop(Store::open(Some(&path)).unwrap());
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("DROP TABLE model_logs; PRAGMA user_version = 5;")
+                .unwrap();
+        }
+        let mut s = Store::open(Some(&path)).unwrap();
+        assert_eq!(user_version(&s), SCHEMA_VERSION);
+        s.append_model_log("dev", "p", "b", 1, b"later").unwrap();
+        s.append_model_log("dev", "p", "b", 0, b"first").unwrap();
+        s.append_model_log("other", "p", "b", 0, b"x").unwrap();
+        s.commit().unwrap();
+        assert_eq!(
+            s.read_model_log("dev", "p", "b").unwrap(),
+            vec![(0, b"first".to_vec()), (1, b"later".to_vec())]
+        );
+        assert_eq!(
+            s.model_log_keys().unwrap(),
+            vec![
+                ("dev".into(), "p".into(), "b".into(), 2),
+                ("other".into(), "p".into(), "b".into(), 1)
+            ]
+        );
+        s.delete_model_log("dev", "p", "b").unwrap();
+        s.commit().unwrap();
+        assert!(s.read_model_log("dev", "p", "b").unwrap().is_empty());
+        assert_eq!(s.model_log_keys().unwrap().len(), 1);
+        drop(s);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
     fn new_stores_keep_checkpoints_apart_from_their_keys() {
         let path = temp("rowid");
         let s = Store::open(Some(&path)).unwrap();
@@ -1131,7 +1261,7 @@ mod tests {
         {
             let c = Connection::open(&path).unwrap();
             c.execute_batch(&format!(
-                "DROP TABLE models; {DROP_RESPONSE} PRAGMA user_version = 2;"
+                "DROP TABLE models; DROP TABLE model_logs; {DROP_RESPONSE} PRAGMA user_version = 2;"
             ))
             .unwrap();
         }

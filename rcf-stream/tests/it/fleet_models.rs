@@ -223,6 +223,165 @@ fn a_missing_or_corrupt_checkpoint_is_an_error_naming_the_thing() {
     }
 }
 
+/// Runs `input` on a file store at `path` with `checkpoint_ms` between full model
+/// checkpoints, committing every `every` datapoints, and drops the engine without committing
+/// after datapoint `stop` (a crash); then reopens it (`budget`) and runs the rest. Returns the
+/// events of both runs (those of the crashed run's uncommitted tail raised again, once) and
+/// the rows of the store's model log when it was reopened.
+fn crash_and_replay(
+    input: &[Datapoint],
+    path: &std::path::Path,
+    checkpoint_ms: i64,
+    budget: Option<u64>,
+    every: usize,
+    stop: usize,
+) -> (Vec<Value>, i64) {
+    let p = profile();
+    let mut logged = 0;
+    let mut part = |stop: Option<usize>| -> Vec<Value> {
+        let mut c = config(budget);
+        c.model_checkpoint_ms = checkpoint_ms;
+        let mut e = Engine::open(c, Some(path)).unwrap();
+        e.configure(&p).unwrap();
+        let start: usize = e.cursor().map_or(0, |c| c.parse().unwrap());
+        if start > 0 {
+            logged = count_rows(path, "model_logs");
+            if budget.is_none() {
+                // every model back in memory at once, its log replayed
+                let s = e.model_stats();
+                assert!(s.resident == 12 && s.evicted == 0, "{s:?}");
+            }
+        }
+        let mut out = Vec::new();
+        for (i, d) in input.iter().enumerate().skip(start) {
+            out.extend(e.ingest(d).unwrap().iter().map(|v| v.to_json()));
+            if (i + 1) % every == 0 {
+                e.commit(Some(&(i + 1).to_string())).unwrap();
+            }
+            if stop == Some(i + 1) {
+                return out;
+            }
+        }
+        out.extend(e.flush().unwrap().iter().map(|v| v.to_json()));
+        e.commit(Some(&input.len().to_string())).unwrap();
+        out
+    };
+    let mut seen = part(Some(stop));
+    for ev in part(None) {
+        if !seen.contains(&ev) {
+            seen.push(ev);
+        }
+    }
+    (seen, logged)
+}
+
+#[test]
+fn models_checkpointed_now_and_then_reopen_exactly_from_their_logs() {
+    // 12 things × 3 metrics: 36 datapoints a window; commits every 360 (10 windows, 50
+    // minutes), the crash 7 commits and 10 datapoints after the last one
+    let input = fleet(12, 300);
+    let (whole, _) = run(&input, None, None);
+    assert!(
+        whole.iter().any(|e| e["behavior"]["name"] == "traffic-ml"),
+        "no ML event to compare"
+    );
+    let dir = crate::fleet::tempdir();
+    for (k, (checkpoint_ms, budget, stop)) in [
+        // every 4 h: most commits log rows, some write models in full
+        (4 * 3_600_000, None, 7 * 360 + 10),
+        (4 * 3_600_000, None, 19 * 360 + 10),
+        // never in full after the first: every later commit logs
+        (100 * 3_600_000, None, 19 * 360 + 10),
+        // every commit in full (no log)
+        (0, None, 19 * 360 + 10),
+        // under a budget: evictions write models in full and clear their logs
+        (4 * 3_600_000, Some(12_000), 19 * 360 + 10),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = dir.join(format!("fleet-{k}.db"));
+        let (events, logged) = crash_and_replay(&input, &path, checkpoint_ms, budget, 360, stop);
+        if checkpoint_ms == 0 {
+            assert_eq!(logged, 0, "case {k}");
+        } else if budget.is_none() {
+            // 12 models, each with up to one entry per commit since its last checkpoint
+            let least = if checkpoint_ms > 24 * 3_600_000 { 12 * 15 } else { 6 };
+            assert!(logged >= least, "case {k}: {logged} log rows when reopened");
+        }
+        assert_eq!(events, whole, "case {k}: the events differ after the crash");
+        if checkpoint_ms > 0 {
+            // what the last commit left: models and logs that give the same models again
+            let mut c = config(None);
+            c.model_checkpoint_ms = checkpoint_ms;
+            let e = Engine::open(c, Some(&path)).unwrap();
+            assert_eq!(e.model_stats().resident, 12, "case {k}");
+        }
+    }
+}
+
+#[test]
+fn a_damaged_model_log_is_an_error_naming_the_thing() {
+    let input = fleet(10, 60);
+    let dir = crate::fleet::tempdir();
+    let path = dir.join("fleet.db");
+    let mut c = config(None);
+    c.model_checkpoint_ms = 100 * 3_600_000;
+    let mut e = Engine::open(c.clone(), Some(&path)).unwrap();
+    e.configure(&profile()).unwrap();
+    for (k, d) in input.iter().enumerate() {
+        e.ingest(d).unwrap();
+        if (k + 1) % 300 == 0 {
+            e.commit(None).unwrap();
+        }
+    }
+    e.commit(None).unwrap();
+    drop(e);
+    assert!(count_rows(&path, "model_logs") >= 10);
+    let copy = dir.join("copy.db");
+    for (damage, says) in [
+        ("UPDATE model_logs SET rows = x'0000' WHERE seq = 1", "not rows of 3 values"),
+        ("DELETE FROM model_logs WHERE seq = 0", "where entry 0 belongs"),
+    ] {
+        std::fs::copy(&path, &copy).unwrap();
+        let db = rusqlite::Connection::open(&copy).unwrap();
+        db.execute_batch(damage).unwrap();
+        drop(db);
+        // without a budget the models are read when the store is opened
+        let err = match Engine::open(c.clone(), Some(&copy)) {
+            Ok(_) => panic!("{damage}: opened"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("the evicted model of thing `thing-") && err.contains(says),
+            "{err}"
+        );
+        // under a budget, at the model's next datapoint
+        let mut b = c.clone();
+        b.memory_budget = Some(1);
+        let mut e = Engine::open(b, Some(&copy)).unwrap();
+        let before = e.model_stats();
+        let next = fleet(10, 61);
+        let err = next[next.len() - 30..]
+            .iter()
+            .find_map(|d| e.ingest(d).err())
+            .expect("a model with a damaged log was used")
+            .to_string();
+        assert!(err.contains(says), "{err}");
+        let after = e.model_stats();
+        assert_eq!(
+            (before.resident, before.evicted),
+            (after.resident, after.evicted)
+        );
+    }
+}
+
+fn count_rows(path: &std::path::Path, table: &str) -> i64 {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
 /// Rows in the store's `models` table.
 fn rusqlite_count(path: &std::path::Path) -> i64 {
     let c = rusqlite::Connection::open(path).unwrap();
@@ -392,8 +551,10 @@ fn a_file_store_engine_copies_to_bytes_and_back_with_its_evicted_models() {
     }
     let bytes = e.to_bytes().unwrap();
     let mut copy = Engine::from_bytes(config(Some(40_000)), &bytes).unwrap();
-    assert_eq!(copy.model_stats().evicted, e.model_stats().evicted);
-    assert!(e.model_stats().evicted > 0);
+    // under a budget the copy's models come back at their next datapoint
+    let (a, b) = (e.model_stats(), copy.model_stats());
+    assert_eq!(a.resident + a.evicted, b.resident + b.evicted, "{a:?} {b:?}");
+    assert!(a.evicted > 0 && b.evicted > 0, "{a:?} {b:?}");
     for d in &input[input.len() / 2..] {
         let a: Vec<Value> = e.ingest(d).unwrap().iter().map(|v| v.to_json()).collect();
         let b: Vec<Value> = copy

@@ -355,7 +355,7 @@ impl Shard {
             let state = e
                 .things
                 .get(&name)
-                .map(|t| e.save_thing(t))
+                .map(|t| e.save_thing(t, true))
                 .unwrap_or(SavedThing {
                     last_seen: e.max_ts.unwrap_or(0),
                     slots: Vec::new(),
