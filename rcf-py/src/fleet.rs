@@ -318,6 +318,17 @@ fn committed(
 
 /// Seconds from Python as milliseconds, refused (naming the setting) unless non-negative and
 /// below 10^12.
+/// `model_checkpoint_hours` in ms: from 0 to a year (the engine's range).
+fn checkpoint_ms(hours: f64) -> PyResult<i64> {
+    if (0.0..=366.0 * 24.0).contains(&hours) {
+        Ok((hours * 3_600_000.0).round() as i64)
+    } else {
+        Err(ConfigError::new_err(format!(
+            "invalid `model_checkpoint_hours`: must be from 0 to a year (8784), got {hours}"
+        )))
+    }
+}
+
 pub(crate) fn seconds_ms(name: &str, x: f64) -> PyResult<i64> {
     if (0.0..1e12).contains(&x) {
         Ok((x * 1000.0) as i64)
@@ -393,7 +404,8 @@ impl PyFleet {
     #[new]
     #[pyo3(signature = (profile=None, *, store=None, grace_seconds=60.0, invalidate_after_hours=48.0,
         retention_days=14.0, max_future_seconds=86400.0, strict=false, history=true, seed=0,
-        memory_budget=None, num_trees=None, sample_size=None, shingle_size=None))]
+        memory_budget=None, num_trees=None, sample_size=None, shingle_size=None,
+        model_checkpoint_hours=6.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -410,8 +422,10 @@ impl PyFleet {
         num_trees: Option<usize>,
         sample_size: Option<usize>,
         shingle_size: Option<usize>,
+        model_checkpoint_hours: f64,
     ) -> PyResult<Self> {
         let mut c = EngineConfig::default();
+        c.model_checkpoint_ms = checkpoint_ms(model_checkpoint_hours)?;
         c.grace_ms = seconds_ms("grace_seconds", grace_seconds)?;
         c.invalidate_after_ms =
             seconds_ms("invalidate_after_hours", invalidate_after_hours * 3600.0)?;
@@ -1014,8 +1028,9 @@ impl PyFleet {
 impl Pickle for PyFleet {
     /// `(store bytes, grace_ms, invalidate_after_ms, retention_ms, max_future_ms, strict,
     /// history, seed, (memory_budget, num_trees, sample_size, shingle_size,
-    /// box_cache_min_mass))`: a pickled fleet is an in-memory copy of the store (states
-    /// without the last item, from before the model settings, take the defaults).
+    /// box_cache_min_mass), model_checkpoint_ms)`: a pickled fleet is an in-memory copy of
+    /// the store (states without the last items, from before those settings, take the
+    /// defaults).
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let bytes = lock(py, &self.inner, |e| e.to_bytes()).map_err(fleet_error)?;
         let c = &self.config;
@@ -1041,6 +1056,7 @@ impl Pickle for PyFleet {
                 )
                     .into_pyobject(py)?
                     .into_any(),
+                c.model_checkpoint_ms.into_pyobject(py)?.into_any(),
             ],
         )?
         .into_any())
@@ -1050,7 +1066,7 @@ impl Pickle for PyFleet {
         #[allow(clippy::type_complexity)]
         let bad = || StateError::new_err("not a Fleet state");
         let items: Vec<Bound<'_, PyAny>> = state.extract().map_err(|_| bad())?;
-        if !(8..=9).contains(&items.len()) {
+        if !(8..=10).contains(&items.len()) {
             return Err(bad());
         }
         let head = PyTuple::new(py, &items[..8])?;
@@ -1069,7 +1085,15 @@ impl Pickle for PyFleet {
             .map(|m| m.extract())
             .transpose()
             .map_err(|_| bad())?;
+        let checkpoint: Option<i64> = items
+            .get(9)
+            .map(|m| m.extract())
+            .transpose()
+            .map_err(|_| bad())?;
         let mut c = EngineConfig::default();
+        if let Some(ms) = checkpoint {
+            c.model_checkpoint_ms = ms;
+        }
         c.grace_ms = grace;
         c.invalidate_after_ms = inval;
         c.retention_ms = retention;

@@ -241,6 +241,24 @@ def test_memory_budget_gives_the_same_events_and_is_reported(tmp_path):
         rcf.Fleet(sample_size=0)
 
 
+def test_models_between_checkpoints_reopen_from_their_logs(tmp_path):
+    rows = traffic(8, 200)
+    small = dict(num_trees=5, sample_size=32, shingle_size=2, grace_seconds=0)
+    want = [e.to_dict() for e in rcf.Fleet(ml_profile(), **small).ingest(rows)]
+    assert any(e["behavior"]["name"] == "traffic-ml" for e in want)
+    for hours in (0, 3, 1000):
+        path = str(tmp_path / f"f{hours}.db")
+        got = []
+        for k in range(0, len(rows), 400):  # each batch committed, then the fleet reopened
+            fleet = rcf.Fleet(ml_profile(), store=path, model_checkpoint_hours=hours, **small)
+            got += [e.to_dict() for e in fleet.ingest(rows[k:k + 400])]
+            del fleet
+        assert got == want, hours
+    for bad in (-1, float("nan"), 1e6):
+        with pytest.raises(rcf.ConfigError, match="model_checkpoint_hours"):
+            rcf.Fleet(model_checkpoint_hours=bad)
+
+
 def test_training_summaries_and_scopes():
     fleet = rcf.Fleet(ml_profile("hierarchical"), num_trees=5, sample_size=32, grace_seconds=0)
     (s,) = fleet.model_training_summaries()

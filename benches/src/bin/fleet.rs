@@ -24,7 +24,11 @@
 //! N things report three metrics (messages, bytes out, battery) every five minutes, generated
 //! on the fly (a thing's own rate, daily peak, message size and battery cycle); one 3-metric ML
 //! behaviour per thing with the engine's default fleet model; metric history on, in a SQLite
-//! file in the temp directory; a commit every simulated hour (`--commit-hours`). `--scope`
+//! file in the temp directory; a commit every simulated hour (`--commit-hours`), each model
+//! written in full every 6 simulated hours and its rows logged in between
+//! (`--model-checkpoint-hours`, the engine's `model_checkpoint_ms`; 0: in full at every
+//! commit; `--reopen` then times opening the store again, every model read back and its log
+//! replayed, as after a crash). `--scope`
 //! sets the behaviour's `rcf.scope`. `--warmup-hours` (default 24:
 //! a model gives verdicts once its samples are half full) then `--hours` (default 24) are
 //! simulated. Progress goes to stderr; the last line is exactly
@@ -382,8 +386,19 @@ fn scale(args: &[String]) -> Result<(), String> {
     let mut config = EngineConfig::default();
     config.max_future_ms = None;
     config.memory_budget = budget;
-    let mut e =
-        Engine::open(config, Some(&dir.path().join("fleet.db"))).map_err(|e| e.to_string())?;
+    if let Some(h) = flag(args, "--model-checkpoint-hours") {
+        let h: f64 = h
+            .parse()
+            .ok()
+            .filter(|h: &f64| h.is_finite() && *h >= 0.0)
+            .ok_or_else(|| {
+                format!("--model-checkpoint-hours must be a non-negative number, got {h:?}")
+            })?;
+        config.model_checkpoint_ms = (h * 3_600_000.0).round() as i64;
+    }
+    let reopen = args.iter().any(|a| a == "--reopen");
+    let mut e = Engine::open(config.clone(), Some(&dir.path().join("fleet.db")))
+        .map_err(|e| e.to_string())?;
     e.configure(&serde_json::json!({
         "customMetrics": [{"metricName": "battery", "metricType": "number"}],
         "securityProfiles": [{"securityProfileName": "fleet", "behaviors": [
@@ -467,10 +482,25 @@ fn scale(args: &[String]) -> Result<(), String> {
         huge_page_kib() >> 10
     );
     drop(e);
+    let hwm = status_kib("VmHWM:") / 1024;
+    if reopen {
+        // what a restart costs: every model read back, its log replayed
+        let t = Instant::now();
+        let e = Engine::open(config, Some(&dir.path().join("fleet.db")))
+            .map_err(|e| e.to_string())?;
+        let r = e.model_stats();
+        eprintln!(
+            "reopened: {} models in memory, {} not, in {:.1} s, rss {} MiB",
+            r.resident,
+            r.evicted,
+            t.elapsed().as_secs_f64(),
+            status_kib("VmRSS:") / 1024
+        );
+    }
     drop(dir);
     println!(
         "fleet devices={devices} scope={scope} rss_mib={} datapoints_per_s={:.0} models_in_memory={} evictions={}",
-        status_kib("VmHWM:") / 1024,
+        hwm,
         n as f64 / secs,
         s.resident,
         s.evictions

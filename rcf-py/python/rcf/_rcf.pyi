@@ -297,11 +297,15 @@ class Fleet:
         num_trees: int | None = None,
         sample_size: int | None = None,
         shingle_size: int | None = None,
+        model_checkpoint_hours: float = 6.0,
     ) -> Fleet:
         """`memory_budget` (bytes, or a size such as "2GiB") keeps the ML models in memory
         within it, checkpointing the rest to the store; `num_trees`, `sample_size` and
         `shingle_size` set the fleet model of ML behaviours whose profile gives none
-        (default: 10 trees, 256 samples, shingle 8)."""
+        (default: 10 trees, 256 samples, shingle 8). With a file `store`, a commit writes a
+        model in full every `model_checkpoint_hours` (of window time; 0: at every commit)
+        and in between only the rows it learned, replayed onto its checkpoint when the store
+        is opened again (the same model either way)."""
     def configure(self, profile: Mapping[str, Any] | str) -> list[ViolationEvent]:
         """Sets the configuration (a CreateSecurityProfile dict or a bundle); returns the
         invalidations of changed or removed behaviours."""

@@ -334,32 +334,15 @@ fn recv_helping<T>(rx: &std::sync::mpsc::Receiver<T>) -> Option<T> {
 
 /// An evicted model to restore: (thing, slot, its checkpoint's digest if this process wrote
 /// it, the entries of its log in the store).
-type Wanted = (Arc<str>, usize, Option<CheckpointDigest>, u32);
+type Wanted = (Arc<str>, usize, Option<CheckpointDigest>, Vec<f32>);
 
-/// Replays a model's `log` (entries `(seq, rows)` from the store, `rows` little-endian `f32`s,
-/// `features` to a row) onto its checkpoint `d`, as the engine processed them live.
-fn replay(d: &mut Detector, log: &[(i64, Vec<u8>)], features: usize) -> Result<(), String> {
-    let width = 4 * features.max(1);
-    for (k, (seq, rows)) in log.iter().enumerate() {
-        if *seq != k as i64 {
-            return Err(format!("its log has entry {seq} where entry {k} belongs"));
-        }
-        if rows.is_empty() || rows.len() % width != 0 {
-            return Err(format!(
-                "entry {seq} of its log holds {} bytes, not rows of {features} values",
-                rows.len()
-            ));
-        }
-        let mut row = vec![0.0f32; features];
-        for chunk in rows.chunks_exact(width) {
-            for (v, b) in row.iter_mut().zip(chunk.chunks_exact(4)) {
-                *v = f32::from_le_bytes(b.try_into().expect("4 bytes"));
-            }
-            // a row the model rejected live is rejected again, and changes nothing either time
-            let _ = d.process(&row);
-        }
+/// Replays `rows` (`features` values each) onto a model's checkpoint `d`, as the engine
+/// processed them live.
+fn replay(d: &mut Detector, rows: &[f32], features: usize) {
+    for row in rows.chunks_exact(features.max(1)) {
+        // a row the model rejected live is rejected again, and changes nothing either time
+        let _ = d.process(row);
     }
-    Ok(())
 }
 
 /// A model being evicted, encoded: (thing, slot, (checkpoint, its digest)).
@@ -380,14 +363,19 @@ struct SlotState {
     digest: Option<CheckpointDigest>,
     /// The model's use, for the eviction order.
     usage: Usage,
-    /// The store (a file) holds the model as of the last commit: its checkpoint in `models`
-    /// with the `logged` entries of its log in `model_logs` replayed onto it. False until its
-    /// first checkpoint (and after a failed commit).
+    /// The store holds the model as of the last commit: its checkpoint in `models` (of
+    /// commit `log_from`) with the `logged` rows of its log in `model_logs` replayed onto it.
+    /// False until its first checkpoint (and after a failed commit).
     stored: bool,
-    /// Entries of the model's log in the store (at least 1 if there may be some).
-    logged: u32,
+    /// The engine commit its checkpoint belongs to.
+    log_from: u64,
+    /// Rows of its log in the store (entries of commits after `log_from`).
+    logged: u64,
     /// Rows the model processed since the last commit (while `stored`), for its log.
     pending: Vec<f32>,
+    /// Rows of its log read when the store was opened, to replay when the model is read
+    /// back.
+    unreplayed: Vec<f32>,
     /// When (window time) the next full checkpoint is due.
     checkpoint_due: Millis,
 }
@@ -403,8 +391,10 @@ impl SlotState {
             digest: None,
             usage: Usage::default(),
             stored: false,
+            log_from: 0,
             logged: 0,
             pending: Vec::new(),
+            unreplayed: Vec::new(),
             checkpoint_due: Millis::MIN,
         }
     }
@@ -546,6 +536,9 @@ pub struct Engine {
     open_windows: BTreeMap<Millis, Vec<(Arc<str>, usize)>>,
     /// A thing was added since ranks were assigned (removals keep the order of the rest).
     ranks_stale: bool,
+    /// Commits that saved state (the store's `commits`): numbers model checkpoints and the
+    /// entries of their logs.
+    commits: u64,
     max_ts: Option<Millis>,
     watermark: Millis,
     last_retention: Millis,
@@ -613,15 +606,13 @@ impl Engine {
                     let slot = &e.slots[i];
                     e.store
                         .delete_model(name, &slot.profile_name, &slot.behavior_name)?;
-                    if st.logged > 0 {
-                        e.store
-                            .delete_model_log(name, &slot.profile_name, &slot.behavior_name)?;
-                    }
                     st.stored = false;
                     st.logged = 0;
                 }
             }
         }
+        // every log was replayed when the store was opened: the models with one are in memory
+        e.store.query("DELETE FROM model_logs", &[])?;
         e.store.commit()?;
         Ok(e)
     }
@@ -643,6 +634,7 @@ impl Engine {
             removed: BTreeSet::new(),
             open_windows: BTreeMap::new(),
             ranks_stale: true,
+            commits: 0,
             max_ts: None,
             watermark: i64::MIN,
             last_retention: i64::MIN,
@@ -727,7 +719,13 @@ impl Engine {
         }
         // evicted models: a checkpoint whose slot has no model in memory is that model; any
         // other checkpoint is left over (its slot was dropped) and deleted
-        for (thing, profile, behavior) in self.store.model_keys()? {
+        self.commits = match self.store.meta("commits")? {
+            Some(b) => <[u8; 8]>::try_from(b.as_slice())
+                .map(u64::from_le_bytes)
+                .map_err(|_| self.corrupt("the commit count", "not 8 bytes"))?,
+            None => 0,
+        };
+        for (thing, profile, behavior, (seen, needed), log_from) in self.store.model_keys()? {
             let slot = index.get(&(profile.clone(), behavior.clone())).copied();
             let state = slot.and_then(|i| {
                 self.things
@@ -739,6 +737,8 @@ impl Engine {
                     // the model as of the last commit: this checkpoint and its log
                     st.evicted = true;
                     st.stored = true;
+                    st.log_from = log_from.max(0) as u64;
+                    (st.usage.seen, st.usage.needed) = (seen, needed);
                     st.checkpoint_due =
                         staggered_due(&thing, self.watermark, self.config.model_checkpoint_ms);
                 }
@@ -748,20 +748,43 @@ impl Engine {
                 }
             }
         }
-        for (thing, profile, behavior, entries) in self.store.model_log_keys()? {
-            let slot = index.get(&(profile.clone(), behavior.clone())).copied();
-            let state = slot.and_then(|i| {
-                self.things
-                    .get_mut(thing.as_str())
-                    .and_then(|t| t.slots[i].as_mut())
-            });
-            match state {
-                Some(st) if st.evicted => st.logged = entries,
-                _ => {
-                    self.store.begin()?;
-                    self.store.delete_model_log(&thing, &profile, &behavior)?;
-                }
+        // their logs: the entries of commits after each checkpoint's, rows in order
+        for (seq, thing, profile, behavior, first, rows) in self.store.model_logs()? {
+            let Some(&i) = index.get(&(profile, behavior)) else {
+                continue;
+            };
+            let nf = self.slots[i].features.len().max(1);
+            let Some(st) = self
+                .things
+                .get_mut(thing.as_str())
+                .and_then(|t| t.slots[i].as_mut())
+                .filter(|st| st.evicted && seq > st.log_from as i64)
+            else {
+                continue; // left over: a checkpoint written since, or a slot dropped
+            };
+            let bad = if first != st.logged as i64 {
+                Some(format!(
+                    "its log's entry of commit {seq} follows row {first}, but {} rows come before it",
+                    st.logged
+                ))
+            } else if rows.is_empty() || rows.len() % (4 * nf) != 0 {
+                Some(format!(
+                    "its log's entry of commit {seq} holds {} bytes, not rows of {nf} values",
+                    rows.len()
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = bad {
+                return Err(self.corrupt_model(&thing, why));
             }
+            st.unreplayed.extend(
+                rows.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
+            );
+            let n = (rows.len() / (4 * nf)) as u64;
+            st.logged += n;
+            st.usage.seen += n;
         }
         self.models = ModelStats::default();
         for t in self.things.values() {
@@ -777,22 +800,25 @@ impl Engine {
         self.models.peak_bytes = self.models.resident_bytes;
         self.index_windows();
         self.ranks_stale = true;
-        if self.config.memory_budget.is_none() {
-            // every model in memory, as saved (checkpoints decoded and logs replayed in
-            // parallel); under a budget each comes back at its next datapoint
-            let all: Vec<MlJob> = self
-                .things
-                .iter()
-                .flat_map(|(name, t)| {
-                    t.slots.iter().enumerate().filter_map(|(i, st)| {
-                        st.as_ref()
-                            .filter(|st| st.evicted)
-                            .map(|_| (0, name.clone(), i, 0, Vec::new()))
-                    })
+        // without a budget every model comes back now, as saved (checkpoints decoded and logs
+        // replayed in parallel); under a budget those with a log do, in chunks, and what
+        // does not fit is checkpointed afresh, so that no log is held in memory; the others
+        // come back at their next datapoint
+        let budget = self.config.memory_budget.is_some();
+        let back: Vec<MlJob> = self
+            .things
+            .iter()
+            .flat_map(|(name, t)| {
+                t.slots.iter().enumerate().filter_map(move |(i, st)| {
+                    st.as_ref()
+                        .filter(|st| st.evicted && (!budget || !st.unreplayed.is_empty()))
+                        .map(|_| (0, name.clone(), i, 0, Vec::new()))
                 })
-                .collect();
-            self.restore_models(&all)?;
-            self.models.restores = 0;
+            })
+            .collect();
+        for part in back.chunks(if budget { MODEL_CHUNK } else { back.len().max(1) }) {
+            self.restore_models(part)?;
+            self.enforce_budget()?;
         }
         self.enforce_budget()?;
         Ok(())
@@ -2268,16 +2294,17 @@ impl Engine {
             if st.detector.is_some() || !st.evicted {
                 continue;
             }
-            wanted.push((name.clone(), *i, st.digest, st.logged));
+            // a copy: a failed restore changes nothing
+            wanted.push((name.clone(), *i, st.digest, st.unreplayed.clone()));
         }
-        // this thread reads the checkpoints and logs (serially) while the pool decodes those
-        // read and replays their logs; those this process wrote skip the forests' checks
-        // (unless changed since)
+        // this thread reads the checkpoints (serially) while the pool decodes those read and
+        // replays their logs; those this process wrote skip the forests' checks (unless
+        // changed since)
         let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Detector, String>)>();
         let mut read = Ok(());
         let (store, slots) = (&mut self.store, &self.slots);
         rayon::in_place_scope(|s| {
-            for (k, (name, i, digest, logged)) in wanted.iter().enumerate() {
+            for (k, (name, i, digest, log)) in wanted.iter().enumerate() {
                 let slot = &slots[*i];
                 let (p, b) = (&*slot.profile_name, &*slot.behavior_name);
                 let bytes = match store.read_model(name, p, b) {
@@ -2291,17 +2318,6 @@ impl Engine {
                         break;
                     }
                 };
-                let log = if *logged > 0 {
-                    match store.read_model_log(name, p, b) {
-                        Ok(log) => log,
-                        Err(e) => {
-                            read = Err((name, Some(e)));
-                            break;
-                        }
-                    }
-                } else {
-                    Vec::new()
-                };
                 let (tx, digest) = (tx.clone(), *digest);
                 s.spawn(move |_| {
                     let d = match digest {
@@ -2311,7 +2327,7 @@ impl Engine {
                     let d = d.map_err(|e| e.to_string()).and_then(|mut d| {
                         // at this build's sensitivity, as the rows were learned live
                         slot.recalibrate(&mut d).map_err(|e| e.to_string())?;
-                        replay(&mut d, &log, slot.features.len())?;
+                        replay(&mut d, log, slot.features.len());
                         Ok(d)
                     });
                     let _ = tx.send((k, d));
@@ -2357,6 +2373,7 @@ impl Engine {
         st.detector = Some(Box::new(d));
         st.evicted = false;
         st.digest = None;
+        st.unreplayed = Vec::new();
         self.models.resident += 1;
         self.models.resident_bytes += st.usage.bytes;
         self.models.peak_bytes = self.models.peak_bytes.max(self.models.resident_bytes);
@@ -2376,24 +2393,29 @@ impl Engine {
         st.evicted = true;
         st.digest = Some(digest);
         let bytes = std::mem::take(&mut st.usage.bytes);
-        // the checkpoint is the model as it is: no log to replay onto it
-        let had_log = st.logged > 0;
+        // the checkpoint is the model as it is, in the commit to come: no log to replay
+        // onto it (the entries of the commits before are left behind)
+        let learned = (st.usage.seen, st.usage.needed);
         if !st.stored {
             st.checkpoint_due =
                 staggered_due(thing, self.watermark, self.config.model_checkpoint_ms);
         }
         st.stored = true;
+        st.log_from = self.commits;
         st.logged = 0;
         st.pending = Vec::new();
         // the thing's saved state must say the model is evicted
         t.mark_dirty(thing, &mut self.dirty);
         let slot = &self.slots[i];
         self.store
-            .put_model(thing, &slot.profile_name, &slot.behavior_name, state)?;
-        if had_log {
-            self.store
-                .delete_model_log(thing, &slot.profile_name, &slot.behavior_name)?;
-        }
+            .put_model(
+                thing,
+                &slot.profile_name,
+                &slot.behavior_name,
+                state,
+                learned,
+                self.commits,
+            )?;
         self.models.resident -= 1;
         self.models.evicted += 1;
         self.models.evictions += 1;
@@ -2413,12 +2435,9 @@ impl Engine {
             return Ok(());
         }
         // a restored model's checkpoint stays in the store until replaced: delete it too
+        // (its log entries go with the commits no checkpoint needs)
         self.store
             .delete_model(thing, &slot.profile_name, &slot.behavior_name)?;
-        if st.logged > 0 {
-            self.store
-                .delete_model_log(thing, &slot.profile_name, &slot.behavior_name)?;
-        }
         Ok(())
     }
 
@@ -3092,7 +3111,7 @@ impl Engine {
             // in full next time, deleting whatever log it may have
             for st in self.things.values_mut().flat_map(|t| t.slots.iter_mut().flatten()) {
                 st.stored = false;
-                st.logged = st.logged.max(1);
+                st.logged = 0;
                 st.pending = Vec::new();
             }
         }
@@ -3110,18 +3129,43 @@ impl Engine {
             } else {
                 std::mem::take(&mut self.dirty)
             };
+            // a model with a log whose checkpoint is due is saved even if its thing is quiet,
+            // so that its log's entries can go
+            let now = self.watermark;
+            names.extend(
+                self.things
+                    .iter()
+                    .filter(|(_, t)| {
+                        t.slots.iter().flatten().any(|st| {
+                            st.detector.is_some() && st.logged > 0 && now >= st.checkpoint_due
+                        })
+                    })
+                    .map(|(n, _)| n.clone()),
+            );
             names.sort_unstable();
             names.dedup();
             // an in-memory store's models are saved in full (nothing replays a log there)
             let full = !self.store.is_durable();
+            let seq = self.commits + 1;
             for name in names {
                 if let Some(t) = self.things.get_mut(&name) {
                     t.dirty = false;
-                    self.save_models(&name, full)?;
+                    self.save_models(&name, seq, full)?;
                     let saved = self.save_thing(&self.things[&name], false);
                     self.store.put_thing(&name, &encode_thing(&saved))?;
                 }
             }
+            // the log entries every checkpoint is past
+            let needed = self
+                .things
+                .values()
+                .flat_map(|t| t.slots.iter().flatten())
+                .filter(|st| st.stored && st.logged > 0)
+                .map(|st| st.log_from)
+                .min()
+                .unwrap_or(seq);
+            self.store.purge_model_logs(needed)?;
+            self.store.put_meta("commits", &seq.to_le_bytes())?;
         } else {
             for name in std::mem::take(&mut self.dirty) {
                 if let Some(t) = self.things.get_mut(&name) {
@@ -3166,13 +3210,16 @@ impl Engine {
             self.cursor = Some(c.to_string());
         }
         self.store.commit()?;
+        if self.store.is_durable() || all {
+            self.commits += 1;
+        }
         Ok(())
     }
 
-    /// Saves the models of `thing` in memory: in full (`full`, or one not checkpointed yet,
-    /// or due, see [`EngineConfig::model_checkpoint_ms`]), or as the rows each learned since
-    /// the last commit.
-    fn save_models(&mut self, thing: &Arc<str>, full: bool) -> Result<(), FleetError> {
+    /// Saves the models of `thing` in memory, in commit `seq`: in full (`full`, or one not
+    /// checkpointed yet, or due, see [`EngineConfig::model_checkpoint_ms`]), or as the rows
+    /// each learned since the last commit.
+    fn save_models(&mut self, thing: &Arc<str>, seq: u64, full: bool) -> Result<(), FleetError> {
         let now = self.watermark;
         let every = self.config.model_checkpoint_ms;
         let Some(t) = self.things.get_mut(thing) else {
@@ -3186,18 +3233,18 @@ impl Engine {
                 continue;
             };
             let slot = &self.slots[i];
-            let (p, b) = (&*slot.profile_name, &*slot.behavior_name);
+            let key = (&**thing, &*slot.profile_name, &*slot.behavior_name);
             if full || !st.stored || now >= st.checkpoint_due {
-                self.store.put_model(thing, p, b, &d.to_bytes())?;
-                if st.logged > 0 {
-                    self.store.delete_model_log(thing, p, b)?;
-                }
+                let learned = (st.usage.seen, st.usage.needed);
+                self.store
+                    .put_model(key.0, key.1, key.2, &d.to_bytes(), learned, seq)?;
                 st.checkpoint_due = if st.stored {
                     now.saturating_add(every)
                 } else {
                     staggered_due(thing, now, every)
                 };
                 st.stored = true;
+                st.log_from = seq;
                 st.logged = 0;
                 st.pending.clear();
             } else if !st.pending.is_empty() {
@@ -3205,8 +3252,8 @@ impl Engine {
                 for v in &st.pending {
                     rows.extend_from_slice(&v.to_le_bytes());
                 }
-                self.store.append_model_log(thing, p, b, st.logged, &rows)?;
-                st.logged += 1;
+                self.store.append_model_log(seq, key, st.logged, &rows)?;
+                st.logged += (st.pending.len() / slot.features.len().max(1)) as u64;
                 st.pending.clear();
             }
         }

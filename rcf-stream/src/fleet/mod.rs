@@ -58,6 +58,11 @@
 //!   ones too), in rows of one thing, metric and hour of event time; retention deletes whole
 //!   hours, so a value is kept at least [`EngineConfig::retention_ms`] and at most an hour
 //!   longer.
+//! * **Commits** to a file store save what changed. A thing's ML model is written in full
+//!   every [`EngineConfig::model_checkpoint_ms`] (6 h of window time by default, staggered
+//!   over the fleet); the commits in between write only the feature rows it learned, which
+//!   are replayed onto the checkpoint when the model is read back (a reopened store, or a
+//!   model evicted by the budget), giving the same model and the same verdicts.
 //! * **Ids**: a `violationId` is a hash of profile, behaviour, thing and start time, so a
 //!   replay gives the same ids and a consumer can drop repeats.
 //! * **Response**: events reach [`sink`]s from the store's outbox (written with the event,

@@ -74,7 +74,8 @@ impl Default for ModelSettings {
 pub struct ModelStats {
     /// Models in memory.
     pub resident: usize,
-    /// Models checkpointed to the store by the budget.
+    /// Models not in memory: checkpointed to the store by the budget, or not yet read back
+    /// from a store opened under a budget.
     pub evicted: usize,
     /// Bytes the models in memory hold (as last measured, after their last use).
     pub resident_bytes: usize,
@@ -96,8 +97,9 @@ pub(crate) struct Usage {
     /// Decayed mean interval between uses (0 before the first use).
     pub(crate) interval: Millis,
     /// Datapoints the model has learned, and how many it needs to be warm (kept for
-    /// training summaries while the model is evicted; 0 and 0 for a model evicted before
-    /// the engine was opened, until its next use).
+    /// training summaries while the model is evicted; saved with its checkpoint, so known
+    /// for a model not in memory when the engine is opened, except from stores written
+    /// before schema 6, where they are 0 and 0 until its next use).
     pub(crate) seen: u64,
     pub(crate) needed: u64,
 }

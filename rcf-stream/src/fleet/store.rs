@@ -16,7 +16,8 @@ const APPLICATION_ID: i32 = 0x7263_6631;
 /// version 1 (a row per datapoint) to history chunks, version 2 gains the `models` table,
 /// version 3 the response tables (outbox, adjustments, incidents, mitigation tasks), and the
 /// `models` table of versions 3 and 4 is rebuilt as a rowid table (its key an index of its own),
-/// and version 5 gains the `model_logs` table.
+/// and version 5 gains the `model_logs` table and, per checkpoint, what it had learned and
+/// where its log starts.
 pub const SCHEMA_VERSION: i32 = 6;
 
 /// A store error: what failed, and SQLite's message.
@@ -73,18 +74,41 @@ CREATE TABLE models (
     PRIMARY KEY (thing, profile, behavior));
 ";
 
-/// What each checkpointed model learned since its checkpoint (schema 6): one row per commit
-/// that had something to add, `seq` counting from 0 at the checkpoint, `rows` the feature
-/// rows the model processed, as little-endian `f32`s. A model is its checkpoint in `models`
-/// with these rows replayed onto it in order; writing a checkpoint deletes its rows in the
-/// same transaction. A commit then writes a few bytes per window for most models instead of
+/// Schema 6, per checkpoint: what it had learned (`seen` datapoints of the `needed` to be
+/// warm), for training summaries of models not in memory, and `log_from`, the engine's commit
+/// it belongs to (its log is the entries of later commits).
+const MODELS_LEARNED: &str = "
+ALTER TABLE models ADD COLUMN seen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE models ADD COLUMN needed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE models ADD COLUMN log_from INTEGER NOT NULL DEFAULT 0;
+";
+
+/// What checkpointed models learned after their checkpoints (schema 6): per engine commit
+/// `seq`, one entry per model that learned something since the commit before, `rows` the
+/// feature rows it processed (little-endian `f32`s), `first` how many rows of its log come
+/// before them. A model is its checkpoint in `models` with the entries of the commits after
+/// its `log_from` replayed in order. Keyed by commit first, so that a commit's entries are
+/// appended together rather than spread over the table; entries no checkpoint needs are
+/// deleted in bulk. A commit then writes a few bytes per window for most models instead of
 /// the whole checkpoint (the engine's `model_checkpoint_ms`).
 const MODEL_LOGS: &str = "
 CREATE TABLE model_logs (
-    thing TEXT NOT NULL, profile TEXT NOT NULL, behavior TEXT NOT NULL, seq INTEGER NOT NULL,
-    rows BLOB NOT NULL,
-    PRIMARY KEY (thing, profile, behavior, seq)) WITHOUT ROWID;
+    seq INTEGER NOT NULL, thing TEXT NOT NULL, profile TEXT NOT NULL, behavior TEXT NOT NULL,
+    first INTEGER NOT NULL, rows BLOB NOT NULL,
+    PRIMARY KEY (seq, thing, profile, behavior)) WITHOUT ROWID;
 ";
+
+/// A model log entry as stored: (commit, thing, profile, behaviour, rows before it, rows).
+pub(crate) type LogEntry = (i64, String, String, String, i64, Vec<u8>);
+
+/// A model checkpoint's key (thing, profile, behaviour), what it had learned (datapoints
+/// seen, needed to be warm) and the commit it belongs to.
+pub(crate) type ModelKey = (String, String, String, (u64, u64), i64);
+
+/// A count as SQLite's integer (saturating).
+fn sql_count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 /// The response side (schema 4). `outbox`: what each sink is owed, one row per (sink,
 /// object), written in the transaction that records the object and marked `sent` once the
@@ -291,7 +315,7 @@ impl Store {
             // 16 KiB pages (set before the first table): a saved thing is mostly its model's
             // checkpoint, about 72 KB, then 5 overflow pages instead of 18
             c.execute_batch(&format!(
-                "PRAGMA page_size = 16384; BEGIN; {SCHEMA} {METRIC_CHUNKS} {MODELS} {MODEL_LOGS} {RESPONSE} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "PRAGMA page_size = 16384; BEGIN; {SCHEMA} {METRIC_CHUNKS} {MODELS} {MODELS_LEARNED} {MODEL_LOGS} {RESPONSE} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
             .map_err(|e| format!("cannot create the schema: {e}"))?;
         } else if app != APPLICATION_ID {
@@ -326,7 +350,7 @@ impl Store {
             }
             // (stores that were at 2 or below already have today's `models` table)
             c.execute_batch(&format!(
-                "BEGIN; {MODEL_LOGS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {MODELS_LEARNED} {MODEL_LOGS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
             .map_err(|e| format!("cannot migrate schema version 5: {e}"))?;
             c.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
@@ -661,23 +685,31 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
-    /// Checkpoints a model (replacing an older checkpoint of the same slot; the caller deletes
-    /// that one's log).
+    /// Checkpoints a model (replacing an older checkpoint of the same slot, whose log entries
+    /// it leaves behind: `log_from` says which apply). `learned`: the datapoints it has seen and
+    /// needs to be warm; `log_from`: the engine's commit it belongs to.
     pub(crate) fn put_model(
         &mut self,
         thing: &str,
         profile: &str,
         behavior: &str,
         state: &[u8],
+        learned: (u64, u64),
+        log_from: u64,
     ) -> Result<(), StoreError> {
         self.begin()?;
         let mut st = self
             .conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO models (thing, profile, behavior, state) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR REPLACE INTO models (thing, profile, behavior, state, seen, needed, log_from) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(|e| self.error(e))?;
-        st.execute(params![thing, profile, behavior, state])
+        let (seen, needed, from) = (
+            sql_count(learned.0),
+            sql_count(learned.1),
+            sql_count(log_from),
+        );
+        st.execute(params![thing, profile, behavior, state, seen, needed, from])
             .map(|_| ())
             .map_err(|e| self.error(e))
     }
@@ -724,92 +756,76 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    /// Appends entry `seq` (rows as little-endian `f32`s) to the log of a checkpointed model.
+    /// Appends the entry of commit `seq` to the log of a checkpointed model: `rows`
+    /// (little-endian `f32`s) after `first` rows logged before.
     pub(crate) fn append_model_log(
         &mut self,
-        thing: &str,
-        profile: &str,
-        behavior: &str,
-        seq: u32,
+        seq: u64,
+        key: (&str, &str, &str),
+        first: u64,
         rows: &[u8],
     ) -> Result<(), StoreError> {
         self.begin()?;
         let mut st = self
             .conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO model_logs (thing, profile, behavior, seq, rows) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO model_logs (seq, thing, profile, behavior, first, rows) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .map_err(|e| self.error(e))?;
-        st.execute(params![thing, profile, behavior, seq, rows])
+        let (thing, profile, behavior) = key;
+        let (seq, first) = (sql_count(seq), sql_count(first));
+        st.execute(params![seq, thing, profile, behavior, first, rows])
             .map(|_| ())
             .map_err(|e| self.error(e))
     }
 
-    /// The log of a checkpointed model: (seq, rows) in order of `seq`.
-    pub(crate) fn read_model_log(
-        &mut self,
-        thing: &str,
-        profile: &str,
-        behavior: &str,
-    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
-        self.begin()?;
+    /// Every model log entry, in commit order.
+    pub(crate) fn model_logs(&self) -> Result<Vec<LogEntry>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT seq, rows FROM model_logs WHERE thing = ?1 AND profile = ?2 AND behavior = ?3 ORDER BY seq",
+            .prepare(
+                "SELECT seq, thing, profile, behavior, first, rows FROM model_logs ORDER BY seq",
             )
             .map_err(|e| self.error(e))?;
         let rows = st
-            .query_map(params![thing, profile, behavior], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
             })
             .map_err(|e| self.error(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
-    /// Deletes the log of a model (its checkpoint was replaced or dropped).
-    pub(crate) fn delete_model_log(
-        &mut self,
-        thing: &str,
-        profile: &str,
-        behavior: &str,
-    ) -> Result<(), StoreError> {
+    /// Deletes the log entries of commits up to `seq` (no checkpoint needs them).
+    pub(crate) fn purge_model_logs(&mut self, seq: u64) -> Result<(), StoreError> {
         self.begin()?;
         let mut st = self
             .conn
-            .prepare_cached(
-                "DELETE FROM model_logs WHERE thing = ?1 AND profile = ?2 AND behavior = ?3",
-            )
+            .prepare_cached("DELETE FROM model_logs WHERE seq <= ?1")
             .map_err(|e| self.error(e))?;
-        st.execute(params![thing, profile, behavior])
+        st.execute(params![sql_count(seq)])
             .map(|_| ())
             .map_err(|e| self.error(e))
     }
 
-    /// (thing, profile, behaviour, entries) of every model log.
-    pub(crate) fn model_log_keys(&self) -> Result<Vec<(String, String, String, u32)>, StoreError> {
+    /// The key of every model checkpoint, with what it had learned and its commit.
+    pub(crate) fn model_keys(&self) -> Result<Vec<ModelKey>, StoreError> {
         let mut st = self
             .conn
             .prepare(
-                "SELECT thing, profile, behavior, count(*) FROM model_logs GROUP BY thing, profile, behavior ORDER BY thing, profile, behavior",
+                "SELECT thing, profile, behavior, seen, needed, log_from FROM models ORDER BY thing, profile, behavior",
             )
             .map_err(|e| self.error(e))?;
         let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .map_err(|e| self.error(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
-    }
-
-    /// The (thing, profile, behaviour) of every model checkpoint.
-    pub(crate) fn model_keys(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT thing, profile, behavior FROM models ORDER BY thing, profile, behavior",
-            )
-            .map_err(|e| self.error(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map([], |r| {
+                let (seen, needed): (i64, i64) = (r.get(3)?, r.get(4)?);
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    (seen.max(0) as u64, needed.max(0) as u64),
+                    r.get(5)?,
+                ))
+            })
             .map_err(|e| self.error(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
@@ -1129,7 +1145,7 @@ mod tests {
         );
         assert_eq!(rows[1].topic.as_deref(), Some("a/b"));
         // and on to version 3: the models table is there
-        s.put_model("dev", "p", "b", b"state").unwrap();
+        s.put_model("dev", "p", "b", b"state", (1, 2), 3).unwrap();
         assert_eq!(s.model_keys().unwrap().len(), 1);
         s.rollback();
         drop(s);
@@ -1194,7 +1210,7 @@ mod tests {
         );
         assert_eq!(s.model_keys().unwrap().len(), 2);
         // the key is still unique: a checkpoint replaces the one before it
-        s.put_model("dev", "p", "b", b"new").unwrap();
+        s.put_model("dev", "p", "b", b"new", (1, 2), 3).unwrap();
         s.commit().unwrap();
         assert_eq!(s.model_keys().unwrap().len(), 2);
         assert_eq!(
@@ -1214,30 +1230,41 @@ mod tests {
         drop(Store::open(Some(&path)).unwrap());
         {
             let c = Connection::open(&path).unwrap();
-            c.execute_batch("DROP TABLE model_logs; PRAGMA user_version = 5;")
-                .unwrap();
+            c.execute_batch(&format!(
+                "DROP TABLE model_logs; DROP TABLE models; {MODELS} \
+                 INSERT INTO models VALUES ('old', 'p', 'b', x'01'); PRAGMA user_version = 5;"
+            ))
+            .unwrap();
         }
         let mut s = Store::open(Some(&path)).unwrap();
         assert_eq!(user_version(&s), SCHEMA_VERSION);
-        s.append_model_log("dev", "p", "b", 1, b"later").unwrap();
-        s.append_model_log("dev", "p", "b", 0, b"first").unwrap();
-        s.append_model_log("other", "p", "b", 0, b"x").unwrap();
-        s.commit().unwrap();
+        // a checkpoint of version 5 learned nothing it says, and has no log
         assert_eq!(
-            s.read_model_log("dev", "p", "b").unwrap(),
-            vec![(0, b"first".to_vec()), (1, b"later".to_vec())]
+            s.model_keys().unwrap(),
+            vec![("old".into(), "p".into(), "b".into(), (0, 0), 0)]
         );
+        s.append_model_log(4, ("dev", "p", "b"), 2, b"later").unwrap();
+        s.append_model_log(3, ("dev", "p", "b"), 0, b"first").unwrap();
+        s.append_model_log(3, ("other", "p", "b"), 0, b"x").unwrap();
+        s.commit().unwrap();
+        let key = |t: &str| (t.to_string(), "p".to_string(), "b".to_string());
+        let entries: Vec<_> = s
+            .model_logs()
+            .unwrap()
+            .into_iter()
+            .map(|(seq, t, p, b, first, rows)| (seq, (t, p, b), first, rows))
+            .collect();
         assert_eq!(
-            s.model_log_keys().unwrap(),
+            entries,
             vec![
-                ("dev".into(), "p".into(), "b".into(), 2),
-                ("other".into(), "p".into(), "b".into(), 1)
+                (3, key("dev"), 0, b"first".to_vec()),
+                (3, key("other"), 0, b"x".to_vec()),
+                (4, key("dev"), 2, b"later".to_vec()),
             ]
         );
-        s.delete_model_log("dev", "p", "b").unwrap();
+        s.purge_model_logs(3).unwrap();
         s.commit().unwrap();
-        assert!(s.read_model_log("dev", "p", "b").unwrap().is_empty());
-        assert_eq!(s.model_log_keys().unwrap().len(), 1);
+        assert_eq!(s.model_logs().unwrap().len(), 1);
         drop(s);
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
@@ -1267,12 +1294,12 @@ mod tests {
         }
         let mut s = Store::open(Some(&path)).unwrap();
         assert_eq!(user_version(&s), SCHEMA_VERSION);
-        s.put_model("dev", "p", "b", b"one").unwrap();
-        s.put_model("dev", "p", "b", b"two").unwrap();
+        s.put_model("dev", "p", "b", b"one", (1, 2), 3).unwrap();
+        s.put_model("dev", "p", "b", b"two", (5, 7), 9).unwrap();
         s.commit().unwrap();
         assert_eq!(
             s.model_keys().unwrap(),
-            vec![("dev".to_string(), "p".to_string(), "b".to_string())]
+            vec![("dev".to_string(), "p".to_string(), "b".to_string(), (5, 7), 9)]
         );
         assert_eq!(
             s.read_model("dev", "p", "b").unwrap().as_deref(),

@@ -314,8 +314,28 @@ fn models_checkpointed_now_and_then_reopen_exactly_from_their_logs() {
             // what the last commit left: models and logs that give the same models again
             let mut c = config(None);
             c.model_checkpoint_ms = checkpoint_ms;
-            let e = Engine::open(c, Some(&path)).unwrap();
+            let e = Engine::open(c.clone(), Some(&path)).unwrap();
             assert_eq!(e.model_stats().resident, 12, "case {k}");
+            let warm = |e: &Engine| -> Vec<(Value, Value)> {
+                let s = &e.model_training_summaries(None, true).unwrap()[0];
+                s["rcf"]["perThing"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| (t["modelStatus"].clone(), t["datapointsCollected"].clone()))
+                    .collect()
+            };
+            let in_memory = warm(&e);
+            assert_eq!(in_memory.len(), 12);
+            assert!(in_memory.iter().all(|t| t.0 == "ACTIVE"), "{in_memory:?}");
+            // opened under a budget, the models are out of memory (those with a log read
+            // back, replayed and checkpointed afresh): the summaries come from what the
+            // checkpoints say the models learned
+            drop(e);
+            c.memory_budget = Some(1);
+            let e = Engine::open(c, Some(&path)).unwrap();
+            assert_eq!(e.model_stats().evicted, 12, "case {k}");
+            assert_eq!(warm(&e), in_memory, "case {k}");
         }
     }
 }
@@ -340,40 +360,41 @@ fn a_damaged_model_log_is_an_error_naming_the_thing() {
     assert!(count_rows(&path, "model_logs") >= 10);
     let copy = dir.join("copy.db");
     for (damage, says) in [
-        ("UPDATE model_logs SET rows = x'0000' WHERE seq = 1", "not rows of 3 values"),
-        ("DELETE FROM model_logs WHERE seq = 0", "where entry 0 belongs"),
+        (
+            "UPDATE model_logs SET rows = x'0000' WHERE seq = (SELECT max(seq) FROM model_logs)",
+            "not rows of 3 values",
+        ),
+        (
+            "DELETE FROM model_logs WHERE seq = (SELECT min(seq) FROM model_logs)",
+            "follows row",
+        ),
     ] {
-        std::fs::copy(&path, &copy).unwrap();
-        let db = rusqlite::Connection::open(&copy).unwrap();
-        db.execute_batch(damage).unwrap();
-        drop(db);
-        // without a budget the models are read when the store is opened
-        let err = match Engine::open(c.clone(), Some(&copy)) {
-            Ok(_) => panic!("{damage}: opened"),
-            Err(e) => e.to_string(),
-        };
-        assert!(
-            err.contains("the evicted model of thing `thing-") && err.contains(says),
-            "{err}"
-        );
-        // under a budget, at the model's next datapoint
-        let mut b = c.clone();
-        b.memory_budget = Some(1);
-        let mut e = Engine::open(b, Some(&copy)).unwrap();
-        let before = e.model_stats();
-        let next = fleet(10, 61);
-        let err = next[next.len() - 30..]
-            .iter()
-            .find_map(|d| e.ingest(d).err())
-            .expect("a model with a damaged log was used")
-            .to_string();
-        assert!(err.contains(says), "{err}");
-        let after = e.model_stats();
-        assert_eq!(
-            (before.resident, before.evicted),
-            (after.resident, after.evicted)
-        );
+        for budget in [None, Some(1)] {
+            std::fs::copy(&path, &copy).unwrap();
+            let db = rusqlite::Connection::open(&copy).unwrap();
+            db.execute_batch(damage).unwrap();
+            drop(db);
+            // the logs are read when the store is opened, with or without a budget
+            let mut b = c.clone();
+            b.memory_budget = budget;
+            let err = match Engine::open(b, Some(&copy)) {
+                Ok(_) => panic!("{damage}: opened"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                err.contains("the evicted model of thing `thing-") && err.contains(says),
+                "{err}"
+            );
+        }
     }
+    // undamaged, it opens under a budget too: the models with a log come back, and those
+    // that do not fit are checkpointed afresh
+    let mut b = c.clone();
+    b.memory_budget = Some(1);
+    let e = Engine::open(b, Some(&path)).unwrap();
+    let s = e.model_stats();
+    assert_eq!((s.resident, s.evicted), (0, 10), "{s:?}");
+    assert_eq!(s.restores, 10, "{s:?}");
 }
 
 fn count_rows(path: &std::path::Path, table: &str) -> i64 {

@@ -69,6 +69,14 @@ struct ModelArgs {
     memory_budget: Option<u64>,
 }
 
+/// A `--model-checkpoint-hours` value: 0 to a year.
+fn checkpoint_hours(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|h| (0.0..=366.0 * 24.0).contains(h))
+        .ok_or_else(|| format!("must be a number of hours from 0 to 8784, got {s:?}"))
+}
+
 /// A `--memory-budget` value.
 fn memory_size(s: &str) -> Result<u64, String> {
     rcf_stream::fleet::parse_memory_size(s)
@@ -134,6 +142,11 @@ struct RunArgs {
     /// verdicts. Default: no limit.
     #[arg(long, value_name = "SIZE", value_parser = memory_size)]
     memory_budget: Option<u64>,
+    /// With --store: a commit writes an ML model in full every this many hours of window
+    /// time, and in between only the rows it learned (replayed onto the checkpoint when the
+    /// store is opened again; the same model either way). 0: every commit, in full.
+    #[arg(long, value_name = "HOURS", default_value_t = 6.0, value_parser = checkpoint_hours)]
+    model_checkpoint_hours: f64,
     /// Trees of each ML model whose behaviour sets none (default: the fleet model's 10).
     #[arg(long)]
     num_trees: Option<usize>,
@@ -237,6 +250,7 @@ fn run_config(run: &RunArgs) -> Result<EngineConfig, Failure> {
     c.strict = run.strict_profile;
     c.seed = run.seed;
     c.memory_budget = run.memory_budget;
+    c.model_checkpoint_ms = (run.model_checkpoint_hours * 3_600_000.0).round() as i64;
     if let Some(n) = run.num_trees {
         c.model.num_trees = n;
     }
