@@ -405,7 +405,7 @@ impl PyFleet {
     #[pyo3(signature = (profile=None, *, store=None, grace_seconds=60.0, invalidate_after_hours=48.0,
         retention_days=14.0, max_future_seconds=86400.0, strict=false, history=true, seed=0,
         memory_budget=None, num_trees=None, sample_size=None, shingle_size=None,
-        model_checkpoint_hours=6.0))]
+        model_checkpoint_hours=24.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,

@@ -25,7 +25,7 @@
 //! on the fly (a thing's own rate, daily peak, message size and battery cycle); one 3-metric ML
 //! behaviour per thing with the engine's default fleet model; metric history on, in a SQLite
 //! file in the temp directory; a commit every simulated hour (`--commit-hours`), each model
-//! written in full every 6 simulated hours and its rows logged in between
+//! written in full every 24 simulated hours and its rows logged in between
 //! (`--model-checkpoint-hours`, the engine's `model_checkpoint_ms`; 0: in full at every
 //! commit; `--reopen` then times opening the store again, every model read back and its log
 //! replayed, as after a crash). `--scope`
@@ -486,8 +486,8 @@ fn scale(args: &[String]) -> Result<(), String> {
     if reopen {
         // what a restart costs: every model read back, its log replayed
         let t = Instant::now();
-        let e = Engine::open(config, Some(&dir.path().join("fleet.db")))
-            .map_err(|e| e.to_string())?;
+        let e =
+            Engine::open(config, Some(&dir.path().join("fleet.db"))).map_err(|e| e.to_string())?;
         let r = e.model_stats();
         eprintln!(
             "reopened: {} models in memory, {} not, in {:.1} s, rss {} MiB",

@@ -297,7 +297,7 @@ class Fleet:
         num_trees: int | None = None,
         sample_size: int | None = None,
         shingle_size: int | None = None,
-        model_checkpoint_hours: float = 6.0,
+        model_checkpoint_hours: float = 24.0,
     ) -> Fleet:
         """`memory_budget` (bytes, or a size such as "2GiB") keeps the ML models in memory
         within it, checkpointing the rest to the store; `num_trees`, `sample_size` and

@@ -93,14 +93,15 @@ pub struct EngineConfig {
     /// is scoring (about an eighth of the budget, at most [`MODEL_CHUNK`]) before it evicts.
     pub memory_budget: Option<u64>,
     /// How often (in window time) a commit to a file store writes a thing's ML model in full
-    /// (default 6 h). Between those checkpoints a commit writes only the rows the model
-    /// learned since the last commit (a few bytes per window, the `model_logs` table), and
-    /// whoever restores the model replays them onto its checkpoint, so the model is the same
-    /// either way. A full model is about 72 KB with the fleet defaults, so at hourly commits
-    /// this writes about a sixth of the bytes; a longer interval writes less still, and a
-    /// reopened engine replays more (up to the interval's windows per model). `0`: every
-    /// commit writes every changed model in full. The checkpoints are staggered over the
-    /// interval by thing name, so that a fleet's models do not all fall due at one commit.
+    /// (default 24 h). Between those checkpoints a commit writes only the rows the model
+    /// learned since the last commit (a few bytes per window, the store's `model_logs`), and
+    /// they are replayed onto the checkpoint when the store is opened again, so the model is
+    /// the same either way. A full fleet model is about 72 KB, so at hourly commits this
+    /// writes a 24th of the model bytes; the price is the replay when a store is opened (up
+    /// to the interval's windows per model: 100,000 models in about 80 s on 2 cores, see
+    /// BENCHMARKS.md). `0`: every commit writes every changed model in full. The checkpoints
+    /// are staggered over the interval by thing name, so that a fleet's models do not all
+    /// fall due at one commit.
     pub model_checkpoint_ms: Millis,
 }
 
@@ -120,7 +121,7 @@ impl Default for EngineConfig {
             seed: 0,
             model: ModelSettings::default(),
             memory_budget: None,
-            model_checkpoint_ms: 6 * HOUR,
+            model_checkpoint_ms: 24 * HOUR,
         }
     }
 }
@@ -411,11 +412,9 @@ fn staggered_due(thing: &str, now: Millis, every: Millis) -> Millis {
     if every <= 0 {
         return now;
     }
-    let h = thing
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
-            (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let h = thing.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+        (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3)
+    });
     now.saturating_add(1 + (h % every as u64) as Millis)
 }
 
@@ -816,7 +815,12 @@ impl Engine {
                 })
             })
             .collect();
-        for part in back.chunks(if budget { MODEL_CHUNK } else { back.len().max(1) }) {
+        let chunk = if budget {
+            MODEL_CHUNK
+        } else {
+            back.len().max(1)
+        };
+        for part in back.chunks(chunk) {
             self.restore_models(part)?;
             self.enforce_budget()?;
         }
@@ -2407,15 +2411,14 @@ impl Engine {
         // the thing's saved state must say the model is evicted
         t.mark_dirty(thing, &mut self.dirty);
         let slot = &self.slots[i];
-        self.store
-            .put_model(
-                thing,
-                &slot.profile_name,
-                &slot.behavior_name,
-                state,
-                learned,
-                self.commits,
-            )?;
+        self.store.put_model(
+            thing,
+            &slot.profile_name,
+            &slot.behavior_name,
+            state,
+            learned,
+            self.commits,
+        )?;
         self.models.resident -= 1;
         self.models.evicted += 1;
         self.models.evictions += 1;
@@ -3109,7 +3112,11 @@ impl Engine {
             self.store.rollback();
             // the rolled-back checkpoints and logs are not in the store: write every model
             // in full next time, deleting whatever log it may have
-            for st in self.things.values_mut().flat_map(|t| t.slots.iter_mut().flatten()) {
+            for st in self
+                .things
+                .values_mut()
+                .flat_map(|t| t.slots.iter_mut().flatten())
+            {
                 st.stored = false;
                 st.logged = 0;
                 st.pending = Vec::new();
@@ -3520,10 +3527,7 @@ fn check_config(c: &EngineConfig) -> Result<(), FleetError> {
     if !(0..=366 * 24 * HOUR).contains(&c.model_checkpoint_ms) {
         return bad(
             "model_checkpoint_ms",
-            format!(
-                "must be from 0 to a year, got {}",
-                c.model_checkpoint_ms
-            ),
+            format!("must be from 0 to a year, got {}", c.model_checkpoint_ms),
         );
     }
     if c.memory_budget == Some(0) {

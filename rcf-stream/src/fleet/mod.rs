@@ -59,7 +59,7 @@
 //!   hours, so a value is kept at least [`EngineConfig::retention_ms`] and at most an hour
 //!   longer.
 //! * **Commits** to a file store save what changed. A thing's ML model is written in full
-//!   every [`EngineConfig::model_checkpoint_ms`] (6 h of window time by default, staggered
+//!   every [`EngineConfig::model_checkpoint_ms`] (24 h of window time by default, staggered
 //!   over the fleet); the commits in between write only the feature rows it learned, which
 //!   are replayed onto the checkpoint when the model is read back (a reopened store, or a
 //!   model evicted by the budget), giving the same model and the same verdicts.

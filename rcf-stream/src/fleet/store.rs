@@ -789,7 +789,14 @@ impl Store {
             .map_err(|e| self.error(e))?;
         let rows = st
             .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })
             .map_err(|e| self.error(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
@@ -1243,8 +1250,10 @@ mod tests {
             s.model_keys().unwrap(),
             vec![("old".into(), "p".into(), "b".into(), (0, 0), 0)]
         );
-        s.append_model_log(4, ("dev", "p", "b"), 2, b"later").unwrap();
-        s.append_model_log(3, ("dev", "p", "b"), 0, b"first").unwrap();
+        s.append_model_log(4, ("dev", "p", "b"), 2, b"later")
+            .unwrap();
+        s.append_model_log(3, ("dev", "p", "b"), 0, b"first")
+            .unwrap();
         s.append_model_log(3, ("other", "p", "b"), 0, b"x").unwrap();
         s.commit().unwrap();
         let key = |t: &str| (t.to_string(), "p".to_string(), "b".to_string());
@@ -1299,7 +1308,13 @@ mod tests {
         s.commit().unwrap();
         assert_eq!(
             s.model_keys().unwrap(),
-            vec![("dev".to_string(), "p".to_string(), "b".to_string(), (5, 7), 9)]
+            vec![(
+                "dev".to_string(),
+                "p".to_string(),
+                "b".to_string(),
+                (5, 7),
+                9
+            )]
         );
         assert_eq!(
             s.read_model("dev", "p", "b").unwrap().as_deref(),

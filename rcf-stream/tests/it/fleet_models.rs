@@ -306,7 +306,11 @@ fn models_checkpointed_now_and_then_reopen_exactly_from_their_logs() {
             assert_eq!(logged, 0, "case {k}");
         } else if budget.is_none() {
             // 12 models, each with up to one entry per commit since its last checkpoint
-            let least = if checkpoint_ms > 24 * 3_600_000 { 12 * 15 } else { 6 };
+            let least = if checkpoint_ms > 24 * 3_600_000 {
+                12 * 15
+            } else {
+                6
+            };
             assert!(logged >= least, "case {k}: {logged} log rows when reopened");
         }
         assert_eq!(events, whole, "case {k}: the events differ after the crash");
@@ -574,7 +578,11 @@ fn a_file_store_engine_copies_to_bytes_and_back_with_its_evicted_models() {
     let mut copy = Engine::from_bytes(config(Some(40_000)), &bytes).unwrap();
     // under a budget the copy's models come back at their next datapoint
     let (a, b) = (e.model_stats(), copy.model_stats());
-    assert_eq!(a.resident + a.evicted, b.resident + b.evicted, "{a:?} {b:?}");
+    assert_eq!(
+        a.resident + a.evicted,
+        b.resident + b.evicted,
+        "{a:?} {b:?}"
+    );
     assert!(a.evicted > 0 && b.evicted > 0, "{a:?} {b:?}");
     for d in &input[input.len() / 2..] {
         let a: Vec<Value> = e.ingest(d).unwrap().iter().map(|v| v.to_json()).collect();

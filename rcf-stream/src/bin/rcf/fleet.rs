@@ -145,7 +145,7 @@ struct RunArgs {
     /// With --store: a commit writes an ML model in full every this many hours of window
     /// time, and in between only the rows it learned (replayed onto the checkpoint when the
     /// store is opened again; the same model either way). 0: every commit, in full.
-    #[arg(long, value_name = "HOURS", default_value_t = 6.0, value_parser = checkpoint_hours)]
+    #[arg(long, value_name = "HOURS", default_value_t = 24.0, value_parser = checkpoint_hours)]
     model_checkpoint_hours: f64,
     /// Trees of each ML model whose behaviour sets none (default: the fleet model's 10).
     #[arg(long)]
