@@ -334,7 +334,7 @@ fn recv_helping<T>(rx: &std::sync::mpsc::Receiver<T>) -> Option<T> {
 }
 
 /// An evicted model to restore: (thing, slot, its checkpoint's digest if this process wrote
-/// it, the entries of its log in the store).
+/// it, the rows of its log to replay onto it).
 type Wanted = (Arc<str>, usize, Option<CheckpointDigest>, Vec<f32>);
 
 /// Replays `rows` (`features` values each) onto a model's checkpoint `d`, as the engine
@@ -3110,8 +3110,8 @@ impl Engine {
         let r = self.commit_inner(cursor, false);
         if r.is_err() {
             self.store.rollback();
-            // the rolled-back checkpoints and logs are not in the store: write every model
-            // in full next time, deleting whatever log it may have
+            // the rolled-back checkpoints and log entries are not in the store: write every
+            // model in full next time (its older entries are left for the purge)
             for st in self
                 .things
                 .values_mut()

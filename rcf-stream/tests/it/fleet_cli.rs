@@ -475,6 +475,34 @@ fn a_memory_budget_gives_the_same_events_and_models_reports_training() {
         err.contains("memory-budget") && err.contains("lots"),
         "{err}"
     );
+    for bad in ["-1", "9000", "often"] {
+        let flag = format!("--model-checkpoint-hours={bad}");
+        let (code, _, err) = run(&["fleet", &flag, d], "");
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("model-checkpoint-hours") && err.contains(bad),
+            "{err}"
+        );
+    }
+    // a store written with checkpoints every hour and rows logged in between gives the
+    // events of the run without a store
+    let logged = dir.join("logged.db");
+    let (code, out, err) = run(
+        &[
+            "fleet",
+            "--profile",
+            p,
+            "--store",
+            logged.to_str().unwrap(),
+            "--flush",
+            "--model-checkpoint-hours",
+            "1",
+            d,
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(events(&out), events(&free));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

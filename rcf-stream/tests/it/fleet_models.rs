@@ -421,8 +421,17 @@ fn bad_budgets_and_model_settings_are_named() {
     assert!(e.contains("memory_budget") && e.contains('0'), "{e}");
     c.memory_budget = None;
     c.model.sample_size = 0;
-    let e = Engine::open(c, None).unwrap_err().to_string();
+    let e = Engine::open(c.clone(), None).unwrap_err().to_string();
     assert!(e.contains("model") && e.contains("sample_size"), "{e}");
+    c.model = Default::default();
+    for bad in [-1, 367 * 24 * 3_600_000] {
+        c.model_checkpoint_ms = bad;
+        let e = Engine::open(c.clone(), None).unwrap_err().to_string();
+        assert!(
+            e.contains("model_checkpoint_ms") && e.contains(&bad.to_string()),
+            "{e}"
+        );
+    }
 }
 
 /// A fleet of 20 alike things and one that sends ten times as much, steadily, under the given
