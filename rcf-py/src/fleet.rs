@@ -316,8 +316,6 @@ fn committed(
     Ok(events(evs))
 }
 
-/// Seconds from Python as milliseconds, refused (naming the setting) unless non-negative and
-/// below 10^12.
 /// `model_checkpoint_hours` in ms: from 0 to a year (the engine's range).
 fn checkpoint_ms(hours: f64) -> PyResult<i64> {
     if (0.0..=366.0 * 24.0).contains(&hours) {
@@ -329,6 +327,8 @@ fn checkpoint_ms(hours: f64) -> PyResult<i64> {
     }
 }
 
+/// Seconds from Python as milliseconds, refused (naming the setting) unless non-negative and
+/// below 10^12.
 pub(crate) fn seconds_ms(name: &str, x: f64) -> PyResult<i64> {
     if (0.0..1e12).contains(&x) {
         Ok((x * 1000.0) as i64)
