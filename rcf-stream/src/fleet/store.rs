@@ -312,8 +312,8 @@ impl Store {
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(|e| format!("not a SQLite database ({e})"))?;
         if app == 0 && tables == 0 {
-            // 16 KiB pages (set before the first table): a saved thing is mostly its model's
-            // checkpoint, about 72 KB, then 5 overflow pages instead of 18
+            // 16 KiB pages (set before the first table): a model's checkpoint, about 72 KB,
+            // then spans 5 overflow pages instead of 18
             c.execute_batch(&format!(
                 "PRAGMA page_size = 16384; BEGIN; {SCHEMA} {METRIC_CHUNKS} {MODELS} {MODELS_LEARNED} {MODEL_LOGS} {RESPONSE} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
@@ -348,7 +348,7 @@ impl Store {
                 ))
                 .map_err(|e| format!("cannot migrate schema version 4: {e}"))?;
             }
-            // (stores that were at 2 or below already have today's `models` table)
+            // (stores that were at 2 or below already have schema 5's `models` table)
             c.execute_batch(&format!(
                 "BEGIN; {MODELS_LEARNED} {MODEL_LOGS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
