@@ -406,6 +406,20 @@ impl SlotState {
 /// committed must not grow without bound).
 const MAX_PENDING: usize = 4096;
 
+/// The state of `thing` for the slot saved as (`profile`, `behavior`), with the slot's index,
+/// if both are still there.
+fn saved_slot<'a>(
+    things: &'a mut BTreeMap<Arc<str>, ThingState>,
+    index: &HashMap<(String, String), usize>,
+    thing: &str,
+    profile: &str,
+    behavior: &str,
+) -> Option<(usize, &'a mut SlotState)> {
+    let i = *index.get(&(profile.to_string(), behavior.to_string()))?;
+    let st = things.get_mut(thing)?.slots[i].as_mut()?;
+    Some((i, st))
+}
+
 /// When a model first checkpointed at `now` is next due: within `every` of it, at a point set
 /// by the thing's name, so that a fleet's checkpoints spread over the interval.
 fn staggered_due(thing: &str, now: Millis, every: Millis) -> Millis {
@@ -725,14 +739,8 @@ impl Engine {
             None => 0,
         };
         for (thing, profile, behavior, (seen, needed), log_from) in self.store.model_keys()? {
-            let slot = index.get(&(profile.clone(), behavior.clone())).copied();
-            let state = slot.and_then(|i| {
-                self.things
-                    .get_mut(thing.as_str())
-                    .and_then(|t| t.slots[i].as_mut())
-            });
-            match state {
-                Some(st) if st.detector.is_none() => {
+            match saved_slot(&mut self.things, &index, &thing, &profile, &behavior) {
+                Some((_, st)) if st.detector.is_none() => {
                     // the model as of the last commit: this checkpoint and its log
                     st.evicted = true;
                     st.stored = true;
@@ -749,18 +757,12 @@ impl Engine {
         }
         // their logs: the entries of commits after each checkpoint's, rows in order
         for (seq, thing, profile, behavior, first, rows) in self.store.model_logs()? {
-            let Some(&i) = index.get(&(profile, behavior)) else {
-                continue;
-            };
-            let nf = self.slots[i].features.len().max(1);
-            let Some(st) = self
-                .things
-                .get_mut(thing.as_str())
-                .and_then(|t| t.slots[i].as_mut())
-                .filter(|st| st.evicted && seq > st.log_from as i64)
+            let Some((i, st)) = saved_slot(&mut self.things, &index, &thing, &profile, &behavior)
+                .filter(|(_, st)| st.evicted && seq > st.log_from as i64)
             else {
                 continue; // left over: a checkpoint written since, or a slot dropped
             };
+            let nf = self.slots[i].features.len().max(1);
             let bad = if first != st.logged as i64 {
                 Some(format!(
                     "its log's entry of commit {seq} follows row {first}, but {} rows come before it",
