@@ -109,6 +109,10 @@ fn tolerance(d: &Bound<'_, PyDict>) -> PyResult<Tolerance> {
 ///         threshold; 0 turns it off).
 ///     repeat_tolerance: how closely a candidate must repeat a recent event's pattern to be
 ///         recognised and not reported (default 0.1; 0 reports every repeat).
+///     p_values: keep the distribution of recent scores that `Verdict.p_value` is read from
+///         (default True). False saves 8 KiB per detector (and in its state) for many small
+///         detectors; p-values are then NaN and everything else is the same. A target anomaly
+///         rate needs them.
 ///
 /// Raises:
 ///     ConfigError: a parameter is out of range (also a ValueError).
@@ -390,7 +394,7 @@ impl PyDetector {
     #[pyo3(signature = (input_dims, *, metric_names=None, shingle_size=None, num_trees=None,
         sample_size=None, time_decay=None, output_after=None, sensitivity=None, holdoff=None,
         repeat_tolerance=None, normalization=None, normalize_after=None,
-        ignore_near_expected=None, box_cache_min_mass=None, seed=None))]
+        ignore_near_expected=None, box_cache_min_mass=None, seed=None, p_values=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         input_dims: usize,
@@ -408,6 +412,7 @@ impl PyDetector {
         ignore_near_expected: Option<&Bound<'_, PyDict>>,
         box_cache_min_mass: Option<usize>,
         seed: Option<u64>,
+        p_values: bool,
     ) -> PyResult<Self> {
         let names =
             metric_names.unwrap_or_else(|| (0..input_dims).map(|i| format!("m{i}")).collect());
@@ -457,7 +462,7 @@ impl PyDetector {
         if let Some(v) = seed {
             b = b.seed(v);
         }
-        let detector = b.build().map_err(PyRcfError::from)?;
+        let detector = b.p_values(p_values).build().map_err(PyRcfError::from)?;
         Ok(Self {
             inner: Mutex::new(detector),
         })
@@ -583,6 +588,12 @@ impl PyDetector {
     #[getter]
     fn memory_usage(&self, py: Python<'_>) -> usize {
         self.with(py, |d| d.memory_usage())
+    }
+
+    /// Whether the detector keeps the score distribution that p-values are read from.
+    #[getter]
+    fn p_values(&self, py: Python<'_>) -> bool {
+        self.with(py, |d| d.p_values())
     }
 
     /// The detector's versioned, checksummed checkpoint.

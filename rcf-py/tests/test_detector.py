@@ -87,6 +87,29 @@ def test_set_sensitivity_moves_the_threshold_and_keeps_the_model(rng):
     assert "High" in repr(rcf.Detector.from_bytes(b.to_bytes()))
 
 
+def test_without_p_values_the_verdicts_are_the_same_in_less_memory(rng):
+    x = telemetry(1500, rng)
+    x[1200, 2] += 40  # a spike, so the comparison covers an alarm
+    full = rcf.Detector(3, seed=5)
+    small = rcf.Detector(3, seed=5, p_values=False)
+    assert full.p_values and not small.p_values
+    a, b = full.process_many(x), small.process_many(x)
+    assert a["is_anomaly"][1200] and a["is_anomaly"].sum() >= 1
+    for k in ("score", "threshold", "is_anomaly", "grade", "confidence"):
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    scored = a["score"] > 0
+    assert np.isfinite(a["p_value"][scored]).all() and np.isnan(b["p_value"][scored]).all()
+    assert small.memory_usage + 1025 * 8 <= full.memory_usage
+    back = rcf.Detector.from_bytes(small.to_bytes())
+    assert not back.p_values and len(small.to_bytes()) + 1024 * 8 <= len(full.to_bytes())
+    # a target anomaly rate reads the distribution: refused by name, nothing changed
+    with pytest.raises(rcf.ConfigError, match="p_values"):
+        rcf.Detector(3, p_values=False, sensitivity={"rate": 0.01})
+    with pytest.raises(ValueError, match="p_values"):
+        back.set_sensitivity({"rate": 0.01})
+    assert back.to_bytes() == small.to_bytes()
+
+
 def test_holdoff_and_repeat_settings():
     gen = np.random.default_rng(9)
     t = np.arange(3000)

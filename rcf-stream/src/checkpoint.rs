@@ -464,7 +464,8 @@ impl Detector {
             ));
         }
         check_counters(&s, &forest)?;
-        let mut d = Detector::from_parts(s.config, forest);
+        let p_values = s.thresholder.keeps_p_values();
+        let mut d = Detector::from_parts(s.config, forest, p_values);
         d.normalizer = s.normalizer;
         d.thresholder = s.thresholder;
         d.quality = s.quality;

@@ -113,6 +113,7 @@ pub struct DetectorBuilder {
     pub(crate) forest: ForestBuilder,
     pub(crate) normalization: Normalization,
     pub(crate) sensitivity: Sensitivity,
+    pub(crate) p_values: bool,
     pub(crate) tolerance: Tolerance,
     pub(crate) normalize_after: usize,
     pub(crate) holdoff: usize,
@@ -169,6 +170,35 @@ impl DetectorBuilder {
         self
     }
 
+    /// Whether to keep the distribution of recent scores that [`Verdict::p_value`](crate::Verdict::p_value)
+    /// is read from. Default `true`. Without it a detector holds 8 KiB less (its
+    /// checkpoint too) and reports NaN p-values; scores, thresholds and verdicts are otherwise
+    /// the same. For many small detectors (the fleet's per-device models go without it). A
+    /// target anomaly rate ([`Sensitivity::AnomalyRate`](crate::Sensitivity::AnomalyRate)) reads the distribution, so it
+    /// needs them.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::{Detector, Sensitivity};
+    /// let mut small = Detector::builder(["temp"]).p_values(false).seed(1).build()?;
+    /// let mut full = Detector::builder(["temp"]).seed(1).build()?;
+    /// assert!(small.memory_usage() + 8_000 < full.memory_usage());
+    /// for i in 0..300 {
+    ///     let x = [(i as f32 * 0.3).sin()];
+    ///     let (a, b) = (small.process(&x)?, full.process(&x)?);
+    ///     assert_eq!((a.score, a.threshold, a.is_anomaly), (b.score, b.threshold, b.is_anomaly));
+    ///     assert!(a.p_value.is_nan());
+    /// }
+    /// let rate = Detector::builder(["temp"]).p_values(false).sensitivity(Sensitivity::AnomalyRate(0.01));
+    /// assert!(rate.build().unwrap_err().to_string().contains("p_values"));
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
+    pub fn p_values(mut self, keep: bool) -> Self {
+        self.p_values = keep;
+        self
+    }
+
     /// Ignore-near-expected bands. Default: none.
     pub fn ignore_near_expected(mut self, t: Tolerance) -> Self {
         self.tolerance = t;
@@ -212,9 +242,9 @@ impl DetectorBuilder {
     /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) (or a wrapped forest parameter error) naming the first
     /// parameter out of range.
     pub fn build(self) -> Result<Detector> {
-        let forest = self.forest.clone();
+        let (forest, p_values) = (self.forest.clone(), self.p_values);
         let config = self.validate()?;
-        Ok(Detector::from_parts(config, forest.build()?))
+        Ok(Detector::from_parts(config, forest.build()?, p_values))
     }
 
     /// Validates the parameters without building a detector (no forest is allocated): the
@@ -271,6 +301,9 @@ impl DetectorBuilder {
         }
         drop(names);
         let sensitivity = c.sensitivity.validate()?;
+        if !c.p_values {
+            rate_needs_p_values(sensitivity)?;
+        }
         for m in [c.tolerance.above, c.tolerance.below].into_iter().flatten() {
             if !m.is_valid() {
                 return Err(invalid(
@@ -308,5 +341,20 @@ impl DetectorBuilder {
             holdoff: self.holdoff,
             repeat_tolerance: self.repeat_tolerance,
         })
+    }
+}
+
+/// A target anomaly rate reads the score distribution that p-values come from: an error for a
+/// detector without them.
+pub(crate) fn rate_needs_p_values(sensitivity: Sensitivity) -> Result<()> {
+    match sensitivity {
+        Sensitivity::AnomalyRate(r) => Err(invalid(
+            "p_values",
+            format!(
+                "a target anomaly rate ({r}) reads the score distribution that p-values come \
+                 from, so p_values must stay true with it"
+            ),
+        )),
+        _ => Ok(()),
     }
 }

@@ -6,6 +6,7 @@ use rcf_core::RandomCutForest;
 
 use crate::config::{
     DEFAULT_NORMALIZE_AFTER, DEFAULT_SHINGLE_SIZE, DetectorBuilder, DetectorConfig, Tolerance,
+    rate_needs_p_values,
 };
 use crate::correct::{DEFAULT_HOLDOFF, DEFAULT_REPEAT_TOLERANCE, Driver};
 use crate::error::{Error, Result};
@@ -121,6 +122,7 @@ impl Detector {
             metrics,
             normalization: Normalization::Normalize,
             sensitivity: Sensitivity::Medium,
+            p_values: true,
             tolerance: Tolerance::default(),
             normalize_after: DEFAULT_NORMALIZE_AFTER,
             holdoff: DEFAULT_HOLDOFF,
@@ -128,7 +130,11 @@ impl Detector {
         }
     }
 
-    pub(crate) fn from_parts(config: DetectorConfig, forest: RandomCutForest) -> Self {
+    pub(crate) fn from_parts(
+        config: DetectorConfig,
+        forest: RandomCutForest,
+        p_values: bool,
+    ) -> Self {
         let m = config.metrics.len();
         let decay = config.forest.time_decay;
         Detector {
@@ -138,7 +144,7 @@ impl Detector {
                 .map(|n| Arc::from(n.as_str()))
                 .collect(),
             normalizer: Normalizer::new(config.normalization, decay, m),
-            thresholder: Thresholder::new(config.sensitivity, decay),
+            thresholder: Thresholder::new(config.sensitivity, decay, p_values),
             quality: Decayed::default(),
             seen: 0,
             warm: Vec::with_capacity(config.normalize_after * m),
@@ -188,9 +194,38 @@ impl Detector {
     /// ```
     pub fn set_sensitivity(&mut self, sensitivity: Sensitivity) -> Result<()> {
         let s = sensitivity.validate()?;
+        if !self.p_values() {
+            rate_needs_p_values(s)?;
+        }
         self.config.sensitivity = s;
         self.thresholder.set_sensitivity(s);
         Ok(())
+    }
+
+    /// Whether this detector keeps the distribution of its recent scores that
+    /// [`Verdict::p_value`](crate::Verdict::p_value) is read from (see
+    /// [`DetectorBuilder::p_values`](crate::DetectorBuilder::p_values)).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use rcf_stream::Detector;
+    /// let d = Detector::builder(["temp"]).p_values(false).build()?;
+    /// assert!(!d.p_values());
+    /// # Ok::<(), rcf_stream::Error>(())
+    /// ```
+    pub fn p_values(&self) -> bool {
+        self.thresholder.keeps_p_values()
+    }
+
+    /// Frees the score distribution, as if built with
+    /// [`DetectorBuilder::p_values`](crate::DetectorBuilder::p_values)`(false)`: the fleet's
+    /// models, which read no p-values, restored from checkpoints that kept one. Verdicts are
+    /// otherwise unchanged. Only for z-factor sensitivities (a target rate reads it).
+    pub(crate) fn drop_p_values(&mut self) {
+        if !matches!(self.config.sensitivity, Sensitivity::AnomalyRate(_)) {
+            self.thresholder.drop_p_values();
+        }
     }
 
     /// The metric names, in input order.
@@ -563,7 +598,7 @@ impl Detector {
         let state = self.state();
         let mut verdict = Verdict::quiet(state, threshold, self.confidence(), missing);
         verdict.score = score;
-        if score > 0.0 && self.thresholder.count() > 0 {
+        if score > 0.0 && (self.thresholder.count() > 0 || !self.thresholder.keeps_p_values()) {
             verdict.p_value = self.thresholder.p_value(score);
         }
         let grade = self.thresholder.grade(score, threshold);

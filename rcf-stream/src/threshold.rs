@@ -86,21 +86,33 @@ const BUCKETS: usize = 1_024;
 /// mass above any score and any quantile cost O(log buckets). Decay is lazy: new weights grow by
 /// `1 / (1 − decay)` per point instead of every old weight shrinking, and everything is rescaled
 /// when the weights get large.
+///
+/// A detector built without p-values keeps none: the tree is empty (no buckets, 8 KiB less)
+/// and adding a score does nothing. Only p-values and a target anomaly rate read it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct ScoreDistribution {
-    /// Fenwick tree (1-based) of bucket weights.
+    /// Fenwick tree (1-based) of bucket weights; empty when the distribution is not kept.
     tree: Vec<f64>,
     scale: f64,
     total: f64,
 }
 
 impl ScoreDistribution {
-    fn new() -> Self {
+    /// An empty distribution, with its buckets when `kept`.
+    fn new(kept: bool) -> Self {
         Self {
-            tree: vec![0.0; BUCKETS + 1],
+            tree: if kept {
+                vec![0.0; BUCKETS + 1]
+            } else {
+                Vec::new()
+            },
             scale: 1.0,
             total: 0.0,
         }
+    }
+
+    fn is_kept(&self) -> bool {
+        !self.tree.is_empty()
     }
 
     fn bucket(score: f64) -> usize {
@@ -108,6 +120,9 @@ impl ScoreDistribution {
     }
 
     fn add(&mut self, score: f64, decay: f64) {
+        if !self.is_kept() {
+            return;
+        }
         self.scale /= 1.0 - decay;
         if self.scale > 1e100 {
             let s = self.scale;
@@ -195,15 +210,29 @@ pub(crate) struct Thresholder {
 }
 
 impl Thresholder {
-    pub(crate) fn new(sensitivity: Sensitivity, decay: f64) -> Self {
+    /// A fresh thresholder; `p_values`: whether it keeps the score distribution that p-values
+    /// and a target anomaly rate read (the caller rules out a rate without it).
+    pub(crate) fn new(sensitivity: Sensitivity, decay: f64, p_values: bool) -> Self {
         Self {
             sensitivity,
             decay,
             scores: Decayed::default(),
             count: 0,
-            distribution: ScoreDistribution::new(),
+            distribution: ScoreDistribution::new(p_values),
             peak: 1.0,
         }
+    }
+
+    /// Whether it keeps the score distribution (p-values).
+    pub(crate) fn keeps_p_values(&self) -> bool {
+        self.distribution.is_kept()
+    }
+
+    /// Frees the score distribution: p-values are not computed from here on. Nothing else
+    /// reads it in z-factor mode, so thresholds and verdicts are unchanged (the caller rules
+    /// out a target anomaly rate).
+    pub(crate) fn drop_p_values(&mut self) {
+        self.distribution = ScoreDistribution::new(false);
     }
 
     /// An old checkpoint's thresholder (formats 1 and 2), with the peak estimate starting afresh.
@@ -286,9 +315,13 @@ impl Thresholder {
     }
 
     /// The share of recent scores above `score`: a tail probability (p-value) comparable
-    /// across streams, 1 before any score.
+    /// across streams, 1 before any score; NaN when the distribution is not kept.
     pub(crate) fn p_value(&self, score: f64) -> f64 {
-        self.distribution.tail(score)
+        if self.distribution.is_kept() {
+            self.distribution.tail(score)
+        } else {
+            f64::NAN
+        }
     }
 
     /// Whether a restored thresholder is one this build could have made with `sensitivity`
@@ -300,7 +333,11 @@ impl Thresholder {
             && self.scores.is_plausible()
             && self.peak.is_finite()
             && (1e-300..=1e6).contains(&self.peak)
-            && d.tree.len() == BUCKETS + 1
+            && (d.tree.len() == BUCKETS + 1
+                || (d.tree.is_empty()
+                    && d.total == 0.0
+                    && d.scale == 1.0
+                    && !matches!(sensitivity, Sensitivity::AnomalyRate(_))))
             && (0.0..=DISTRIBUTION_BOUND).contains(&d.total)
             && (1.0..=2e100).contains(&d.scale)
             && d.tree
@@ -344,7 +381,7 @@ mod tests {
     fn higher_confidence_means_higher_threshold() {
         let mut ts: Vec<Thresholder> = [Sensitivity::Low, Sensitivity::Medium, Sensitivity::High]
             .into_iter()
-            .map(|s| Thresholder::new(s, 0.001))
+            .map(|s| Thresholder::new(s, 0.001, true))
             .collect();
         for x in noisy(2_000, 1) {
             ts.iter_mut().for_each(|t| t.update(x));
@@ -356,7 +393,7 @@ mod tests {
     #[test]
     fn anomaly_rate_flags_about_that_rate() {
         // uniform scores on [0.8, 1.1] plus 1.0 offset so the lower threshold does not bind
-        let mut t = Thresholder::new(Sensitivity::AnomalyRate(0.02), 0.0);
+        let mut t = Thresholder::new(Sensitivity::AnomalyRate(0.02), 0.0, true);
         let xs: Vec<f64> = noisy(20_000, 2).into_iter().map(|x| x + 1.0).collect();
         let mut flagged = 0;
         for (i, &x) in xs.iter().enumerate() {
@@ -372,8 +409,32 @@ mod tests {
     }
 
     #[test]
+    fn without_p_values_the_threshold_is_the_same_and_a_rate_is_inconsistent() {
+        let mut kept = Thresholder::new(Sensitivity::Medium, 0.01, true);
+        let mut not = Thresholder::new(Sensitivity::Medium, 0.01, false);
+        for x in noisy(3_000, 9) {
+            kept.update(x);
+            not.update(x);
+            assert_eq!(kept.threshold().to_bits(), not.threshold().to_bits());
+            assert_eq!(kept.grade(x, 0.9), not.grade(x, 0.9));
+        }
+        assert!(kept.p_value(1.0) > 0.0 && not.p_value(1.0).is_nan());
+        assert_eq!(not.memory_bytes(), 0);
+        assert!(not.is_consistent(Sensitivity::Medium, 0.01));
+        kept.drop_p_values();
+        assert_eq!(kept, not);
+        // a crafted state: a target rate with no distribution to read it from
+        let rate = Thresholder::new(Sensitivity::AnomalyRate(0.01), 0.01, false);
+        assert!(!rate.is_consistent(Sensitivity::AnomalyRate(0.01), 0.01));
+        // an empty distribution that claims weight is not one this build makes
+        let mut heavy = Thresholder::new(Sensitivity::Medium, 0.01, false);
+        heavy.distribution.total = 1.0;
+        assert!(!heavy.is_consistent(Sensitivity::Medium, 0.01));
+    }
+
+    #[test]
     fn grade_grows_from_zero_to_one() {
-        let mut t = Thresholder::new(Sensitivity::Medium, 0.01);
+        let mut t = Thresholder::new(Sensitivity::Medium, 0.01, true);
         for x in noisy(500, 3) {
             t.update(x);
         }
@@ -392,13 +453,13 @@ mod tests {
     #[test]
     fn the_peak_tracks_a_high_quantile_and_grades_bursty_streams_lower() {
         // scores uniform on [0.8, 1.1]: the 99.5th percentile is 1.0985
-        let mut calm = Thresholder::new(Sensitivity::Medium, 0.001);
+        let mut calm = Thresholder::new(Sensitivity::Medium, 0.001, true);
         for x in noisy(50_000, 4) {
             calm.update(x);
         }
         assert!((calm.peak - 1.0985).abs() < 0.03, "peak {}", calm.peak);
         // the same, with one score in 50 at 2.5: its 99.5th percentile is 2.5
-        let mut bursty = Thresholder::new(Sensitivity::Medium, 0.001);
+        let mut bursty = Thresholder::new(Sensitivity::Medium, 0.001, true);
         for (i, x) in noisy(50_000, 4).into_iter().enumerate() {
             bursty.update(if i % 50 == 0 { 2.5 } else { x });
         }
@@ -408,7 +469,7 @@ mod tests {
 
     #[test]
     fn warm_up_starts_at_the_initial_threshold() {
-        let mut t = Thresholder::new(Sensitivity::Medium, 0.01);
+        let mut t = Thresholder::new(Sensitivity::Medium, 0.01, true);
         assert_eq!(t.threshold(), INITIAL_THRESHOLD);
         for _ in 0..MIN_SCORES {
             t.update(0.9);
@@ -423,7 +484,7 @@ mod tests {
 
     #[test]
     fn p_values_are_tail_shares() {
-        let mut t = Thresholder::new(Sensitivity::Medium, 0.0);
+        let mut t = Thresholder::new(Sensitivity::Medium, 0.0, true);
         for i in 0..1_000 {
             t.update(0.5 + i as f64 / 1_000.0); // uniform on [0.5, 1.5)
         }

@@ -150,7 +150,9 @@ pub struct Verdict {
     /// The threshold the score was compared with.
     pub threshold: f64,
     /// The share of this detector's recent scores that were higher: a tail probability,
-    /// comparable across streams whatever their score scale (1 while warming).
+    /// comparable across streams whatever their score scale (1 while warming; NaN for
+    /// scored points of a detector built without p-values, see
+    /// [`DetectorBuilder::p_values`](crate::DetectorBuilder::p_values)).
     pub p_value: f64,
     /// Per-metric attribution, summing to the score (see the type docs for when it is filled).
     pub attribution: Vec<MetricAttribution>,

@@ -239,6 +239,9 @@ impl Slot {
     /// A restored model, judged at its behaviour's sensitivity: a checkpoint written by a
     /// build that mapped the confidence level to another z-factor takes this build's.
     fn recalibrate(&self, d: &mut Detector) -> Result<(), FleetError> {
+        // the fleet reads no p-values: a checkpoint from before they were dropped keeps its
+        // score distribution (8 KiB) only until here
+        d.drop_p_values();
         match self.def.ml_sensitivity() {
             Some(s) if d.config().sensitivity != s => {
                 d.set_sensitivity(s)
@@ -2128,6 +2131,7 @@ impl Engine {
             .sample_size(samples)
             .shingle_size(1)
             .box_cache_min_mass(m.box_cache_min_mass)
+            .p_values(false)
             .time_decay(1.0 / (10.0 * samples as f64 * members.max(1) as f64))
             .holdoff(0)
             .repeat_tolerance(0.0)
@@ -2793,7 +2797,8 @@ impl Engine {
             .num_trees(b.ml.num_trees.unwrap_or(m.num_trees))
             .sample_size(b.ml.sample_size.unwrap_or(m.sample_size))
             .shingle_size(b.ml.shingle_size.unwrap_or(m.shingle_size))
-            .box_cache_min_mass(m.box_cache_min_mass);
+            .box_cache_min_mass(m.box_cache_min_mass)
+            .p_values(false);
         let mut d = builder.build().map_err(|e| FleetError::InvalidParameter {
             name: "rcf",
             reason: e.to_string(),
@@ -3625,7 +3630,8 @@ mod tests {
 
     /// A store written by a build that mapped `MEDIUM` to another z-factor (z = 3 before
     /// [`FLEET_MEDIUM_Z`](super::profile::FLEET_MEDIUM_Z)) is judged at this build's once
-    /// reopened: thing and group models alike.
+    /// reopened, and models saved with p-values (before the fleet's models went without
+    /// them) come back without: thing and group models alike.
     #[test]
     fn restored_models_take_this_builds_sensitivity() {
         use crate::Sensitivity;
@@ -3674,25 +3680,52 @@ mod tests {
             vec![medium; 3],
             "two things and the group"
         );
-        // as an older build would have saved them
+        let p_values = |e: &Engine| {
+            let mut v: Vec<bool> = e
+                .things
+                .values()
+                .flat_map(|t| t.slots.iter().flatten())
+                .filter_map(|s| s.detector.as_ref().map(|d| d.p_values()))
+                .collect();
+            v.extend(e.group_models.values().map(|g| g.detector.p_values()));
+            v
+        };
+        // the fleet reads no p-values: its models keep no score distribution
+        assert_eq!(p_values(&e), vec![false; 3]);
+        // as an older build would have saved them: another z-factor, and p-values (models
+        // with the same settings that kept them, fed the same counts)
+        let older = |d: &Detector| {
+            let c = d.config();
+            let mut o = Detector::builder(d.metrics().iter().map(|m| m.to_string()))
+                .num_trees(c.forest.num_trees)
+                .sample_size(c.forest.sample_size)
+                .shingle_size(c.forest.shingle_size)
+                .time_decay(c.forest.time_decay)
+                .sensitivity(Sensitivity::Medium)
+                .build()
+                .unwrap();
+            for w in 0..20 {
+                o.process(&[10.0 + (w % 3) as f32]).unwrap();
+            }
+            Box::new(o)
+        };
         let names: Vec<Arc<str>> = e.things.keys().cloned().collect();
         for t in e.things.values_mut() {
             for s in t.slots.iter_mut().flatten() {
-                s.detector
-                    .as_mut()
-                    .unwrap()
-                    .set_sensitivity(Sensitivity::Medium)
-                    .unwrap();
+                let d = s.detector.as_mut().unwrap();
+                *d = older(d);
             }
         }
         for g in e.group_models.values_mut() {
-            g.detector.set_sensitivity(Sensitivity::Medium).unwrap();
+            g.detector = older(&g.detector);
         }
         for n in &names {
             e.mark_dirty(n);
         }
         assert_eq!(sensitivities(&e), vec![Sensitivity::Medium; 3]);
+        assert_eq!(p_values(&e), vec![true; 3]);
         let back = Engine::from_bytes(config, &e.to_bytes().unwrap()).unwrap();
         assert_eq!(sensitivities(&back), vec![medium; 3]);
+        assert_eq!(p_values(&back), vec![false; 3]);
     }
 }

@@ -355,6 +355,72 @@ fn checkpoint_round_trip_continues_identically() {
     assert_eq!(w2.points_seen(), 5);
 }
 
+/// `v` with its p-value set aside (NaN is unequal to itself): everything else a verdict says.
+fn without_p_value(mut v: Verdict) -> Verdict {
+    v.p_value = 0.0;
+    v
+}
+
+#[test]
+fn a_detector_without_p_values_says_the_same_in_less_memory() {
+    for seed in 1..=2 {
+        let mut rng_full = Rng::new(seed);
+        let mut rng_small = Rng::new(seed);
+        let mut full = detector(seed);
+        let mut small = Detector::builder(["torque", "battery", "msg_rate"])
+            .seed(seed)
+            .p_values(false)
+            .build()
+            .unwrap();
+        assert!(full.p_values() && !small.p_values());
+        let spike = |t: usize, x: &mut [f32; 3]| {
+            if t > 600 && t % 400 == 0 {
+                x[t % 3] += 40.0;
+            }
+        };
+        let a = run(&mut full, 0, 2_000, &mut rng_full, spike);
+        let b = run(&mut small, 0, 2_000, &mut rng_small, spike);
+        let mut alarms = 0;
+        for ((t, va), (_, vb)) in a.into_iter().zip(b) {
+            if va.score > 0.0 {
+                assert!(va.p_value.is_finite() && vb.p_value.is_nan(), "t = {t}");
+            }
+            alarms += usize::from(va.is_anomaly);
+            assert_eq!(
+                without_p_value(va),
+                without_p_value(vb),
+                "seed {seed}, t = {t}"
+            );
+        }
+        assert!(alarms >= 3, "seed {seed}: {alarms} alarms");
+        // the 1,025 buckets of the score distribution, in memory and in the checkpoint
+        assert!(small.memory_usage() + 1_025 * 8 <= full.memory_usage());
+        let (bytes_full, bytes_small) = (full.to_bytes(), small.to_bytes());
+        assert!(bytes_small.len() + 1_024 * 8 <= bytes_full.len());
+        let mut back = Detector::from_bytes(&bytes_small).unwrap();
+        assert!(!back.p_values());
+        let (mut ra, mut rb) = (Rng::new(90 + seed), Rng::new(90 + seed));
+        let a = run(&mut small, 2_000, 2_300, &mut ra, spike);
+        let b = run(&mut back, 2_000, 2_300, &mut rb, spike);
+        for ((t, va), (_, vb)) in a.into_iter().zip(b) {
+            assert_eq!(
+                without_p_value(va),
+                without_p_value(vb),
+                "restored, t = {t}"
+            );
+        }
+        assert_eq!(small.to_bytes(), back.to_bytes());
+        // a target anomaly rate reads the distribution: refused, and nothing changes
+        let e = back
+            .set_sensitivity(Sensitivity::AnomalyRate(0.01))
+            .unwrap_err();
+        assert!(e.to_string().contains("p_values"), "{e}");
+        assert_eq!(back.config().sensitivity, Sensitivity::Medium);
+        assert_eq!(small.to_bytes(), back.to_bytes());
+        back.set_sensitivity(Sensitivity::High).unwrap();
+    }
+}
+
 #[test]
 fn corrupt_checkpoints_are_errors() {
     let mut d = detector(1);
