@@ -374,7 +374,7 @@ fn a_detector_without_p_values_says_the_same_in_less_memory() {
             .unwrap();
         assert!(full.p_values() && !small.p_values());
         let spike = |t: usize, x: &mut [f32; 3]| {
-            if t > 600 && t % 400 == 0 {
+            if t > 600 && t.is_multiple_of(400) {
                 x[t % 3] += 40.0;
             }
         };
