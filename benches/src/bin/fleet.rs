@@ -38,7 +38,7 @@
 //! `ALLOC`).
 //!
 //! The alarm curve (`--alarm-curve [--things 200] [--days 4] [--seeds 3] [--first-seed 0]
-//! [--z 3,3.5] [--trees 5,10]`): the demo fleet and
+//! [--z 3,3.5] [--trees 5,10] [--memory 10,4]`): the demo fleet and
 //! profile (rules, a fleet percentile gated by the ML behaviour, the ML behaviour) for each
 //! scope, confidence level and `consecutiveDatapointsToAlarm` of the ML behaviour; per row the
 //! share of the injected security and health incidents (the benign rollout left out) with an
@@ -47,7 +47,9 @@
 //! `--first-seed`; with `--z`, per-device models at 1 datapoint to alarm for each listed
 //! threshold z-factor (`rcf.zFactor`) instead; with `--trees`, per-device models at each
 //! confidence level and 1 to 3 datapoints to alarm for each listed number of trees
-//! (`rcf.numTrees`; the fleet model has 10), for what a smaller model costs in detection.
+//! (`rcf.numTrees`; the fleet model has 10), for what a smaller model costs in detection;
+//! with `--memory`, the same for each listed reach of a model's sample, in sample sizes
+//! (`rcf.timeDecay` = 1 / (k · 256)), for what a shorter memory (fewer points held) costs.
 //! It runs itself again with `MALLOC_ARENA_MAX=1`, `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
 //! (malloc asks for transparent huge pages) and `MIMALLOC_ALLOW_LARGE_OS_PAGES=1` (mimalloc
 //! does) unless they are set (see `main`).
@@ -202,7 +204,7 @@ fn curve_row(
     confidence: &str,
     z_factor: Option<f64>,
     to_alarm: u64,
-    trees: Option<u64>,
+    model: Model,
 ) -> (usize, usize, usize, usize, f64) {
     use rcf_datasets::defender::IncidentKind;
     let (mut found, mut real, mut false_alarms, mut ml_false, mut device_days) = (0, 0, 0, 0, 0.0);
@@ -220,8 +222,13 @@ fn curve_row(
                 if let Some(z) = z_factor {
                     b["rcf"]["zFactor"] = z.into();
                 }
-                if let Some(t) = trees {
+                if let Some(t) = model.trees {
                     b["rcf"]["numTrees"] = t.into();
+                }
+                if let Some(k) = model.memory {
+                    // the fleet's sample size: a sample reaching back k sample sizes
+                    let samples = rcf_stream::fleet::models::FLEET_SAMPLE_SIZE as f64;
+                    b["rcf"]["timeDecay"] = (1.0 / (k as f64 * samples)).into();
                 }
             }
         }
@@ -274,6 +281,15 @@ fn curve_row(
     (found, real, false_alarms, ml_false, device_days)
 }
 
+/// What an alarm-curve row changes in the ML behaviour's model (`None`: the fleet default).
+#[derive(Debug, Clone, Copy, Default)]
+struct Model {
+    /// `rcf.numTrees`.
+    trees: Option<u64>,
+    /// `rcf.timeDecay` as `1 / (memory · 256)`: how many sample sizes a sample reaches back.
+    memory: Option<u64>,
+}
+
 /// The alarm curve (see the module docs).
 fn alarm_curve(args: &[String]) {
     let get = |name: &str, default: u64| {
@@ -286,7 +302,7 @@ fn alarm_curve(args: &[String]) {
         get("--first-seed", 0),
     );
     let seeds = first..first + seeds;
-    let row_with = |scope: &str, confidence: &str, z: Option<f64>, to_alarm: u64, trees| {
+    let row_with = |scope: &str, confidence: &str, z: Option<f64>, to_alarm: u64, model: Model| {
         let (f, r, fa, ml, dd) = curve_row(
             things,
             days,
@@ -295,10 +311,16 @@ fn alarm_curve(args: &[String]) {
             confidence,
             z,
             to_alarm,
-            trees,
+            model,
         );
         let level = z.map_or(confidence.to_string(), |z| format!("zFactor {z}"));
-        let scope = trees.map_or(scope.to_string(), |t| format!("{scope}, {t} trees"));
+        let mut scope = scope.to_string();
+        if let Some(t) = model.trees {
+            scope += &format!(", {t} trees");
+        }
+        if let Some(k) = model.memory {
+            scope += &format!(", timeDecay 1/({k}·256)");
+        }
         println!(
             "| {scope} | {level} | {to_alarm} | {f}/{r} ({:.0} %) | {:.4} | {:.4} |",
             100.0 * f as f64 / r as f64,
@@ -307,7 +329,7 @@ fn alarm_curve(args: &[String]) {
         );
     };
     let row = |scope: &str, confidence: &str, z: Option<f64>, to_alarm: u64| {
-        row_with(scope, confidence, z, to_alarm, None)
+        row_with(scope, confidence, z, to_alarm, Model::default())
     };
     let header = |what: &str| {
         println!(
@@ -338,7 +360,30 @@ fn alarm_curve(args: &[String]) {
             let trees: u64 = trees.parse().expect("a whole number");
             for confidence in ["LOW", "MEDIUM", "HIGH"] {
                 for to_alarm in [1, 2, 3] {
-                    row_with("per-device", confidence, None, to_alarm, Some(trees));
+                    let model = Model {
+                        trees: Some(trees),
+                        memory: None,
+                    };
+                    row_with("per-device", confidence, None, to_alarm, model);
+                }
+            }
+        }
+        return;
+    }
+    // `--memory 10,4,2`: per-device models whose samples reach back that many sample sizes
+    // (`rcf.timeDecay` 1 / (k · 256)), every confidence and datapoints to alarm
+    if let Some(list) = flag(args, "--memory") {
+        header("time decay (rcf.timeDecay), per-device");
+        for k in list.split(',') {
+            let k: u64 = k.parse().expect("a whole number");
+            assert!(k > 0, "--memory: sample sizes, at least 1");
+            for confidence in ["LOW", "MEDIUM", "HIGH"] {
+                for to_alarm in [1, 2, 3] {
+                    let model = Model {
+                        trees: None,
+                        memory: Some(k),
+                    };
+                    row_with("per-device", confidence, None, to_alarm, model);
                 }
             }
         }

@@ -10,8 +10,10 @@
 //! `process` call (`FLEET_MODELS=N` builds N models instead, e.g. for callgrind;
 //! `FLEET_ORDER=round-robin` feeds the second half of the rows one row per model in turn, as
 //! a fleet does, see below). The box cache defaults to 16 (the single-stream default); above the sample
-//! size it is off, as in the fleet model. The models keep no p-values, as the fleet's
-//! (`FLEET_P_VALUES=1` keeps them: 8 KiB more a model).
+//! size + 1 it is off, as in the fleet model (whose 100,000 is off for any sample: a full tree
+//! holds one point more while an update inserts before it deletes). The models keep no
+//! p-values, as the fleet's (`FLEET_P_VALUES=1` keeps them: 8 KiB more a model).
+//! `FLEET_MEMORY=K` sets the time decay to `1 / (K · SAMPLES)` (default 10, the fleet's).
 use std::time::Instant;
 
 use rcf_stream::Detector;
@@ -55,7 +57,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let n_points = 600;
+    // `FLEET_ROWS=N` feeds N rows instead of 600 (two days): a model's point store keeps
+    // growing for weeks (BENCHMARKS.md, "Fleet models in the long run")
+    let n_points = std::env::var("FLEET_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
     let data = rows(n_points, 1);
     let before = rss_kib();
     let mut ds = Vec::new();
@@ -74,6 +81,10 @@ fn main() {
         .unwrap_or(0);
     let first = if halves { n_points / 2 } else { n_points };
     let p_values = std::env::var("FLEET_P_VALUES").is_ok_and(|v| v == "1");
+    let memory: f64 = std::env::var("FLEET_MEMORY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10.0);
     for i in 0..n_models {
         let mut d = Detector::builder(["m", "b", "bat"])
             .num_trees(trees)
@@ -81,6 +92,7 @@ fn main() {
             .shingle_size(shingle)
             .box_cache_min_mass(cache)
             .p_values(p_values)
+            .time_decay(1.0 / (memory * samples as f64))
             .seed(i as u64)
             .build()
             .unwrap();

@@ -2132,7 +2132,7 @@ impl Engine {
             .shingle_size(1)
             .box_cache_min_mass(m.box_cache_min_mass)
             .p_values(false)
-            .time_decay(1.0 / (10.0 * samples as f64 * members.max(1) as f64))
+            .time_decay(m.time_decay(b.ml.time_decay, samples, members))
             .holdoff(0)
             .repeat_tolerance(0.0)
             .build()
@@ -2791,11 +2791,13 @@ impl Engine {
                 .bytes()
                 .fold(0u64, |h, c| h.wrapping_mul(31).wrapping_add(u64::from(c)));
         let m = &self.config.model;
+        let samples = b.ml.sample_size.unwrap_or(m.sample_size);
         let builder = Detector::builder(slot.features.iter().map(|f| f.to_string()))
             .seed(seed)
             .sensitivity(sensitivity)
             .num_trees(b.ml.num_trees.unwrap_or(m.num_trees))
-            .sample_size(b.ml.sample_size.unwrap_or(m.sample_size))
+            .sample_size(samples)
+            .time_decay(m.time_decay(b.ml.time_decay, samples, 1))
             .shingle_size(b.ml.shingle_size.unwrap_or(m.shingle_size))
             .box_cache_min_mass(m.box_cache_min_mass)
             .p_values(false);

@@ -53,9 +53,27 @@ pub const FLEET_NUM_TREES: usize = 10;
 pub const FLEET_SAMPLE_SIZE: usize = 256;
 /// [`ModelSettings::shingle_size`] by default.
 pub const FLEET_SHINGLE_SIZE: usize = 8;
+/// How far back a fleet model's sample reaches, in sample sizes, unless its behaviour sets
+/// `rcf.timeDecay`: the time decay is `1 / (FLEET_MEMORY_SAMPLE_SIZES · sampleSize)`.
+pub const FLEET_MEMORY_SAMPLE_SIZES: usize = 10;
+
 /// [`ModelSettings::box_cache_min_mass`] by default: no cached boxes (a fifth of a model's
 /// memory, for about a third more time per datapoint).
 pub const FLEET_BOX_CACHE_MIN_MASS: usize = 100_000;
+
+impl ModelSettings {
+    /// The time decay of a model of `samples` points per tree fed by `members` things (1 for a
+    /// thing's own model): the behaviour's `rcf.timeDecay` (`explicit`), else
+    /// `1 / (FLEET_MEMORY_SAMPLE_SIZES · samples)`, divided by `members` (a group model sees
+    /// every member's datapoints, and remembers as many windows as a thing's own model).
+    pub(crate) fn time_decay(&self, explicit: Option<f64>, samples: usize, members: usize) -> f64 {
+        let members = members.max(1) as f64;
+        match explicit {
+            Some(d) => d / members,
+            None => 1.0 / (FLEET_MEMORY_SAMPLE_SIZES as f64 * samples as f64 * members),
+        }
+    }
+}
 
 impl Default for ModelSettings {
     fn default() -> Self {

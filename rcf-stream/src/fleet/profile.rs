@@ -6,7 +6,7 @@
 //! ignore: `metrics` (more metrics for one multivariate ML model), `missingData` (`ignore`, the
 //! default, or `violate`: a window without data from a thing that has reported before counts
 //! as a violating datapoint), ML model settings (`numTrees`, `sampleSize`, `shingleSize`,
-//! `seed`), `scope` (`per-device`, the default, `group` or `hierarchical`: see
+//! `timeDecay`, `seed`), `scope` (`per-device`, the default, `group` or `hierarchical`: see
 //! [`ModelScope`]), and `requires` (a composite behaviour: names of behaviours of the same
 //! profile and window that must violate in the same window too, see [`Behavior::requires`]).
 
@@ -319,6 +319,10 @@ pub struct MlSettings {
     pub sample_size: Option<usize>,
     /// Datapoints per shingle.
     pub shingle_size: Option<usize>,
+    /// `rcf.timeDecay`: how fast each thing's model forgets, per datapoint (0 to 1). A sample
+    /// reaches back about `1 / timeDecay` datapoints, and so does the history a model keeps
+    /// in memory for it (see [`ModelSettings`](super::ModelSettings)).
+    pub time_decay: Option<f64>,
     /// Seed (each thing's detector mixes in its name).
     pub seed: Option<u64>,
     /// Whose data the model learns from.
@@ -715,6 +719,15 @@ impl Behavior {
                     "numTrees" => ml.num_trees = Some(positive(1_000)?),
                     "sampleSize" => ml.sample_size = Some(positive(8_192)?),
                     "shingleSize" => ml.shingle_size = Some(positive(64)?),
+                    "timeDecay" => {
+                        ml.time_decay = Some(
+                            x.as_f64()
+                                .filter(|d| (0.0..=1.0).contains(d))
+                                .ok_or_else(|| {
+                                    err(&k_at, format!("must be a number from 0 to 1, got {x}"))
+                                })?,
+                        )
+                    }
                     "requires" => {
                         requires = distinct_names(x, &k_at, "behaviour name", None, |_| Ok(()))?;
                     }
@@ -758,7 +771,7 @@ impl Behavior {
                     _ => {
                         return Err(err(
                             &k_at,
-                            "is not an rcf extension: metrics, missingData, numTrees, sampleSize, shingleSize, zFactor, scope, requires, mitigationActions or seed",
+                            "is not an rcf extension: metrics, missingData, numTrees, sampleSize, shingleSize, timeDecay, zFactor, scope, requires, mitigationActions or seed",
                         ));
                     }
                 }
@@ -872,6 +885,12 @@ impl Behavior {
         if self.ml.z_factor.is_some() && !matches!(self.kind, CriteriaKind::Ml { .. }) {
             return Err(err(
                 format!("{at}.rcf.zFactor"),
+                "applies only to behaviours with mlDetectionConfig",
+            ));
+        }
+        if self.ml.time_decay.is_some() && !matches!(self.kind, CriteriaKind::Ml { .. }) {
+            return Err(err(
+                format!("{at}.rcf.timeDecay"),
                 "applies only to behaviours with mlDetectionConfig",
             ));
         }

@@ -312,7 +312,24 @@ fn invalid_profiles_name_field_and_value() {
             "rcf.zFactor",
             "only to behaviours with mlDetectionConfig",
         ),
+        (
+            ml(json!({"timeDecay": -0.001})),
+            "rcf.timeDecay",
+            "from 0 to 1, got -0.001",
+        ),
+        (ml(json!({"timeDecay": 2})), "rcf.timeDecay", "from 0 to 1"),
+        (
+            ml(json!({"timeDecay": "slow"})),
+            "rcf.timeDecay",
+            "got \"slow\"",
+        ),
+        (
+            rule_with(json!({"timeDecay": 0.01})),
+            "rcf.timeDecay",
+            "only to behaviours with mlDetectionConfig",
+        ),
     ]);
+    assert!(SecurityProfile::from_json(&ml(json!({"timeDecay": 0.001})), false).is_ok());
     assert!(SecurityProfile::from_json(&ml(json!({"zFactor": 3.25})), false).is_ok());
     for (profile, field, reason) in cases {
         let e = SecurityProfile::from_json(&profile, false).unwrap_err();

@@ -681,6 +681,39 @@ fn a_composite_behaviour_alarms_only_where_what_it_requires_violates_too() {
     assert!(e.contains("list"), "{e}");
 }
 
+#[test]
+fn time_decay_sets_how_far_back_a_model_remembers() {
+    use rcf_stream::fleet::models::FLEET_MEMORY_SAMPLE_SIZES;
+    // the events, and the models' bytes in memory at the end
+    let run = |decay: Option<f64>| {
+        let mut p = profile();
+        if let Some(d) = decay {
+            p["behaviors"][1]["rcf"]["timeDecay"] = json!(d);
+        }
+        let mut e = Engine::open(config(None), None).unwrap();
+        e.configure(&p).unwrap();
+        let mut out = Vec::new();
+        for d in fleet(6, 1_500) {
+            // what each event says, without the behaviour (which shows its `rcf` settings)
+            out.extend(e.ingest(&d).unwrap().iter().map(|v| {
+                let mut j = v.to_json();
+                j.as_object_mut().unwrap().remove("behavior");
+                j
+            }));
+        }
+        (out, e.model_stats().resident_bytes)
+    };
+    let (default, bytes) = run(None);
+    assert!(!default.is_empty());
+    // the default: a sample reaching back FLEET_MEMORY_SAMPLE_SIZES sample sizes (32 here)
+    let k = FLEET_MEMORY_SAMPLE_SIZES as f64;
+    assert_eq!(run(Some(1.0 / (k * 32.0))), (default.clone(), bytes));
+    // a sample reaching back one sample size is another model (what it costs in memory and
+    // detection at the fleet's size: BENCHMARKS.md, "Fleet models in the long run")
+    let (short, _) = run(Some(1.0 / 32.0));
+    assert_ne!(short, default);
+}
+
 /// The ML events (thing, time, type) of `fleet(12, 300)` with the ML behaviour at `confidence`
 /// and, if given, `rcf.zFactor`.
 fn ml_alarms(confidence: &str, z: Option<f64>) -> Vec<(String, i64, String)> {
