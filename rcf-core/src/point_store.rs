@@ -8,13 +8,21 @@
 //! The arena only grows between compactions. When it reaches its capacity, [`compact`]
 //! keeps the units that some leaf's point covers plus the newest `shingle_size - 1` units (the
 //! start of the next shingle), in order, and rewrites the leaves' indices. Capacity is then set
-//! to 1.5 × what is live (at least a small floor), so compaction cost amortises to a few
-//! operations per update and memory stays within about 1.5 × the live set.
+//! to what is live plus the larger of an eighth of it ([`HEADROOM_EIGHTHS`]) and half the
+//! leaves that were remapped (at least a small floor). A compaction costs O(live units +
+//! leaves), so the second term keeps its cost per update to a few operations whatever the
+//! forest's shape, and the first keeps memory within about 1.125 × the live set where units
+//! outnumber leaves. (It was 1.5 × the live set until 2026-12-07: a long-running fleet model,
+//! whose live set reaches about 6,600 three-metric units, held 30 KB of headroom; states
+//! saved with it still load.)
 //!
 //! [`compact`]: PointStore::compact
 
 /// Minimum growth room, in units, after a compaction.
 const MIN_HEADROOM_UNITS: usize = 256;
+/// Growth room after a compaction, in eighths of the live set, unless half the leaves is more
+/// (module docs; BENCHMARKS.md, "Fleet models in the long run").
+const HEADROOM_EIGHTHS: usize = 1;
 
 /// Shared, shingle-aware point storage.
 #[derive(Debug, Clone)]
@@ -140,7 +148,10 @@ impl PointStore {
         }
         self.values.truncate(write * self.unit);
         let live = write;
-        self.capacity_units = (live + live / 2).max(live + MIN_HEADROOM_UNITS);
+        let headroom = (live * HEADROOM_EIGHTHS / 8)
+            .max(live_starts.len() / 2)
+            .max(MIN_HEADROOM_UNITS);
+        self.capacity_units = live + headroom;
         self.values.shrink_to(self.capacity_units * self.unit);
         let room = self.capacity_units * self.unit - self.values.len();
         self.values.reserve_exact(room);
@@ -188,8 +199,11 @@ impl PointStore {
     /// The largest capacity (in units) a forest with `points` sampled points at most (all
     /// trees' samples plus the one an insert adds before its delete) can ever give its store:
     /// the initial capacity, or 1.5 × the largest live set after a compaction (each point
-    /// covers `units_per_point` units, plus the tail of the next shingle). A saved capacity
-    /// above it did not come from this crate.
+    /// covers `units_per_point` units, plus the tail of the next shingle). Builds before
+    /// 2026-12-07 gave 1.5 × the live set; this one's headroom, an eighth of the live set or
+    /// half the leaves, is never more (there are no more leaves than sampled points, and
+    /// each covers at least one unit). A saved capacity above it did not come from this
+    /// crate.
     pub(crate) fn max_capacity_units(units_per_point: usize, points: usize) -> usize {
         let k = units_per_point;
         let live = points.saturating_mul(k).saturating_add(k);

@@ -720,13 +720,10 @@ impl Behavior {
                     "sampleSize" => ml.sample_size = Some(positive(8_192)?),
                     "shingleSize" => ml.shingle_size = Some(positive(64)?),
                     "timeDecay" => {
-                        ml.time_decay = Some(
-                            x.as_f64()
-                                .filter(|d| (0.0..=1.0).contains(d))
-                                .ok_or_else(|| {
-                                    err(&k_at, format!("must be a number from 0 to 1, got {x}"))
-                                })?,
-                        )
+                        ml.time_decay =
+                            Some(x.as_f64().filter(|d| (0.0..=1.0).contains(d)).ok_or_else(
+                                || err(&k_at, format!("must be a number from 0 to 1, got {x}")),
+                            )?)
                     }
                     "requires" => {
                         requires = distinct_names(x, &k_at, "behaviour name", None, |_| Ok(()))?;
