@@ -8,11 +8,11 @@
 //! The arena only grows between compactions. When it reaches its capacity, [`compact`]
 //! keeps the units that some leaf's point covers plus the newest `shingle_size - 1` units (the
 //! start of the next shingle), in order, and rewrites the leaves' indices. Capacity is then set
-//! to what is live plus the larger of an eighth of it ([`HEADROOM_EIGHTHS`]) and half the
-//! leaves that were remapped (at least a small floor). A compaction costs O(live units +
-//! leaves), so the second term keeps its cost per update to a few operations whatever the
-//! forest's shape, and the first keeps memory within about 1.125 × the live set where units
-//! outnumber leaves. (It was 1.5 × the live set until 2026-12-07: a long-running fleet model,
+//! to what is live plus the larger of an eighth of it ([`HEADROOM_EIGHTHS`]) and a quarter of
+//! the leaves that were remapped, in floats (at least a small floor). A compaction costs
+//! O(live floats + leaves), so the second term keeps its cost per update to a few operations
+//! whatever the forest's shape (one-metric forests with many trees have more leaves than
+//! live units), and the first keeps memory within about 1.125 × the live set otherwise. (It was 1.5 × the live set until 2026-12-07: a long-running fleet model,
 //! whose live set reaches about 6,600 three-metric units, held 30 KB of headroom; states
 //! saved with it still load.)
 //!
@@ -20,8 +20,8 @@
 
 /// Minimum growth room, in units, after a compaction.
 const MIN_HEADROOM_UNITS: usize = 256;
-/// Growth room after a compaction, in eighths of the live set, unless half the leaves is more
-/// (module docs; BENCHMARKS.md, "Fleet models in the long run").
+/// Growth room after a compaction, in eighths of the live set, unless a quarter of the leaves
+/// (in floats) is more (module docs; BENCHMARKS.md, "Fleet models in the long run").
 const HEADROOM_EIGHTHS: usize = 1;
 
 /// Shared, shingle-aware point storage.
@@ -149,7 +149,7 @@ impl PointStore {
         self.values.truncate(write * self.unit);
         let live = write;
         let headroom = (live * HEADROOM_EIGHTHS / 8)
-            .max(live_starts.len() / 2)
+            .max(live_starts.len() / (4 * self.unit))
             .max(MIN_HEADROOM_UNITS);
         self.capacity_units = live + headroom;
         self.values.shrink_to(self.capacity_units * self.unit);
@@ -201,8 +201,8 @@ impl PointStore {
     /// the initial capacity, or 1.5 × the largest live set after a compaction (each point
     /// covers `units_per_point` units, plus the tail of the next shingle). Builds before
     /// 2026-12-07 gave 1.5 × the live set; this one's headroom, an eighth of the live set or
-    /// half the leaves, is never more (there are no more leaves than sampled points, and
-    /// each covers at least one unit). A saved capacity above it did not come from this
+    /// a quarter of the leaves, is never more (there are no more leaves than sampled points,
+    /// and each covers at least one unit). A saved capacity above it did not come from this
     /// crate.
     pub(crate) fn max_capacity_units(units_per_point: usize, points: usize) -> usize {
         let k = units_per_point;
