@@ -50,6 +50,8 @@
 //! (`rcf.numTrees`; the fleet model has 10), for what a smaller model costs in detection;
 //! with `--memory`, the same for each listed reach of a model's sample, in sample sizes
 //! (`rcf.timeDecay` = 1 / (k · 256)), for what a shorter memory (fewer points held) costs.
+//! `FLEET_CURVE_BY_DAY=1` also prints, to stderr, each seed's false alarms by day of the run
+//! and every false alarm's event (JSON), for where and when they fall.
 //! It runs itself again with `MALLOC_ARENA_MAX=1`, `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
 //! (malloc asks for transparent huge pages) and `MIMALLOC_ALLOW_LARGE_OS_PAGES=1` (mimalloc
 //! does) unless they are set (see `main`).
@@ -268,6 +270,16 @@ fn curve_row(
                 .min();
             if first.is_some_and(|t| t - i.start <= 3 * 300_000) {
                 found += 1;
+            }
+        }
+        if std::env::var("FLEET_CURVE_BY_DAY").is_ok() {
+            let mut by_day = vec![0usize; fleet.days];
+            for a in alarms.iter().filter(|a| of(a).is_none()) {
+                by_day[((a.time - defender::START_MS) / 86_400_000) as usize] += 1;
+            }
+            eprintln!("seed {seed}: false alarms by day {by_day:?}");
+            for a in alarms.iter().filter(|a| of(a).is_none()) {
+                eprintln!("  {}", a.to_json());
             }
         }
         for a in alarms.iter().filter(|a| of(a).is_none()) {
