@@ -275,7 +275,8 @@ fn curve_row(
         if std::env::var("FLEET_CURVE_BY_DAY").is_ok() {
             let mut by_day = vec![0usize; fleet.days];
             for a in alarms.iter().filter(|a| of(a).is_none()) {
-                by_day[((a.time - defender::START_MS) / 86_400_000) as usize] += 1;
+                by_day[(((a.time - defender::START_MS) / 86_400_000) as usize)
+                    .min(fleet.days - 1)] += 1;
             }
             eprintln!("seed {seed}: false alarms by day {by_day:?}");
             for a in alarms.iter().filter(|a| of(a).is_none()) {
