@@ -188,7 +188,7 @@ impl DetectorBuilder {
     ///     let x = [(i as f32 * 0.3).sin()];
     ///     let (a, b) = (small.process(&x)?, full.process(&x)?);
     ///     assert_eq!((a.score, a.threshold, a.is_anomaly), (b.score, b.threshold, b.is_anomaly));
-    ///     assert!(a.p_value.is_nan());
+    ///     assert!(a.score == 0.0 || a.p_value.is_nan());
     /// }
     /// let rate = Detector::builder(["temp"]).p_values(false).sensitivity(Sensitivity::AnomalyRate(0.01));
     /// assert!(rate.build().unwrap_err().to_string().contains("p_values"));

@@ -35,8 +35,9 @@
 //!   is negative, the statistic is unavailable and nothing is judged in that window.
 //! * **ML**: one [`Detector`](crate::Detector) per thing and behaviour, its window five minutes
 //!   unless `durationSeconds` says otherwise (an extension), `confidenceLevel` mapped to a
-//!   [`Sensitivity`](crate::Sensitivity): `LOW` z = 2, `MEDIUM` z = [`FLEET_MEDIUM_Z`] (3.5,
-//!   calibrated for fleets), `HIGH` z = 4; `rcf.zFactor` sets another. A datapoint violates while the
+//!   [`Sensitivity`](crate::Sensitivity): `LOW` z = [`FLEET_LOW_Z`] (5.5), `MEDIUM` z =
+//!   [`FLEET_MEDIUM_Z`] (7), `HIGH` z = [`FLEET_HIGH_Z`] (8.5), calibrated for fleets' models
+//!   in their steady state; `rcf.zFactor` sets another. A datapoint violates while the
 //!   detector reports an anomaly or is inside the event one opened (until the thing conforms
 //!   again to its model from before), so a lasting anomaly stays in alarm. Verdicts count once
 //!   the detector's confidence reaches [`engine::ML_MIN_CONFIDENCE`]; before that a thing's ML
@@ -110,8 +111,8 @@ pub use mitigation::WebhookExecutor;
 pub use mitigation::{ActionType, CommandExecutor, Executor, MitigationAction};
 pub use models::{ModelSettings, ModelStats, parse_memory_size};
 pub use profile::{
-    Behavior, ComparisonOperator, ConfidenceLevel, CriteriaKind, FLEET_MEDIUM_Z, MissingData,
-    ModelScope, ProfileError, SecurityProfile,
+    Behavior, ComparisonOperator, ConfidenceLevel, CriteriaKind, FLEET_HIGH_Z, FLEET_LOW_Z,
+    FLEET_MEDIUM_Z, MissingData, ModelScope, ProfileError, SecurityProfile,
 };
 pub use sink::{JsonlSink, Payload, Sink, SinkOptions, SinkSpec};
 #[cfg(feature = "net")]

@@ -778,7 +778,7 @@ fn multivariate_ml_explains_its_violations() {
     let p = json!({"securityProfileName": "motors", "behaviors": [{
         "name": "motor-ml", "metric": "torque",
         "criteria": {"mlDetectionConfig": {"confidenceLevel": "HIGH"}},
-        "rcf": {"metrics": ["battery", "aws:num-messages-sent"], "seed": 7}}]});
+        "rcf": {"metrics": ["battery", "aws:num-messages-sent"], "seed": 7, "zFactor": 4}}]});
     let mut e = engine(p);
     let mut events = Vec::new();
     for w in 0..700i64 {
