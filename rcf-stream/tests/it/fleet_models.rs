@@ -746,7 +746,7 @@ fn ml_alarms(confidence: &str, z: Option<f64>) -> Vec<(String, i64, String)> {
 #[test]
 fn medium_confidence_is_the_fleet_z_factor_and_z_factor_orders_the_alarms() {
     use rcf_stream::fleet::{FLEET_HIGH_Z, FLEET_LOW_Z, FLEET_MEDIUM_Z};
-    assert!(FLEET_LOW_Z < FLEET_MEDIUM_Z && FLEET_MEDIUM_Z < FLEET_HIGH_Z);
+    const { assert!(FLEET_LOW_Z < FLEET_MEDIUM_Z && FLEET_MEDIUM_Z < FLEET_HIGH_Z) };
     let medium = ml_alarms("MEDIUM", None);
     // each level is its fleet z-factor, whatever the level a zFactor overrides
     assert_eq!(medium, ml_alarms("MEDIUM", Some(FLEET_MEDIUM_Z)));
