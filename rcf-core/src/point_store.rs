@@ -12,9 +12,10 @@
 //! the leaves that were remapped, in floats (at least a small floor). A compaction costs
 //! O(live floats + leaves), so the second term keeps its cost per update to a few operations
 //! whatever the forest's shape (one-metric forests with many trees have more leaves than
-//! live units), and the first keeps memory within about 1.125 × the live set otherwise. (It was 1.5 × the live set until 2026-12-07: a long-running fleet model,
-//! whose live set reaches about 6,600 three-metric units, held 30 KB of headroom; states
-//! saved with it still load.)
+//! live units), and the first keeps memory within about 1.125 × the live set otherwise. (It
+//! was 1.5 × the live set until 2026-12-07: a long-running fleet model, whose live set
+//! reaches about 6,600 three-metric units, held 30 KB of headroom; states saved with it still
+//! load.)
 //!
 //! [`compact`]: PointStore::compact
 

@@ -23,10 +23,12 @@ use super::time::Millis;
 /// The model settings of ML behaviours whose profile's `rcf` extension gives none.
 ///
 /// The defaults are the fleet's compact model, chosen from measurements on the synthetic
-/// fleet at five-minute datapoints and on NAB and SKAB (BENCHMARKS.md, "Fleet models"): the
-/// sample size sets how far back a model remembers (a day at 256 five-minute datapoints), and
-/// fewer samples raised many times the false alarms; trees and shingle cost memory for little
-/// detection.
+/// fleet at five-minute datapoints and on NAB and SKAB (BENCHMARKS.md, "Fleet models"): 256
+/// samples hold most of a day densely, and fewer raised many times the false alarms; trees
+/// and shingle cost memory for little detection. With the time decay
+/// ([`FLEET_MEMORY_SAMPLE_SIZES`]) a sample reaches back about 9 days, thinly, and a model
+/// grows with it for about three weeks: 73 KiB two days in, about 166 KiB from three weeks on
+/// (BENCHMARKS.md, "Fleet models in the long run").
 ///
 /// ```
 /// use rcf_stream::fleet::ModelSettings;
