@@ -888,23 +888,19 @@ impl Behavior {
                 }
             }
         }
-        if self.ml.scope != ModelScope::PerDevice && !matches!(self.kind, CriteriaKind::Ml { .. }) {
-            return Err(err(
-                format!("{at}.rcf.scope"),
-                "applies only to behaviours with mlDetectionConfig",
-            ));
-        }
-        if self.ml.z_factor.is_some() && !matches!(self.kind, CriteriaKind::Ml { .. }) {
-            return Err(err(
-                format!("{at}.rcf.zFactor"),
-                "applies only to behaviours with mlDetectionConfig",
-            ));
-        }
-        if self.ml.time_decay.is_some() && !matches!(self.kind, CriteriaKind::Ml { .. }) {
-            return Err(err(
-                format!("{at}.rcf.timeDecay"),
-                "applies only to behaviours with mlDetectionConfig",
-            ));
+        if !matches!(self.kind, CriteriaKind::Ml { .. }) {
+            // the ML model's own settings, in the order they are reported
+            let ml_only = [
+                ("scope", self.ml.scope != ModelScope::PerDevice),
+                ("zFactor", self.ml.z_factor.is_some()),
+                ("timeDecay", self.ml.time_decay.is_some()),
+            ];
+            if let Some((field, _)) = ml_only.iter().find(|(_, set)| *set) {
+                return Err(err(
+                    format!("{at}.rcf.{field}"),
+                    "applies only to behaviours with mlDetectionConfig",
+                ));
+            }
         }
         if !self.extra_metrics.is_empty() && !matches!(self.kind, CriteriaKind::Ml { .. }) {
             return Err(err(
