@@ -272,21 +272,21 @@ fn curve_row(
                 found += 1;
             }
         }
+        let false_ones: Vec<_> = alarms.iter().filter(|a| of(a).is_none()).collect();
+        false_alarms += false_ones.len();
+        ml_false += false_ones
+            .iter()
+            .filter(|a| &*a.behavior_name == "traffic-ml")
+            .count();
         if std::env::var("FLEET_CURVE_BY_DAY").is_ok() {
             let mut by_day = vec![0usize; fleet.days];
-            for a in alarms.iter().filter(|a| of(a).is_none()) {
-                by_day[(((a.time - defender::START_MS) / 86_400_000) as usize)
-                    .min(fleet.days - 1)] += 1;
+            for a in &false_ones {
+                let day = ((a.time - defender::START_MS) / 86_400_000) as usize;
+                by_day[day.min(fleet.days - 1)] += 1;
             }
             eprintln!("seed {seed}: false alarms by day {by_day:?}");
-            for a in alarms.iter().filter(|a| of(a).is_none()) {
+            for a in &false_ones {
                 eprintln!("  {}", a.to_json());
-            }
-        }
-        for a in alarms.iter().filter(|a| of(a).is_none()) {
-            false_alarms += 1;
-            if &*a.behavior_name == "traffic-ml" {
-                ml_false += 1;
             }
         }
         device_days += (fleet.things.len() * fleet.days) as f64;
