@@ -93,6 +93,9 @@ pub struct Detector {
     /// The current point in the forest's frames (normalised, imputed).
     pub(crate) z: Vec<f32>,
     raw: Vec<f64>,
+    /// Whether the thresholder settles once the forest has filled (see
+    /// [`settle_after_warm_up`](Self::settle_after_warm_up)); set by its owner, not saved.
+    settles: bool,
 }
 
 impl Detector {
@@ -158,6 +161,7 @@ impl Detector {
             next_reframe: 0,
             z: vec![0.0; m],
             raw: vec![0.0; m],
+            settles: false,
             forest,
             config,
         }
@@ -226,6 +230,26 @@ impl Detector {
         if !matches!(self.config.sensitivity, Sensitivity::AnomalyRate(_)) {
             self.thresholder.drop_p_values();
         }
+    }
+
+    /// Has the threshold's score statistics keep the weight of only a few scores
+    /// (`SETTLED_WEIGHT`) once they hold a sample size of them, so that the scores of the
+    /// warm-up, when the forest is young and scores run high and spread, stop holding the
+    /// threshold up. Without it they weigh on it with the forest's own time decay: a fleet
+    /// model's threshold took three weeks to come down to its steady state (BENCHMARKS.md,
+    /// "False alarms as models age"), where the fleet's confidence levels are calibrated.
+    ///
+    /// For the fleet's models, which set it whenever they build or restore one: it is not
+    /// saved in checkpoints, and depends only on the score count, which is. The single-stream
+    /// detector does without (its NAB and SKAB figures were mixed, see BENCHMARKS.md).
+    pub(crate) fn settle_after_warm_up(&mut self) {
+        self.settles = true;
+    }
+
+    /// Whether [`settle_after_warm_up`](Self::settle_after_warm_up) was called.
+    #[cfg(test)]
+    pub(crate) fn settles(&self) -> bool {
+        self.settles
     }
 
     /// The metric names, in input order.
@@ -648,6 +672,9 @@ impl Detector {
         self.reframe();
         if score > 0.0 {
             self.thresholder.update(score);
+            if self.settles && self.thresholder.count() == self.config.forest.sample_size as u64 {
+                self.thresholder.settle();
+            }
         }
         verdict
     }
@@ -739,5 +766,84 @@ impl Detector {
             }
             self.normalizer_ready = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A daily rhythm with multiplicative noise, `n` rows of one metric.
+    fn rhythm(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|t| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+                let daily = 1.0 + 0.5 * (std::f64::consts::TAU * t as f64 / 96.0).cos();
+                (50.0 * daily * (0.9 + 0.2 * u)) as f32
+            })
+            .collect()
+    }
+
+    fn detector() -> Detector {
+        Detector::builder(["rate"])
+            .sample_size(64)
+            .shingle_size(4)
+            .p_values(false)
+            .seed(11)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_settling_detector_differs_only_after_a_sample_size_of_scores() {
+        let xs = rhythm(2_000, 3);
+        let mut plain = detector();
+        let mut settling = detector();
+        settling.settle_after_warm_up();
+        let mut first_difference = None;
+        for (i, &x) in xs.iter().enumerate() {
+            let (a, b) = (
+                plain.process(&[x]).unwrap(),
+                settling.process(&[x]).unwrap(),
+            );
+            assert_eq!(a.score.to_bits(), b.score.to_bits(), "row {i}");
+            if first_difference.is_none() && a.threshold.to_bits() != b.threshold.to_bits() {
+                first_difference = Some((i, plain.thresholder.count()));
+            }
+        }
+        // settling after the 64th score leaves the threshold as it was; the 65th score moves
+        // the statistics further than it would have, so the verdict after it is the first to
+        // differ (a row's verdict reads the threshold before its own score joins them)
+        let (row, count) = first_difference.expect("the thresholds part");
+        assert_eq!(count, 66, "row {row}");
+        // the warm-up's high scores still hold the plain detector's threshold up
+        let (a, b) = (
+            plain.thresholder.threshold(),
+            settling.thresholder.threshold(),
+        );
+        assert!(b < a, "plain {a}, settling {b}");
+    }
+
+    #[test]
+    fn a_settling_detector_restored_and_set_again_gives_the_same_verdicts() {
+        let xs = rhythm(1_000, 4);
+        let mut d = detector();
+        d.settle_after_warm_up();
+        for &x in &xs[..40] {
+            d.process(&[x]).unwrap();
+        }
+        // saved before it has settled: the setting is not saved, the score count is
+        let mut back = Detector::from_bytes(&d.to_bytes()).unwrap();
+        back.settle_after_warm_up();
+        for &x in &xs[40..] {
+            let (a, b) = (d.process(&[x]).unwrap(), back.process(&[x]).unwrap());
+            assert_eq!(a.threshold.to_bits(), b.threshold.to_bits());
+            assert_eq!(a.is_anomaly, b.is_anomaly);
+        }
+        assert_eq!(d.to_bytes(), back.to_bytes());
     }
 }

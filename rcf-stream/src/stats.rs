@@ -29,6 +29,12 @@ impl Decayed {
         self.var = (1.0 - alpha) * (self.var + alpha * diff * diff);
     }
 
+    /// Caps the weight at `weight`: the mean and variance stay, later updates move them as if
+    /// they summarised only that many observations.
+    pub(crate) fn cap_weight(&mut self, weight: f64) {
+        self.weight = self.weight.min(weight);
+    }
+
     pub(crate) fn mean(&self) -> f64 {
         self.mean
     }

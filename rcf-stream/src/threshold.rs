@@ -196,6 +196,11 @@ const PEAK_LEVEL: f64 = 0.995;
 /// takes about 14,000 ordinary points to come down by half.
 const PEAK_STEP: f64 = 0.01;
 
+/// The weight a settling detector's score statistics keep of its warm-up, in scores: a prior
+/// that steadies the threshold for the next few scores and is outweighed within a day of
+/// five-minute datapoints (8 of 296 after 288 more scores).
+const SETTLED_WEIGHT: f64 = 8.0;
+
 /// The detector's thresholder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Thresholder {
@@ -314,6 +319,14 @@ impl Thresholder {
         self.count += 1;
     }
 
+    /// Lets the score statistics count as no more than [`SETTLED_WEIGHT`] scores from here on,
+    /// their mean and deviation unchanged, so that the scores that follow soon outweigh them.
+    /// Called once a detector that settles has seen a sample size of scores (see
+    /// `Detector::settle_after_warm_up`).
+    pub(crate) fn settle(&mut self) {
+        self.scores.cap_weight(SETTLED_WEIGHT);
+    }
+
     /// The share of recent scores above `score`: a tail probability (p-value) comparable
     /// across streams, 1 before any score; NaN when the distribution is not kept.
     pub(crate) fn p_value(&self, score: f64) -> f64 {
@@ -406,6 +419,39 @@ mod tests {
         // 2 % target; bucket width 0.01 on a 0.3-wide distribution adds up to 3 % relative
         // per bucket; margin 0.6 percentage points
         assert!((rate - 0.02).abs() < 0.006, "rate {rate}");
+    }
+
+    #[test]
+    fn settling_keeps_the_statistics_but_lets_new_scores_outweigh_them() {
+        let decay = 1.0 / 2_560.0;
+        // a warm-up whose scores run high and spread, then a steady level
+        let warm: Vec<f64> = noisy(300, 4).into_iter().map(|x| 2.0 * x).collect();
+        let steady = noisy(600, 5);
+        let mut plain = Thresholder::new(Sensitivity::Medium, decay, false);
+        for &x in &warm {
+            plain.update(x);
+        }
+        let mut settled = plain.clone();
+        settled.settle();
+        // the threshold is read from the same mean and deviation: unchanged at once
+        assert_eq!(settled.threshold().to_bits(), plain.threshold().to_bits());
+        assert_eq!(settled.count(), plain.count());
+        for &x in &steady {
+            plain.update(x);
+            settled.update(x);
+        }
+        // the steady level's own threshold, from its scores alone
+        let mut fresh = Thresholder::new(Sensitivity::Medium, decay, false);
+        for &x in &steady {
+            fresh.update(x);
+        }
+        let (p, s, f) = (plain.threshold(), settled.threshold(), fresh.threshold());
+        // 600 scores after settling the warm-up weighs 8 / 608 against 300 / 900 unsettled
+        assert!(
+            (s - f).abs() < 0.25 * (p - f).abs(),
+            "plain {p}, settled {s}, fresh {f}"
+        );
+        assert!(s < p, "plain {p}, settled {s}");
     }
 
     #[test]

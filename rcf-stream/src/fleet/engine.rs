@@ -242,6 +242,7 @@ impl Slot {
         // the fleet reads no p-values: a checkpoint from before they were dropped keeps its
         // score distribution (8 KiB) only until here
         d.drop_p_values();
+        d.settle_after_warm_up();
         match self.def.ml_sensitivity() {
             Some(s) if d.config().sensitivity != s => {
                 d.set_sensitivity(s)
@@ -2136,6 +2137,10 @@ impl Engine {
             .holdoff(0)
             .repeat_tolerance(0.0)
             .build()
+            .map(|mut d| {
+                d.settle_after_warm_up();
+                d
+            })
             .map_err(|e| FleetError::InvalidParameter {
                 name: "rcf",
                 reason: e.to_string(),
@@ -2805,6 +2810,7 @@ impl Engine {
             name: "rcf",
             reason: e.to_string(),
         })?;
+        d.settle_after_warm_up();
         if self.config.history {
             let from = start - self.config.retention_ms;
             let mut windows: BTreeMap<Millis, Window> = BTreeMap::new();
@@ -3694,6 +3700,18 @@ mod tests {
         };
         // the fleet reads no p-values: its models keep no score distribution
         assert_eq!(p_values(&e), vec![false; 3]);
+        let settle = |e: &Engine| {
+            let mut v: Vec<bool> = e
+                .things
+                .values()
+                .flat_map(|t| t.slots.iter().flatten())
+                .filter_map(|s| s.detector.as_ref().map(|d| d.settles()))
+                .collect();
+            v.extend(e.group_models.values().map(|g| g.detector.settles()));
+            v
+        };
+        // and their thresholds settle once their forests have filled, new or restored
+        assert_eq!(settle(&e), vec![true; 3]);
         // as an older build would have saved them: another z-factor, and p-values (models
         // with the same settings that kept them, fed the same counts)
         let older = |d: &Detector| {
@@ -3726,8 +3744,10 @@ mod tests {
         }
         assert_eq!(sensitivities(&e), vec![Sensitivity::Medium; 3]);
         assert_eq!(p_values(&e), vec![true; 3]);
+        assert_eq!(settle(&e), vec![false; 3]);
         let back = Engine::from_bytes(config, &e.to_bytes().unwrap()).unwrap();
         assert_eq!(sensitivities(&back), vec![medium; 3]);
         assert_eq!(p_values(&back), vec![false; 3]);
+        assert_eq!(settle(&back), vec![true; 3]);
     }
 }
