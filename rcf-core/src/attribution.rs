@@ -2,6 +2,7 @@
 
 use crate::error::{Result, check_finite, check_len};
 use crate::forest::RandomCutForest;
+use crate::scratch::Scratch;
 use crate::tree::NONE;
 use crate::tree::visit::{LOCKSTEP, descend_lockstep};
 
@@ -180,25 +181,39 @@ impl RandomCutForest {
         let mut high = vec![0.0; dims];
         let mut low = vec![0.0; dims];
         crate::scratch::with_local(dims, self.config.sample_size, |sc| {
-            if self.is_ready() && self.build_query(x, &mut sc.query) {
-                let weight = 1.0 / self.config.num_trees as f64;
-                let active = [true; LOCKSTEP];
-                let mut leaves = [NONE; LOCKSTEP];
-                // trees descend eight at a time, as for a score, so their misses overlap
-                for group in self.trees.chunks(LOCKSTEP) {
-                    descend_lockstep(group, &active, &sc.query, &mut sc.paths, &mut leaves);
-                    for (k, tree) in group.iter().enumerate() {
-                        tree.attribution_walk(
-                            &sc.query,
-                            leaves[k],
-                            sc.paths.path(k),
-                            &self.store,
-                            &mut sc.tree,
-                            weight,
-                            &mut high,
-                            &mut low,
-                        );
-                    }
+            if !(self.is_ready() && self.build_query(x, &mut sc.query)) {
+                sc.staged.generation = 0;
+                return;
+            }
+            let Scratch {
+                tree: tsc,
+                query,
+                paths,
+                staged,
+                ..
+            } = sc;
+            let weight = 1.0 / self.config.num_trees as f64;
+            let active = [true; LOCKSTEP];
+            let mut leaves = [NONE; LOCKSTEP];
+            // the walks stay in the scratch, as a score's do: a `process` or `update` of the
+            // same point next on this thread scores and inserts along them
+            staged.begin(self.generation, query);
+            // trees descend eight at a time, as for a score, so their misses overlap
+            for group in self.trees.chunks(LOCKSTEP) {
+                descend_lockstep(group, &active, query, paths, &mut leaves);
+                for (k, tree) in group.iter().enumerate() {
+                    let path = paths.path(k);
+                    let score = tree.attribution_walk(
+                        query,
+                        leaves[k],
+                        path,
+                        &self.store,
+                        tsc,
+                        weight,
+                        &mut high,
+                        &mut low,
+                    );
+                    staged.push(leaves[k], path, &tsc.probs[..path.len()], score);
                 }
             }
         });

@@ -76,7 +76,7 @@ pub struct RandomCutForest {
     /// number from a process-wide counter at construction and after every change, so that a
     /// scratch filled by one state is never taken for another (a clone shares the number
     /// only while it is identical). Not saved.
-    generation: u64,
+    pub(crate) generation: u64,
 }
 
 /// The next forest [`generation`](RandomCutForest::generation) (never 0: 0 is "nothing staged").
@@ -440,8 +440,7 @@ impl RandomCutForest {
     fn process_in(&mut self, sc: &mut Scratch, x: &[f32], want_score: bool) -> f64 {
         sc.fit(self.config.dimensions, self.config.sample_size);
         let has_point = self.build_query(x, &mut sc.query);
-        let staged = !want_score
-            && has_point
+        let staged = has_point
             && sc
                 .staged
                 .matches(self.generation, &sc.query, self.trees.len());
@@ -467,8 +466,10 @@ impl RandomCutForest {
     /// after another.
     ///
     /// With `staged`, `sc.staged` holds every tree's scoring walk of this point on the state
-    /// before it was appended (see [`update_with`](Self::update_with)): admitting trees insert
-    /// along it and nothing descends.
+    /// before it was appended, by a [`score`](Self::score) or an
+    /// [`attribution`](Self::attribution) of it (see [`update_with`](Self::update_with)):
+    /// admitting trees insert along it, the score is summed from its scores, and nothing
+    /// descends.
     fn offer_point(&mut self, sc: &mut Scratch, want_score: bool, staged: bool) -> f64 {
         let t = self.shingles_offered;
         let score_it = want_score && self.is_ready();
@@ -502,10 +503,15 @@ impl RandomCutForest {
             }
             if staged {
                 for (k, offer) in offers[..g].iter().enumerate() {
+                    let i = base + k;
+                    if score_it {
+                        // the walk's score, with the normaliser of the tree as scored, in
+                        // tree order: the sum a walk here would make, bit for bit
+                        total += walks.score(i) * self.trees[i].normaliser();
+                    }
                     let &Offer::Admit { key, evict } = offer else {
                         continue;
                     };
-                    let i = base + k;
                     let (leaf, path, probs) = walks.tree(i);
                     let tree = &mut self.trees[i];
                     let rng = &mut self.rngs[i];
@@ -709,11 +715,11 @@ impl RandomCutForest {
             descend_lockstep(group, &active, query, paths, &mut leaves);
             for (k, tree) in group.iter().enumerate() {
                 let path = paths.path(k);
-                total += tree
+                let score = tree
                     .walk_up(query, leaves[k], path, &self.store, tsc, true)
-                    .score
-                    * tree.normaliser();
-                staged.push(leaves[k], path, &tsc.probs[..path.len()]);
+                    .score;
+                total += score * tree.normaliser();
+                staged.push(leaves[k], path, &tsc.probs[..path.len()], score);
             }
         }
         total / self.config.num_trees as f64
@@ -1029,6 +1035,43 @@ mod tests {
             (0..d).map(|i| -3.0 + i as f32).collect(),
             f.store.point(sampled).to_vec(),
         ]
+    }
+
+    /// An attribution stages its walks in the thread's scratch, with every tree's score as
+    /// the scoring walk computes it, so that a `process` of the same point next does not walk
+    /// again.
+    #[test]
+    fn attribution_stages_the_walks_a_score_would() {
+        // shingle 1: the probes are queries as they are, a sampled point among them
+        for (min_mass, dims, shingle) in [(2, 1, 4), (16, 3, 4), (1_000, 3, 8), (8, 3, 1)] {
+            let f = trained(min_mass, dims, shingle, 7);
+            let (d, cap) = (f.dimensions(), f.config.sample_size);
+            for q in probes(&f) {
+                // an input: the forest shingles it with its own recent inputs
+                let input = &q[d - dims..];
+                f.attribution(input).unwrap();
+                let staged = scratch::with_local(d, cap, |sc| {
+                    let mut query = vec![0.0; d];
+                    assert!(f.build_query(input, &mut query));
+                    assert!(sc.staged.matches(f.generation, &query, f.trees.len()));
+                    let leaves = sc.staged.leaves.clone();
+                    let (scores, probs) = (sc.staged.scores.clone(), sc.staged.probs.clone());
+                    (query, leaves, scores, probs)
+                });
+                f.score(input).unwrap();
+                scratch::with_local(d, cap, |sc| {
+                    assert_eq!(sc.staged.query, staged.0);
+                    assert_eq!(sc.staged.leaves, staged.1);
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&sc.staged.scores),
+                        bits(&staged.2),
+                        "{min_mass} {dims}"
+                    );
+                    assert_eq!(bits(&sc.staged.probs), bits(&staged.3), "{min_mass} {dims}");
+                });
+            }
+        }
     }
 
     /// Scores of every tree, by the fast walk and by the naive definition, must agree to f32

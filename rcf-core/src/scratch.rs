@@ -33,6 +33,8 @@ pub(crate) struct Staged {
     pub(crate) ends: Vec<u32>,
     pub(crate) paths: Vec<NodeRef>,
     pub(crate) probs: Vec<f64>,
+    /// Each tree's score (before its normaliser), as the walk found it.
+    pub(crate) scores: Vec<f64>,
 }
 
 impl Staged {
@@ -46,14 +48,16 @@ impl Staged {
         self.ends.push(0);
         self.paths.clear();
         self.probs.clear();
+        self.scores.clear();
     }
 
-    /// Records the next tree's walk.
-    pub(crate) fn push(&mut self, leaf: NodeRef, path: &[NodeRef], probs: &[f64]) {
+    /// Records the next tree's walk and its score (before the tree's normaliser).
+    pub(crate) fn push(&mut self, leaf: NodeRef, path: &[NodeRef], probs: &[f64], score: f64) {
         self.leaves.push(leaf);
         self.paths.extend_from_slice(path);
         self.probs.extend_from_slice(probs);
         self.ends.push(self.paths.len() as u32);
+        self.scores.push(score);
     }
 
     /// Whether the walks were made for `query` on the forest state `generation`, for all
@@ -77,12 +81,19 @@ impl Staged {
         (self.leaves[i], &self.paths[a..b], &self.probs[a..b])
     }
 
+    /// Tree `i`'s score, before its normaliser.
+    #[inline]
+    pub(crate) fn score(&self, i: usize) -> f64 {
+        self.scores[i]
+    }
+
     fn memory_bytes(&self) -> usize {
         self.query.capacity() * 4
             + self.leaves.capacity() * std::mem::size_of::<NodeRef>()
             + self.ends.capacity() * 4
             + self.paths.capacity() * std::mem::size_of::<NodeRef>()
             + self.probs.capacity() * 8
+            + self.scores.capacity() * 8
     }
 }
 

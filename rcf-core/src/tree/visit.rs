@@ -394,10 +394,13 @@ impl Tree {
 
     /// Attribution of `q` (rcf-reference §6), before the normaliser, given the `leaf` it
     /// descends to and the `path` there (root first, e.g. from [`descend_lockstep`]): adds
-    /// this tree's `high`/`low` vectors, scaled by `weight`, into `high_out`/`low_out`, and
-    /// returns the (unnormalised) score. The tree's vectors sum to its score: if the walk
-    /// converged at a duplicate (no separation anywhere), the score is spread evenly over all
-    /// 2d entries.
+    /// this tree's `high`/`low` vectors, scaled by `weight`, into `high_out`/`low_out`. The
+    /// tree's vectors sum to its score: if the walk converged at a duplicate (no separation
+    /// anywhere), the score is spread evenly over all 2d entries.
+    ///
+    /// Returns the (unnormalised) score as [`walk_up`](Self::walk_up) computes it, bit for
+    /// bit, and leaves in `sc.probs` the separation probabilities it records: a walk an
+    /// insert of the same point can follow (the forest stages it, as a score's).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn attribution_walk(
         &self,
@@ -443,13 +446,24 @@ impl Tree {
             stack,
             high,
             low,
+            probs,
             ..
         } = sc;
+        probs.clear();
+        probs.resize(depth, 0.0);
         let (high, low) = (&mut high[..dims], &mut low[..dims]);
+        // the score as the scoring walk folds it (`s` below is the reference's recursion, which
+        // the attribution is renormalised to; the two differ in their last bits)
+        let mut exact = Fraction::at_leaf(depth);
         let s = if leaf_pt == q {
             high.fill(0.0);
             low.fill(0.0);
-            seen_score(self.leaf_mass(leaf), self.mass(), depth)
+            let seen = seen_score(self.leaf_mass(leaf), self.mass(), depth);
+            exact = Fraction {
+                num: seen,
+                den: 1.0,
+            };
+            seen
         } else {
             // the leaf's share, split by each dimension's part of the separation
             let base = 1.0 / (depth as f64 + 1.0);
@@ -494,6 +508,8 @@ impl Tree {
                 }
                 let grown = range + gap;
                 let p = gap / grown;
+                probs[j] = p;
+                exact.level(j, gap, range);
                 let keep = 1.0 - p;
                 let level = inverse_depth(j);
                 // each dimension's part of this level's separation, weighted by its depth
@@ -531,7 +547,7 @@ impl Tree {
                 *l += share;
             }
         }
-        s
+        exact.value()
     }
 
     /// Imputation (rcf-reference §7): descends with `q`, whose missing coordinates are NaN,

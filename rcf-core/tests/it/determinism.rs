@@ -148,6 +148,56 @@ fn update_with_a_staged_walk_equals_update() {
     }
 }
 
+/// `attribution(x)` then `process(x)` (which scores and inserts along the attribution's
+/// walks) gives the score and the forest `process(x)` alone gives, bit for bit: with every box
+/// cache, several dimensions and shingles, repeated points (the "seen" rule), an attribution
+/// of another point before the process, and `update(x)` after an attribution.
+#[test]
+fn process_after_attribution_scores_and_learns_what_process_alone_does() {
+    let (x, _) = sine_with_spikes(2_500, 5, 15);
+    for (box_cache, dims, shingle) in [(2usize, 1usize, 4usize), (16, 3, 4), (1_000, 3, 8)] {
+        let build = || {
+            RandomCutForest::builder(dims)
+                .shingle_size(shingle)
+                .num_trees(12)
+                .sample_size(64)
+                .box_cache_min_mass(box_cache)
+                .seed(16)
+                .build()
+                .unwrap()
+        };
+        let (mut plain, mut after) = (build(), build());
+        for (t, v) in x.iter().enumerate() {
+            // rounded to a tenth: the stream repeats its points exactly
+            let row: Vec<f32> = (0..dims)
+                .map(|j| ((v + 0.3 * j as f32) * 10.0).round() / 10.0)
+                .collect();
+            let s = plain.process(&row).unwrap();
+            let a = match t % 5 {
+                0..=2 => after.attribution(&row).unwrap(),
+                3 => after.attribution(&[v + 9.0; 3][..dims]).unwrap(),
+                _ => {
+                    after.attribution(&row).unwrap();
+                    after.update(&row).unwrap();
+                    assert_eq!(plain.to_bytes(), after.to_bytes(), "row {t}");
+                    continue;
+                }
+            };
+            let got = after.process(&row).unwrap();
+            assert_eq!(got.to_bits(), s.to_bits(), "row {t}, box cache {box_cache}");
+            if t % 5 < 3 && s > 0.0 {
+                // the attribution of the point is of the score process returns
+                assert!((a.total() - s).abs() <= 1e-9 * s.max(1.0), "row {t}");
+            }
+        }
+        assert_eq!(
+            plain.to_bytes(),
+            after.to_bytes(),
+            "box cache {box_cache}, dims {dims}, shingle {shingle}"
+        );
+    }
+}
+
 /// `process(x)` scores `x` exactly as `score(x)` would before `update(x)`, bit for bit, and
 /// learns the same forest.
 #[test]

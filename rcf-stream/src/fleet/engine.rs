@@ -3669,47 +3669,25 @@ mod tests {
         }
         e.flush().unwrap();
         let medium = Sensitivity::ZFactor(super::super::profile::FLEET_MEDIUM_Z);
-        let sensitivities = |e: &Engine| {
-            let mut v: Vec<Sensitivity> = e
-                .things
-                .values()
-                .flat_map(|t| t.slots.iter().flatten())
-                .filter_map(|s| s.detector.as_ref().map(|d| d.config().sensitivity))
+        // what every model (the things' and the group's) says to `f`
+        fn models<T>(e: &Engine, f: impl Fn(&Detector) -> T) -> Vec<T> {
+            let things = e.things.values().flat_map(|t| t.slots.iter().flatten());
+            let mut v: Vec<T> = things
+                .filter_map(|s| s.detector.as_deref().map(&f))
                 .collect();
-            v.extend(
-                e.group_models
-                    .values()
-                    .map(|g| g.detector.config().sensitivity),
-            );
+            v.extend(e.group_models.values().map(|g| f(&g.detector)));
             v
-        };
+        }
+        let sensitivities = |e: &Engine| models(e, |d| d.config().sensitivity);
+        let p_values = |e: &Engine| models(e, Detector::p_values);
+        let settle = |e: &Engine| models(e, Detector::settles);
         assert_eq!(
             sensitivities(&e),
             vec![medium; 3],
             "two things and the group"
         );
-        let p_values = |e: &Engine| {
-            let mut v: Vec<bool> = e
-                .things
-                .values()
-                .flat_map(|t| t.slots.iter().flatten())
-                .filter_map(|s| s.detector.as_ref().map(|d| d.p_values()))
-                .collect();
-            v.extend(e.group_models.values().map(|g| g.detector.p_values()));
-            v
-        };
         // the fleet reads no p-values: its models keep no score distribution
         assert_eq!(p_values(&e), vec![false; 3]);
-        let settle = |e: &Engine| {
-            let mut v: Vec<bool> = e
-                .things
-                .values()
-                .flat_map(|t| t.slots.iter().flatten())
-                .filter_map(|s| s.detector.as_ref().map(|d| d.settles()))
-                .collect();
-            v.extend(e.group_models.values().map(|g| g.detector.settles()));
-            v
-        };
         // and their thresholds settle once their forests have filled, new or restored
         assert_eq!(settle(&e), vec![true; 3]);
         // as an older build would have saved them: another z-factor, and p-values (models
