@@ -134,6 +134,49 @@ fn attribute_level(
     }
 }
 
+/// The leaf's part of an attribution walk: `h[i] = max(x − y, 0)·share` and `l[i] =
+/// max(y − x, 0)·share` for the query `x` and the leaf's point `y`, two dimensions per step
+/// as in [`attribute_level`] (the same values).
+#[inline(always)]
+fn leaf_share(q: &[f32], y: &[f32], h: &mut [f64], l: &mut [f64], share: f64) {
+    let n = q.len();
+    let (y, h, l) = (&y[..n], &mut h[..n], &mut l[..n]);
+    for c in 0..n / 2 {
+        let i = 2 * c;
+        let x = [f64::from(q[i]), f64::from(q[i + 1])];
+        let p = [f64::from(y[i]), f64::from(y[i + 1])];
+        let (hh, ll) = (&mut h[i..i + 2], &mut l[i..i + 2]);
+        for k in 0..2 {
+            hh[k] = (x[k] - p[k]).max(0.0) * share;
+            ll[k] = (p[k] - x[k]).max(0.0) * share;
+        }
+    }
+    if n % 2 == 1 {
+        let i = n - 1;
+        let (x, p) = (f64::from(q[i]), f64::from(y[i]));
+        h[i] = (x - p).max(0.0) * share;
+        l[i] = (p - x).max(0.0) * share;
+    }
+}
+
+/// `out[i] += v[i]·k` for every `i` (`out` at least as long as `v`), two at a time as in
+/// [`attribute_level`] (the same values).
+#[inline(always)]
+fn add_scaled(out: &mut [f64], v: &[f64], k: f64) {
+    let n = v.len();
+    let out = &mut out[..n];
+    for c in 0..n / 2 {
+        let i = 2 * c;
+        let (o, w) = (&mut out[i..i + 2], &v[i..i + 2]);
+        for j in 0..2 {
+            o[j] += w[j] * k;
+        }
+    }
+    if n % 2 == 1 {
+        out[n - 1] += v[n - 1] * k;
+    }
+}
+
 /// Sets `[min, max]` to the single point `p`.
 #[inline]
 fn set_to_point(min: &mut [f32], max: &mut [f32], p: &[f32]) {
@@ -506,11 +549,7 @@ impl Tree {
             let base = 1.0 / (depth as f64 + 1.0);
             let (gap, _) = gap_and_range(q, leaf_pt, leaf_pt);
             let share = base / gap;
-            for (((h, l), &x), &y) in high.iter_mut().zip(low.iter_mut()).zip(q).zip(leaf_pt) {
-                let (x, y) = (f64::from(x), f64::from(y));
-                *h = (x - y).max(0.0) * share;
-                *l = (y - x).max(0.0) * share;
-            }
+            leaf_share(q, leaf_pt, high, low, share);
             let mut s = base;
             // whether min/max hold the box of `child` (below the first cached box the walk
             // grows a running box by each sibling subtree; cached boxes are read in place)
@@ -563,15 +602,8 @@ impl Tree {
         let norm = self.normaliser() * weight;
         if total > 0.0 {
             let k = s / total * norm;
-            for (((o, &h), p), &l) in high_out
-                .iter_mut()
-                .zip(&*high)
-                .zip(low_out.iter_mut())
-                .zip(&*low)
-            {
-                *o += h * k;
-                *p += l * k;
-            }
+            add_scaled(high_out, high, k);
+            add_scaled(low_out, low, k);
         } else {
             let share = s * norm / (2 * dims) as f64;
             for (h, l) in high_out.iter_mut().zip(low_out.iter_mut()) {
