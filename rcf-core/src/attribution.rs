@@ -2,9 +2,6 @@
 
 use crate::error::{Result, check_finite, check_len};
 use crate::forest::RandomCutForest;
-use crate::scratch::Scratch;
-use crate::tree::NONE;
-use crate::tree::visit::{LOCKSTEP, descend_lockstep};
 
 /// Per-dimension contributions to a score (rcf-reference §6): `high[i]` is the part due to the
 /// point lying above what the forest has seen in dimension `i`, `low[i]` below. The entries sum
@@ -185,37 +182,12 @@ impl RandomCutForest {
                 sc.staged.generation = 0;
                 return;
             }
-            let Scratch {
-                tree: tsc,
-                query,
-                paths,
-                staged,
-                ..
-            } = sc;
             let weight = 1.0 / self.config.num_trees as f64;
-            let active = [true; LOCKSTEP];
-            let mut leaves = [NONE; LOCKSTEP];
             // the walks stay in the scratch, as a score's do: a `process` or `update` of the
             // same point next on this thread scores and inserts along them
-            staged.begin(self.generation, query);
-            // trees descend eight at a time, as for a score, so their misses overlap
-            for group in self.trees.chunks(LOCKSTEP) {
-                descend_lockstep(group, &active, query, paths, &mut leaves);
-                for (k, tree) in group.iter().enumerate() {
-                    let path = paths.path(k);
-                    let score = tree.attribution_walk(
-                        query,
-                        leaves[k],
-                        path,
-                        &self.store,
-                        tsc,
-                        weight,
-                        &mut high,
-                        &mut low,
-                    );
-                    staged.push(leaves[k], path, &tsc.probs[..path.len()], score);
-                }
-            }
+            self.walk_staged(sc, |tree, query, leaf, path, store, tsc| {
+                tree.attribution_walk(query, leaf, path, store, tsc, weight, &mut high, &mut low)
+            });
         });
         Ok(Attribution {
             high,

@@ -8,7 +8,7 @@ use crate::sampler::{Offer, Sampler, SamplerParams};
 use crate::scratch::{self, Scratch};
 use crate::tree::frozen::FrozenTree;
 use crate::tree::visit::{LOCKSTEP, descend_lockstep, descend_points_lockstep};
-use crate::tree::{NONE, ORDER_MIN_MASS, Tree, TreeParams, TreeScratch};
+use crate::tree::{NONE, NodeRef, ORDER_MIN_MASS, Tree, TreeParams, TreeScratch};
 
 /// Re-base sampler keys once `λ·(t − epoch)` exceeds this (keeps `f32` keys precise).
 const REBASE_AFTER: f64 = 32.0;
@@ -699,6 +699,21 @@ impl RandomCutForest {
 
     /// The score of the point in `scratch.query` (fitted to this forest).
     fn score_query(&self, scratch: &mut Scratch) -> f64 {
+        self.walk_staged(scratch, |tree, query, leaf, path, store, tsc| {
+            tree.walk_up(query, leaf, path, store, tsc, true).score
+        })
+    }
+
+    /// Walks every tree with the point in `scratch.query` (fitted to this forest): the trees
+    /// descend eight at a time, then `walk` walks each up from its leaf, leaving its
+    /// separation probabilities in `tsc.probs` and returning its score before the
+    /// normaliser. The walks stay in the scratch for a `process` or `update` of this point
+    /// (see [`update_with`](Self::update_with)). Returns the forest's score.
+    pub(crate) fn walk_staged(
+        &self,
+        scratch: &mut Scratch,
+        mut walk: impl FnMut(&Tree, &[f32], NodeRef, &[NodeRef], &PointStore, &mut TreeScratch) -> f64,
+    ) -> f64 {
         let Scratch {
             tree: tsc,
             query,
@@ -709,15 +724,12 @@ impl RandomCutForest {
         let active = [true; LOCKSTEP];
         let mut leaves = [NONE; LOCKSTEP];
         let mut total = 0.0;
-        // the walks stay in the scratch for an update of this point (update_with)
         staged.begin(self.generation, query);
         for group in self.trees.chunks(LOCKSTEP) {
             descend_lockstep(group, &active, query, paths, &mut leaves);
             for (k, tree) in group.iter().enumerate() {
                 let path = paths.path(k);
-                let score = tree
-                    .walk_up(query, leaves[k], path, &self.store, tsc, true)
-                    .score;
+                let score = walk(tree, query, leaves[k], path, &self.store, tsc);
                 total += score * tree.normaliser();
                 staged.push(leaves[k], path, &tsc.probs[..path.len()], score);
             }
