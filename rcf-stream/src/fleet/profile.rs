@@ -176,7 +176,9 @@ pub const STATISTICS: [(&str, f64); 11] = [
 /// 0.0156 per device-day with the last days near 0.03, z = 7 0.0073 on two seeded fleets and
 /// 0.0059 on four held-out ones (the last days near 0.01), every incident found within 3
 /// datapoints. The smallest step of 0.5 whose late days stay under one false alarm per 50
-/// device-days.
+/// device-days. Fleet models now settle that way themselves (their warm-up's statistics keep
+/// the weight of 8 scores once a sample size of scores is in): 0.0068 and 0.0049 over 12 days
+/// (BENCHMARKS.md, "Thresholds that settle").
 pub const FLEET_MEDIUM_Z: f64 = 7.0;
 
 /// The z-factor of the `LOW` confidence level (more alarms): [`FLEET_MEDIUM_Z`] − 1.5, 0.051
