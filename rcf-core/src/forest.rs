@@ -1049,6 +1049,61 @@ mod tests {
         ]
     }
 
+    /// Values beyond about ±1e38 overflow the `f32` separation kernel. A walk checks for that
+    /// once, at its end, and walks again with every level checked: every walk whose unchecked
+    /// levels overflowed must be caught (its unchecked score is not finite), and the score
+    /// given must still be the definition's, and the frozen copy's bit for bit.
+    #[test]
+    fn walks_that_overflow_are_walked_again_checked() {
+        for min_mass in [2, 4, 1_000] {
+            let mut f = RandomCutForest::builder(2)
+                .num_trees(12)
+                .sample_size(64)
+                .box_cache_min_mass(min_mass)
+                .seed(3)
+                .build()
+                .unwrap();
+            for t in 0..1_500 {
+                f.update(&[wave(t, 0.05) * 3.2e38, wave(t, 0.08)]).unwrap();
+            }
+            let mut sc = f.scratch();
+            let (mut overflowed, mut finite) = (0, 0);
+            for q in [
+                [3.0e38, 0.5],
+                [-3.3e38, -1.0],
+                [0.0, 0.0],
+                [1.0, 9.0],
+                [2e38, 2.0],
+            ] {
+                for tree in &f.trees {
+                    let unchecked = tree.score_walk_unchecked(&q, &f.store, &mut sc.tree);
+                    if unchecked.is_finite() {
+                        finite += 1;
+                    } else {
+                        overflowed += 1;
+                    }
+                    let walk = tree.score_walk(&q, &f.store, &mut sc.tree, false).score;
+                    assert!(walk.is_finite(), "min_mass {min_mass}, {q:?}: {walk}");
+                    if unchecked.is_finite() {
+                        assert_eq!(unchecked.to_bits(), walk.to_bits());
+                    }
+                    let fast = walk * tree.normaliser();
+                    let naive = naive_score(tree, &f.store, &q);
+                    assert!(
+                        (fast - naive).abs() <= 1e-5 * naive.max(1.0),
+                        "min_mass {min_mass}, {q:?}: fast {fast} vs naive {naive}"
+                    );
+                    let frozen = FrozenTree::new(tree, &f.store, f.dimensions());
+                    let mut acc = [0.0];
+                    frozen.add_scores(&q, f.dimensions(), &mut acc);
+                    assert_eq!(acc[0].to_bits(), fast.to_bits(), "min_mass {min_mass}");
+                }
+            }
+            // both kinds of walk were made
+            assert!(overflowed > 0 && finite > 0, "{overflowed} {finite}");
+        }
+    }
+
     /// An attribution stages its walks in the thread's scratch, with every tree's score as
     /// the scoring walk computes it, so that a `process` of the same point next does not walk
     /// again.

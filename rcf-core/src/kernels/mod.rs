@@ -68,20 +68,25 @@ pub(crate) fn pos(v: f32) -> f32 {
 /// determinism is kept.
 #[inline(always)]
 pub(crate) fn gap_and_range(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
+    finite_or_wide(gap_and_range_unchecked(x, min, max), x, min, max)
+}
+
+/// [`gap_and_range`] without its overflow check: the `f32`-lane body's result, which is
+/// infinite (never NaN: every term and sum is non-negative) where a value beyond about
+/// ±1e38 overflowed, and otherwise equal to [`gap_and_range`]'s bit for bit.
+///
+/// For a walk that checks once at its end whether any level overflowed (one addition per
+/// level instead of a test and branch), and walks again with [`gap_and_range`] if one did.
+#[inline(always)]
+pub(crate) fn gap_and_range_unchecked(x: &[f32], min: &[f32], max: &[f32]) -> (f64, f64) {
+    // below one register's width the SSE2 body would only run its scalar tail, and the
+    // portable fixed-length bodies are faster (benches/kernels.rs: 6.1 vs 11.0 µs per 1,024
+    // calls at 3 dimensions)
     #[cfg(target_arch = "x86_64")]
-    let fast = {
-        // below one register's width the SSE2 body would only run its scalar tail, and the
-        // portable fixed-length bodies are faster (benches/kernels.rs: 6.1 vs 11.0 µs per
-        // 1,024 calls at 3 dimensions)
-        if x.len() < LANES {
-            gap_and_range_f32(x, min, max)
-        } else {
-            x86_64::gap_and_range(x, min, max)
-        }
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let fast = gap_and_range_f32(x, min, max);
-    finite_or_wide(fast, x, min, max)
+    if x.len() >= LANES {
+        return x86_64::gap_and_range(x, min, max);
+    }
+    gap_and_range_f32(x, min, max)
 }
 
 /// The portable [`gap_and_range`], the reference the arch kernels are tested against (and the
@@ -118,6 +123,24 @@ pub(crate) fn gap_with_range<const D: usize>(
     max: &[f32],
     range_fast: f64,
 ) -> (f64, f64) {
+    let (gap, range) = gap_with_range_unchecked::<D>(x, min, max, range_fast);
+    if (gap + range).is_finite() {
+        (gap, range)
+    } else {
+        gap_and_range_wide(x, min, max)
+    }
+}
+
+/// [`gap_with_range`] without its overflow check: infinite (never NaN) where a value beyond
+/// about ±1e38 overflowed, else equal to it bit for bit. For a walk that checks once at its
+/// end (as [`gap_and_range_unchecked`]).
+#[inline(always)]
+pub(crate) fn gap_with_range_unchecked<const D: usize>(
+    x: &[f32],
+    min: &[f32],
+    max: &[f32],
+    range_fast: f64,
+) -> (f64, f64) {
     let n = if D > 0 { D } else { x.len() };
     assert!(
         x.len() == n && min.len() == n && max.len() == n,
@@ -131,11 +154,7 @@ pub(crate) fn gap_with_range<const D: usize>(
     };
     #[cfg(not(target_arch = "x86_64"))]
     let gap = gap_lanes_portable::<D>(x, min, max);
-    if (gap + range_fast).is_finite() {
-        (gap, range_fast)
-    } else {
-        gap_and_range_wide(x, min, max)
-    }
+    (gap, range_fast)
 }
 
 /// The portable gap lanes of [`gap_with_range`] (the reference its SSE2 twin is tested

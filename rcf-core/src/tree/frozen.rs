@@ -32,7 +32,7 @@
 
 use super::visit::{Fraction, seen_score};
 use super::{NONE, Tree, by_dimension, fixed_len, fixed_len_mut, is_leaf};
-use crate::kernels::{gap_with_range, range_f32};
+use crate::kernels::{gap_with_range, gap_with_range_unchecked, range_f32};
 use crate::point_store::PointStore;
 
 /// One preorder entry: the cut of an internal node, or a leaf (`cut` −∞, `right` 0).
@@ -210,7 +210,12 @@ impl FrozenTree {
                 self.descend(group, dims, acc.len())
             };
             for (k, (q, a)) in group.chunks_exact(dims).zip(acc.iter_mut()).enumerate() {
-                *a += self.walk_up::<D>(q, leaf[k]) * self.norm;
+                let mut score = self.walk_up::<D, false>(q, leaf[k]);
+                if !score.is_finite() {
+                    // a level overflowed (values beyond about ±1e38): each level checked
+                    score = self.walk_up::<D, true>(q, leaf[k]);
+                }
+                *a += score * self.norm;
             }
         }
     }
@@ -239,8 +244,12 @@ impl FrozenTree {
 
     /// The score of `q`, before the normaliser, given the `leaf` entry it reached: the live
     /// walk up (`Tree::walk_up`) with every box in place.
+    ///
+    /// Without `CHECKED` the levels skip the kernel's overflow check and the walk's end looks
+    /// whether any level overflowed, as the live walk does: the score is then infinite, and
+    /// the caller walks again `CHECKED`. A finite score is the checked walk's, bit for bit.
     #[inline(always)]
-    fn walk_up<const D: usize>(&self, q: &[f32], leaf: usize) -> f64 {
+    fn walk_up<const D: usize, const CHECKED: bool>(&self, q: &[f32], leaf: usize) -> f64 {
         let q = fixed_len::<D>(q);
         let dims = q.len();
         let stride = 2 * dims;
@@ -250,18 +259,32 @@ impl FrozenTree {
             return seen_score(u32::from(self.masses[leaf]), self.mass, depth);
         }
         let mut s = Fraction::at_leaf(depth);
+        // unchecked: the sum of every level's gap and range, infinite iff one was
+        let mut overflow = 0.0;
         let mut node = usize::from(parent);
         for j in (0..depth).rev() {
             let b = &self.boxes[node * stride..][..stride];
             let (lo, hi) = b.split_at(dims);
-            let (gap, range) = gap_with_range::<D>(q, lo, hi, self.ranges[node]);
+            let range = self.ranges[node];
+            let (gap, range) = if CHECKED {
+                gap_with_range::<D>(q, lo, hi, range)
+            } else {
+                gap_with_range_unchecked::<D>(q, lo, hi, range)
+            };
+            if !CHECKED {
+                overflow += gap + range;
+            }
             if gap <= 0.0 {
                 break;
             }
             s.level(j, gap, range);
             node = usize::from(self.up[node].parent);
         }
-        s.value()
+        if overflow.is_finite() {
+            s.value()
+        } else {
+            f64::INFINITY
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 //! stops once the query lies inside the box: every higher box contains it too, so every higher
 //! separation probability is 0.
 
-use crate::kernels::{fixed_len_f64_mut, gap_and_range, separation_probability};
+use crate::kernels::{
+    fixed_len_f64_mut, gap_and_range, gap_and_range_unchecked, separation_probability,
+};
 use crate::point_store::PointStore;
 use crate::tree::{NONE, Node, NodeRef, Tree, TreeScratch, by_dimension, fixed_len, is_leaf};
 
@@ -62,6 +64,54 @@ impl Fraction {
     #[inline(always)]
     pub(super) fn value(self) -> f64 {
         self.num / self.den
+    }
+}
+
+/// A walk's running state: its score recursion and, unless `CHECKED`, the sum of every
+/// level's gap and range, which is infinite iff a level's unchecked kernel overflowed.
+struct Fold<const CHECKED: bool> {
+    s: Fraction,
+    overflow: f64,
+}
+
+impl<const CHECKED: bool> Fold<CHECKED> {
+    /// The separation kernel of this walk: checked level by level, or unchecked (see
+    /// [`gap_and_range_unchecked`]).
+    #[inline(always)]
+    fn kernel(&self, q: &[f32], lo: &[f32], hi: &[f32]) -> (f64, f64) {
+        if CHECKED {
+            gap_and_range(q, lo, hi)
+        } else {
+            gap_and_range_unchecked(q, lo, hi)
+        }
+    }
+
+    /// Folds in level `j` (recording its separation probability in `probs`, if not empty);
+    /// false where `q` lies in the box (`gap` 0), which ends the walk.
+    #[inline(always)]
+    fn level(&mut self, j: usize, gap: f64, range: f64, probs: &mut [f64]) -> bool {
+        if !CHECKED {
+            self.overflow += gap + range;
+        }
+        if gap <= 0.0 {
+            return false;
+        }
+        if let Some(p) = probs.get_mut(j) {
+            *p = gap / (range + gap);
+        }
+        self.s.level(j, gap, range);
+        true
+    }
+
+    /// The score; infinite if an unchecked level overflowed (the walk must be made again,
+    /// checked).
+    #[inline(always)]
+    fn score(&self) -> f64 {
+        if self.overflow.is_finite() {
+            self.s.value()
+        } else {
+            f64::INFINITY
+        }
     }
 }
 
@@ -340,6 +390,27 @@ impl Tree {
         walk
     }
 
+    /// [`score_walk`](Self::score_walk)'s walk without the end-of-walk check for overflow:
+    /// the score of the unchecked kernels, infinite where one of them overflowed (what the
+    /// walk's caller then walks again checked).
+    #[cfg(test)]
+    pub(crate) fn score_walk_unchecked(
+        &self,
+        q: &[f32],
+        store: &PointStore,
+        sc: &mut TreeScratch,
+    ) -> f64 {
+        let mut path = std::mem::take(&mut sc.path);
+        let leaf = self.descend(q, &mut path);
+        let walk = if self.ordered() {
+            self.walk_up_in::<0, true, false>(q, leaf, &path, store, sc, false)
+        } else {
+            self.walk_up_in::<0, false, false>(q, leaf, &path, store, sc, false)
+        };
+        sc.path = path;
+        walk.score
+    }
+
     /// The upward half of [`score_walk`](Self::score_walk), for a `leaf` and `sc.path` already
     /// found (e.g. by [`descend_lockstep`]).
     ///
@@ -373,16 +444,32 @@ impl Tree {
         record: bool,
     ) -> Walk {
         // one body each way: the choice is the forest's, not the level's
-        if self.ordered() {
-            self.walk_up_in::<D, true>(q, leaf, path, store, sc, record)
+        let walk = if self.ordered() {
+            self.walk_up_in::<D, true, false>(q, leaf, path, store, sc, record)
         } else {
-            self.walk_up_in::<D, false>(q, leaf, path, store, sc, record)
+            self.walk_up_in::<D, false, false>(q, leaf, path, store, sc, record)
+        };
+        if walk.score.is_finite() {
+            return walk;
+        }
+        // a level's kernel overflowed (values beyond about ±1e38): the walk again, each level
+        // checked and recomputed wide where needed, as `gap_and_range` does
+        if self.ordered() {
+            self.walk_up_in::<D, true, true>(q, leaf, path, store, sc, record)
+        } else {
+            self.walk_up_in::<D, false, true>(q, leaf, path, store, sc, record)
         }
     }
 
     /// [`walk_up_n`](Self::walk_up_n) for a tree with (`ORDERED`) or without a leaf order.
+    ///
+    /// Without `CHECKED` the levels take the kernel without its overflow check
+    /// ([`gap_and_range_unchecked`]) and only the walk's end looks whether any of them
+    /// overflowed: the score is then not finite (an overflowed level's gap or range is
+    /// infinite, and every level's terms are summed into it), and the caller walks again
+    /// `CHECKED`. A score that is finite is the checked walk's, bit for bit.
     #[inline(always)]
-    fn walk_up_in<const D: usize, const ORDERED: bool>(
+    fn walk_up_in<const D: usize, const ORDERED: bool, const CHECKED: bool>(
         &self,
         q: &[f32],
         leaf: NodeRef,
@@ -407,26 +494,32 @@ impl Tree {
         }
         let dims = q.len();
         let stride = 2 * dims;
-        let mut s = Fraction::at_leaf(depth);
-        // whether sc.min/max hold the box of `child`
-        let mut running = false;
+        let TreeScratch {
+            min,
+            max,
+            starts,
+            stack,
+            probs,
+            ..
+        } = sc;
+        let probs = if record { &mut probs[..depth] } else { &mut [] };
+        let mut fold = Fold::<CHECKED> {
+            s: Fraction::at_leaf(depth),
+            overflow: 0.0,
+        };
+        // levels `j` not yet walked are `..j`
+        let mut j = depth;
         let mut child = leaf;
-        for j in (0..depth).rev() {
-            let node = path[j];
-            let slot = self.box_slot(node);
-            let (gap, range) = if slot != NONE {
-                running = false;
-                let b = &self.boxes()[slot as usize * stride..][..stride];
-                let (lo, hi) = b.split_at(dims);
-                gap_and_range(q, fixed_len::<D>(lo), fixed_len::<D>(hi))
-            } else {
-                let TreeScratch {
-                    min,
-                    max,
-                    starts,
-                    stack,
-                    ..
-                } = sc;
+        'walk: while j > 0 {
+            // the uncached bottom levels: a running box in scratch, grown by each sibling
+            // subtree (the box of `child` once the first level set it)
+            let mut running = false;
+            while j > 0 {
+                let node = path[j - 1];
+                if self.box_slot(node) != NONE {
+                    break;
+                }
+                j -= 1;
                 if !running {
                     if ORDERED {
                         // the uncached levels are the bottom ones (a node's ancestors hold
@@ -455,19 +548,34 @@ impl Tree {
                     let sibling = if n.left == child { n.right } else { n.left };
                     self.union_subtree_box(sibling, store, min, max, stack);
                 }
-                gap_and_range(q, fixed_len::<D>(min), fixed_len::<D>(max))
-            };
-            if gap <= 0.0 {
-                break;
+                let (gap, range) = fold.kernel(q, fixed_len::<D>(min), fixed_len::<D>(max));
+                if !fold.level(j, gap, range, probs) {
+                    break 'walk;
+                }
+                child = node;
             }
-            if record {
-                sc.probs[j] = gap / (range + gap);
+            // the cached levels, read in place (a node's ancestors hold more points, so from
+            // the first cached node up every box is cached; the loop above takes any that
+            // is not)
+            let boxes = self.boxes();
+            while j > 0 {
+                let node = path[j - 1];
+                let slot = self.box_slot(node);
+                if slot == NONE {
+                    continue 'walk;
+                }
+                j -= 1;
+                let b = &boxes[slot as usize * stride..][..stride];
+                let (lo, hi) = b.split_at(dims);
+                let (gap, range) = fold.kernel(q, fixed_len::<D>(lo), fixed_len::<D>(hi));
+                if !fold.level(j, gap, range, probs) {
+                    break 'walk;
+                }
+                child = node;
             }
-            s.level(j, gap, range);
-            child = node;
         }
         Walk {
-            score: s.value(),
+            score: fold.score(),
             leaf,
         }
     }
