@@ -30,8 +30,8 @@
 //! against the live walk, which is tested against the naive scorer, and through
 //! `score_many` against point calls).
 
-use super::visit::{Fraction, seen_score};
-use super::{NONE, Tree, by_dimension, fixed_len, fixed_len_mut, is_leaf};
+use super::visit::{Fraction, inverse_depths, seen_score};
+use super::{NONE, Tree, fixed_len, fixed_len_mut, is_leaf};
 use crate::kernels::{gap_with_range, gap_with_range_unchecked, range_f32};
 use crate::point_store::PointStore;
 
@@ -197,12 +197,31 @@ impl FrozenTree {
             acc.iter_mut().for_each(|a| *a += 0.0 * self.norm);
             return;
         }
-        by_dimension!(dims, self.add_scores_n(points, dims, acc))
+        // the dimensions of `by_dimension!`, each with its box's length `S = 2 · D`, so that
+        // the walk reads a box as one array (one bounds test, shared with the entry's other
+        // arrays)
+        match dims {
+            1 => self.add_scores_n::<1, 2>(points, dims, acc),
+            2 => self.add_scores_n::<2, 4>(points, dims, acc),
+            3 => self.add_scores_n::<3, 6>(points, dims, acc),
+            4 => self.add_scores_n::<4, 8>(points, dims, acc),
+            8 => self.add_scores_n::<8, 16>(points, dims, acc),
+            12 => self.add_scores_n::<12, 24>(points, dims, acc),
+            16 => self.add_scores_n::<16, 32>(points, dims, acc),
+            24 => self.add_scores_n::<24, 48>(points, dims, acc),
+            _ => self.add_scores_n::<0, 0>(points, dims, acc),
+        }
     }
 
-    /// [`add_scores`](Self::add_scores) for dimension `D` (0: any).
+    /// [`add_scores`](Self::add_scores) for dimension `D` (0: any) and boxes of `S = 2 · D`
+    /// values (0: any).
     #[inline(always)]
-    fn add_scores_n<const D: usize>(&self, points: &[f32], dims: usize, acc: &mut [f64]) {
+    fn add_scores_n<const D: usize, const S: usize>(
+        &self,
+        points: &[f32],
+        dims: usize,
+        acc: &mut [f64],
+    ) {
         for (group, acc) in points.chunks(LANES * dims).zip(acc.chunks_mut(LANES)) {
             let leaf = if acc.len() == LANES {
                 self.descend(group, dims, LANES)
@@ -210,10 +229,10 @@ impl FrozenTree {
                 self.descend(group, dims, acc.len())
             };
             for (k, (q, a)) in group.chunks_exact(dims).zip(acc.iter_mut()).enumerate() {
-                let mut score = self.walk_up::<D, false>(q, leaf[k]);
+                let mut score = self.walk_up::<D, S, false>(q, leaf[k]);
                 if !score.is_finite() {
                     // a level overflowed (values beyond about ±1e38): each level checked
-                    score = self.walk_up::<D, true>(q, leaf[k]);
+                    score = self.walk_up::<D, S, true>(q, leaf[k]);
                 }
                 *a += score * self.norm;
             }
@@ -249,7 +268,11 @@ impl FrozenTree {
     /// whether any level overflowed, as the live walk does: the score is then infinite, and
     /// the caller walks again `CHECKED`. A finite score is the checked walk's, bit for bit.
     #[inline(always)]
-    fn walk_up<const D: usize, const CHECKED: bool>(&self, q: &[f32], leaf: usize) -> f64 {
+    fn walk_up<const D: usize, const S: usize, const CHECKED: bool>(
+        &self,
+        q: &[f32],
+        leaf: usize,
+    ) -> f64 {
         let q = fixed_len::<D>(q);
         let dims = q.len();
         let stride = 2 * dims;
@@ -258,14 +281,48 @@ impl FrozenTree {
         if &self.boxes[leaf * stride..][..dims] == q {
             return seen_score(u32::from(self.masses[leaf]), self.mass, depth);
         }
+        match inverse_depths(depth) {
+            Some(inverse) => {
+                self.walk_from::<D, S, CHECKED>(q, usize::from(parent), depth, |j| inverse[j])
+            }
+            None => self.walk_from::<D, S, CHECKED>(q, usize::from(parent), depth, |j| {
+                1.0 / (j as f64 + 1.0)
+            }),
+        }
+    }
+
+    /// The levels of [`walk_up`](Self::walk_up) from the leaf's `parent` at `depth - 1` up,
+    /// with `1 / (j + 1)` from `inverse(j)` (a table of the walk's depth, or computed).
+    #[inline(always)]
+    fn walk_from<const D: usize, const S: usize, const CHECKED: bool>(
+        &self,
+        q: &[f32],
+        parent: usize,
+        depth: usize,
+        inverse: impl Fn(usize) -> f64,
+    ) -> f64 {
+        let dims = q.len();
+        let stride = 2 * dims;
         let mut s = Fraction::at_leaf(depth);
         // unchecked: the sum of every level's gap and range, infinite iff one was
         let mut overflow = 0.0;
-        let mut node = usize::from(parent);
+        // the per-entry arrays at one length, so that one test of an entry covers them all
+        let n = self.ranges.len();
+        let (ranges, up) = (&self.ranges[..n], &self.up[..n]);
+        let boxes = if S > 0 {
+            &self.boxes.as_chunks::<S>().0[..n]
+        } else {
+            &[]
+        };
+        let mut node = parent;
         for j in (0..depth).rev() {
-            let b = &self.boxes[node * stride..][..stride];
+            let b: &[f32] = if S > 0 {
+                &boxes[node]
+            } else {
+                &self.boxes[node * stride..][..stride]
+            };
             let (lo, hi) = b.split_at(dims);
-            let range = self.ranges[node];
+            let range = ranges[node];
             let (gap, range) = if CHECKED {
                 gap_with_range::<D>(q, lo, hi, range)
             } else {
@@ -277,8 +334,8 @@ impl FrozenTree {
             if gap <= 0.0 {
                 break;
             }
-            s.level(j, gap, range);
-            node = usize::from(self.up[node].parent);
+            s.level_at(inverse(j), gap, range);
+            node = usize::from(up[node].parent);
         }
         if overflow.is_finite() {
             s.value()

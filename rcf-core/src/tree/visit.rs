@@ -51,8 +51,15 @@ impl Fraction {
     /// Folds in level `j`, where the query lies `gap > 0` outside a box of size `range`.
     #[inline(always)]
     pub(super) fn level(&mut self, j: usize, gap: f64, range: f64) {
+        self.level_at(inverse_depth(j), gap, range);
+    }
+
+    /// [`level`](Self::level) given `1 / (j + 1)` (`inverse`), as
+    /// [`inverse_depths`] gives it.
+    #[inline(always)]
+    pub(super) fn level_at(&mut self, inverse: f64, gap: f64, range: f64) {
         let grown = range + gap;
-        self.num = range * self.num + gap * self.den * inverse_depth(j);
+        self.num = range * self.num + gap * self.den * inverse;
         self.den *= grown;
         if !(1e-200..=1e200).contains(&self.den) {
             self.num /= self.den;
@@ -121,23 +128,33 @@ fn log2_1p(m: f64) -> f64 {
     (1.0 + m).log2()
 }
 
+/// `1 / (j + 1)` for the depths walks usually visit.
+const INVERSE_DEPTHS: [f64; 64] = {
+    let mut t = [0.0; 64];
+    let mut j = 0;
+    while j < 64 {
+        t[j] = 1.0 / (j as f64 + 1.0);
+        j += 1;
+    }
+    t
+};
+
 /// `1 / (j + 1)`, from a table for the depths walks usually visit.
 #[inline(always)]
 fn inverse_depth(j: usize) -> f64 {
-    const TABLE: [f64; 64] = {
-        let mut t = [0.0; 64];
-        let mut j = 0;
-        while j < 64 {
-            t[j] = 1.0 / (j as f64 + 1.0);
-            j += 1;
-        }
-        t
-    };
-    if j < TABLE.len() {
-        TABLE[j]
+    if j < INVERSE_DEPTHS.len() {
+        INVERSE_DEPTHS[j]
     } else {
         1.0 / (j as f64 + 1.0)
     }
+}
+
+/// `1 / (j + 1)` for every level `j < depth` of a walk, as [`inverse_depth`] gives them, if
+/// the table holds them all: a walk that takes them from here indexes a slice of its depth,
+/// with no test per level.
+#[inline(always)]
+pub(super) fn inverse_depths(depth: usize) -> Option<&'static [f64]> {
+    INVERSE_DEPTHS.get(..depth)
 }
 
 /// `max(v, 0)` for a difference of finite values (never NaN): one `maxpd` lane, where the
