@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
 use rcf_stream::{Detector, DetectorState, Margin, Normalization, Sensitivity, Tolerance, Verdict};
 
-use crate::arrays::{Array1, Array2, batch, point};
+use crate::arrays::{Array2, Point1, batch, point};
 use crate::digest::PyStateDigest;
 use crate::errors::{ConfigError, DimensionError, PyRcfError};
 use crate::pickle::{self, Pickle};
@@ -469,7 +469,7 @@ impl PyDetector {
     }
 
     /// Processes one point (NaN marks a missing value) and returns its Verdict.
-    fn process(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<PyVerdict> {
+    fn process(&self, py: Python<'_>, x: Point1<'_>) -> PyResult<PyVerdict> {
         let x = point(&x)?;
         let (v, names) = self.run(py, |d| d.process(&x).map(|v| (v, d.metrics().to_vec())))?;
         to_py_verdict(py, &v, &names)

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use rcf_core::RandomCutForest;
 
-use crate::arrays::{Array1, Array2, batch, check_finite, point};
+use crate::arrays::{Array2, Point1, batch, check_finite, point};
 use crate::digest::PyStateDigest;
 use crate::errors::{ConfigError, NotFittedError, PyRcfError};
 use crate::pickle::{self, Pickle};
@@ -145,25 +145,25 @@ impl PyRandomCutForest {
     /// Adds one point (`input_dims` values). Right after `score(x)` of the same point (on
     /// the same thread) it inserts along that score's walk: the same forest as `update`
     /// alone, at about `process`'s cost.
-    fn update(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<()> {
+    fn update(&self, py: Python<'_>, x: Point1<'_>) -> PyResult<()> {
         let x = point(&x)?;
         self.run(py, |f| f.update(&x))
     }
 
     /// Scores one point without learning it (higher = more anomalous; about 1 is typical).
-    fn score(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<f64> {
+    fn score(&self, py: Python<'_>, x: Point1<'_>) -> PyResult<f64> {
         let x = point(&x)?;
         self.run(py, |f| f.score(&x))
     }
 
     /// Scores one point, then learns it (the streaming fast path).
-    fn process(&self, py: Python<'_>, x: Array1<'_>) -> PyResult<f64> {
+    fn process(&self, py: Python<'_>, x: Point1<'_>) -> PyResult<f64> {
         let x = point(&x)?;
         self.run(py, |f| f.process(&x))
     }
 
     /// Per-dimension attribution of the score: `(high, low)` arrays that sum to the score.
-    fn attribution<'py>(&self, py: Python<'py>, x: Array1<'_>) -> PyResult<HighLow<'py>> {
+    fn attribution<'py>(&self, py: Python<'py>, x: Point1<'_>) -> PyResult<HighLow<'py>> {
         let x = point(&x)?;
         let a = self.run(py, |f| f.attribution(&x))?;
         Ok((
@@ -173,7 +173,7 @@ impl PyRandomCutForest {
     }
 
     /// Fills the NaN values of one point from the forest; returns the completed point.
-    fn impute<'py>(&self, py: Python<'py>, x: Array1<'_>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    fn impute<'py>(&self, py: Python<'py>, x: Point1<'_>) -> PyResult<Bound<'py, PyArray1<f32>>> {
         let x = point(&x)?;
         let out = self.run(py, |f| f.impute(&x))?;
         Ok(out.into_pyarray(py))

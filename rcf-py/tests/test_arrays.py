@@ -60,3 +60,40 @@ def test_flat_results_go_straight_into_pandas():
     assert out.loc[700, "attribution_battery_high"] > out.loc[700, "attribution_torque_high"]
     total = out.filter(like="attribution_").sum(axis=1)
     np.testing.assert_allclose(total[out.is_anomaly], out.score[out.is_anomaly], rtol=1e-9)
+
+
+def test_lists_and_tuples_of_numbers_give_what_arrays_give(rng):
+    # plain lists and tuples are read item by item, without making an array of them; every
+    # other kind of item goes through numpy: the values, scores and errors must be the same
+    x = rng.normal(size=(600, 3))
+    by_list = rcf.RandomCutForest(3, shingle_size=2, seed=7)
+    by_tuple = rcf.RandomCutForest(3, shingle_size=2, seed=7)
+    by_array = rcf.RandomCutForest(3, shingle_size=2, seed=7)
+    for row in x:
+        a = by_list.process([float(v) for v in row])
+        b = by_tuple.process(tuple(float(v) for v in row))
+        c = by_array.process(row)
+        assert a == b == c
+    assert by_list.to_bytes() == by_array.to_bytes() == by_tuple.to_bytes()
+    f = by_array
+    probe = [0.25, -1.0, 2.0]
+    expect = f.score(np.array(probe))
+    for same in ([0.25, -1, 2], (0.25, -1.0, 2), [np.float64(0.25), -1.0, 2.0], ["0.25", "-1", "2"]):
+        assert f.score(same) == expect, same
+    # an int beyond float32 and one beyond float64: errors, as through numpy
+    with pytest.raises(rcf.InputError, match="outside the float32 range"):
+        f.score([0.0, 1e300, 0.0])
+    with pytest.raises(rcf.InputError, match="outside the float32 range"):
+        f.score([0, 10**300, 0])
+    with pytest.raises(OverflowError):
+        f.score([0, 10**400, 0])
+    with pytest.raises(rcf.DimensionError, match=r"got an array of shape \(1, 3\)"):
+        f.score([[0.25, -1.0, 2.0]])
+    with pytest.raises(rcf.DimensionError):
+        f.score([0.25, -1.0])
+    with pytest.raises(rcf.DimensionError):
+        f.score([])
+    with pytest.raises(rcf.InputError):
+        f.score([float("nan"), 0.0, 0.0])
+    d = rcf.Detector(3, seed=1)
+    assert d.process((1.0, 2.0, 3.0)).score == rcf.Detector(3, seed=1).process(np.array([1.0, 2.0, 3.0])).score
