@@ -72,6 +72,9 @@ pub struct RandomCutForest {
     pub(crate) shingles_offered: u64,
     /// Sampler key epoch (see `sampler.rs`).
     pub(crate) epoch: u64,
+    /// `e^λ − 1` for the configured time decay λ, which every sampler's skip-ahead draw
+    /// takes (derived from the configuration once, not per admission). Not saved.
+    pub(crate) decay_exp_m1: f64,
     /// Names this state of the forest for [`Staged`](crate::scratch::Staged) walks: a fresh
     /// number from a process-wide counter at construction and after every change, so that a
     /// scratch filled by one state is never taken for another (a clone shares the number
@@ -109,6 +112,7 @@ impl RandomCutForest {
             shingles_offered: 0,
             epoch: 0,
             generation: next_generation(),
+            decay_exp_m1: config.time_decay.exp_m1(),
             config,
         }
     }
@@ -218,6 +222,7 @@ impl RandomCutForest {
         SamplerParams {
             capacity: self.config.sample_size,
             time_decay: self.config.time_decay,
+            time_decay_exp_m1: self.decay_exp_m1,
             initial_accept_fraction: self.config.initial_accept_fraction,
         }
     }
@@ -991,7 +996,6 @@ impl RandomCutForest {
         epoch: u64,
     ) -> Self {
         Self {
-            config,
             trees,
             samplers,
             rngs,
@@ -1000,6 +1004,8 @@ impl RandomCutForest {
             shingles_offered,
             epoch,
             generation: next_generation(),
+            decay_exp_m1: config.time_decay.exp_m1(),
+            config,
         }
     }
 

@@ -25,6 +25,8 @@ use crate::rng::TreeRng;
 pub(crate) struct SamplerParams {
     pub(crate) capacity: usize,
     pub(crate) time_decay: f64,
+    /// `time_decay.exp_m1()`, computed once per forest (the skip-ahead draw takes it).
+    pub(crate) time_decay_exp_m1: f64,
     pub(crate) initial_accept_fraction: f64,
 }
 
@@ -152,20 +154,21 @@ impl Sampler {
             None
         };
         if self.keys.len() >= params.capacity {
-            self.schedule(t + 1, epoch, rng, params.time_decay);
+            self.schedule(t + 1, epoch, rng, params);
         }
         evicted
     }
 
     /// Draws the first arrival `≥ from` that will be admitted (see the module docs).
-    fn schedule(&mut self, from: u64, epoch: u64, rng: &mut TreeRng, lambda: f64) {
+    fn schedule(&mut self, from: u64, epoch: u64, rng: &mut TreeRng, params: &SamplerParams) {
+        let lambda = params.time_decay;
         let max = f64::from(self.keys[0]);
         // A = e^{H + λ(from − epoch)}: the admission hazard scale at `from`
         let log_a = max + lambda * (from - epoch) as f64;
         let g = -rng.uniform_open0().ln(); // Exp(1)
         let ratio = g * (-log_a).exp(); // G / A
         let n_plus_1 = if lambda > 0.0 {
-            (ratio * lambda.exp_m1()).ln_1p() / lambda
+            (ratio * params.time_decay_exp_m1).ln_1p() / lambda
         } else {
             ratio
         };
@@ -333,6 +336,7 @@ mod tests {
         SamplerParams {
             capacity,
             time_decay: lambda,
+            time_decay_exp_m1: lambda.exp_m1(),
             initial_accept_fraction: 1.0,
         }
     }
@@ -457,6 +461,7 @@ mod tests {
         let p = SamplerParams {
             capacity: 100,
             time_decay: 0.0,
+            time_decay_exp_m1: 0.0,
             initial_accept_fraction: 0.25,
         };
         assert_eq!(initial_accept_probability(0, &p), 1.0);
