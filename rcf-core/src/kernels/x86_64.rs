@@ -161,6 +161,39 @@ fn extend_box_many_avx<'a, const D: usize>(
     super::extend_box_blocks::<D, D>(min, max, points);
 }
 
+/// A computation that [`with_avx`] compiles for AVX. Its [`run`](AvxBody::run) must be
+/// `#[inline(always)]`, so that it and what it inlines are compiled into [`run_avx`].
+pub(crate) trait AvxBody {
+    /// What it computes.
+    type Output;
+    /// Computes it.
+    fn run(self) -> Self::Output;
+}
+
+/// Runs `body` compiled for AVX, if this processor has it (checked at run time; the answer
+/// is cached by the standard library); gives it back, unrun, if not.
+///
+/// The body is compiled into [`run_avx`], a function with AVX enabled, so LLVM may use
+/// 256-bit registers and the three-operand VEX forms for it. Rust never fuses a multiply and
+/// an add, and vectorised `f64` operations are the scalar ones side by side in the same
+/// order, so what the body computes is the same bit for bit with or without AVX (each
+/// caller tests its body both ways).
+#[inline]
+pub(crate) fn with_avx<B: AvxBody>(body: B) -> Result<B::Output, B> {
+    if !std::arch::is_x86_feature_detected!("avx") {
+        return Err(body);
+    }
+    // SAFETY: the only requirement of a `target_feature` function is that the processor has
+    // the feature, checked just above; the body is safe code.
+    Ok(unsafe { run_avx(body) })
+}
+
+/// [`with_avx`]'s frame, compiled with AVX.
+#[target_feature(enable = "avx")]
+fn run_avx<B: AvxBody>(body: B) -> B::Output {
+    body.run()
+}
+
 /// Bytes between two prefetch hints: a cache line.
 const LINE: usize = 64;
 

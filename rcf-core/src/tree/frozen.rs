@@ -197,6 +197,23 @@ impl FrozenTree {
             acc.iter_mut().for_each(|a| *a += 0.0 * self.norm);
             return;
         }
+        let scores = Scores {
+            tree: self,
+            points,
+            dims,
+            acc,
+        };
+        #[cfg(target_arch = "x86_64")]
+        let scores = match crate::kernels::x86_64::with_avx(scores) {
+            Ok(()) => return,
+            Err(scores) => scores,
+        };
+        scores.run_portable();
+    }
+
+    /// [`add_scores`](Self::add_scores) for a tree with entries, never compiled for AVX.
+    #[inline(always)]
+    fn add_scores_portable(&self, points: &[f32], dims: usize, acc: &mut [f64]) {
         // the dimensions of `by_dimension!`, each with its box's length `S = 2 · D`, so that
         // the walk reads a box as one array (one bounds test, shared with the entry's other
         // arrays)
@@ -342,6 +359,32 @@ impl FrozenTree {
         } else {
             f64::INFINITY
         }
+    }
+}
+
+/// The arguments of one [`FrozenTree::add_scores`], so that it can be compiled for AVX.
+struct Scores<'a> {
+    tree: &'a FrozenTree,
+    points: &'a [f32],
+    dims: usize,
+    acc: &'a mut [f64],
+}
+
+impl Scores<'_> {
+    #[inline(always)]
+    fn run_portable(self) {
+        self.tree
+            .add_scores_portable(self.points, self.dims, self.acc);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl crate::kernels::x86_64::AvxBody for Scores<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        self.run_portable();
     }
 }
 
