@@ -1239,6 +1239,7 @@ mod tests {
     /// specialised for and one they are not, with and without cached boxes.
     #[test]
     fn attribution_walks_with_and_without_avx_agree_bit_for_bit() {
+        use crate::tree::visit::AttributionWalk;
         #[cfg(target_arch = "x86_64")]
         if !std::arch::is_x86_feature_detected!("avx") {
             eprintln!("no AVX here: the two walks are the same code");
@@ -1272,16 +1273,18 @@ mod tests {
                         &mut high,
                         &mut low,
                     );
-                    let b = tree.attribution_walk_portable(
+                    let b = AttributionWalk {
+                        tree,
                         q,
                         leaf,
-                        &path,
+                        path: &path,
                         store,
-                        &mut sc2.tree,
-                        w,
-                        &mut high2,
-                        &mut low2,
-                    );
+                        sc: &mut sc2.tree,
+                        weight: w,
+                        high_out: &mut high2,
+                        low_out: &mut low2,
+                    }
+                    .run_portable();
                     assert_eq!(a.to_bits(), b.to_bits(), "min_mass {min_mass}, dims {d}");
                     assert_eq!(bits(&high), bits(&high2), "min_mass {min_mass}, dims {d}");
                     assert_eq!(bits(&low), bits(&low2), "min_mass {min_mass}, dims {d}");

@@ -30,7 +30,7 @@
 //! against the live walk, which is tested against the naive scorer, and through
 //! `score_many` against point calls).
 
-use super::visit::{Fraction, inverse_depths, seen_score};
+use super::visit::{Fraction, inverse_depths, seen_score, unless_overflowed};
 use super::{NONE, Tree, fixed_len, fixed_len_mut, is_leaf};
 use crate::kernels::{gap_with_range, gap_with_range_unchecked, range_f32};
 use crate::point_store::PointStore;
@@ -354,11 +354,7 @@ impl FrozenTree {
             s.level_at(inverse(j), gap, range);
             node = usize::from(up[node].parent);
         }
-        if overflow.is_finite() {
-            s.value()
-        } else {
-            f64::INFINITY
-        }
+        unless_overflowed(s, overflow)
     }
 }
 
