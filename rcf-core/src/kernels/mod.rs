@@ -13,7 +13,7 @@
 //!
 //! Two walks run compiled for AVX where the processor has it (`x86_64::with_avx`, checked at
 //! run time): an attribution walk (its per-dimension updates four `f64` at a time, the rest in
-//! three-operand VEX forms; W2 with attribution −12.5 % instructions, about −10 % wall clock)
+//! three-operand VEX forms; W2 with attribution −11.9 % instructions, about −10 % wall clock)
 //! and a frozen tree's batch scoring (W4 −6.8 % instructions, −4 %). Their code is the
 //! portable code; Rust never fuses a multiply and an add, so the results are the same bit for
 //! bit (tested against the same walks compiled without AVX). The live scoring walk gained
