@@ -77,9 +77,9 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Point1<'py> {
     }
 }
 
-/// The values of a list or tuple whose every item is exactly a Python float or int (an int
-/// that does not fit a float64 included: numpy's path then raises its error); `None` for
-/// anything else.
+/// The values of a list or tuple whose every item is exactly a Python float or an int that
+/// fits a float64; `None` for anything else (an int beyond float64 included, so that numpy's
+/// path raises its error for it).
 fn plain_numbers(obj: Borrowed<'_, '_, PyAny>) -> Option<Vec<f64>> {
     fn number(item: Bound<'_, PyAny>) -> Option<f64> {
         if let Ok(f) = item.cast_exact::<PyFloat>() {
