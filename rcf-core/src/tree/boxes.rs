@@ -330,18 +330,15 @@ impl Tree {
         );
         let mut changed = false;
         for i in 0..dims {
-            // (finite values: a compare and select is `f32::min`/`max` without its NaN case)
-            let new_lo = if gone[i] == lo[i] {
-                if bl[i] < al[i] { bl[i] } else { al[i] }
-            } else {
-                lo[i]
-            };
-            let new_hi = if gone[i] == hi[i] {
-                if bh[i] > ah[i] { bh[i] } else { ah[i] }
-            } else {
-                hi[i]
-            };
-            changed |= new_lo != lo[i] || new_hi != hi[i];
+            // Selects, not branches: whether the removed point held a bound is data, and as
+            // branches these tests mispredicted about 1.5 times a level (callgrind's model).
+            // Both children's union is computed either way (finite values: a compare and
+            // select is `f32::min`/`max` without its NaN case), and `|` does not short-circuit.
+            let union_lo = if bl[i] < al[i] { bl[i] } else { al[i] };
+            let union_hi = if bh[i] > ah[i] { bh[i] } else { ah[i] };
+            let new_lo = if gone[i] == lo[i] { union_lo } else { lo[i] };
+            let new_hi = if gone[i] == hi[i] { union_hi } else { hi[i] };
+            changed |= (new_lo != lo[i]) | (new_hi != hi[i]);
             min[i] = new_lo;
             max[i] = new_hi;
         }
