@@ -342,11 +342,10 @@ impl Tree {
             min[i] = new_lo;
             max[i] = new_hi;
         }
-        if changed {
-            let (lo, hi) = self.boxes[span].split_at_mut(dims);
-            lo.copy_from_slice(min);
-            hi.copy_from_slice(max);
-        }
+        // written either way (the same values if unchanged): one branch less
+        let (lo, hi) = self.boxes[span].split_at_mut(dims);
+        lo.copy_from_slice(min);
+        hi.copy_from_slice(max);
         changed
     }
 
