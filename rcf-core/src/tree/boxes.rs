@@ -322,26 +322,31 @@ impl Tree {
             }
             return changed;
         };
-        let (al, ah, bl, bh) = (
-            fixed_len::<D>(al),
-            fixed_len::<D>(ah),
-            fixed_len::<D>(bl),
-            fixed_len::<D>(bh),
-        );
-        let mut changed = false;
-        for i in 0..dims {
-            // Selects, not branches: whether the removed point held a bound is data, and as
-            // branches these tests mispredicted about 1.5 times a level (callgrind's model).
-            // Both children's union is computed either way (finite values: a compare and
-            // select is `f32::min`/`max` without its NaN case), and `|` does not short-circuit.
-            let union_lo = if bl[i] < al[i] { bl[i] } else { al[i] };
-            let union_hi = if bh[i] > ah[i] { bh[i] } else { ah[i] };
-            let new_lo = if gone[i] == lo[i] { union_lo } else { lo[i] };
-            let new_hi = if gone[i] == hi[i] { union_hi } else { hi[i] };
-            changed |= (new_lo != lo[i]) | (new_hi != hi[i]);
-            min[i] = new_lo;
-            max[i] = new_hi;
-        }
+        let changed = if D > 0 {
+            // the bounds in local arrays: the compiler keeps them in vector registers (through
+            // `min`/`max` it did the dimensions one by one, scalar)
+            let arr =
+                |s: &[f32]| -> [f32; D] { s.try_into().expect("box of the forest's dimension") };
+            let (g, lo, hi) = (arr(gone), arr(lo), arr(hi));
+            let (al, ah, bl, bh) = (arr(al), arr(ah), arr(bl), arr(bh));
+            let (mut new_lo, mut new_hi) = ([0.0f32; D], [0.0f32; D]);
+            shrunk_bounds(
+                &g,
+                &lo,
+                &hi,
+                (&al, &ah),
+                (&bl, &bh),
+                &mut new_lo,
+                &mut new_hi,
+            );
+            let changed = bounds_differ(&new_lo, &lo) | bounds_differ(&new_hi, &hi);
+            min.copy_from_slice(&new_lo);
+            max.copy_from_slice(&new_hi);
+            changed
+        } else {
+            shrunk_bounds(gone, lo, hi, (al, ah), (bl, bh), min, max);
+            bounds_differ(min, lo) | bounds_differ(max, hi)
+        };
         // written either way (the same values if unchanged): one branch less
         let (lo, hi) = self.boxes[span].split_at_mut(dims);
         lo.copy_from_slice(min);
@@ -576,4 +581,34 @@ impl Tree {
         let used = self.boxes.len() / (2 * dims) - self.free_boxes.len();
         slots > used + used / 8 + 8
     }
+}
+
+/// The box `[lo, hi]` after the point `gone` left it, into `[new_lo, new_hi]`: each bound
+/// `gone` sat on becomes the union of the children's boxes `a` and `b` in that dimension, the
+/// others stay. Selects, not branches: whether the removed point held a bound is data, and as
+/// branches these tests mispredicted about 1.5 times a level (callgrind's model). Both
+/// children's union is computed either way (finite values: a compare and select is
+/// `f32::min`/`max` without its NaN case).
+#[inline(always)]
+fn shrunk_bounds(
+    gone: &[f32],
+    lo: &[f32],
+    hi: &[f32],
+    (al, ah): (&[f32], &[f32]),
+    (bl, bh): (&[f32], &[f32]),
+    new_lo: &mut [f32],
+    new_hi: &mut [f32],
+) {
+    for i in 0..gone.len() {
+        let union_lo = if bl[i] < al[i] { bl[i] } else { al[i] };
+        let union_hi = if bh[i] > ah[i] { bh[i] } else { ah[i] };
+        new_lo[i] = if gone[i] == lo[i] { union_lo } else { lo[i] };
+        new_hi[i] = if gone[i] == hi[i] { union_hi } else { hi[i] };
+    }
+}
+
+/// Whether two bounds differ in some dimension (`!=` on every one, no early exit).
+#[inline(always)]
+fn bounds_differ(a: &[f32], b: &[f32]) -> bool {
+    a.iter().zip(b).fold(false, |d, (x, y)| d | (x != y))
 }
