@@ -13,7 +13,10 @@
 //!   entry whose cut is `−∞` and whose offset is 0: every finite coordinate is above the cut,
 //!   so a descent that reached it steps by 0 and stays. The lockstep descent therefore needs
 //!   no branch per lane: every lane takes one step per round, and the round in which none
-//!   was at an internal node ends it.
+//!   was at an internal node ends it. The array is padded with leaves to a power of two, so
+//!   that a lane reads `entries[cur & (len − 1)]`, in bounds without a test; for a
+//!   power-of-two dimension a query is a `[f32; D]` and a cut's dimension is masked the same
+//!   way. Neither mask changes an index.
 //! * **Every entry's box**, `[min_0..min_d, max_0..max_d]` at `entry · 2d`: an internal
 //!   node's is its subtree's bounding box, a leaf's is its point twice. A walk up reads the
 //!   box of each ancestor in place, whatever the live tree caches, with no slot lookup, no
@@ -45,6 +48,13 @@ struct Entry {
     right: u16,
 }
 
+/// A leaf's entry: every finite coordinate is above its cut, and its offset is 0.
+const LEAF: Entry = Entry {
+    cut: f32::NEG_INFINITY,
+    dim: 0,
+    right: 0,
+};
+
 /// Where an entry hangs: its parent's entry and its depth (the root's: 0, 0).
 #[derive(Debug, Clone, Copy)]
 struct Up {
@@ -73,10 +83,11 @@ impl FrozenTree {
     /// Bytes a frozen copy of a tree of `capacity` points in `dims` dimensions can take.
     pub(crate) fn bytes_for(capacity: usize, dims: usize) -> usize {
         let entries = 2 * capacity + 1;
-        let per_entry =
-            std::mem::size_of::<Entry>() + std::mem::size_of::<Up>() + 2 + 8 + 2 * dims * 4;
+        // the entries themselves padded to a power of two (see `new`), the rest not
+        let padded = entries.next_power_of_two() * std::mem::size_of::<Entry>();
+        let per_entry = std::mem::size_of::<Up>() + 2 + 8 + 2 * dims * 4;
         // saturating: the largest forest's copies pass a 32-bit usize
-        entries.saturating_mul(per_entry)
+        entries.saturating_mul(per_entry).saturating_add(padded)
     }
 
     /// Lays out `tree`, whose leaves' points are in `store` (`dims` values each).
@@ -133,11 +144,7 @@ impl FrozenTree {
             });
             if is_leaf(r) {
                 let p = fixed_len::<D>(store.point(tree.leaf_point(r)));
-                f.entries.push(Entry {
-                    cut: f32::NEG_INFINITY,
-                    dim: 0,
-                    right: 0,
-                });
+                f.entries.push(LEAF);
                 f.masses.push(tree.leaf_mass(r) as u16);
                 f.boxes.extend_from_slice(p);
                 f.boxes.extend_from_slice(p);
@@ -185,6 +192,12 @@ impl FrozenTree {
             .chunks_exact(stride)
             .map(|b| range_f32::<D>(&b[..dims], &b[dims..]))
             .collect();
+        // entries padded with leaves up to a power of two (none reached: a descent stays in
+        // its tree), so that a descent reads `entries[cur & (len − 1)]`, in bounds by
+        // construction, without a bounds test; the mask changes no index (a full tree of 256
+        // points has 511 entries: one of padding)
+        let len = f.entries.len().next_power_of_two();
+        f.entries.resize(len, LEAF);
         f
     }
 
@@ -240,10 +253,15 @@ impl FrozenTree {
         acc: &mut [f64],
     ) {
         for (group, acc) in points.chunks(LANES * dims).zip(acc.chunks_mut(LANES)) {
-            let leaf = if acc.len() == LANES {
-                self.descend(group, dims, LANES)
+            let full: Option<&[[f32; D]; LANES]> = if D > 0 && D.is_power_of_two() {
+                group.as_chunks::<D>().0.try_into().ok()
             } else {
-                self.descend(group, dims, acc.len())
+                None
+            };
+            let leaf = match full {
+                Some(rows) => self.descend_rows(rows),
+                None if acc.len() == LANES => self.descend(group, dims, LANES),
+                None => self.descend(group, dims, acc.len()),
             };
             for (k, (q, a)) in group.chunks_exact(dims).zip(acc.iter_mut()).enumerate() {
                 let mut score = self.walk_up::<D, S, false>(q, leaf[k]);
@@ -261,15 +279,40 @@ impl FrozenTree {
     #[inline(always)]
     fn descend(&self, points: &[f32], dims: usize, lanes: usize) -> [usize; LANES] {
         let entries = &self.entries[..];
+        let mask = entries.len() - 1;
         let mut cur = [0usize; LANES];
         loop {
             let mut internal_any = false;
             for (k, cur) in cur.iter_mut().enumerate().take(lanes) {
-                let e = entries[*cur];
+                let e = entries[*cur & mask];
                 let x = points[k * dims + usize::from(e.dim)];
                 // a leaf stays where it is: its cut is −∞ and its offset 0
                 internal_any |= e.right != 0;
                 // which child is data, not pattern: a branch here mispredicts half the time
+                *cur += std::hint::select_unpredictable(x <= e.cut, 1, usize::from(e.right));
+            }
+            if !internal_any {
+                return cur;
+            }
+        }
+    }
+
+    /// [`descend`](Self::descend) for a full group of queries of a power-of-two dimension `D`:
+    /// each query a `[f32; D]` and a cut's dimension masked to `D − 1`, so that reading the
+    /// coordinate needs no bounds test (every cut's dimension is below `D`: the tree was
+    /// checked, and a frozen tree copies its cuts; the mask changes no index).
+    #[inline(always)]
+    fn descend_rows<const D: usize>(&self, rows: &[[f32; D]; LANES]) -> [usize; LANES] {
+        debug_assert!(D.is_power_of_two());
+        let entries = &self.entries[..];
+        let mask = entries.len() - 1;
+        let mut cur = [0usize; LANES];
+        loop {
+            let mut internal_any = false;
+            for (row, cur) in rows.iter().zip(cur.iter_mut()) {
+                let e = entries[*cur & mask];
+                let x = row[usize::from(e.dim) & (D - 1)];
+                internal_any |= e.right != 0;
                 *cur += std::hint::select_unpredictable(x <= e.cut, 1, usize::from(e.right));
             }
             if !internal_any {

@@ -69,8 +69,9 @@ fn assert_batch_matches_points(forest: &RandomCutForest, batch: &[f32], what: &s
 
 #[test]
 fn frozen_and_live_batches_score_exactly_as_point_calls() {
-    // 1-3: the portable kernel; 5: any length; 8, 12, 24: fixed SSE bodies
-    for dims in [1, 2, 3, 5, 8, 12, 24] {
+    // 1-3: the portable kernel; 5: any length; 8, 12, 24: fixed SSE bodies; 1, 2, 4, 8, 16:
+    // the frozen descent's masked read of a power-of-two dimension
+    for dims in [1, 2, 3, 4, 5, 8, 12, 16, 24] {
         // every box cached, the single-stream default, a leaf-order tree, no box at all
         for min_mass in [2, 4, 32, 1_000] {
             let (forest, seen) = trained(dims, min_mass, dims as u64 * 31 + min_mass as u64);
