@@ -278,23 +278,7 @@ impl FrozenTree {
     /// round, so that their dependent load chains overlap; returns each lane's leaf entry.
     #[inline(always)]
     fn descend(&self, points: &[f32], dims: usize, lanes: usize) -> [usize; LANES] {
-        let entries = &self.entries[..];
-        let mask = entries.len() - 1;
-        let mut cur = [0usize; LANES];
-        loop {
-            let mut internal_any = false;
-            for (k, cur) in cur.iter_mut().enumerate().take(lanes) {
-                let e = entries[*cur & mask];
-                let x = points[k * dims + usize::from(e.dim)];
-                // a leaf stays where it is: its cut is −∞ and its offset 0
-                internal_any |= e.right != 0;
-                // which child is data, not pattern: a branch here mispredicts half the time
-                *cur += std::hint::select_unpredictable(x <= e.cut, 1, usize::from(e.right));
-            }
-            if !internal_any {
-                return cur;
-            }
-        }
+        self.descend_by(lanes, |k, dim| points[k * dims + dim])
     }
 
     /// [`descend`](Self::descend) for a full group of queries of a power-of-two dimension `D`:
@@ -304,15 +288,25 @@ impl FrozenTree {
     #[inline(always)]
     fn descend_rows<const D: usize>(&self, rows: &[[f32; D]; LANES]) -> [usize; LANES] {
         debug_assert!(D.is_power_of_two());
+        self.descend_by(LANES, |k, dim| rows[k][dim & (D - 1)])
+    }
+
+    /// The lockstep of [`descend`](Self::descend), lane `k` reading coordinate `dim` of its
+    /// query as `coordinate(k, dim)`.
+    #[inline(always)]
+    fn descend_by(&self, lanes: usize, coordinate: impl Fn(usize, usize) -> f32) -> [usize; LANES] {
         let entries = &self.entries[..];
+        // the entries are a power of two (padded): in bounds without a test
         let mask = entries.len() - 1;
         let mut cur = [0usize; LANES];
         loop {
             let mut internal_any = false;
-            for (row, cur) in rows.iter().zip(cur.iter_mut()) {
+            for (k, cur) in cur.iter_mut().enumerate().take(lanes) {
                 let e = entries[*cur & mask];
-                let x = row[usize::from(e.dim) & (D - 1)];
+                let x = coordinate(k, usize::from(e.dim));
+                // a leaf stays where it is: its cut is −∞ and its offset 0
                 internal_any |= e.right != 0;
+                // which child is data, not pattern: a branch here mispredicts half the time
                 *cur += std::hint::select_unpredictable(x <= e.cut, 1, usize::from(e.right));
             }
             if !internal_any {
