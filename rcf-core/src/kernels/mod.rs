@@ -131,12 +131,12 @@ pub(crate) fn gap_with_range<const D: usize>(
     max: &[f32],
     range_fast: f64,
 ) -> (f64, f64) {
-    let (gap, range) = gap_with_range_unchecked::<D>(x, min, max, range_fast);
-    if (gap + range).is_finite() {
-        (gap, range)
-    } else {
-        gap_and_range_wide(x, min, max)
-    }
+    finite_or_wide(
+        gap_with_range_unchecked::<D>(x, min, max, range_fast),
+        x,
+        min,
+        max,
+    )
 }
 
 /// [`gap_with_range`] without its overflow check: infinite (never NaN) where a value beyond
