@@ -322,14 +322,14 @@ impl Tree {
             }
             return changed;
         };
-        let changed = if D > 0 {
+        let (mut new_lo, mut new_hi) = ([0.0f32; D], [0.0f32; D]);
+        let (changed, new_lo, new_hi): (bool, &[f32], &[f32]) = if D > 0 {
             // the bounds in local arrays: the compiler keeps them in vector registers (through
             // `min`/`max` it did the dimensions one by one, scalar)
             let arr =
                 |s: &[f32]| -> [f32; D] { s.try_into().expect("box of the forest's dimension") };
             let (g, lo, hi) = (arr(gone), arr(lo), arr(hi));
             let (al, ah, bl, bh) = (arr(al), arr(ah), arr(bl), arr(bh));
-            let (mut new_lo, mut new_hi) = ([0.0f32; D], [0.0f32; D]);
             shrunk_bounds(
                 &g,
                 &lo,
@@ -340,17 +340,15 @@ impl Tree {
                 &mut new_hi,
             );
             let changed = bounds_differ(&new_lo, &lo) | bounds_differ(&new_hi, &hi);
-            min.copy_from_slice(&new_lo);
-            max.copy_from_slice(&new_hi);
-            changed
+            (changed, &new_lo, &new_hi)
         } else {
             shrunk_bounds(gone, lo, hi, (al, ah), (bl, bh), min, max);
-            bounds_differ(min, lo) | bounds_differ(max, hi)
+            (bounds_differ(min, lo) | bounds_differ(max, hi), min, max)
         };
         // written either way (the same values if unchanged): one branch less
         let (lo, hi) = self.boxes[span].split_at_mut(dims);
-        lo.copy_from_slice(min);
-        hi.copy_from_slice(max);
+        lo.copy_from_slice(new_lo);
+        hi.copy_from_slice(new_hi);
         changed
     }
 
