@@ -166,8 +166,97 @@ fn extend_box_many_avx<'a, const D: usize>(
 pub(crate) trait AvxBody {
     /// What it computes.
     type Output;
-    /// Computes it.
-    fn run(self) -> Self::Output;
+    /// Computes it, with the proof that the processor has AVX (for the AVX kernels).
+    fn run(self, avx: Avx) -> Self::Output;
+}
+
+/// Proof that this processor has AVX: made only by [`Avx::detect`], after checking, so that
+/// the AVX kernels that take one are safe to call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Avx(());
+
+impl Avx {
+    /// The proof, if this processor has AVX (checked at run time; the answer is cached by the
+    /// standard library).
+    #[inline]
+    pub(crate) fn detect() -> Option<Self> {
+        std::arch::is_x86_feature_detected!("avx").then_some(Self(()))
+    }
+
+    /// [`super::gap_lanes_portable`] for `D` dimensions, a multiple of 4 from 8 up, reduced
+    /// as [`super::reduce`], with 256-bit registers: eight dimensions' terms at once, each
+    /// register's upper four added to its lower four in the order the four `f32` lanes add
+    /// them, and the reduction to `f64` four lanes at a time. The same operations in the
+    /// same order, so the same result bit for bit (tested).
+    #[inline(always)]
+    pub(crate) fn gap_lanes<const D: usize>(self, x: &[f32], min: &[f32], max: &[f32]) -> f64 {
+        let (x, min, max): (&[f32; D], &[f32; D], &[f32; D]) = (
+            x.try_into().expect("slice of the kernel's dimension"),
+            min.try_into().expect("slice of the kernel's dimension"),
+            max.try_into().expect("slice of the kernel's dimension"),
+        );
+        // SAFETY: an `Avx` exists only where the processor was found to have AVX.
+        unsafe { gap_lanes_avx::<D>(x, min, max) }
+    }
+}
+
+/// Whether [`Avx::gap_lanes`] takes `d` dimensions (a multiple of 4, at least 8).
+pub(crate) const fn avx_takes(d: usize) -> bool {
+    d >= 2 * LANES && d.is_multiple_of(LANES)
+}
+
+/// The body of [`Avx::gap_lanes`].
+#[target_feature(enable = "avx")]
+#[inline]
+fn gap_lanes_avx<const D: usize>(x: &[f32; D], min: &[f32; D], max: &[f32; D]) -> f64 {
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_castpd256_pd128, _mm256_castps256_ps128, _mm256_cvtps_pd,
+        _mm256_extractf128_pd, _mm256_extractf128_ps, _mm256_loadu_ps, _mm256_max_ps,
+        _mm256_setzero_ps, _mm256_sub_ps,
+    };
+    assert!(avx_takes(D), "AVX kernel dimension");
+    let zero4 = _mm_setzero_ps();
+    let zero8 = _mm256_setzero_ps();
+    // the four lanes, chunk of four after chunk of four, as `registers` adds them, starting
+    // at the first chunk's terms (`0 + t = t`: a term is `+0` or positive, never −0)
+    let mut gap = zero4;
+    let mut i = 0;
+    while i + 2 * LANES <= D {
+        // SAFETY: AVX is enabled in this function; the loads read floats `i..i + 8`, within
+        // the arrays since `i + 8 <= D`.
+        let (xv, lo, hi) = unsafe {
+            (
+                _mm256_loadu_ps(x.as_ptr().add(i)),
+                _mm256_loadu_ps(min.as_ptr().add(i)),
+                _mm256_loadu_ps(max.as_ptr().add(i)),
+            )
+        };
+        // max(v, 0) as `pos`: the second operand, 0, where v is not greater
+        let below = _mm256_max_ps(_mm256_sub_ps(lo, xv), zero8);
+        let above = _mm256_max_ps(_mm256_sub_ps(xv, hi), zero8);
+        let terms = _mm256_add_ps(below, above);
+        let low = _mm256_castps256_ps128(terms);
+        gap = if i == 0 { low } else { _mm_add_ps(gap, low) };
+        gap = _mm_add_ps(gap, _mm256_extractf128_ps::<1>(terms));
+        i += 2 * LANES;
+    }
+    if i < D {
+        // SAFETY: D is a multiple of 4, so four floats remain: `i + 4 == D`.
+        let (xv, lo, hi) = unsafe {
+            (
+                _mm_loadu_ps(x.as_ptr().add(i)),
+                _mm_loadu_ps(min.as_ptr().add(i)),
+                _mm_loadu_ps(max.as_ptr().add(i)),
+            )
+        };
+        let below = _mm_max_ps(_mm_sub_ps(lo, xv), zero4);
+        let above = _mm_max_ps(_mm_sub_ps(xv, hi), zero4);
+        gap = _mm_add_ps(gap, _mm_add_ps(below, above));
+    }
+    // (v0 + v2) + (v1 + v3) in f64, as `reduce`
+    let v = _mm256_cvtps_pd(gap);
+    let pairs = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v));
+    _mm_cvtsd_f64(_mm_add_sd(pairs, _mm_unpackhi_pd(pairs, pairs)))
 }
 
 /// Runs `body` compiled for AVX, if this processor has it (checked at run time; the answer
@@ -180,18 +269,18 @@ pub(crate) trait AvxBody {
 /// caller tests its body both ways).
 #[inline]
 pub(crate) fn with_avx<B: AvxBody>(body: B) -> Result<B::Output, B> {
-    if !std::arch::is_x86_feature_detected!("avx") {
+    let Some(avx) = Avx::detect() else {
         return Err(body);
-    }
+    };
     // SAFETY: the only requirement of a `target_feature` function is that the processor has
-    // the feature, checked just above; the body is safe code.
-    Ok(unsafe { run_avx(body) })
+    // the feature, which `avx` proves; the body is safe code.
+    Ok(unsafe { run_avx(body, avx) })
 }
 
 /// [`with_avx`]'s frame, compiled with AVX.
 #[target_feature(enable = "avx")]
-fn run_avx<B: AvxBody>(body: B) -> B::Output {
-    body.run()
+fn run_avx<B: AvxBody>(body: B, avx: Avx) -> B::Output {
+    body.run(avx)
 }
 
 /// Bytes between two prefetch hints: a cache line.
@@ -218,6 +307,23 @@ mod tests {
     use proptest::prelude::*;
 
     use super::super::{gap_and_range, gap_and_range_f32, gap_and_range_portable};
+    use super::Avx;
+
+    /// [`Avx::gap_lanes`] at the length of `x`, if this processor has AVX and the kernel
+    /// takes that length (the ones instantiated here: 8 to 32 by 4).
+    fn avx_gap_lanes(x: &[f32], min: &[f32], max: &[f32]) -> Option<f64> {
+        let avx = Avx::detect()?;
+        Some(match x.len() {
+            8 => avx.gap_lanes::<8>(x, min, max),
+            12 => avx.gap_lanes::<12>(x, min, max),
+            16 => avx.gap_lanes::<16>(x, min, max),
+            20 => avx.gap_lanes::<20>(x, min, max),
+            24 => avx.gap_lanes::<24>(x, min, max),
+            28 => avx.gap_lanes::<28>(x, min, max),
+            32 => avx.gap_lanes::<32>(x, min, max),
+            _ => return None,
+        })
+    }
 
     /// The prefetch kernel has no result to compare with a twin (its portable form does
     /// nothing); what it must do is stay inside the slice whatever its length and alignment
@@ -265,8 +371,9 @@ mod tests {
         }
     }
 
-    /// The in-register reduction (lengths that are multiples of 4) against the portable
-    /// lanes, with signed zeros, boxes of one point, and values near `f32::MAX`.
+    /// The in-register reduction (lengths that are multiples of 4), and the AVX gap lanes
+    /// (from 8 up), against the portable lanes, with signed zeros, boxes of one point, and
+    /// values near `f32::MAX`.
     #[test]
     fn register_reduction_matches_portable_at_every_multiple_of_four() {
         let specials = [
@@ -287,6 +394,7 @@ mod tests {
             state ^= state << 17;
             state
         };
+        let mut compared = 0;
         for n in [4usize, 8, 12, 16, 24, 32] {
             for _ in 0..500 {
                 let mut pick = || specials[(next() % specials.len() as u64) as usize];
@@ -304,7 +412,24 @@ mod tests {
                 let gap = super::gap_lanes(&x, &min, &max);
                 let gap_portable = super::super::gap_lanes_portable::<0>(&x, &min, &max);
                 assert_eq!(gap.to_bits(), gap_portable.to_bits(), "gap lanes, n = {n}");
+                if let Some(avx) = avx_gap_lanes(&x, &min, &max) {
+                    assert_eq!(
+                        avx.to_bits(),
+                        gap_portable.to_bits(),
+                        "AVX gap lanes, n = {n}"
+                    );
+                    compared += 1;
+                }
             }
+        }
+        if Avx::detect().is_none() {
+            eprintln!("no AVX on this processor: the AVX gap lanes were not compared");
+        } else {
+            assert_eq!(
+                compared,
+                5 * 500,
+                "every length from 8 up took the AVX kernel"
+            );
         }
     }
 
@@ -357,6 +482,10 @@ mod tests {
             let gap_portable = super::super::gap_lanes_portable::<0>(&x, &min, &max);
             prop_assert_eq!(gap.to_bits(), gap_portable.to_bits());
             prop_assert_eq!(fast.1.to_bits(), portable.1.to_bits());
+            // and the AVX gap lanes where they apply
+            if let Some(avx) = avx_gap_lanes(&x, &min, &max) {
+                prop_assert_eq!(avx.to_bits(), gap_portable.to_bits());
+            }
         }
     }
 }

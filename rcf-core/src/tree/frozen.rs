@@ -35,7 +35,7 @@
 
 use super::visit::{Fraction, inverse_depths, seen_score, unless_overflowed};
 use super::{NONE, Tree, fixed_len, fixed_len_mut, is_leaf};
-use crate::kernels::{gap_with_range, gap_with_range_unchecked, range_f32};
+use crate::kernels::{Avx, gap_with_range, gap_with_range_unchecked, range_f32};
 use crate::point_store::PointStore;
 
 /// One preorder entry: the cut of an internal node, or a leaf (`cut` −∞, `right` 0).
@@ -221,25 +221,25 @@ impl FrozenTree {
             Ok(()) => return,
             Err(scores) => scores,
         };
-        scores.run_portable();
+        scores.run_portable(None);
     }
 
     /// [`add_scores`](Self::add_scores) for a tree with entries, never compiled for AVX.
     #[inline(always)]
-    fn add_scores_portable(&self, points: &[f32], dims: usize, acc: &mut [f64]) {
+    fn add_scores_portable(&self, points: &[f32], dims: usize, acc: &mut [f64], avx: Option<Avx>) {
         // the dimensions of `by_dimension!`, each with its box's length `S = 2 · D`, so that
         // the walk reads a box as one array (one bounds test, shared with the entry's other
         // arrays)
         match dims {
-            1 => self.add_scores_n::<1, 2>(points, dims, acc),
-            2 => self.add_scores_n::<2, 4>(points, dims, acc),
-            3 => self.add_scores_n::<3, 6>(points, dims, acc),
-            4 => self.add_scores_n::<4, 8>(points, dims, acc),
-            8 => self.add_scores_n::<8, 16>(points, dims, acc),
-            12 => self.add_scores_n::<12, 24>(points, dims, acc),
-            16 => self.add_scores_n::<16, 32>(points, dims, acc),
-            24 => self.add_scores_n::<24, 48>(points, dims, acc),
-            _ => self.add_scores_n::<0, 0>(points, dims, acc),
+            1 => self.add_scores_n::<1, 2>(points, dims, acc, avx),
+            2 => self.add_scores_n::<2, 4>(points, dims, acc, avx),
+            3 => self.add_scores_n::<3, 6>(points, dims, acc, avx),
+            4 => self.add_scores_n::<4, 8>(points, dims, acc, avx),
+            8 => self.add_scores_n::<8, 16>(points, dims, acc, avx),
+            12 => self.add_scores_n::<12, 24>(points, dims, acc, avx),
+            16 => self.add_scores_n::<16, 32>(points, dims, acc, avx),
+            24 => self.add_scores_n::<24, 48>(points, dims, acc, avx),
+            _ => self.add_scores_n::<0, 0>(points, dims, acc, avx),
         }
     }
 
@@ -251,6 +251,7 @@ impl FrozenTree {
         points: &[f32],
         dims: usize,
         acc: &mut [f64],
+        avx: Option<Avx>,
     ) {
         for (group, acc) in points.chunks(LANES * dims).zip(acc.chunks_mut(LANES)) {
             let full: Option<&[[f32; D]; LANES]> = if D > 0 && D.is_power_of_two() {
@@ -264,10 +265,10 @@ impl FrozenTree {
                 None => self.descend(group, dims, acc.len()),
             };
             for (k, (q, a)) in group.chunks_exact(dims).zip(acc.iter_mut()).enumerate() {
-                let mut score = self.walk_up::<D, S, false>(q, leaf[k]);
+                let mut score = self.walk_up::<D, S, false>(avx, q, leaf[k]);
                 if !score.is_finite() {
                     // a level overflowed (values beyond about ±1e38): each level checked
-                    score = self.walk_up::<D, S, true>(q, leaf[k]);
+                    score = self.walk_up::<D, S, true>(avx, q, leaf[k]);
                 }
                 *a += score * self.norm;
             }
@@ -324,6 +325,7 @@ impl FrozenTree {
     #[inline(always)]
     fn walk_up<const D: usize, const S: usize, const CHECKED: bool>(
         &self,
+        avx: Option<Avx>,
         q: &[f32],
         leaf: usize,
     ) -> f64 {
@@ -337,9 +339,9 @@ impl FrozenTree {
         }
         match inverse_depths(depth) {
             Some(inverse) => {
-                self.walk_from::<D, S, CHECKED>(q, usize::from(parent), depth, |j| inverse[j])
+                self.walk_from::<D, S, CHECKED>(avx, q, usize::from(parent), depth, |j| inverse[j])
             }
-            None => self.walk_from::<D, S, CHECKED>(q, usize::from(parent), depth, |j| {
+            None => self.walk_from::<D, S, CHECKED>(avx, q, usize::from(parent), depth, |j| {
                 1.0 / (j as f64 + 1.0)
             }),
         }
@@ -350,6 +352,7 @@ impl FrozenTree {
     #[inline(always)]
     fn walk_from<const D: usize, const S: usize, const CHECKED: bool>(
         &self,
+        avx: Option<Avx>,
         q: &[f32],
         parent: usize,
         depth: usize,
@@ -378,9 +381,9 @@ impl FrozenTree {
             let (lo, hi) = b.split_at(dims);
             let range = ranges[node];
             let (gap, range) = if CHECKED {
-                gap_with_range::<D>(q, lo, hi, range)
+                gap_with_range::<D>(avx, q, lo, hi, range)
             } else {
-                gap_with_range_unchecked::<D>(q, lo, hi, range)
+                gap_with_range_unchecked::<D>(avx, q, lo, hi, range)
             };
             if !CHECKED {
                 overflow += gap + range;
@@ -405,9 +408,9 @@ struct Scores<'a> {
 
 impl Scores<'_> {
     #[inline(always)]
-    fn run_portable(self) {
+    fn run_portable(self, avx: Option<Avx>) {
         self.tree
-            .add_scores_portable(self.points, self.dims, self.acc);
+            .add_scores_portable(self.points, self.dims, self.acc, avx);
     }
 }
 
@@ -416,8 +419,8 @@ impl crate::kernels::x86_64::AvxBody for Scores<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn run(self) {
-        self.run_portable();
+    fn run(self, avx: Avx) {
+        self.run_portable(Some(avx));
     }
 }
 

@@ -171,7 +171,7 @@ impl crate::kernels::x86_64::AvxBody for AttributionWalk<'_> {
     type Output = f64;
 
     #[inline(always)]
-    fn run(self) -> f64 {
+    fn run(self, _avx: crate::kernels::Avx) -> f64 {
         self.run_portable()
     }
 }

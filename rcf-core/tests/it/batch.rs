@@ -69,8 +69,9 @@ fn assert_batch_matches_points(forest: &RandomCutForest, batch: &[f32], what: &s
 
 #[test]
 fn frozen_and_live_batches_score_exactly_as_point_calls() {
-    // 1-3: the portable kernel; 5: any length; 8, 12, 24: fixed SSE bodies; 1, 2, 4, 8, 16:
-    // the frozen descent's masked read of a power-of-two dimension
+    // 1-3: the portable kernel; 5: any length; 8, 12, 24: fixed SSE bodies (and, from 8, the
+    // frozen walk's AVX gap lanes where the processor has AVX); 1, 2, 4, 8, 16: the frozen
+    // descent's masked read of a power-of-two dimension
     for dims in [1, 2, 3, 4, 5, 8, 12, 16, 24] {
         // every box cached, the single-stream default, a leaf-order tree, no box at all
         for min_mass in [2, 4, 32, 1_000] {
@@ -86,24 +87,27 @@ fn frozen_and_live_batches_score_exactly_as_point_calls() {
 
 #[test]
 fn frozen_batches_of_extreme_values_are_exact_and_finite() {
-    // box ranges beyond f32 (the kernels' wide fallback) in the frozen trees' boxes
-    let mut forest = RandomCutForest::builder(1)
-        .shingle_size(4)
-        .num_trees(10)
-        .sample_size(32)
-        .seed(2)
-        .build()
-        .unwrap();
-    let cycle = [1e38f32, -1e38, 1e-38, f32::MAX, -f32::MAX, 0.0];
-    for t in 0..1_000 {
-        forest.process(&[cycle[t % cycle.len()]]).unwrap();
-    }
-    let batch: Vec<f32> = (0..400)
-        .flat_map(|i| (0..4).map(move |j| cycle[(i + j + i / 6) % cycle.len()]))
-        .collect();
-    assert_batch_matches_points(&forest, &batch, "extreme values");
-    for s in forest.score_many(&batch).unwrap() {
-        assert!(s.is_finite() && s >= 0.0, "{s}");
+    // box ranges beyond f32 (the kernels' wide fallback) in the frozen trees' boxes; 4
+    // dimensions take the 128-bit kernel, 8 and 12 the 256-bit one where the processor has AVX
+    for shingle in [4, 8, 12] {
+        let mut forest = RandomCutForest::builder(1)
+            .shingle_size(shingle)
+            .num_trees(10)
+            .sample_size(32)
+            .seed(2)
+            .build()
+            .unwrap();
+        let cycle = [1e38f32, -1e38, 1e-38, f32::MAX, -f32::MAX, 0.0];
+        for t in 0..1_000 {
+            forest.process(&[cycle[t % cycle.len()]]).unwrap();
+        }
+        let batch: Vec<f32> = (0..400)
+            .flat_map(|i| (0..shingle).map(move |j| cycle[(i + j + i / 6) % cycle.len()]))
+            .collect();
+        assert_batch_matches_points(&forest, &batch, &format!("extreme values, {shingle} dims"));
+        for s in forest.score_many(&batch).unwrap() {
+            assert!(s.is_finite() && s >= 0.0, "{s}");
+        }
     }
 }
 
