@@ -7,7 +7,9 @@ use crate::rng::TreeRng;
 use crate::sampler::{Offer, Sampler, SamplerParams};
 use crate::scratch::{self, Scratch};
 use crate::tree::frozen::FrozenTree;
-use crate::tree::visit::{LOCKSTEP, descend_lockstep, descend_points_lockstep};
+use crate::tree::visit::{
+    LOCKSTEP, LockstepPaths, descend_lockstep, descend_points_lockstep, descend_to_leaves,
+};
 use crate::tree::{NONE, NodeRef, ORDER_MIN_MASS, Tree, TreeParams, TreeScratch};
 
 /// Re-base sampler keys once `λ·(t − epoch)` exceeds this (keeps `f32` keys precise).
@@ -466,9 +468,9 @@ impl RandomCutForest {
     ///
     /// Trees go in groups of [`LOCKSTEP`]: the group's samplers decide first, then the trees
     /// that must be walked (all when scoring, else only admitting ones) descend in lockstep,
-    /// then each walks up, scores, and, if admitting, inserts along its walk and deletes the
-    /// evicted point. Trees are independent, so this order gives the same result as one tree
-    /// after another.
+    /// then each walks up, scores, and, if admitting, inserts along its walk. The points the
+    /// admissions evicted are deleted last, together ([`delete_evicted`](Self::delete_evicted)).
+    /// Trees are independent, so this order gives the same result as one tree after another.
     ///
     /// With `staged`, `sc.staged` holds every tree's scoring walk of this point on the state
     /// before it was appended, by a [`score`](Self::score) or an
@@ -487,10 +489,12 @@ impl RandomCutForest {
             query,
             paths,
             staged: walks,
+            evicted,
             ..
         } = sc;
         let q: &[f32] = query;
         let n = self.trees.len();
+        evicted.clear();
         let mut total = 0.0;
         let mut offers = [Offer::Reject; LOCKSTEP];
         let mut active = [false; LOCKSTEP];
@@ -534,7 +538,7 @@ impl RandomCutForest {
                     if let Some(gone) =
                         self.samplers[i].commit(held, key, evict, t, epoch, rng, &sp)
                     {
-                        tree.delete(gone, &params, &self.store, tsc);
+                        evicted.push((i as u32, gone));
                     }
                 }
                 continue;
@@ -575,12 +579,39 @@ impl RandomCutForest {
                     && let Some(gone) =
                         self.samplers[i].commit(held, key, evict, t, epoch, rng, &sp)
                 {
-                    tree.delete(gone, &params, &self.store, tsc);
+                    evicted.push((i as u32, gone));
                 }
             }
         }
+        self.delete_evicted(evicted, paths, tsc, &params);
         self.shingles_offered += 1;
         total / n as f64
+    }
+
+    /// Deletes the leaves an update's admissions evicted (`evicted`: tree, leaf), after every
+    /// tree took the point. A delete first finds its leaf's path by descending with the
+    /// leaf's point: one chain of dependent loads per delete, which in turn held up the next
+    /// tree's walk. Descending up to [`LOCKSTEP`] of them at once (each in its own tree)
+    /// overlaps those chains. Trees are independent, so the forest is the same as with each
+    /// delete right after its tree's insert.
+    fn delete_evicted(
+        &mut self,
+        evicted: &[(u32, NodeRef)],
+        paths: &mut LockstepPaths,
+        tsc: &mut TreeScratch,
+        params: &TreeParams,
+    ) {
+        for batch in evicted.chunks(LOCKSTEP) {
+            let mut leaves = [NONE; LOCKSTEP];
+            descend_to_leaves(&self.trees, batch, &self.store, paths, &mut leaves);
+            for (k, &(i, gone)) in batch.iter().enumerate() {
+                debug_assert_eq!(
+                    leaves[k], gone,
+                    "descent by a leaf's point must reach that leaf"
+                );
+                self.trees[i as usize].delete_along(gone, paths.path(k), params, &self.store, tsc);
+            }
+        }
     }
 
     /// Re-bases sampler keys and compacts the point store when due.

@@ -14,6 +14,8 @@ pub struct Scratch {
     pub(crate) paths: LockstepPaths,
     /// What the last scoring walk left for an update of the same point.
     pub(crate) staged: Staged,
+    /// The leaves an update's admissions evicted, by tree, deleted together at its end.
+    pub(crate) evicted: Vec<(u32, NodeRef)>,
     capacity: usize,
 }
 
@@ -104,6 +106,7 @@ impl Scratch {
             query: vec![0.0; dims],
             paths: LockstepPaths::new(capacity + 1),
             staged: Staged::default(),
+            evicted: Vec::new(),
             capacity,
         }
     }
@@ -130,6 +133,7 @@ impl Scratch {
             + self.query.capacity() * 4
             + self.paths.memory_bytes()
             + self.staged.memory_bytes()
+            + self.evicted.capacity() * std::mem::size_of::<(u32, NodeRef)>()
     }
 
     pub(crate) fn fit(&mut self, dims: usize, capacity: usize) {

@@ -335,8 +335,9 @@ impl Tree {
     }
 
     /// Descends to the leaf `point` falls in, recording the internal nodes on the way
-    /// (root first) in `path`. Returns [`NONE`] for an empty tree.
-    #[inline]
+    /// (root first) in `path`. Returns [`NONE`] for an empty tree. (The forest descends
+    /// several trees at once; this one-tree form serves the tests.)
+    #[cfg(test)]
     pub(crate) fn descend(&self, point: &[f32], path: &mut Vec<NodeRef>) -> NodeRef {
         path.clear();
         let mut r = self.root;
@@ -674,8 +675,43 @@ impl Tree {
         }
     }
 
-    /// Removes one copy of the point held by `leaf` (whose coordinates are `point`).
+    /// Removes one copy of the point held by `leaf`, descending to it first. (The forest
+    /// descends to several trees' evicted leaves at once and calls
+    /// [`delete_along`](Self::delete_along); this form serves the tests.)
+    #[cfg(test)]
     pub(crate) fn delete(
+        &mut self,
+        leaf: NodeRef,
+        params: &TreeParams,
+        store: &PointStore,
+        sc: &mut TreeScratch,
+    ) {
+        let point = store.point(self.leaf_point(leaf));
+        let reached = self.descend(point, &mut sc.path);
+        debug_assert_eq!(
+            reached, leaf,
+            "descent by a leaf's point must reach that leaf"
+        );
+        self.delete_on_path(leaf, params, store, sc);
+    }
+
+    /// [`delete`](Self::delete) given the `path` to `leaf` (root first, e.g. from
+    /// [`descend_to_leaves`](visit::descend_to_leaves)).
+    pub(crate) fn delete_along(
+        &mut self,
+        leaf: NodeRef,
+        path: &[NodeRef],
+        params: &TreeParams,
+        store: &PointStore,
+        sc: &mut TreeScratch,
+    ) {
+        sc.path.clear();
+        sc.path.extend_from_slice(path);
+        self.delete_on_path(leaf, params, store, sc);
+    }
+
+    /// [`delete`](Self::delete) with the path to `leaf` in `sc.path`.
+    fn delete_on_path(
         &mut self,
         leaf: NodeRef,
         params: &TreeParams,
@@ -684,11 +720,6 @@ impl Tree {
     ) {
         self.set_mass(self.mass - 1);
         let point = store.point(self.leaf_point(leaf));
-        let reached = self.descend(point, &mut sc.path);
-        debug_assert_eq!(
-            reached, leaf,
-            "descent by a leaf's point must reach that leaf"
-        );
         let i = leaf_index(leaf);
         let depth = sc.path.len();
         if self.ordered {

@@ -367,6 +367,38 @@ pub(crate) fn descend_lockstep(
     });
 }
 
+/// Descends up to [`LOCKSTEP`] trees at once, each with the point of one of its own leaves
+/// (`batch`: tree index, leaf), one level of every tree per round, as [`descend_lockstep`]:
+/// the paths to those leaves (a delete's). `leaves` gets the leaves reached.
+#[inline]
+pub(crate) fn descend_to_leaves(
+    trees: &[Tree],
+    batch: &[(u32, NodeRef)],
+    store: &PointStore,
+    paths: &mut LockstepPaths,
+    leaves: &mut [NodeRef; LOCKSTEP],
+) {
+    let g = batch.len();
+    debug_assert!(g <= LOCKSTEP);
+    let mut nodes: [&[Node]; LOCKSTEP] = [&[]; LOCKSTEP];
+    let mut points: [&[f32]; LOCKSTEP] = [&[]; LOCKSTEP];
+    let mut start = [NONE; LOCKSTEP];
+    for (k, &(i, leaf)) in batch.iter().enumerate() {
+        let tree = &trees[i as usize];
+        nodes[k] = tree.nodes();
+        points[k] = store.point(tree.leaf_point(leaf));
+        start[k] = tree.root();
+    }
+    lockstep(g, start, paths, leaves, |k, r| {
+        let n = &nodes[k][r as usize];
+        if points[k][n.cut_dim as usize] <= n.cut_value {
+            n.left
+        } else {
+            n.right
+        }
+    });
+}
+
 /// Descends one tree with up to [`LOCKSTEP`] queries at once (`points` holds them row-major,
 /// `dims` values each), one level of every query per round, so that their dependent load
 /// chains (node → query value → compare → child) overlap. The batch path's counterpart of
