@@ -641,15 +641,12 @@ impl Tree {
                 let n = self.node(node);
                 if ORDERED {
                     // the sibling's run: after the child's if the child is on the left
-                    let (sibling, at) = if n.left == child {
-                        (n.right, starts[j] + self.mass_of(child))
-                    } else {
-                        (n.left, starts[j])
-                    };
-                    self.union_run_box(sibling, at, store, min, max);
+                    let came_left = n.left == child;
+                    let after = std::hint::select_unpredictable(came_left, self.mass_of(child), 0);
+                    let at = starts[j] + after;
+                    self.union_run_box(n.other_child(child), at, store, min, max);
                 } else {
-                    let sibling = if n.left == child { n.right } else { n.left };
-                    self.union_subtree_box(sibling, store, min, max, stack);
+                    self.union_subtree_box(n.other_child(child), store, min, max, stack);
                 }
                 let (gap, range) = fold.kernel(q, fixed_len::<D>(min), fixed_len::<D>(max));
                 if !fold.level(j, gap, range, probs) {
@@ -799,8 +796,7 @@ impl Tree {
                             running = true;
                         }
                         let n = self.node(node);
-                        let sibling = if n.left == child { n.right } else { n.left };
-                        self.union_subtree_box(sibling, store, min, max, stack);
+                        self.union_subtree_box(n.other_child(child), store, min, max, stack);
                         (min, max)
                     }
                 };
