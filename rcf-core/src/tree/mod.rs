@@ -94,6 +94,17 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// The child a descent by `point` goes to: left if the point's coordinate is at or below
+    /// the cut.
+    #[inline(always)]
+    pub(crate) fn child_toward(&self, point: &[f32]) -> NodeRef {
+        if point[self.cut_dim as usize] <= self.cut_value {
+            self.left
+        } else {
+            self.right
+        }
+    }
+
     /// The child other than `child` (one of the two). Which side a path went is data, so a
     /// select, not a branch: as a branch it mispredicted about half the time.
     #[inline(always)]
@@ -360,12 +371,7 @@ impl Tree {
         let mut r = self.root;
         while r != NONE && !is_leaf(r) {
             path.push(r);
-            let n = &self.nodes[r as usize];
-            r = if point[n.cut_dim as usize] <= n.cut_value {
-                n.left
-            } else {
-                n.right
-            };
+            r = self.nodes[r as usize].child_toward(point);
         }
         r
     }

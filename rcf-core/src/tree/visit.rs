@@ -358,12 +358,7 @@ pub(crate) fn descend_lockstep(
         start[k] = if active[k] { trees[k].root() } else { NONE };
     }
     lockstep(g, start, paths, leaves, |k, r| {
-        let n = &nodes[k][r as usize];
-        if q[n.cut_dim as usize] <= n.cut_value {
-            n.left
-        } else {
-            n.right
-        }
+        nodes[k][r as usize].child_toward(q)
     });
 }
 
@@ -390,12 +385,7 @@ pub(crate) fn descend_to_leaves(
         start[k] = tree.root();
     }
     lockstep(g, start, paths, leaves, |k, r| {
-        let n = &nodes[k][r as usize];
-        if points[k][n.cut_dim as usize] <= n.cut_value {
-            n.left
-        } else {
-            n.right
-        }
+        nodes[k][r as usize].child_toward(points[k])
     });
 }
 
