@@ -90,17 +90,8 @@ fn frozen_batches_of_extreme_values_are_exact_and_finite() {
     // box ranges beyond f32 (the kernels' wide fallback) in the frozen trees' boxes; 4
     // dimensions take the 128-bit kernel, 8 and 12 the 256-bit one where the processor has AVX
     for shingle in [4, 8, 12] {
-        let mut forest = RandomCutForest::builder(1)
-            .shingle_size(shingle)
-            .num_trees(10)
-            .sample_size(32)
-            .seed(2)
-            .build()
-            .unwrap();
-        let cycle = [1e38f32, -1e38, 1e-38, f32::MAX, -f32::MAX, 0.0];
-        for t in 0..1_000 {
-            forest.process(&[cycle[t % cycle.len()]]).unwrap();
-        }
+        let forest = crate::common::extreme_stream_forest(shingle);
+        let cycle = crate::common::EXTREME_CYCLE;
         let batch: Vec<f32> = (0..400)
             .flat_map(|i| (0..shingle).map(move |j| cycle[(i + j + i / 6) % cycle.len()]))
             .collect();

@@ -22,6 +22,28 @@ pub(crate) fn small_forest(input_dims: usize, shingle: usize, seed: u64) -> Rand
         .expect("valid parameters")
 }
 
+/// An extreme alternating stream (a fuzzing finding): values near ±`f32::MAX`, a tiny one
+/// and zero, whose boxes' ranges overflow `f32`.
+pub(crate) const EXTREME_CYCLE: [f32; 6] = [1e38, -1e38, 1e-38, f32::MAX, -f32::MAX, 0.0];
+
+/// A forest of one input shingled `shingle` times (10 trees, 32 samples, seed 2) after 1,000
+/// values of [`EXTREME_CYCLE`], each of whose `process` scores was finite (asserted).
+pub(crate) fn extreme_stream_forest(shingle: usize) -> RandomCutForest {
+    let mut forest = RandomCutForest::builder(1)
+        .shingle_size(shingle)
+        .num_trees(10)
+        .sample_size(32)
+        .seed(2)
+        .build()
+        .expect("valid parameters");
+    for t in 0..1_000 {
+        let x = EXTREME_CYCLE[t % EXTREME_CYCLE.len()];
+        let score = forest.process(&[x]).unwrap();
+        assert!(score.is_finite(), "step {t}: {score}");
+    }
+    forest
+}
+
 /// Rank of each index's score among all scores (0 = highest).
 pub(crate) fn top_fraction_hits(scores: &[f64], indices: &[usize], fraction: f64) -> usize {
     let mut sorted: Vec<f64> = scores.to_vec();

@@ -57,22 +57,8 @@ fn finite_values_of_any_magnitude_keep_scores_finite_and_the_forest_consistent()
 /// returned non-finite scores (box ranges overflowed `f32`).
 #[test]
 fn extreme_alternating_stream_scores_finite_in_batches_too() {
-    let mut forest = RandomCutForest::builder(1)
-        .shingle_size(4)
-        .num_trees(10)
-        .sample_size(32)
-        .seed(2)
-        .build()
-        .unwrap();
-    let cycle = [1e38f32, -1e38, 1e-38, f32::MAX, -f32::MAX, 0.0];
-    for t in 0..1_000 {
-        assert!(
-            forest
-                .process(&[cycle[t % cycle.len()]])
-                .unwrap()
-                .is_finite()
-        );
-    }
+    let forest = crate::common::extreme_stream_forest(4);
+    let cycle = crate::common::EXTREME_CYCLE;
     forest.check_invariants().unwrap();
     let batch: Vec<f32> = (0..64)
         .flat_map(|i| (0..4).map(move |j| cycle[(i + j) % cycle.len()]))
